@@ -1,0 +1,52 @@
+"""Run steps of a pipeline for one window: the single entry point for Airflow tasks and the CLI."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any, Callable
+
+from dagspec.connections import Resolver, env_resolver
+from dagspec.spec.graph import topological
+from dagspec.spec.model import Pipeline
+from dagspec.spec.schedule import window_for
+from dagspec.stages import RunContext, stage_for
+from dagspec.windows import Window, utc
+
+
+def window_of_day(pipeline: Pipeline, day: date) -> Window:
+    """The window a scheduled run for `day` covers (what Airflow's data interval starting that day is)."""
+    return Window(*window_for(pipeline.schedule, day))
+
+
+def run_step(
+    pipeline: Pipeline,
+    step_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    resolver: Resolver = env_resolver,
+    log: logging.Logger | None = None,
+) -> Any:
+    ctx = RunContext(pipeline, Window(utc(start), utc(end)), resolver, log or logging.getLogger("dagspec"))
+    step = pipeline.step(step_id)
+    return stage_for(step.kind)(ctx, step)
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    window: Window,
+    *,
+    resolver: Resolver = env_resolver,
+    log: logging.Logger | None = None,
+    on_step: Callable[[str, str, Any], None] | None = None,
+) -> dict[str, Any]:
+    """Every step in dependency order, in this process; stops at the first failure (nothing after it runs)."""
+    results: dict[str, Any] = {}
+    for step_id in topological(pipeline):
+        if on_step:
+            on_step(step_id, "running", None)
+        results[step_id] = run_step(pipeline, step_id, window.start, window.end, resolver=resolver, log=log)
+        if on_step:
+            on_step(step_id, "success", results[step_id])
+    return results

@@ -1,0 +1,108 @@
+"""The bundled sample: customers and a year of orders in the embedded SQLite source, made deterministically.
+
+Same seed, same bytes of data: tests can assert exact sums. Written through SQLAlchemy's typed
+columns so timestamps are stored in the one format the extract's bound parameters compare against.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    create_engine,
+    insert,
+)
+
+SEED = 20250101
+FIRST_DAY = date(2025, 1, 1)
+DAYS = 365
+CUSTOMERS = 5_000
+ORDERS_PER_DAY = (300, 500)
+
+metadata = MetaData()
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", Integer, primary_key=True),
+    Column("name", String(80), nullable=False),
+    Column("email", String(120), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("segment", String(20), nullable=False),
+    Column("signup_date", Date, nullable=False),
+)
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", Integer, primary_key=True),
+    Column("customer_id", Integer, nullable=False),
+    Column("ordered_at", DateTime, nullable=False, index=True),
+    Column("status", String(12), nullable=False),
+    Column("channel", String(12), nullable=False),
+    Column("amount", Numeric(12, 2), nullable=False),
+    Column("currency", String(3), nullable=False),
+)
+
+COUNTRIES = ["US", "DE", "FR", "GB", "NL", "ES", "IT", "SE", "PL", "CA"]
+SEGMENTS = ["consumer", "corporate", "small_business"]
+STATUSES = ["placed", "shipped", "delivered", "cancelled", "returned"]
+STATUS_WEIGHTS = [10, 20, 60, 6, 4]
+CHANNELS = ["web", "mobile", "store", "partner"]
+FIRST = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis", "Radia", "Linus"]
+LAST = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "Ritchie"]
+
+
+def build(path: str | Path, *, days: int = DAYS, customer_count: int = CUSTOMERS) -> dict[str, int]:
+    """Write the sample database to `path` (replacing it whole); returns row counts."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    rng = random.Random(SEED)
+    engine = create_engine(f"sqlite:///{tmp}")
+    metadata.create_all(engine)
+    customer_rows = [
+        {
+            "customer_id": cid,
+            "name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+            "email": f"customer{cid}@example.com",
+            "country": rng.choice(COUNTRIES),
+            "segment": rng.choice(SEGMENTS),
+            "signup_date": FIRST_DAY - timedelta(days=rng.randint(0, 1500)),
+        }
+        for cid in range(1, customer_count + 1)
+    ]
+    order_rows = []
+    order_id = 0
+    for offset in range(days):
+        day = datetime.combine(FIRST_DAY + timedelta(days=offset), datetime.min.time())
+        for _ in range(rng.randint(*ORDERS_PER_DAY)):
+            order_id += 1
+            order_rows.append(
+                {
+                    "order_id": order_id,
+                    "customer_id": rng.randint(1, customer_count),
+                    "ordered_at": day + timedelta(seconds=rng.randint(0, 86_399)),
+                    "status": rng.choices(STATUSES, STATUS_WEIGHTS)[0],
+                    "channel": rng.choice(CHANNELS),
+                    "amount": Decimal(rng.randint(500, 50_000)) / 100,
+                    "currency": "EUR",
+                }
+            )
+    with engine.begin() as conn:
+        conn.execute(insert(customers), customer_rows)
+        conn.execute(insert(orders), order_rows)
+    engine.dispose()
+    os.replace(tmp, path)
+    return {"customers": len(customer_rows), "orders": len(order_rows)}

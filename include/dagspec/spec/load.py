@@ -1,0 +1,210 @@
+"""Read a definition file into a Pipeline, or raise DefinitionError listing every problem in it."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from dagspec.spec.errors import DefinitionError, Problem, json_path
+from dagspec.spec.graph import find_cycle
+from dagspec.spec.model import ExtractStep, Pipeline, PublishStep, TransformStep, ValidateStep, reference_problems
+
+STEP_CLASSES: dict[str, type[BaseModel]] = {
+    "extract": ExtractStep,
+    "validate": ValidateStep,
+    "transform": TransformStep,
+    "publish": PublishStep,
+}
+MAX_BYTES = 1_000_000  # a pipeline is a page of JSON; megabytes mean a wrong file was dropped
+
+
+def load_definition(path: str | Path, *, sql_dir: Path | None = None) -> Pipeline:
+    path = Path(path)
+    name = str(path)
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as exc:
+        raise DefinitionError([Problem(name, "$", f"cannot read the file: {exc.strerror}")]) from None
+    return parse_definition(raw_bytes, name, sql_dir=sql_dir)
+
+
+def parse_definition(raw_bytes: bytes, name: str, *, sql_dir: Path | None = None) -> Pipeline:
+    data = _decode(raw_bytes, name)
+    try:
+        pipeline = Pipeline.model_validate(data)
+    except ValidationError as exc:
+        raise DefinitionError(_from_pydantic(exc, data, name)) from None
+    problems = [Problem(name, json_path(loc), msg, fix) for loc, msg, fix in reference_problems(pipeline)]
+    if not problems:
+        cycle = find_cycle(pipeline)
+        if cycle:
+            problems.append(
+                Problem(
+                    name,
+                    json_path(("steps", cycle[0][0], "after")),
+                    "steps depend on each other in a cycle: " + " -> ".join(sid for _, sid in cycle),
+                    "remove one of these 'after' entries",
+                )
+            )
+    if sql_dir is not None:
+        problems.extend(_missing_sql(pipeline, sql_dir, name))
+    if problems:
+        raise DefinitionError(problems)
+    return pipeline
+
+
+def _decode(raw_bytes: bytes, name: str) -> dict[str, Any]:
+    if len(raw_bytes) > MAX_BYTES:
+        raise DefinitionError(
+            [Problem(name, "$", f"file is {len(raw_bytes):,} bytes; a definition is at most {MAX_BYTES:,}",
+                     "split it, or check that the right file was dropped")]
+        )
+    try:
+        text = raw_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(
+            [Problem(name, "$", f"not UTF-8 text (bad byte at offset {exc.start})", "save the file as UTF-8")]
+        ) from None
+    if not text.strip():
+        raise DefinitionError([Problem(name, "$", "the file is empty", "write a JSON object with dag_id and steps")])
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fix = "remove comments: JSON has none (use a \"description\" field)" if _has_comment(text) else "fix the JSON syntax"
+        raise DefinitionError(
+            [Problem(name, f"line {exc.lineno}, column {exc.colno}", f"invalid JSON: {exc.msg}", fix)]
+        ) from None
+    if not isinstance(data, dict):
+        raise DefinitionError(
+            [Problem(name, "$", f"the top level is a JSON {type(data).__name__ if data is not None else 'null'}, "
+                     "not an object", "write one pipeline per file as a JSON object {...}")]
+        )
+    return data
+
+
+def _has_comment(text: str) -> bool:
+    return any(line.lstrip().startswith(("//", "/*", "#")) for line in text.splitlines())
+
+
+def _from_pydantic(exc: ValidationError, data: dict[str, Any], name: str) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = _strip_tags(err["loc"], data)
+        problems.append(Problem(name, json_path(loc), *_explain(err, loc, data)))
+    return problems
+
+
+def _strip_tags(loc: tuple, data: dict[str, Any]) -> tuple:
+    """Pydantic puts the union tag in the location (steps.0.extract.source); JSON has no such level."""
+    out: list = []
+    for i, part in enumerate(loc):
+        if i >= 2 and loc[0] == "steps" and i == 2 and part in STEP_CLASSES:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _explain(err: dict[str, Any], loc: tuple, data: dict[str, Any]) -> tuple[str, str]:
+    kind = err["type"]
+    field = str(loc[-1]) if loc else "$"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1], data)
+        close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.5)
+        fix = f"did you mean {close[0]!r}?" if close else f"allowed keys here: {', '.join(sorted(allowed))}"
+        return f"unknown key {field!r}", fix
+    if kind == "missing":
+        return f"required key {field!r} is missing", f"add {field!r}"
+    if kind == "union_tag_invalid":
+        return (f"unknown step kind {err['input'] if not isinstance(err['input'], dict) else err['input'].get('kind')!r}",
+                f"use one of: {', '.join(STEP_CLASSES)}")
+    if kind == "union_tag_not_found":
+        return "step has no 'kind'", f"add \"kind\": one of {', '.join(STEP_CLASSES)}"
+    if kind == "string_pattern_mismatch":
+        pattern = err.get("ctx", {}).get("pattern", "")
+        if "A-Za-z_][A-Za-z0-9_]{0,62}" in pattern:
+            return (f"{err['input']!r} is not a plain identifier",
+                    "use letters, digits and underscores, starting with a letter or underscore (max 63)")
+        if pattern.endswith(r"\.sql$"):
+            return f"{err['input']!r} is not a .sql file path", "name a .sql file under include/sql/, e.g. 'orders/daily.sql'"
+        return f"{err['input']!r} has characters that are not allowed", f"match {pattern}"
+    if kind.startswith("date_") or (kind == "date_type"):
+        return f"{err['input']!r} is not a date", "write dates as YYYY-MM-DD, e.g. \"2025-01-01\""
+    if kind == "literal_error" and field == "version":
+        return (f"unsupported definition version {err['input']!r}",
+                "use \"version\": 1 (see include/schema/dagspec.schema.json)")
+    if kind == "value_error":
+        message = str(err["msg"]).removeprefix("Value error, ")
+        return message, _fix_for_value_error(field, message)
+    expected = str(err["msg"]).removeprefix("Input should be ").rstrip(".")
+    return f"{err['msg']} (got {_short(err.get('input'))})", f"make it {expected}"
+
+
+def _fix_for_value_error(field: str, message: str) -> str:
+    if field == "schedule":
+        return "use a preset like \"@daily\" or five cron fields like \"0 3 * * *\""
+    if field == "type":
+        return "use a type from https://greatexpectations.io/expectations"
+    return ""
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed_keys(loc: tuple, data: dict[str, Any]) -> list[str]:
+    """The keys the model accepts at ``loc`` (for 'did you mean'), found by walking model and data together."""
+    model: type[BaseModel] | None = Pipeline
+    node: Any = data
+    i = 0
+    while i < len(loc) and model is not None:
+        part = loc[i]
+        if part == "steps" and model is Pipeline and i + 1 < len(loc):
+            node = node.get("steps", [])[loc[i + 1]] if isinstance(node, dict) else {}
+            model = STEP_CLASSES.get(node.get("kind")) if isinstance(node, dict) else None
+            i += 2
+            continue
+        field = _field_by_key(model, part)
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+        node = node.get(part, {}) if isinstance(node, dict) else node
+        if isinstance(node, list) and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+            node = node[loc[i + 1]]
+            i += 1
+        i += 1
+    if model is None:
+        return []
+    return [f.alias or key for key, f in model.model_fields.items()]
+
+
+def _field_by_key(model: type[BaseModel], key: Any):
+    for name, field in model.model_fields.items():
+        if key in (name, field.alias):
+            return field
+    return None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _missing_sql(pipeline: Pipeline, sql_dir: Path, name: str) -> list[Problem]:
+    problems = []
+    for i, step in enumerate(pipeline.steps):
+        if isinstance(step, TransformStep) and not (sql_dir / step.sql).is_file():
+            problems.append(
+                Problem(name, json_path(("steps", i, "sql")), f"SQL file {step.sql!r} does not exist in {sql_dir}",
+                        "create it, or fix the path (relative to include/sql/)")
+            )
+    return problems

@@ -1,0 +1,53 @@
+"""Schedules: Airflow presets or five-field cron, checked without importing Airflow."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+from croniter import croniter
+
+PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+}
+
+
+def cron_of(schedule: str) -> str:
+    return PRESETS.get(schedule, schedule)
+
+
+def check_schedule(schedule: str) -> str:
+    """Return the schedule unchanged, or raise ValueError saying what a valid one looks like."""
+    expr = cron_of(schedule)
+    if schedule.startswith("@") and schedule not in PRESETS:
+        raise ValueError(f"unknown preset {schedule!r}; use one of {', '.join(PRESETS)} or a cron expression")
+    if len(expr.split()) != 5 or not croniter.is_valid(expr):
+        raise ValueError(
+            f"{schedule!r} is not a valid cron expression; use five fields "
+            "'minute hour day-of-month month day-of-week' (e.g. '0 3 * * *') or a preset such as '@daily'"
+        )
+    it = croniter(expr, datetime(2025, 1, 1, tzinfo=timezone.utc))
+    fires = [it.get_next(datetime) for _ in range(4)]
+    if min(b - a for a, b in zip(fires, fires[1:])) < timedelta(hours=23):
+        raise ValueError(
+            f"{schedule!r} runs more than once a day; batch partitions are daily (batch_date=YYYY-MM-DD), "
+            "so a pipeline runs at most daily"
+        )
+    return schedule
+
+
+def window_for(schedule: str | None, day: date) -> tuple[datetime, datetime]:
+    """The data interval that starts on ``day`` (UTC), as Airflow's CronDataIntervalTimetable cuts it.
+
+    Unscheduled pipelines get one calendar day, the unit of a batch partition.
+    """
+    start = datetime.combine(day, time(), tzinfo=timezone.utc)
+    if not schedule:
+        return start, start + timedelta(days=1)
+    it = croniter(cron_of(schedule), start - timedelta(seconds=1))
+    first = it.get_next(datetime)
+    return first, it.get_next(datetime)

@@ -1,0 +1,68 @@
+"""What a stage needs to run one step for one window: the pipeline, its batches, connections, store, warehouse."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from dagspec.connections import Resolver, env_resolver
+from dagspec.paths import data_home, sql_dir
+from dagspec.spec.model import ExtractStep, Pipeline, TableRef, TransformStep
+from dagspec.store import Store
+from dagspec.windows import Batch, Window
+
+WORK_SCHEMA = "dagspec_work"
+
+
+class StepFailed(RuntimeError):
+    """A step failed for a reason the user can act on; the message says which and how."""
+
+
+@dataclass
+class RunContext:
+    pipeline: Pipeline
+    window: Window
+    resolver: Resolver = env_resolver
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("dagspec"))
+    sql_root: Path = field(default_factory=sql_dir)
+    reports_root: Path = field(default_factory=lambda: data_home() / "reports")
+
+    @cached_property
+    def batches(self) -> list[Batch]:
+        return self.window.batches(self.pipeline.batch_days)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store.from_connection(self.resolver(self.pipeline.store.conn_id))
+
+    @cached_property
+    def warehouse(self):
+        from dagspec.warehouse.base import open_warehouse
+
+        return open_warehouse(self.resolver(self.pipeline.warehouse.conn_id))
+
+    def output_table(self, step_id: str) -> TableRef:
+        """Where a step's batches live: an extract's staged partitions, a transform's warehouse table."""
+        step = self.pipeline.step(step_id)
+        if isinstance(step, ExtractStep):
+            return step.target
+        if isinstance(step, TransformStep):
+            return step.target or TableRef(schema=WORK_SCHEMA, table=work_table_name(self.pipeline.dag_id, step.id))
+        raise StepFailed(f"step {step_id!r} ({step.kind}) has no output to read")
+
+    def expose(self, session, step_id: str, batch: Batch) -> str:
+        """Make one batch of a step's output queryable in the warehouse session; returns the relation name."""
+        step = self.pipeline.step(step_id)
+        table = self.output_table(step_id)
+        name = f"__ref_{step_id}"
+        if isinstance(step, ExtractStep):
+            return session.expose(name, self.store.dataset(table.schema_, table.table, [batch.batch_date]))
+        return session.expose_batch(name, table.schema_, table.table, batch.batch_date)
+
+
+def work_table_name(dag_id: str, step_id: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", f"{dag_id}__{step_id}")
+    return name[:63] if name[0].isalpha() or name[0] == "_" else f"_{name}"[:63]

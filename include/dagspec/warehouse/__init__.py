@@ -1,0 +1,1 @@
+"""Warehouses: where transforms run and published tables live."""
