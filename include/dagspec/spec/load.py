@@ -130,6 +130,10 @@ def _explain(err: dict[str, Any], loc: tuple, data: dict[str, Any]) -> tuple[str
                     "use letters, digits and underscores, starting with a letter or underscore (max 63)")
         if pattern.endswith(r"\.sql$"):
             return f"{err['input']!r} is not a .sql file path", "name a .sql file under include/sql/, e.g. 'orders/daily.sql'"
+        if field == "dag_id":
+            return f"{err['input']!r} is not a valid dag_id", "use letters, digits, '_', '.' and '-' (max 250)"
+        if field == "conn_id":
+            return f"{err['input']!r} is not a valid connection id", "use letters, digits, '_', '.' and '-'"
         return f"{err['input']!r} has characters that are not allowed", f"match {pattern}"
     if kind.startswith("date_") or (kind == "date_type"):
         return f"{err['input']!r} is not a date", "write dates as YYYY-MM-DD, e.g. \"2025-01-01\""
@@ -139,15 +143,30 @@ def _explain(err: dict[str, Any], loc: tuple, data: dict[str, Any]) -> tuple[str
     if kind == "value_error":
         message = str(err["msg"]).removeprefix("Value error, ")
         return message, _fix_for_value_error(field, message)
-    expected = str(err["msg"]).removeprefix("Input should be ").rstrip(".")
-    return f"{err['msg']} (got {_short(err.get('input'))})", f"make it {expected}"
+    got = _short(err.get("input"))
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"expected a whole number, got {got}", "write a number without quotes, e.g. 3"
+    if kind in ("float_parsing", "float_type"):
+        return f"expected a number, got {got}", "write a number without quotes, e.g. 2.5"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"expected true or false, got {got}", "write true or false without quotes"
+    if kind in ("string_type",):
+        return f"expected a string, got {got}", "put the value in double quotes"
+    if kind in ("list_type",):
+        return f"expected a list, got {got}", "write it as [ ... ]"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected an object, got {got}", "write it as { ... }"
+    if kind == "too_short":
+        least = err.get("ctx", {}).get("min_length", 1)
+        return f"needs at least {least} item(s)", "add " + ("a step" if field == "steps" else "an item")
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return f"{err['msg']} (got {got})", ""
+    return f"{err['msg']} (got {got})", ""
 
 
 def _fix_for_value_error(field: str, message: str) -> str:
-    if field == "schedule":
+    if field == "schedule" and "runs more than once a day" not in message:
         return "use a preset like \"@daily\" or five cron fields like \"0 3 * * *\""
-    if field == "type":
-        return "use a type from https://greatexpectations.io/expectations"
     return ""
 
 

@@ -27,8 +27,7 @@ def check_schedule(schedule: str) -> str:
         raise ValueError(f"unknown preset {schedule!r}; use one of {', '.join(PRESETS)} or a cron expression")
     if len(expr.split()) != 5 or not croniter.is_valid(expr):
         raise ValueError(
-            f"{schedule!r} is not a valid cron expression; use five fields "
-            "'minute hour day-of-month month day-of-week' (e.g. '0 3 * * *') or a preset such as '@daily'"
+            f"{schedule!r} is not a valid cron expression (five fields: minute hour day-of-month month day-of-week)"
         )
     it = croniter(expr, datetime(2025, 1, 1, tzinfo=timezone.utc))
     fires = [it.get_next(datetime) for _ in range(4)]

@@ -1,0 +1,196 @@
+"""`dagspec`: validate definitions, list them, run one date in-process, print the JSON Schema."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from dagspec.paths import data_home, definitions_dir, schema_file
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="JSON definitions in, Airflow pipelines out.")
+out = Console()
+err = Console(stderr=True)
+
+
+def _definition_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths or [definitions_dir()]:
+        files.extend(sorted(p.glob("*.json")) if p.is_dir() else [p])
+    return files
+
+
+@app.command()
+def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Files or folders (default: dags/definitions).")):
+    """Check definitions; one line per problem (file: JSON path: message (fix)), non-zero exit if any."""
+    from dagspec.airflow.loader import scan
+    from dagspec.spec.errors import DefinitionError
+    from dagspec.spec.load import load_definition
+
+    problems = 0
+    valid = 0
+    folders = [p for p in (paths or [definitions_dir()]) if p.is_dir()]
+    files = [p for p in (paths or []) if not p.is_dir()]
+    for folder in folders:  # a folder also gets the cross-file check (duplicate dag ids)
+        good, bad = scan(folder)
+        valid += len(good)
+        for error in bad.values():
+            for problem in error.problems:
+                print(problem, flush=True)
+                problems += 1
+    for path in files:
+        try:
+            load_definition(path, sql_dir=_sql_dir())
+            valid += 1
+        except DefinitionError as exc:
+            for problem in exc.problems:
+                print(problem, flush=True)
+                problems += 1
+    err.print(f"{valid} valid definition(s), {problems} problem(s)")
+    raise typer.Exit(1 if problems else 0)
+
+
+def _sql_dir() -> Path:
+    from dagspec.paths import sql_dir
+
+    return sql_dir()
+
+
+@app.command("list")
+def list_definitions(folder: Path = typer.Option(None, help="Definitions folder (default: dags/definitions).")):
+    """Every definition with its DAG id, schedule, steps, and whether it is valid."""
+    from dagspec.airflow.loader import scan
+
+    good, bad = scan(folder or definitions_dir())
+    table = Table("file", "dag_id", "schedule", "steps", "status")
+    for column in table.columns[:3]:
+        column.no_wrap = True
+    for path in sorted({*good, *bad}):
+        if path in good:
+            p = good[path]
+            table.add_row(path.name, p.dag_id, str(p.schedule), str(len(p.steps)), "[green]valid[/]")
+        else:
+            table.add_row(path.name, "", "", "", f"[red]{len(bad[path].problems)} problem(s)[/]")
+    out.print(table)
+
+
+def _find(dag_id: str):
+    from dagspec.airflow.loader import scan
+
+    good, bad = scan(definitions_dir())
+    for path, pipeline in good.items():
+        if pipeline.dag_id == dag_id:
+            return path, pipeline
+    for path, error in bad.items():
+        if path.stem == dag_id:
+            err.print(f"[red]{path.name} is invalid:[/]\n{error}")
+            raise typer.Exit(2)
+    err.print(f"[red]no definition with dag_id {dag_id!r} in {definitions_dir()}[/]")
+    raise typer.Exit(2)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.WARNING, handlers=[RichHandler(console=err, show_path=False)], format="%(message)s")
+    logging.getLogger("dagspec").setLevel(logging.DEBUG if verbose else logging.INFO)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # GX draws a progress bar per metric otherwise
+
+
+@app.command()
+def run(
+    dag_id: str,
+    day: str = typer.Option(..., "--date", help="Batch date YYYY-MM-DD: the run whose data interval starts that day."),
+    to: Optional[str] = typer.Option(None, "--to", help="Run every date from --date up to this one (inclusive)."),
+    verbose: bool = typer.Option(False, "-v", "--verbose"),
+):
+    """Run every step for one date (or a range) in this process: no scheduler, no Airflow DB."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from dagspec.runner import run_pipeline, window_of_day
+    from dagspec.spec.graph import topological
+    from dagspec.stages import StepFailed
+
+    _setup_logging(verbose)
+    _, pipeline = _find(dag_id)
+    first = _parse_date(day)
+    last = _parse_date(to) if to else first
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    order = topological(pipeline)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err) as progress:
+        bar = progress.add_task(dag_id, total=len(order) * len(days))
+        for d in days:
+            window = window_of_day(pipeline, d)
+
+            def on_step(step_id: str, state: str, _result) -> None:
+                if state == "running":
+                    progress.update(bar, description=f"{dag_id} {d} · {step_id}")
+                else:
+                    progress.advance(bar)
+
+            try:
+                run_pipeline(pipeline, window, on_step=on_step)
+            except StepFailed as exc:
+                progress.stop()
+                err.print(f"[red]{dag_id} {d}: failed[/]: {exc}")
+                raise typer.Exit(1)
+    out.print(f"[green]{dag_id}: {len(days)} date(s) done[/] ({days[0]} .. {days[-1]})")
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        err.print(f"[red]{text!r} is not a date; use YYYY-MM-DD[/]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def schema(
+    write: bool = typer.Option(False, "--write", help=f"Write it to {schema_file()}."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 if the published file is out of date."),
+):
+    """Print the JSON Schema of a definition (editors use it for autocomplete and inline errors)."""
+    from dagspec.spec.schema import schema_text
+
+    text = schema_text()
+    if check:
+        current = schema_file().read_text() if schema_file().exists() else ""
+        if current != text:
+            err.print(f"[red]{schema_file()} is out of date: run `make schema`[/]")
+            raise typer.Exit(1)
+        return
+    if write:
+        schema_file().parent.mkdir(parents=True, exist_ok=True)
+        schema_file().write_text(text)
+        err.print(f"wrote {schema_file()}")
+        return
+    sys.stdout.write(text)
+
+
+@app.command("sample-data")
+def sample_data(
+    path: Path = typer.Option(None, help="SQLite file (default: $DAGSPEC_HOME/source.db)."),
+    force: bool = typer.Option(False, help="Rebuild even if it exists."),
+):
+    """Create the bundled sample source database (customers and a year of orders), deterministically."""
+    from dagspec.sample_data import build
+
+    target = path or data_home() / "source.db"
+    if target.exists() and not force:
+        err.print(f"sample data already at {target} (use --force to rebuild)")
+        return
+    with err.status(f"writing sample data to {target} ..."):
+        counts = build(target)
+    err.print(f"sample data: {counts['customers']:,} customers, {counts['orders']:,} orders -> {target}")
+
+
+if __name__ == "__main__":
+    app()
