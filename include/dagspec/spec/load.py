@@ -99,13 +99,25 @@ def _from_pydantic(exc: ValidationError, data: dict[str, Any], name: str) -> lis
 
 
 def _strip_tags(loc: tuple, data: dict[str, Any]) -> tuple:
-    """Pydantic puts the union tag in the location (steps.0.extract.source); JSON has no such level."""
+    """Pydantic puts a union's tag in the location (steps.0.extract.source); JSON has no such level."""
     out: list = []
-    for i, part in enumerate(loc):
-        if i >= 2 and loc[0] == "steps" and i == 2 and part in STEP_CLASSES:
+    node: Any = data
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part not in node and part == _kind_of(node):
             continue
         out.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            node = None
     return tuple(out)
+
+
+def _kind_of(node: dict[str, Any]) -> str:
+    # Steps always carry a kind; a source without one is a SQL source (the union's default).
+    return str(node.get("kind", "sql"))
 
 
 def _explain(err: dict[str, Any], loc: tuple, data: dict[str, Any]) -> tuple[str, str]:
@@ -190,8 +202,8 @@ def _allowed_keys(loc: tuple, data: dict[str, Any]) -> list[str]:
         field = _field_by_key(model, part)
         if field is None:
             return []
-        model = _model_in(field.annotation)
         node = node.get(part, {}) if isinstance(node, dict) else node
+        model = _model_in(field.annotation, _kind_of(node) if isinstance(node, dict) else None)
         if isinstance(node, list) and i + 1 < len(loc) and isinstance(loc[i + 1], int):
             node = node[loc[i + 1]]
             i += 1
@@ -208,14 +220,16 @@ def _field_by_key(model: type[BaseModel], key: Any):
     return None
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
+def _model_in(annotation: Any, kind: str | None = None) -> type[BaseModel] | None:
+    """The model a field holds; in a tagged union, the member whose `kind` matches."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+    found = [m for arg in getattr(annotation, "__args__", ()) or () if (m := _model_in(arg, kind)) is not None]
+    for model in found:
+        kind_field = model.model_fields.get("kind")
+        if kind is None or kind_field is None or kind in getattr(kind_field.annotation, "__args__", ()):
+            return model
+    return found[0] if found else None
 
 
 def _missing_sql(pipeline: Pipeline, sql_dir: Path, name: str) -> list[Problem]:

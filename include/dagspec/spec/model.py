@@ -10,7 +10,7 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from dagspec.spec.schedule import check_schedule
 
@@ -52,6 +52,7 @@ class TableRef(Strict):
 class SqlSource(ConnRef):
     """Rows from a SQL database reachable through SQLAlchemy."""
 
+    kind: Literal["sql"] = Field(default="sql", description="Source kind (default: sql).")
     conn_id: str = Field(
         default="dagspec_source",
         description="Airflow Connection of the source database (postgres, mysql, sqlite, or any SQLAlchemy URL).",
@@ -81,6 +82,16 @@ class SqlSource(ConnRef):
         return self
 
 
+def _source_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("kind", "sql")
+    return getattr(value, "kind", "sql")
+
+
+# New source kinds join this union; a source without "kind" is a SQL source.
+Source = Annotated[Union[Annotated[SqlSource, Tag("sql")]], Discriminator(_source_kind)]
+
+
 class StepBase(Strict):
     id: StepId
     description: str = Field(default="", description="What this step does, shown in the task's docs.")
@@ -98,7 +109,7 @@ class ExtractStep(StepBase):
     """Copy rows for the run's window from a source into staged Parquet partitions."""
 
     kind: Literal["extract"]
-    source: SqlSource
+    source: Source
     target: TableRef = Field(description="Where the batch is staged: <store>/<schema>/<table>/batch_date=YYYY-MM-DD/.")
     chunk_rows: int = Field(default=50_000, ge=100, description="Rows fetched per round trip; bounds memory.")
 

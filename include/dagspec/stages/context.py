@@ -9,16 +9,13 @@ from functools import cached_property
 from pathlib import Path
 
 from dagspec.connections import Resolver, env_resolver
+from dagspec.errors import StepFailed  # noqa: F401  (re-exported for stages)
 from dagspec.paths import data_home, sql_dir
 from dagspec.spec.model import ExtractStep, Pipeline, TableRef, TransformStep
 from dagspec.store import Store
 from dagspec.windows import Batch, Window
 
 WORK_SCHEMA = "dagspec_work"
-
-
-class StepFailed(RuntimeError):
-    """A step failed for a reason the user can act on; the message says which and how."""
 
 
 @dataclass
