@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 export DAGSPEC_HOME ?= $(CURDIR)/.local/data
 export AIRFLOW_HOME ?= $(CURDIR)/.local/airflow
 
-.PHONY: up down install test test-fast bench schema sample-data clean
+.PHONY: up down install test test-fast bench bench-parse bench-validate bench-extract bench-ml bench-objects bench-ops schema sample-data clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,7 @@ down:
 	$(BIN)/python scripts/dev_stack.py down
 
 test: install
+	scripts/install_chromium.sh  # headless browser for the Definitions page test
 	$(BIN)/python -m pytest -ra --durations=15 tests
 
 test-fast: install
@@ -41,3 +42,25 @@ sample-data: install
 
 clean:
 	rm -rf .local test-artifacts
+
+# DagBag parse time and memory: dagspec vs dag-factory 1.1.0 (in its own venv) vs a plain loader.
+bench-parse: install
+	$(BIN)/python bench/parse_bench.py
+
+bench-validate: install
+	$(BIN)/python bench/validate_bench.py
+
+# Extract lineitem (TPC-H SF1) from PostgreSQL and MariaDB: dagspec vs pandas, ConnectorX (own venv), DuckDB, COPY.
+bench-extract: install
+	$(BIN)/python bench/extract_bench.py
+
+bench-ml: install
+	$(BIN)/python bench/ml_bench.py
+
+# A CSV export in S3 (moto server) into a Parquet partition: dagspec vs pandas and whole-file pyarrow; memory at 2x.
+bench-objects: install
+	$(BIN)/python bench/objects_bench.py
+
+# Per-task scheduling overhead and 30-day backfill wall time: LocalExecutor vs CeleryExecutor (2 workers).
+bench-ops: install
+	$(BIN)/python bench/ops_bench.py

@@ -11,6 +11,11 @@ Airflow home holds only state: the SQLite metadata DB, logs, generated secrets a
 password. Environment: AIRFLOW_HOME, DAGSPEC_HOME, DAGSPEC_PORT (default 8080),
 DAGSPEC_DAGS_FOLDER (default <repo>/dags) and DAGSPEC_UP_TIMEOUT (seconds until every component
 must be healthy, default 300). The keys in TUNABLE may be overridden by exporting them.
+
+The scale-out layout (docker-compose.yaml's topology, natively): DAGSPEC_EXECUTOR=CeleryExecutor
+adds DAGSPEC_CELERY_WORKERS (default 2) `airflow celery worker`s named worker-1, worker-2, ...
+with broker DAGSPEC_CELERY_BROKER (default redis://127.0.0.1:6379/0);
+DAGSPEC_SQL_ALCHEMY_CONN puts the metadata DB elsewhere (e.g. PostgreSQL; default SQLite).
 """
 
 from __future__ import annotations
@@ -44,6 +49,22 @@ COMPONENTS: dict[str, list[str]] = {
     "dag-processor": ["dag-processor"],
     "triggerer": ["triggerer", "--skip-serve-logs"],
 }
+
+
+def components() -> dict[str, list[str]]:
+    """COMPONENTS plus, under CeleryExecutor, the workers (they have no entry in the health endpoint)."""
+    found = dict(COMPONENTS)
+    if os.environ.get("DAGSPEC_EXECUTOR") == "CeleryExecutor":
+        home = Layout().home
+        for i in range(1, int(os.environ.get("DAGSPEC_CELERY_WORKERS", "2")) + 1):
+            name = f"worker-{i}"
+            # Own hostname and pid file: two workers of one AIRFLOW_HOME would otherwise collide.
+            found[name] = ["celery", "worker", "--celery-hostname", f"{name}@%h", "--skip-serve-logs",
+                           "--pid", str(home / f"{name}.pid"),
+                           "--concurrency", os.environ.get("DAGSPEC_CELERY_CONCURRENCY", "2")]
+    return found
+
+
 # The name each job-based component has in /api/v2/monitor/health.
 HEALTH_NAMES = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
 
@@ -166,6 +187,15 @@ def airflow_env(lay: Layout) -> dict[str, str]:
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(lay.home / "dag_bundles"),
         }
     )
+    if os.environ.get("DAGSPEC_SQL_ALCHEMY_CONN"):
+        conn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = os.environ["DAGSPEC_SQL_ALCHEMY_CONN"]
+        if conn.startswith("postgresql+psycopg://"):
+            # Airflow derives an asyncpg URL for its async engine otherwise; psycopg 3 does both.
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = conn.replace("+psycopg://", "+psycopg_async://", 1)
+    if os.environ.get("DAGSPEC_EXECUTOR"):
+        env["AIRFLOW__CORE__EXECUTOR"] = os.environ["DAGSPEC_EXECUTOR"]
+    if env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor":
+        env["AIRFLOW__CELERY__BROKER_URL"] = os.environ.get("DAGSPEC_CELERY_BROKER", "redis://127.0.0.1:6379/0")
     return env
 
 
@@ -288,6 +318,17 @@ def ready_components(health: dict | None, since: datetime) -> set[str]:
     return ready
 
 
+def ready_workers(lay: Layout, procs: dict) -> set[str]:
+    """Celery workers whose log says they are ready since this `up` wrote its start line."""
+    ready = set()
+    for name in procs:
+        if name.startswith("worker-"):
+            text = (lay.logs / f"{name}.log").read_text(errors="replace")
+            if " ready." in text.rsplit("dev_stack up =====", 1)[-1]:
+                ready.add(name)
+    return ready
+
+
 def port_taken(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
@@ -347,7 +388,7 @@ def cmd_up() -> int:
 
     exit_code = 0
     try:
-        for name, args in COMPONENTS.items():
+        for name, args in components().items():
             with (lay.logs / f"{name}.log").open("a") as log:
                 log.write(f"\n===== {datetime.now().isoformat(timespec='seconds')} dev_stack up =====\n")
                 log.flush()
@@ -366,15 +407,22 @@ def cmd_up() -> int:
 
         ready: set[str] = set()
         last_note = time.monotonic()
+        lost: set[str] = set()
         while True:
             for name, proc in procs.items():
-                if proc.poll() is not None:
+                if proc.poll() is not None and name not in lost:
+                    if name.startswith("worker-") and any(
+                            n.startswith("worker-") and p.poll() is None for n, p in procs.items()):
+                        # As in a cluster: one lost worker is survivable, its tasks are retried elsewhere.
+                        say(f"\n{name} exited with code {proc.returncode}; the other workers carry on")
+                        lost.add(name)
+                        continue
                     say(f"\n{name} exited with code {proc.returncode}; last lines of its log:\n"
                         f"{tail(lay.logs / f'{name}.log')}\n\nstopping the other components ...")
                     exit_code = 1
                     raise Shutdown(f"{name} died")
             if len(ready) < len(procs):
-                now_ready = ready_components(fetch_health(lay), started_at)
+                now_ready = ready_components(fetch_health(lay), started_at) | ready_workers(lay, procs)
                 for name in sorted(now_ready - ready):
                     say(f"  {name} is up ({time.monotonic() - t0:.0f} s)")
                 ready |= now_ready

@@ -17,6 +17,7 @@ from rich.table import Table
 from dagspec.paths import data_home, definitions_dir, schema_file
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="JSON definitions in, Airflow pipelines out.")
+app.add_typer(__import__("dagspec.cli_models", fromlist=["app"]).app, name="models")  # dagspec models list|rollback
 out = Console()
 err = Console(stderr=True)
 
@@ -190,6 +191,33 @@ def sample_data(
     with err.status(f"writing sample data to {target} ..."):
         counts = build(target)
     err.print(f"sample data: {counts['customers']:,} customers, {counts['orders']:,} orders -> {target}")
+
+
+from dagspec.cli_backfill import backfill, freshness  # noqa: E402  (they reuse the helpers above)
+
+app.command()(backfill)
+app.command()(freshness)
+
+
+
+@app.command("sync")
+def sync_definitions(
+    uri: str = typer.Argument(..., help="s3://bucket/prefix or gs://bucket/prefix holding *.json definitions."),
+    conn_id: str = typer.Option(..., "--conn-id", help="Connection of the bucket (aws or google_cloud_platform)."),
+    to: Path = typer.Option(None, "--to", help="Definitions folder (default: dags/definitions)."),
+):
+    """Bring new and changed definitions from a bucket prefix; invalid ones never go live. Exit 1 if any is rejected."""
+    from dagspec.sync import sync
+
+    report = sync(uri, conn_id, to or definitions_dir(), sql_dir=_sql_dir())
+    for name in report.added + report.updated + report.deleted:
+        state = "added" if name in report.added else "updated" if name in report.updated else "deleted"
+        print(f"{state}: {name}", flush=True)
+    for problems in report.rejected.values():
+        for problem in problems:
+            print(f"rejected: {problem}", flush=True)
+    err.print(report.summary())
+    raise typer.Exit(1 if report.rejected else 0)
 
 
 if __name__ == "__main__":

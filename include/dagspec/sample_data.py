@@ -57,7 +57,6 @@ orders = Table(
 COUNTRIES = ["US", "DE", "FR", "GB", "NL", "ES", "IT", "SE", "PL", "CA"]
 SEGMENTS = ["consumer", "corporate", "small_business"]
 STATUSES = ["placed", "shipped", "delivered", "cancelled", "returned"]
-STATUS_WEIGHTS = [10, 20, 60, 6, 4]
 CHANNELS = ["web", "mobile", "store", "partner"]
 FIRST = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis", "Radia", "Linus"]
 LAST = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "Ritchie"]
@@ -89,14 +88,22 @@ def build(path: str | Path, *, days: int = DAYS, customer_count: int = CUSTOMERS
         day = datetime.combine(FIRST_DAY + timedelta(days=offset), datetime.min.time())
         for _ in range(rng.randint(*ORDERS_PER_DAY)):
             order_id += 1
+            # Same draws in the same order as always (so every other value stays put); the status
+            # now depends on the order and its customer, which gives the example model a signal.
+            customer_id = rng.randint(1, customer_count)
+            ordered_at = day + timedelta(seconds=rng.randint(0, 86_399))
+            u = rng.random()
+            channel = rng.choice(CHANNELS)
+            amount = Decimal(rng.randint(500, 50_000)) / 100
+            customer = customer_rows[customer_id - 1]
             order_rows.append(
                 {
                     "order_id": order_id,
-                    "customer_id": rng.randint(1, customer_count),
-                    "ordered_at": day + timedelta(seconds=rng.randint(0, 86_399)),
-                    "status": rng.choices(STATUSES, STATUS_WEIGHTS)[0],
-                    "channel": rng.choice(CHANNELS),
-                    "amount": Decimal(rng.randint(500, 50_000)) / 100,
+                    "customer_id": customer_id,
+                    "ordered_at": ordered_at,
+                    "status": status_for(u, channel, amount, customer["segment"], customer["country"]),
+                    "channel": channel,
+                    "amount": amount,
                     "currency": "EUR",
                 }
             )
@@ -106,3 +113,23 @@ def build(path: str | Path, *, days: int = DAYS, customer_count: int = CUSTOMERS
     engine.dispose()
     os.replace(tmp, path)
     return {"customers": len(customer_rows), "orders": len(order_rows)}
+
+
+LOST_BY_CHANNEL = {"web": 0.08, "mobile": 0.06, "store": 0.02, "partner": 0.22}
+LOST_BY_SEGMENT = {"consumer": 0.03, "corporate": -0.03, "small_business": 0.0}
+
+
+def lost_probability(channel: str, amount: Decimal, segment: str, country: str) -> float:
+    """Chance that an order ends cancelled or returned: partner and big orders more, stores less."""
+    p = LOST_BY_CHANNEL[channel] + LOST_BY_SEGMENT[segment] + 0.12 * float(amount) / 500
+    p += 0.04 if country in ("US", "GB") else 0.0
+    return min(max(p, 0.005), 0.9)
+
+
+def status_for(u: float, channel: str, amount: Decimal, segment: str, country: str) -> str:
+    """One uniform draw -> a status: below the lost probability it is cancelled/returned (60/40), else kept."""
+    lost = lost_probability(channel, amount, segment, country)
+    if u < lost:
+        return "cancelled" if u < lost * 0.6 else "returned"
+    kept = (u - lost) / (1 - lost)
+    return "placed" if kept < 1 / 9 else "shipped" if kept < 3 / 9 else "delivered"

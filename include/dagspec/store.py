@@ -1,7 +1,26 @@
 """The object store: staged and exported partitions at <root>/<schema>/<table>/batch_date=YYYY-MM-DD/.
 
-A partition is written beside its final place, then swapped in whole, with a manifest (rows,
-schema, bytes, checksum) so a reader never sees half of one and a re-run replaces exactly one.
+One interface over a local folder, S3 and GCS (pyarrow's file systems). Every partition has a
+`_manifest.json` (rows, schema, bytes and sha256 of each part) and readers go through it, so a
+reader never sees half of a partition and a re-run replaces exactly one.
+
+How a partition is committed depends on what the file system can do atomically:
+
+* Local folder: the partition is written in a sibling folder and swapped in whole with
+  renameat2(RENAME_EXCHANGE), so even tools that list the folder themselves see the old
+  partition or the new one, never neither and never a mix.
+* S3 and GCS have no rename (a "move" is copy + delete, object by object), but replacing one
+  object is atomic. So parts are written straight to the partition's prefix under names unique
+  to the run (`part-<run>-00000.parquet`) that no committed manifest mentions, then
+  `_manifest.json` is overwritten in one PUT: that single write is the commit point. A crash
+  before it leaves the old manifest naming the old, untouched parts: the old partition stays
+  whole and visible, the new parts are invisible strays. After the commit the parts of the
+  replaced manifest are deleted; strays are deleted once they are older than `stray_grace`
+  (a crashed run's leftovers), never sooner, because a younger stray may be a concurrent
+  writer's part in flight. Copy-then-commit was rejected: it moves every byte twice.
+  Consequence: read a partition through its manifest (Store.partition / Store.dataset), not by
+  globbing `part-*.parquet`; a reader holding the previous manifest while a re-run of the same
+  date commits may find its files gone and must re-read the manifest.
 """
 
 from __future__ import annotations
@@ -11,22 +30,27 @@ import ctypes.util
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from dagspec.connections import ConnectionInfo
+from dagspec.filesystems import Location, location
 
 MANIFEST = "_manifest.json"
 ROWS_PER_FILE = 5_000_000
 ROW_GROUP_ROWS = 250_000
+STRAY_GRACE = timedelta(hours=6)
+_PARTITION = re.compile(r"batch_date=(\d{4}-\d{2}-\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -38,114 +62,283 @@ class PartitionInfo:
 
 
 class Store:
-    """A local folder today; the same calls over pyarrow's S3/GCS file systems are the next step."""
+    """Partitions under a root: a local folder (`Store("/data/store")`) or a bucket prefix
+    (`Store("s3://bucket/prefix", filesystem=...)`, usually built by `Store.from_connection`)."""
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    def __init__(self, root: str | Path | Location, filesystem: pafs.FileSystem | None = None,
+                 stray_grace: timedelta = STRAY_GRACE):
+        if isinstance(root, Location):
+            loc = root
+        elif filesystem is not None:
+            path = str(root)
+            loc = Location(filesystem, path.split("://", 1)[1] if "://" in path else path)
+        elif isinstance(root, str) and "://" in root:
+            fs, path = pafs.FileSystem.from_uri(root)
+            loc = Location(fs, path)
+        else:
+            loc = Location(pafs.LocalFileSystem(), str(Path(root).expanduser().absolute()))
+        self.location = Location(loc.fs, loc.path.rstrip("/") or "/")
+        self.fs = loc.fs
+        self.local = isinstance(loc.fs, pafs.LocalFileSystem)
+        self.stray_grace = stray_grace
+
+    @property
+    def root(self) -> Path | str:
+        return Path(self.location.path) if self.local else self.location.uri()
 
     @classmethod
     def from_connection(cls, info: ConnectionInfo) -> Store:
-        if info.conn_type in ("fs", "file", "local"):
-            path = info.extra.get("path") or info.host
-            if not path:
-                raise ValueError(f"store connection {info.conn_id!r} needs a folder in extra.path")
-            return cls(path)
-        raise ValueError(
-            f"store connection {info.conn_id!r} has type {info.conn_type!r}; this version supports a local folder "
-            "(conn type 'fs' with extra {\"path\": ...})"
-        )
+        """fs/file: extra.path is a folder. aws: extra.path 's3://bucket/prefix' (+ endpoint_url, region_name;
+        login/password are the access key and secret). google_cloud_platform: extra.path 'gs://bucket/prefix'
+        (+ endpoint for an emulator)."""
+        return cls(location(info))
 
-    def partition_dir(self, schema: str, table: str, batch_date: date) -> Path:
-        return self.root / schema / table / f"batch_date={batch_date.isoformat()}"
+    # -- paths -------------------------------------------------------------------------------------
+    def _table_path(self, schema: str, table: str) -> str:
+        for part in (schema, table):
+            if not part or "/" in part or part in (".", ".."):
+                raise ValueError(f"{part!r} cannot name a folder in the store")
+        return f"{self.location.path}/{schema}/{table}"
 
+    def _partition_path(self, schema: str, table: str, batch_date: date) -> str:
+        return f"{self._table_path(schema, table)}/batch_date={batch_date.isoformat()}"
+
+    def partition_dir(self, schema: str, table: str, batch_date: date) -> Path | str:
+        """Where a partition lives: a Path for a local store, an s3:// or gs:// URI otherwise."""
+        path = self._partition_path(schema, table, batch_date)
+        return Path(path) if self.local else self.location.uri(path)
+
+    # -- writing -----------------------------------------------------------------------------------
     def write_partition(
         self, schema: str, table: str, batch_date: date, arrow_schema: pa.Schema, batches: Iterable[pa.RecordBatch]
     ) -> PartitionInfo:
-        final = self.partition_dir(schema, table, batch_date)
+        """Write one partition from a stream of batches and make it visible only when it is complete."""
+        if self.local:
+            self._write_local(schema, table, batch_date, arrow_schema, batches)
+        else:
+            self._write_objects(schema, table, batch_date, arrow_schema, batches)
+        return self.partition(schema, table, batch_date)
+
+    def _write_local(self, schema, table, batch_date, arrow_schema, batches) -> None:
+        final = Path(self._partition_path(schema, table, batch_date))
         final.parent.mkdir(parents=True, exist_ok=True)
+        self._sweep_local(final.parent)
         # Underscore-prefixed siblings are ignored by pyarrow/DuckDB/Spark readers of the table folder.
         tmp = final.parent / f"_tmp_{final.name}_{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            files = self._write_files(tmp, arrow_schema, batches)
-            manifest = {
-                "batch_date": batch_date.isoformat(),
-                "rows": sum(f["rows"] for f in files),
-                "bytes": sum(f["bytes"] for f in files),
-                "files": files,
-                "schema": [{"name": f.name, "type": str(f.type)} for f in arrow_schema],
-            }
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+            files = self._write_files(str(tmp), lambda i: f"part-{i:05d}.parquet", arrow_schema, batches)
+            self._put_manifest(f"{tmp}/{MANIFEST}", batch_date, arrow_schema, files)
             _swap_in(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return self.partition(schema, table, batch_date)
 
-    def _write_files(self, folder: Path, arrow_schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> list[dict]:
+    def _sweep_local(self, table_dir: Path) -> None:
+        """Remove what a killed writer left beside the partitions (temp and old copies), once it is stale."""
+        cutoff = datetime.now().timestamp() - self.stray_grace.total_seconds()
+        for p in table_dir.iterdir():
+            if p.name.startswith(("_tmp_batch_date=", "_old_batch_date=")):
+                try:
+                    if p.stat().st_mtime < cutoff:
+                        shutil.rmtree(p, ignore_errors=True)
+                except FileNotFoundError:
+                    pass
+
+    def _write_objects(self, schema, table, batch_date, arrow_schema, batches) -> None:
+        prefix = self._partition_path(schema, table, batch_date)
+        previous = self._read_manifest(prefix)
+        run = uuid.uuid4().hex[:12]
+        written: list[str] = []
+        try:
+            files = self._write_files(prefix, lambda i: f"part-{run}-{i:05d}.parquet", arrow_schema, batches, written)
+        except BaseException:
+            # Not committed, so invisible either way; tidy up what we can.
+            for name in written:
+                _delete_quietly(self.fs, f"{prefix}/{name}")
+            raise
+        self._put_manifest(f"{prefix}/{MANIFEST}", batch_date, arrow_schema, files)  # the commit point
+        keep = {f["name"] for f in files} | {MANIFEST}
+        replaced = {f["name"] for f in previous["files"]} if previous else set()
+        self._sweep_objects(prefix, keep, replaced)
+
+    def _sweep_objects(self, prefix: str, keep: set[str], replaced: set[str]) -> None:
+        cutoff = datetime.now(timezone.utc) - self.stray_grace
+        listing = self.fs.get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True))
+        for entry in listing:
+            if entry.type != pafs.FileType.File:
+                continue
+            name = entry.path[len(prefix) + 1:]
+            if name in keep:
+                continue
+            mtime = entry.mtime
+            stale = mtime is not None and (mtime if mtime.tzinfo else mtime.replace(tzinfo=timezone.utc)) < cutoff
+            if name in replaced or stale:
+                _delete_quietly(self.fs, entry.path)
+
+    def _write_files(self, folder: str, name_of, arrow_schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+                     written: list[str] | None = None) -> list[dict]:
         files: list[dict] = []
-        writer = None
+        written = [] if written is None else written
+        writer = sink = None
         rows_in_file = 0
 
         def close() -> None:
-            nonlocal writer
+            nonlocal writer, sink
             if writer is not None:
                 writer.close()
-                writer = None
-                path = folder / files[-1]["name"]
-                files[-1].update(bytes=path.stat().st_size, sha256=_sha256(path))
+                sink.close()
+                files[-1].update(bytes=sink.size, sha256=sink.hexdigest())
+                writer = sink = None
 
         def open_next() -> None:
-            nonlocal writer, rows_in_file
-            name = f"part-{len(files):05d}.parquet"
-            writer = pq.ParquetWriter(folder / name, arrow_schema, compression="zstd")
+            nonlocal writer, sink, rows_in_file
+            name = name_of(len(files))
+            written.append(name)
+            sink = _HashingSink(self.fs.open_output_stream(f"{folder}/{name}"))
+            writer = pq.ParquetWriter(sink, arrow_schema, compression="zstd")
             files.append({"name": name, "rows": 0})
             rows_in_file = 0
 
-        open_next()
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            if rows_in_file >= ROWS_PER_FILE:
-                close()
-                open_next()
-            writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
-            rows_in_file += batch.num_rows
-            files[-1]["rows"] += batch.num_rows
-        close()
+        try:
+            open_next()
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                if rows_in_file >= ROWS_PER_FILE:
+                    close()
+                    open_next()
+                writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
+                rows_in_file += batch.num_rows
+                files[-1]["rows"] += batch.num_rows
+            close()
+        except BaseException:
+            # Finish the file before dropping it: ParquetWriter's destructor would otherwise write its
+            # footer into a closed stream. The object, if any, is an uncommitted stray.
+            if writer is not None:
+                try:
+                    writer.close()
+                except Exception:
+                    pass
+            if sink is not None:
+                sink.discard()
+            raise
         return files
 
-    def partition(self, schema: str, table: str, batch_date: date) -> PartitionInfo:
-        folder = self.partition_dir(schema, table, batch_date)
+    def _put_manifest(self, path: str, batch_date: date, arrow_schema: pa.Schema, files: list[dict]) -> None:
+        manifest = {
+            "batch_date": batch_date.isoformat(),
+            "rows": sum(f["rows"] for f in files),
+            "bytes": sum(f["bytes"] for f in files),
+            "files": files,
+            "schema": [{"name": f.name, "type": str(f.type)} for f in arrow_schema],
+        }
+        with self.fs.open_output_stream(path) as out:
+            out.write((json.dumps(manifest, indent=1) + "\n").encode())
+
+    # -- reading -----------------------------------------------------------------------------------
+    def _read_manifest(self, prefix: str) -> dict | None:
         try:
-            manifest = json.loads((folder / MANIFEST).read_text())
+            with self.fs.open_input_stream(f"{prefix}/{MANIFEST}") as fh:
+                return json.loads(fh.read())
         except FileNotFoundError:
+            return None
+        except OSError as exc:
+            # Some stores word "not found" differently; anything else is a real error.
+            if "not found" in str(exc).lower() or "nosuchkey" in str(exc).lower() or "404" in str(exc):
+                return None
+            raise
+
+    def _manifest(self, schema: str, table: str, batch_date: date) -> tuple[str, dict]:
+        prefix = self._partition_path(schema, table, batch_date)
+        manifest = self._read_manifest(prefix)
+        if manifest is None:
             raise FileNotFoundError(
-                f"no staged partition {schema}.{table} batch_date={batch_date}: did the step that writes it run?"
-            ) from None
+                f"no staged partition {schema}.{table} batch_date={batch_date} in {self.location.uri()}: "
+                "did the step that writes it run?"
+            )
+        return prefix, manifest
+
+    def partition(self, schema: str, table: str, batch_date: date) -> PartitionInfo:
+        prefix, manifest = self._manifest(schema, table, batch_date)
+        uri = self.location.uri
         return PartitionInfo(
-            str(folder), manifest["rows"], [str(folder / f["name"]) for f in manifest["files"]], manifest["schema"]
+            uri(prefix), manifest["rows"], [uri(f"{prefix}/{f['name']}") for f in manifest["files"]], manifest["schema"]
         )
 
     def dataset(self, schema: str, table: str, batch_dates: Iterable[date]) -> pads.Dataset:
-        parts = [self.partition(schema, table, d) for d in batch_dates]
-        files = [f for p in parts for f in p.files]
-        return pads.dataset(files, format="parquet")
+        """The committed files of the given partitions, on this store's file system (DuckDB can scan it)."""
+        paths = []
+        for d in batch_dates:
+            prefix, manifest = self._manifest(schema, table, d)
+            paths += [f"{prefix}/{f['name']}" for f in manifest["files"]]
+        return pads.dataset(paths, format="parquet", filesystem=self.fs)
 
     def batch_dates(self, schema: str, table: str) -> list[date]:
-        folder = self.root / schema / table
-        if not folder.is_dir():
-            return []
-        found = [p.name.split("=", 1)[1] for p in folder.iterdir() if p.name.startswith("batch_date=")]
+        """Dates with a committed partition. Object stores are listed recursively: prefix listing is what
+        every store (and the GCS emulator, which lacks delimiter listing) supports."""
+        folder = self._table_path(schema, table)
+        if self.local:
+            path = Path(folder)
+            if not path.is_dir():
+                return []
+            found = [m.group(1) for p in path.iterdir() if (m := _PARTITION.match(p.name))]
+            return sorted(date.fromisoformat(d) for d in found)
+        found = set()
+        for entry in self.fs.get_file_info(pafs.FileSelector(folder, recursive=True, allow_not_found=True)):
+            head, _, name = entry.path[len(folder) + 1:].partition("/")
+            if name == MANIFEST and (m := _PARTITION.match(head)):
+                found.add(m.group(1))
         return sorted(date.fromisoformat(d) for d in found)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+class _HashingSink:
+    """A write-only file for ParquetWriter that checksums and counts bytes on the way out, so a part
+    is never read back (on S3/GCS that would be a second download)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        self._digest.update(view)
+        self._stream.write(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self.size
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass  # the stream buffers and uploads on its own; forcing a flush would cut small multipart parts
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._stream.close()
+
+    def discard(self) -> None:
+        """After a failure: close without caring (the object, if any, is an uncommitted stray)."""
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
+    try:
+        fs.delete_file(path)
+    except (FileNotFoundError, OSError):
+        pass
 
 
 _RENAME_EXCHANGE = 2

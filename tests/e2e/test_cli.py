@@ -23,7 +23,7 @@ def dagspec(*args: str, env_home: Path | None = None) -> subprocess.CompletedPro
 
 def test_validate_ok_and_one_line_per_problem(tmp_path):
     ok = dagspec("validate")
-    assert ok.returncode == 0 and ok.stdout == "" and "2 valid definition(s), 0 problem(s)" in ok.stderr
+    assert ok.returncode == 0 and ok.stdout == "" and "4 valid definition(s), 0 problem(s)" in ok.stderr
     folder = tmp_path / "definitions"
     folder.mkdir()
     (folder / "good.json").write_text((ROOT / "dags/definitions/orders_daily.json").read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+from datetime import date, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -83,3 +83,56 @@ def test_dataset_reads_selected_batches(tmp_path):
 def test_missing_partition_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="did the step that writes it run"):
         Store(tmp_path).partition("raw", "t", date(2025, 3, 1))
+
+
+def test_local_store_from_a_connection_and_what_a_bad_one_says(tmp_path):
+    from dagspec.connections import ConnectionInfo
+
+    store = Store.from_connection(ConnectionInfo("st", "fs", extra={"path": str(tmp_path / "lake")}))
+    info = store.write_partition("raw", "t", date(2025, 3, 1), SCHEMA, batches(range(2)))
+    assert info.path == str(tmp_path / "lake/raw/t/batch_date=2025-03-01")
+    with pytest.raises(ValueError, match="'st' needs a folder"):
+        Store.from_connection(ConnectionInfo("st", "fs"))
+    with pytest.raises(ValueError, match=r"'st' needs extra.path, e.g. .*s3://bucket/prefix"):
+        Store.from_connection(ConnectionInfo("st", "aws", login="k", password="secret-x"))
+    with pytest.raises(ValueError, match="is a aws connection but 'gs://b/p' is gs://"):
+        Store.from_connection(ConnectionInfo("st", "aws", extra={"path": "gs://b/p"}))
+    with pytest.raises(ValueError, match="type 'ftp'"):
+        Store.from_connection(ConnectionInfo("st", "ftp", extra={"path": "s3://b/p"}))
+
+
+def test_cloud_connections_map_to_pyarrow_file_systems():
+    import pyarrow.fs as pafs
+
+    from dagspec.connections import parse_connection
+
+    s3 = Store.from_connection(parse_connection("st", json.dumps({
+        "conn_type": "aws", "login": "AKIA", "password": "secret-x",
+        "extra": {"endpoint_url": "http://127.0.0.1:9", "region_name": "eu-west-1", "path": "s3://bkt/pre/fix/"}})))
+    assert isinstance(s3.fs, pafs.S3FileSystem)
+    assert (s3.fs.region, s3.location.path, str(s3.root)) == ("eu-west-1", "bkt/pre/fix", "s3://bkt/pre/fix")
+    assert str(s3.partition_dir("raw", "t", date(2025, 3, 1))) == "s3://bkt/pre/fix/raw/t/batch_date=2025-03-01"
+    gcs = Store.from_connection(parse_connection("st", json.dumps({
+        "conn_type": "google_cloud_platform", "extra": {"endpoint": "http://127.0.0.1:9", "path": "gs://bkt/p"}})))
+    assert isinstance(gcs.fs, pafs.GcsFileSystem)
+    assert str(gcs.root) == "gs://bkt/p"
+
+
+def test_a_killed_writers_leftovers_are_swept_once_stale(tmp_path):
+    import os
+    from datetime import timedelta
+
+    store = Store(tmp_path)
+    store.write_partition("raw", "t", date(2025, 3, 1), SCHEMA, batches(range(1)))
+    table_dir = tmp_path / "raw" / "t"
+    stale = table_dir / "_tmp_batch_date=2025-03-02_deadbeef"
+    fresh = table_dir / "_tmp_batch_date=2025-03-03_cafebabe"
+    for d in (stale, fresh):
+        d.mkdir()
+        (d / "part-00000.parquet").write_bytes(b"half")
+    old = (datetime.now() - timedelta(days=2)).timestamp()
+    os.utime(stale, (old, old))
+    assert store.batch_dates("raw", "t") == [date(2025, 3, 1)]  # leftovers are never partitions
+    store.write_partition("raw", "t", date(2025, 3, 4), SCHEMA, batches(range(1)))
+    assert not stale.exists()
+    assert fresh.exists()  # could be another writer at work right now

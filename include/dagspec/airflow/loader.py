@@ -10,6 +10,7 @@ definition is fixed or deleted.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -31,17 +32,36 @@ class DefinitionImportError(Exception):
 
 def scan(definitions_dir: Path, *, sql_root: Path | None = None) -> tuple[dict[Path, Pipeline], dict[Path, DefinitionError]]:
     """Every *.json under the folder: valid pipelines and errors, with duplicate dag ids failing both files."""
-    root = definitions_dir.parent
     good: dict[Path, Pipeline] = {}
+    bad = _walk(definitions_dir, sql_root, lambda path, pipeline: good.__setitem__(path, pipeline))
+    for path in [p for p in good if p in bad]:
+        del good[path]
+    return good, bad
+
+
+def definition_files(definitions_dir: Path) -> list[Path]:
+    """The folder's *.json, without hidden files (editors' and the sync's temporary files)."""
+    return sorted(p for p in definitions_dir.glob("*.json") if not p.name.startswith("."))
+
+
+def _walk(definitions_dir: Path, sql_root: Path | None, on_valid) -> dict[Path, DefinitionError]:
+    """Load each definition once, hand each valid one to ``on_valid`` right away, return the errors.
+
+    Handing over as we go keeps one Pipeline alive at a time when the caller builds DAGs. Files whose
+    dag_id another file also uses come back as errors (both of them): the caller drops what it made.
+    """
+    root = definitions_dir.parent
+    sql = sql_root or sql_dir()
     bad: dict[Path, DefinitionError] = {}
-    for path in sorted(definitions_dir.glob("*.json")):
+    by_id: dict[str, list[Path]] = defaultdict(list)
+    for path in definition_files(definitions_dir):
         try:
-            good[path] = load_definition(path, sql_dir=sql_root or sql_dir())
+            pipeline = load_definition(path, sql_dir=sql)
         except DefinitionError as exc:
             bad[path] = _relabel(exc, path, root)
-    by_id: dict[str, list[Path]] = defaultdict(list)
-    for path, pipeline in good.items():
+            continue
         by_id[pipeline.dag_id].append(path)
+        on_valid(path, pipeline)
     for dag_id, paths in by_id.items():
         if len(paths) < 2:
             continue
@@ -51,8 +71,7 @@ def scan(definitions_dir: Path, *, sql_root: Path | None = None) -> tuple[dict[P
                 [Problem(_rel(path, root), "$.dag_id", f"dag_id {dag_id!r} is also used by {others}; neither is loaded",
                          "give each definition its own dag_id")]
             )
-            del good[path]
-    return good, bad
+    return bad
 
 
 def load_dags(definitions_dir: Path, *, write_stubs: bool = True) -> dict:
@@ -62,17 +81,48 @@ def load_dags(definitions_dir: Path, *, write_stubs: bool = True) -> dict:
     from dagspec.airflow.build import build_dag
 
     wanted = get_parsing_context().dag_id
-    good, bad = scan(definitions_dir)
+    if wanted is not None:
+        # A worker running one task: build that DAG only, found without reading every definition.
+        found = _find(definitions_dir, wanted)
+        if found is not None:
+            return {wanted: build_dag(found[1], found[0])}
+    built: dict[Path, object] = {}
+
+    def build(path: Path, pipeline: Pipeline) -> None:
+        if wanted is None or pipeline.dag_id == wanted:
+            built[path] = build_dag(pipeline, path)
+
+    bad = _walk(definitions_dir, None, build)
     if write_stubs and wanted is None:
         # Only the dag-processor keeps stubs in step; a worker running one task just reads.
         sync_error_stubs(definitions_dir, bad)
     for path, error in bad.items():
         log.error("dagspec: invalid definition %s\n%s", path, error)
-    dags = {}
-    for path, pipeline in good.items():
-        if wanted is None or pipeline.dag_id == wanted:
-            dags[pipeline.dag_id] = build_dag(pipeline, path)
-    return dags
+    return {dag.dag_id: dag for path, dag in built.items() if path not in bad}
+
+
+def _find(definitions_dir: Path, dag_id: str) -> tuple[Path, Pipeline] | None:
+    """The definition of ``dag_id``: by file name first (the usual case), else by a text search."""
+    named = definitions_dir / f"{dag_id}.json"
+    candidates = [named] if named.is_file() else []
+    needle = json.dumps(dag_id).encode()
+    if not candidates:
+        candidates = [p for p in definition_files(definitions_dir) if needle in _read(p)]
+    for path in candidates:
+        try:
+            pipeline = load_definition(path, sql_dir=sql_dir())
+        except DefinitionError:
+            continue
+        if pipeline.dag_id == dag_id:
+            return path, pipeline
+    return None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -89,7 +139,10 @@ def _relabel(error: DefinitionError, path: Path, root: Path) -> DefinitionError:
 
 
 def stub_name(definition: Path) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", definition.stem) + ".py"
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", definition.stem)
+    if safe != definition.stem:  # 'a-b.json' and 'a_b.json' must not share one stub
+        safe += "_" + hashlib.sha1(definition.name.encode()).hexdigest()[:6]
+    return safe + ".py"
 
 
 def sync_error_stubs(definitions_dir: Path, bad: dict[Path, DefinitionError]) -> None:
@@ -119,7 +172,9 @@ def _stub_text(definition: Path, error: DefinitionError) -> str:
         f"# Generated by dagspec: definitions/{definition.name} is invalid. This file makes Airflow list its\n"
         "# errors as an import error of their own. Fix the definition and this file goes away. Do not edit.\n"
         "from dagspec.airflow.loader import report_definition  # airflow dag\n\n"
-        f"report_definition(__file__, {definition.name!r}, {digest!r}, {str(error)!r})\n"
+        f"PROBLEMS = {str(error)!r}\n\n"
+        "# The traceback in the UI shows this line, so the problems are not repeated in it.\n"
+        f"report_definition(__file__, {definition.name!r}, {digest!r}, PROBLEMS)\n"
     )
 
 

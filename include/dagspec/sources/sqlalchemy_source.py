@@ -5,6 +5,7 @@ The fallback for every SQL source; faster native paths for particular databases 
 
 from __future__ import annotations
 
+import json
 from typing import Iterator
 
 import pyarrow as pa
@@ -22,6 +23,9 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     engine = create_engine(sqlalchemy_url(info))
     conn = engine.connect()
     try:
+        if conn.dialect.name in ("mysql", "mariadb"):
+            # TIMESTAMP values are instants: read them in UTC so they land as timestamp[us, tz=UTC].
+            conn.exec_driver_sql("SET time_zone = '+00:00'")
         schema, chunks = _read(conn, source, batch, chunk_rows)
     except BaseException:
         conn.close()
@@ -39,19 +43,22 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
 
 
 def _read(conn, source: SqlSource, batch: Batch, chunk_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    from sqlalchemy import DateTime, MetaData, Table, bindparam, select, text
+    from sqlalchemy import Date, DateTime, MetaData, Table, bindparam, select, text
 
     if source.query is not None:
         tz_aware = conn.dialect.name == "postgresql"
-        stmt = text(source.query)
+        stmt = text(source.query.strip().rstrip(";"))
         bound = {}
         for name in ("from_date", "to_date"):
             if f":{name}" in source.query:
                 stmt = stmt.bindparams(bindparam(name, type_=DateTime(timezone=tz_aware)))
                 value = batch.params()[name]
                 bound[name] = value if tz_aware else value.replace(tzinfo=None)
+        if ":batch_date" in source.query:
+            stmt = stmt.bindparams(bindparam("batch_date", type_=Date()))
+            bound["batch_date"] = batch.batch_date
         result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt, bound)
-        return _stream(result, [None] * len(result.keys()), chunk_rows)
+        return _stream(result, described_types(result.cursor, len(result.keys())), chunk_rows)
 
     try:
         table = Table(source.table, MetaData(), schema=source.schema_, autoload_with=conn)
@@ -66,7 +73,65 @@ def _read(conn, source: SqlSource, batch: Batch, chunk_rows: int) -> tuple[pa.Sc
         col = table.c[source.incremental_column]
         stmt = stmt.where(col >= _bound(col.type, batch.from_at), col < _bound(col.type, batch.to_at))
     result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
-    return _stream(result, [arrow_type(c.type) for c in cols], chunk_rows)
+    # The wire's description is the most exact (int4 stays int32, REAL float32); reflection fills gaps.
+    described = described_types(result.cursor, len(cols))
+    return _stream(result, [d or arrow_type(c.type) for d, c in zip(described, cols)], chunk_rows)
+
+
+MAX_DECIMAL_DIGITS = 38
+
+# PostgreSQL type OIDs (pg_type.oid, stable across versions) -> Arrow, for query mode.
+_PG_TYPES: dict[int, pa.DataType] = {
+    16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.int64(),
+    700: pa.float32(), 701: pa.float64(), 1082: pa.date32(), 1083: pa.time64("us"),
+    1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"), 17: pa.large_binary(),
+    25: pa.large_string(), 1043: pa.large_string(), 1042: pa.large_string(), 19: pa.large_string(),
+    2950: pa.large_string(), 114: pa.large_string(), 3802: pa.large_string(),
+}
+_PG_NUMERIC = 1700
+# MySQL wire type codes (pymysql.constants.FIELD_TYPE).
+_MY_DECIMAL = (0, 246)
+_MY_TYPES: dict[int, pa.DataType] = {
+    1: pa.int8(), 2: pa.int16(), 9: pa.int32(), 3: pa.int32(), 8: pa.int64(), 13: pa.int16(),
+    4: pa.float32(), 5: pa.float64(), 10: pa.date32(), 12: pa.timestamp("us"), 7: pa.timestamp("us", tz="UTC"),
+    245: pa.large_string(), 247: pa.large_string(), 248: pa.large_string(),
+}
+_MY_UNSIGNED_TYPES = {1: pa.uint8(), 2: pa.uint16(), 9: pa.uint32(), 3: pa.uint32(), 8: pa.uint64()}
+_MY_BYTES = (15, 249, 250, 251, 252, 253, 254)
+_MY_BINARY_CHARSET = 63
+_MY_UNSIGNED = 32
+
+
+def described_types(cursor, width: int) -> list[pa.DataType | None]:
+    """Exact Arrow types of a query's result from the driver's column description; None = infer."""
+    fields = getattr(getattr(cursor, "_result", None), "fields", None)
+    if fields is not None:  # pymysql: the wire's field packets carry flags and charset too
+        return [_mysql_type(f) for f in fields]
+    description = getattr(cursor, "description", None) or []
+    if description and hasattr(description[0], "type_code") and hasattr(description[0], "scale"):
+        return [_pg_type(d) for d in description]
+    return [None] * width
+
+
+def _pg_type(column) -> pa.DataType | None:
+    if column.type_code == _PG_NUMERIC:
+        if column.precision and column.precision <= MAX_DECIMAL_DIGITS:
+            return pa.decimal128(column.precision, column.scale or 0)
+        return pa.large_string()
+    return _PG_TYPES.get(column.type_code)
+
+
+def _mysql_type(field) -> pa.DataType | None:
+    if field.type_code in _MY_DECIMAL:
+        digits = field.length - (1 if field.scale else 0) - (0 if field.flags & _MY_UNSIGNED else 1)
+        if 0 < digits <= MAX_DECIMAL_DIGITS:
+            return pa.decimal128(digits, field.scale)
+        return pa.large_string()
+    if field.flags & _MY_UNSIGNED and field.type_code in _MY_UNSIGNED_TYPES:
+        return _MY_UNSIGNED_TYPES[field.type_code]
+    if field.type_code in _MY_BYTES:
+        return pa.large_binary() if field.charsetnr == _MY_BINARY_CHARSET else pa.large_string()
+    return _MY_TYPES.get(field.type_code)
 
 
 def _bound(sa_type, moment):
@@ -93,9 +158,12 @@ def arrow_type(sa_type) -> pa.DataType | None:
     if isinstance(sa_type, t.Float):
         return pa.float64()
     if isinstance(sa_type, t.Numeric):
-        if sa_type.precision and sa_type.precision <= 38:
+        if sa_type.precision and sa_type.precision <= MAX_DECIMAL_DIGITS:
             return pa.decimal128(sa_type.precision, sa_type.scale or 0)
-        return None
+        # Wider than decimal128, or unconstrained (PostgreSQL NUMERIC): the exact digits, as text.
+        return pa.large_string() if sa_type.asdecimal else None
+    if type(sa_type).__name__ == "TIMESTAMP" and type(sa_type).__module__.startswith("sqlalchemy.dialects.mysql"):
+        return pa.timestamp("us", tz="UTC")
     if isinstance(sa_type, t.DateTime):
         return pa.timestamp("us", tz="UTC" if sa_type.timezone else None)
     if isinstance(sa_type, t.Date):
@@ -134,9 +202,34 @@ def _to_batch(names: list[str], rows: list, types: list[pa.DataType | None]) -> 
             arr = pa.array(values)
             arr = arr.cast(pa.large_string()) if pa.types.is_null(arr.type) else arr
         else:
+            if pa.types.is_large_string(typ):
+                values = [_text(v) for v in values]
             try:
                 arr = pa.array(values, type=typ)
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
-                raise StepFailed(f"column {name!r}: values do not fit {typ}: {exc}") from None
+                arr = _coerced(values, typ)
+                if arr is None:
+                    raise StepFailed(f"column {name!r}: values do not fit {typ}: {exc}") from None
         arrays.append(arr)
     return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _coerced(values, typ: pa.DataType) -> pa.Array | None:
+    """SQLAlchemy hands some dialects' DOUBLE as Decimal; a float column takes them as floats."""
+    if pa.types.is_floating(typ):
+        try:
+            return pa.array([None if v is None else float(v) for v in values], type=typ)
+        except (TypeError, ValueError, pa.ArrowInvalid):
+            return None
+    return None
+
+
+def _text(value):
+    """Values a text column may hold that are not str: wide decimals, UUIDs, parsed JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8")
+    return str(value)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import difflib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dagspec.spec.model import Pipeline
@@ -60,3 +62,143 @@ def topological(pipeline: Pipeline) -> list[str]:
         done.append(ready)
         remaining.remove(ready)
     return done
+
+
+# --- Checks that run even when pydantic rejected part of the file ------------------------------
+# A person fixing a definition wants every problem at once. Pydantic stops at field level, so the
+# cross-step rules (references, cycles, SQL files) run on "views": the steps that validated as
+# models, and the raw JSON of those that did not, as far as its shape allows.
+
+
+@dataclass
+class StepView:
+    index: int
+    id: str | None
+    kind: str | None
+    after: list[tuple[int, str]] | None  # (position in 'after', step id); None: default (the previous step)
+    refs: list[tuple[tuple[str | int, ...], str]] = field(default_factory=list)  # (loc under the step, step id)
+    sql: str | None = None
+
+
+def view_of_model(index: int, step: Any) -> StepView:
+    fields = type(step).model_fields
+    sql = step.sql if "sql" in fields and isinstance(step.sql, str) else None
+    return StepView(
+        index=index,
+        id=step.id,
+        kind=step.kind,
+        after=None if step.after is None else list(enumerate(step.after)),
+        refs=_refs_of(step, fields),
+        sql=sql,
+    )
+
+
+def _refs_of(step: Any, fields: dict) -> list[tuple[tuple[str | int, ...], str]]:
+    """Where a step reads other steps. Checked on the class: a pydantic instance's missing attribute is slow."""
+    own = getattr(type(step), "ref_fields", None)
+    if own is not None:  # step kinds defined in their own modules say where they read
+        return own(step)
+    refs: list[tuple[tuple[str | int, ...], str]] = []
+    if "input" in fields and isinstance(step.input, str):
+        refs.append((("input",), step.input))
+    if "inputs" in fields and isinstance(step.inputs, list):
+        refs.extend((("inputs", k), r) for k, r in enumerate(step.inputs))
+    return refs
+
+
+def view_of_raw(index: int, raw: Any) -> StepView:
+    """What can be trusted of a step pydantic rejected: well-typed ids and references only."""
+    if not isinstance(raw, dict):
+        return StepView(index, None, None, None)
+    sid = raw.get("id") if isinstance(raw.get("id"), str) else None
+    kind = raw.get("kind") if isinstance(raw.get("kind"), str) else None
+    after_raw = raw.get("after")
+    after = [(j, a) for j, a in enumerate(after_raw) if isinstance(a, str)] if isinstance(after_raw, list) else None
+    refs: list[tuple[tuple[str | int, ...], str]] = []
+    if isinstance(raw.get("input"), str):
+        refs.append((("input",), raw["input"]))
+    if isinstance(raw.get("inputs"), list):
+        refs.extend((("inputs", k), r) for k, r in enumerate(raw["inputs"]) if isinstance(r, str))
+    sql = raw.get("sql") if isinstance(raw.get("sql"), str) else None
+    return StepView(index, sid, kind, after, refs, sql)
+
+
+def view_problems(views: list[StepView], rules: dict[str, set[str]]) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """Duplicate ids, unknown or wrong-kind references, and a cycle: (loc, message, fix) each."""
+    problems: list[tuple[tuple[str | int, ...], str, str]] = []
+    known_kinds = set(rules).union(*rules.values())  # a step of an unknown kind is reported as such, once
+    index: dict[str, StepView] = {}
+    for v in views:
+        if v.id is None:
+            continue
+        if v.id in index:
+            problems.append((("steps", v.index, "id"), f"step id {v.id!r} is used twice", "give every step its own id"))
+        else:
+            index[v.id] = v
+    for v in views:
+        for j, name in v.after or []:
+            if name not in index:
+                problems.append((("steps", v.index, "after", j), f"unknown step {name!r}", _fix_unknown(name, index)))
+        for loc, ref in v.refs:
+            target = index.get(ref)
+            where = ("steps", v.index, *loc)
+            if target is None:
+                problems.append((where, f"unknown step {ref!r}", _fix_unknown(ref, index)))
+            elif ref == v.id:
+                problems.append((where, "a step cannot read its own output", "name an earlier step"))
+            elif v.kind in rules and target.kind in known_kinds and target.kind not in rules[v.kind]:
+                problems.append((where, f"step {ref!r} is a {target.kind} step and has no batch to read",
+                                 "point at an extract or transform step"))
+    cycle = _view_cycle(views, index)
+    if cycle:
+        first = index[cycle[0]]
+        problems.append((("steps", first.index, "after"),
+                         "steps depend on each other in a cycle: " + " -> ".join(cycle),
+                         "remove one of these 'after' entries"))
+    return problems
+
+
+def _fix_unknown(name: str, index: dict[str, StepView]) -> str:
+    if not index:
+        return "define that step first"
+    listing = f"use one of: {', '.join(index)}"
+    if len(index) <= 12:
+        return listing
+    close = difflib.get_close_matches(name, list(index), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else listing
+
+
+def _view_cycle(views: list[StepView], index: dict[str, StepView]) -> list[str]:
+    deps: dict[str, list[str]] = {}
+    previous: str | None = None
+    for v in views:
+        if v.id is None or v.id in deps:
+            previous = v.id if v.id is not None else previous
+            continue
+        base = [a for _, a in v.after] if v.after is not None else ([previous] if previous else [])
+        deps[v.id] = [d for d in dict.fromkeys([*base, *(r for _, r in v.refs)]) if d in index and d != v.id]
+        previous = v.id
+    state: dict[str, int] = {}
+    for start in deps:
+        if start in state:
+            continue
+        # Iterative DFS: a 5 MB definition may hold thousands of steps; recursion would overflow.
+        path: list[str] = []
+        stack: list[tuple[str, int]] = [(start, 0)]
+        while stack:
+            node, i = stack.pop()
+            if i == 0:
+                state[node] = 1
+                path.append(node)
+            children = deps.get(node, [])
+            if i < len(children):
+                stack.append((node, i + 1))
+                child = children[i]
+                if state.get(child) == 1:
+                    return path[path.index(child):] + [child]
+                if child not in state:
+                    stack.append((child, 0))
+            else:
+                state[node] = 2
+                path.pop()
+    return []

@@ -4,22 +4,46 @@ from __future__ import annotations
 
 import difflib
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from dagspec.spec import model as model_module
 from dagspec.spec.errors import DefinitionError, Problem, json_path
-from dagspec.spec.graph import find_cycle
-from dagspec.spec.model import ExtractStep, Pipeline, PublishStep, TransformStep, ValidateStep, reference_problems
+from dagspec.spec.graph import StepView, view_of_model, view_of_raw, view_problems
+from dagspec.spec.migrate import CURRENT, Versions
+from dagspec.spec.model import Pipeline
 
-STEP_CLASSES: dict[str, type[BaseModel]] = {
-    "extract": ExtractStep,
-    "validate": ValidateStep,
-    "transform": TransformStep,
-    "publish": PublishStep,
-}
 MAX_BYTES = 1_000_000  # a pipeline is a page of JSON; megabytes mean a wrong file was dropped
+Loc = tuple
+
+
+def step_classes(model: type[BaseModel] = Pipeline) -> dict[str, type[BaseModel]]:
+    """kind -> step model, read from the model's `steps` union so new step kinds need no change here."""
+    return _step_classes(model)
+
+
+@lru_cache(maxsize=8)
+def _step_classes(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    out: dict[str, type[BaseModel]] = {}
+    for cls in _models_in(model.model_fields["steps"].annotation):
+        kind = cls.model_fields.get("kind")
+        for value in getattr(kind.annotation, "__args__", ()) if kind is not None else ():
+            out[value] = cls
+    return out
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) or () for m in _models_in(arg)]
+
+
+@lru_cache(maxsize=8)
+def _step_adapter(model: type[BaseModel]) -> TypeAdapter:
+    return TypeAdapter(model.model_fields["steps"].annotation.__args__[0])
 
 
 def load_definition(path: str | Path, *, sql_dir: Path | None = None) -> Pipeline:
@@ -32,29 +56,60 @@ def load_definition(path: str | Path, *, sql_dir: Path | None = None) -> Pipelin
     return parse_definition(raw_bytes, name, sql_dir=sql_dir)
 
 
-def parse_definition(raw_bytes: bytes, name: str, *, sql_dir: Path | None = None) -> Pipeline:
+def parse_definition(
+    raw_bytes: bytes,
+    name: str,
+    *,
+    sql_dir: Path | None = None,
+    model: type[BaseModel] = Pipeline,
+    versions: Versions = CURRENT,
+) -> Pipeline:
+    """The Pipeline, or DefinitionError with every problem of the file found in one pass."""
     data = _decode(raw_bytes, name)
+    data, written, version_problems = versions.upgrade(data)
+    if version_problems:  # another format: its keys mean nothing to this model
+        raise DefinitionError([Problem(name, json_path(loc), msg, fix) for loc, msg, fix in version_problems])
+    pipeline = None
+    found: list[tuple[Loc, str, str]] = []
     try:
-        pipeline = Pipeline.model_validate(data)
+        pipeline = model.model_validate(data)
     except ValidationError as exc:
-        raise DefinitionError(_from_pydantic(exc, data, name)) from None
-    problems = [Problem(name, json_path(loc), msg, fix) for loc, msg, fix in reference_problems(pipeline)]
-    if not problems:
-        cycle = find_cycle(pipeline)
-        if cycle:
-            problems.append(
-                Problem(
-                    name,
-                    json_path(("steps", cycle[0][0], "after")),
-                    "steps depend on each other in a cycle: " + " -> ".join(sid for _, sid in cycle),
-                    "remove one of these 'after' entries",
-                )
-            )
+        found = _from_pydantic(exc, data, model)
+    views = _views(pipeline, data, found, model)
+    taken = {loc for loc, _, _ in found}
+    # The model's reference rules (_REFERENCE_RULES, each kind's ref_fields) applied to views, so they
+    # hold for the steps pydantic accepted even when others in the file were rejected.
+    cross = view_problems(views, model_module._REFERENCE_RULES)
     if sql_dir is not None:
-        problems.extend(_missing_sql(pipeline, sql_dir, name))
-    if problems:
-        raise DefinitionError(problems)
+        cross += _missing_sql(views, sql_dir)
+    seen: set[tuple[Loc, str]] = set()
+    for loc, msg, fix in cross:
+        if loc in taken or (loc, msg) in seen:
+            continue
+        seen.add((loc, msg))
+        found.append((loc, msg, fix))
+    if found:
+        raise DefinitionError(Problem(name, versions.path(loc, written), msg, fix) for loc, msg, fix in found)
     return pipeline
+
+
+def _views(pipeline: Any, data: dict[str, Any], found: list, model: type[BaseModel]) -> list[StepView]:
+    if pipeline is not None:
+        return [view_of_model(i, s) for i, s in enumerate(pipeline.steps)]
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        return []
+    broken = {loc[1] for loc, _, _ in found if len(loc) > 1 and loc[0] == "steps" and isinstance(loc[1], int)}
+    views = []
+    for i, raw in enumerate(steps):
+        if i not in broken:
+            try:
+                views.append(view_of_model(i, _step_adapter(model).validate_python(raw)))
+                continue
+            except ValidationError:
+                pass
+        views.append(view_of_raw(i, raw))
+    return views
 
 
 def _decode(raw_bytes: bytes, name: str) -> dict[str, Any]:
@@ -90,11 +145,13 @@ def _has_comment(text: str) -> bool:
     return any(line.lstrip().startswith(("//", "/*", "#")) for line in text.splitlines())
 
 
-def _from_pydantic(exc: ValidationError, data: dict[str, Any], name: str) -> list[Problem]:
+def _from_pydantic(exc: ValidationError, data: dict[str, Any], model: type[BaseModel]) -> list[tuple[Loc, str, str]]:
     problems = []
     for err in exc.errors(include_url=False):
         loc = _strip_tags(err["loc"], data)
-        problems.append(Problem(name, json_path(loc), *_explain(err, loc, data)))
+        if loc == () and "end_date is before" in str(err.get("msg", "")):
+            loc = ("end_date",)  # a model-level rule, but the key to change is end_date
+        problems.append((loc, *_explain(err, loc, data, model)))
     return problems
 
 
@@ -120,11 +177,12 @@ def _kind_of(node: dict[str, Any]) -> str:
     return str(node.get("kind", "sql"))
 
 
-def _explain(err: dict[str, Any], loc: tuple, data: dict[str, Any]) -> tuple[str, str]:
+def _explain(err: dict[str, Any], loc: tuple, data: dict[str, Any], model: type[BaseModel]) -> tuple[str, str]:
     kind = err["type"]
     field = str(loc[-1]) if loc else "$"
+    kinds = ", ".join(step_classes(model))
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1], data)
+        allowed = _allowed_keys(loc[:-1], data, model)
         close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.5)
         fix = f"did you mean {close[0]!r}?" if close else f"allowed keys here: {', '.join(sorted(allowed))}"
         return f"unknown key {field!r}", fix
@@ -132,9 +190,9 @@ def _explain(err: dict[str, Any], loc: tuple, data: dict[str, Any]) -> tuple[str
         return f"required key {field!r} is missing", f"add {field!r}"
     if kind == "union_tag_invalid":
         return (f"unknown step kind {err['input'] if not isinstance(err['input'], dict) else err['input'].get('kind')!r}",
-                f"use one of: {', '.join(STEP_CLASSES)}")
+                f"use one of: {kinds}")
     if kind == "union_tag_not_found":
-        return "step has no 'kind'", f"add \"kind\": one of {', '.join(STEP_CLASSES)}"
+        return "step has no 'kind'", f"add \"kind\": one of {kinds}"
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern", "")
         if "A-Za-z_][A-Za-z0-9_]{0,62}" in pattern:
@@ -172,13 +230,31 @@ def _explain(err: dict[str, Any], loc: tuple, data: dict[str, Any]) -> tuple[str
         least = err.get("ctx", {}).get("min_length", 1)
         return f"needs at least {least} item(s)", "add " + ("a step" if field == "steps" else "an item")
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        return f"{err['msg']} (got {got})", ""
+        bound = next(iter(err.get("ctx", {}).values()), "")
+        sign = {"greater_than_equal": ">=", "less_than_equal": "<=", "greater_than": ">", "less_than": "<"}[kind]
+        return f"{err['msg']} (got {got})", f"use a value {sign} {bound}"
+    if kind == "literal_error":
+        return f"{err['msg']} (got {got})", f"use one of: {err.get('ctx', {}).get('expected', '')}"
     return f"{err['msg']} (got {got})", ""
 
 
+_VALUE_ERROR_FIXES = {  # message start -> fix, for the model's own rules
+    "give exactly one of 'table' or 'query'": "keep either 'table' (with 'incremental_column' if incremental) or 'query'",
+    "end_date is before start_date": "set end_date on or after start_date, or remove it",
+    "a publish step needs": "add \"table\": {\"schema\": ..., \"table\": ...} or \"export\": {\"format\": \"parquet\"}",
+    "'columns' and 'incremental_column' go with 'table'": "remove them, or read a 'table' instead of a 'query'",
+    "the SQL file must be inside include/sql/": "give a path relative to include/sql/, e.g. 'orders/daily.sql'",
+}
+
+
 def _fix_for_value_error(field: str, message: str) -> str:
-    if field == "schedule" and "runs more than once a day" not in message:
+    if field == "schedule":
+        if "runs more than once a day" in message:
+            return "use \"@daily\" or a cron that fires at most once a day, e.g. \"0 3 * * *\""
         return "use a preset like \"@daily\" or five cron fields like \"0 3 * * *\""
+    for start, fix in _VALUE_ERROR_FIXES.items():
+        if message.startswith(start):
+            return fix
     return ""
 
 
@@ -187,16 +263,16 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _allowed_keys(loc: tuple, data: dict[str, Any]) -> list[str]:
+def _allowed_keys(loc: tuple, data: dict[str, Any], top: type[BaseModel] = Pipeline) -> list[str]:
     """The keys the model accepts at ``loc`` (for 'did you mean'), found by walking model and data together."""
-    model: type[BaseModel] | None = Pipeline
+    model: type[BaseModel] | None = top
     node: Any = data
     i = 0
     while i < len(loc) and model is not None:
         part = loc[i]
-        if part == "steps" and model is Pipeline and i + 1 < len(loc):
+        if part == "steps" and model is top and i + 1 < len(loc):
             node = node.get("steps", [])[loc[i + 1]] if isinstance(node, dict) else {}
-            model = STEP_CLASSES.get(node.get("kind")) if isinstance(node, dict) else None
+            model = step_classes(top).get(node.get("kind")) if isinstance(node, dict) else None
             i += 2
             continue
         field = _field_by_key(model, part)
@@ -232,12 +308,18 @@ def _model_in(annotation: Any, kind: str | None = None) -> type[BaseModel] | Non
     return found[0] if found else None
 
 
-def _missing_sql(pipeline: Pipeline, sql_dir: Path, name: str) -> list[Problem]:
+def _missing_sql(views: list[StepView], sql_dir: Path) -> list[tuple[Loc, str, str]]:
     problems = []
-    for i, step in enumerate(pipeline.steps):
-        if isinstance(step, TransformStep) and not (sql_dir / step.sql).is_file():
-            problems.append(
-                Problem(name, json_path(("steps", i, "sql")), f"SQL file {step.sql!r} does not exist in {sql_dir}",
-                        "create it, or fix the path (relative to include/sql/)")
-            )
+    for v in views:
+        if v.sql is None or not v.sql.endswith(".sql") or ".." in v.sql.split("/") or v.sql.startswith("/"):
+            continue  # a malformed path is already reported by the model
+        if not (sql_dir / v.sql).is_file():
+            problems.append((("steps", v.index, "sql"), f"SQL file {v.sql!r} does not exist in {_short_dir(sql_dir)}",
+                             "create it, or fix the path (relative to include/sql/)"))
     return problems
+
+
+def _short_dir(folder: Path) -> str:
+    # The project-relative form reads the same on a laptop, in CI and in a container.
+    parts = folder.parts
+    return "/".join(parts[-2:]) if len(parts) >= 2 else str(folder)

@@ -29,9 +29,10 @@ def check_schedule(schedule: str) -> str:
         raise ValueError(
             f"{schedule!r} is not a valid cron expression (five fields: minute hour day-of-month month day-of-week)"
         )
-    it = croniter(expr, datetime(2025, 1, 1, tzinfo=timezone.utc))
-    fires = [it.get_next(datetime) for _ in range(4)]
-    if min(b - a for a, b in zip(fires, fires[1:])) < timedelta(hours=23):
+    # More than one minute or hour value means more than one run on a day it fires. Read from the
+    # expanded fields: stepping croniter through fire times costs up to 0.2 s for a monthly cron.
+    (minutes, hours, *_), _nth = croniter.expand(expr)
+    if len(minutes) > 1 or len(hours) > 1 or "*" in minutes or "*" in hours:
         raise ValueError(
             f"{schedule!r} runs more than once a day; batch partitions are daily (batch_date=YYYY-MM-DD), "
             "so a pipeline runs at most daily"

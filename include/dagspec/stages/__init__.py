@@ -17,6 +17,10 @@ def stage_for(kind: str) -> Callable[..., Any]:
         from dagspec.stages.transform import run_transform as fn
     elif kind == "publish":
         from dagspec.stages.publish import run_publish as fn
+    elif kind in ("train", "evaluate", "promote", "score", "drift"):
+        from dagspec.stages.ml_stages import stage as _ml_stage
+
+        fn = _ml_stage(kind)
     else:
         raise ValueError(f"no stage for step kind {kind!r}")
     return fn

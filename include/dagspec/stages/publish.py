@@ -1,25 +1,94 @@
-"""Publish: replace the batch's partition in a warehouse table (one transaction) and export it to the store."""
+"""Publish: the batch to every target of the step, each replacing exactly that batch.
+
+Targets: a warehouse table (delete + insert in one transaction), files in the store or another
+store connection (Parquet/CSV, swapped in whole), BigQuery (Parquet load job + one MERGE), a Google
+Sheets worksheet (cleared, then rewritten). Validation ran before this step, so a failed 'fail'
+expectation never reaches any of them.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagspec.spec.model import PublishStep
-from dagspec.stages.context import RunContext
+from dagspec.stages.context import RunContext, StepFailed
 
 
-def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, int]:
-    rows: dict[str, int] = {}
+def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
     with ctx.warehouse.session() as session:
         for batch in ctx.batches:
+            day = batch.batch_date.isoformat()
+            done: dict[str, int] = {}
             rel = ctx.expose(session, step.input, batch)
+
+            def reader():
+                return session.arrow(f"SELECT * FROM {rel}", {})
+
             if step.table is not None:
-                count = session.replace_batch(step.table.schema_, step.table.table, batch.batch_date, f"SELECT * FROM {rel}", {})
-                ctx.log.info("publish %s: batch_date=%s rows=%d -> table %s", step.id, batch.batch_date, count,
-                             step.table.qualified)
-                rows[batch.batch_date.isoformat()] = count
+                count = session.replace_batch(step.table.schema_, step.table.table, batch.batch_date,
+                                              f"SELECT * FROM {rel}", {})
+                ctx.log.info("publish %s: batch_date=%s rows=%d -> table %s", step.id, day, count, step.table.qualified)
+                done["table"] = count
             if step.export is not None:
-                dest = step.export.target or step.table
-                reader = session.arrow(f"SELECT * FROM {rel}", {})
-                part = ctx.store.write_partition(dest.schema_, dest.table, batch.batch_date, reader.schema, reader)
-                ctx.log.info("publish %s: batch_date=%s rows=%d -> %s", step.id, batch.batch_date, part.rows, part.path)
-                rows.setdefault(batch.batch_date.isoformat(), part.rows)
+                done["export"] = _export(ctx, step, batch, reader())
+            if step.bigquery is not None:
+                done["bigquery"] = _bigquery(ctx, step, batch, reader())
+            if step.sheet is not None:
+                done["sheet"] = _sheet(ctx, step, reader())
+            rows[day] = next(iter(done.values())) if len(done) == 1 else done
     return rows
+
+
+def _export(ctx: RunContext, step: PublishStep, batch, reader) -> int:
+    from dagspec.publish.files import export_partition
+    from dagspec.store import Store
+
+    dest = step.export.target or step.table
+    store = Store.from_connection(ctx.resolver(step.export.conn_id)) if step.export.conn_id else ctx.store
+    part = export_partition(store, step.export.format, dest.schema_, dest.table, batch.batch_date, reader.schema,
+                            reader)
+    ctx.log.info("publish %s: batch_date=%s rows=%d -> %s (%s)", step.id, batch.batch_date, part.rows, part.path,
+                 step.export.format)
+    return part.rows
+
+
+def _bigquery(ctx: RunContext, step: PublishStep, batch, reader) -> int:
+    from dagspec.gcp import bigquery_client, project
+    from dagspec.publish.bigquery import publish_batch
+
+    target = step.bigquery
+    info = ctx.resolver(target.conn_id)
+    table_id = f"{project(info, target.project)}.{target.dataset}.{target.table}"
+    try:
+        count = publish_batch(bigquery_client(info, target.project), table_id, batch.batch_date, reader.schema,
+                              reader, target.unique_key)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise StepFailed(info.scrub(f"publish {step.id}: BigQuery {table_id} via connection {info.conn_id!r}: "
+                                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")) from exc
+    ctx.log.info("publish %s: batch_date=%s rows=%d -> BigQuery %s (%s)", step.id, batch.batch_date, count, table_id,
+                 "merge on " + ", ".join(target.unique_key) if target.unique_key else "partition replaced")
+    return count
+
+
+def _sheet(ctx: RunContext, step: PublishStep, reader) -> int:
+    from dagspec.publish.sheets import publish_sheet
+
+    target = step.sheet
+    info = ctx.resolver(target.conn_id)
+    # Stop reading past max_rows: a sheet target is for small results, never a whole table in memory.
+    batches, total = [], 0
+    for b in reader:
+        batches.append(b)
+        total += b.num_rows
+        if total > target.max_rows:
+            break
+    import pyarrow as pa
+
+    table = pa.Table.from_batches(batches, schema=reader.schema)
+    count = publish_sheet(info, target.spreadsheet_id, target.worksheet, table, target.max_rows)
+    ctx.log.info("publish %s: rows=%d -> Google Sheets %s / %s", step.id, count, target.spreadsheet_id,
+                 target.worksheet)
+    return count

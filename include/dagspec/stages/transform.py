@@ -1,10 +1,18 @@
-"""Transform: a SQL file rendered with the window, run inside the warehouse, replacing one batch per run."""
+"""Transform: a SQL file rendered with the window, run inside the warehouse.
+
+Materialisations: incremental (each batch replaces its batch, or merges on unique_key), table (the
+result replaces the whole table atomically), view. Each write is one transaction where the
+warehouse has them, so a failing query leaves the previous table as it was.
+"""
 
 from __future__ import annotations
 
-from dagspec.spec.model import TransformStep
+import re
+
+from dagspec.spec.model import ExtractStep, TransformStep
 from dagspec.sql import read_sql_file, render, to_dialect
 from dagspec.stages.context import RunContext, StepFailed
+from dagspec.warehouse import materialize
 
 
 def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
@@ -12,31 +20,109 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
     target = ctx.output_table(step.id)
     rows: dict[str, int] = {}
     with ctx.warehouse.session() as session:
+        if step.materialization == "view":
+            _create_view(ctx, step, session, template)
+            return {"view": 1}
         for batch in ctx.batches:
+
+            refs: dict[str, str] = {}
 
             def ref(step_id: str) -> str:
                 if step_id not in step.inputs:
                     raise StepFailed(f"{step.sql}: ref({step_id!r}) is not in the step's inputs; add it to 'inputs'")
-                return ctx.expose(session, step_id, batch)
+                # A plain token while sqlglot reads the file; the warehouse's own relation text goes in after,
+                # so it never has to parse in the file's dialect (BigQuery's `project.dataset.table`).
+                token = f"__dagspec_ref_{step_id}"
+                refs[token] = ctx.expose(session, step_id, batch)
+                return token
 
-            rendered = render(
-                template,
-                {**batch.params(), "ds": batch.batch_date.isoformat(), "params": ctx.pipeline.params},
-                {"ref": ref},
-            )
-            read = step.dialect or session.dialect
-            sql, names = to_dialect(rendered, read=read, write=session.dialect)
-            if read != session.dialect:
-                ctx.log.info("transform %s: %s transpiled from %s to %s by sqlglot", step.id, step.sql, read, session.dialect)
+            rendered = render(template, _jinja_context(ctx, batch), {"ref": ref})
+            sql, names = _transpile(ctx, step, session, rendered)
+            sql = _put_refs(sql, refs)
             unknown = [n for n in names if n not in batch.params()]
             if unknown:
                 raise StepFailed(f"{step.sql}: unknown parameter(s) {', '.join(':' + n for n in unknown)}; "
                                  "available: :from_date, :to_date, :batch_date")
             params = {n: _naive(batch.params()[n]) for n in names}
-            count = session.replace_batch(target.schema_, target.table, batch.batch_date, sql, params)
+            try:
+                if step.materialization == "table":
+                    count = materialize.replace_table(session, target.schema_, target.table, batch.batch_date, sql,
+                                                      params)
+                elif step.unique_key:
+                    count = materialize.merge_batch(session, target.schema_, target.table, batch.batch_date, sql,
+                                                    params, step.unique_key)
+                else:
+                    count = session.replace_batch(target.schema_, target.table, batch.batch_date, sql, params)
+            except StepFailed:
+                raise
+            except Exception as exc:
+                raise StepFailed(f"transform {step.id} ({step.sql}) failed in the warehouse, {target.qualified} is "
+                                 f"unchanged: {type(exc).__name__}: {_first_line(exc)}") from exc
             rows[batch.batch_date.isoformat()] = count
-            ctx.log.info("transform %s: batch_date=%s rows=%d -> %s", step.id, batch.batch_date, count, target.qualified)
+            ctx.log.info("transform %s: batch_date=%s rows=%d -> %s (%s)", step.id, batch.batch_date, count,
+                         target.qualified, "merge" if step.unique_key else step.materialization)
     return rows
+
+
+def _create_view(ctx: RunContext, step: TransformStep, session, template: str) -> None:
+    target = ctx.output_table(step.id)
+
+    def ref(step_id: str) -> str:
+        if step_id not in step.inputs:
+            raise StepFailed(f"{step.sql}: ref({step_id!r}) is not in the step's inputs; add it to 'inputs'")
+        if isinstance(ctx.pipeline.step(step_id), ExtractStep):
+            raise StepFailed(f"{step.sql}: a view can only read warehouse tables; {step_id!r} is staged Parquet "
+                             "(make it a table or incremental transform, or read a transform's output)")
+        table = ctx.output_table(step_id)
+        return materialize.relation(session, table.schema_, table.table)
+
+    refs: dict[str, str] = {}
+
+    def token_ref(step_id: str) -> str:
+        token = f"__dagspec_ref_{step_id}"
+        refs[token] = ref(step_id)
+        return token
+
+    batch = ctx.batches[0]
+    sql, names = _transpile(ctx, step, session, render(template, _jinja_context(ctx, batch), {"ref": token_ref}))
+    sql = _put_refs(sql, refs)
+    if names:
+        raise StepFailed(f"{step.sql}: a view cannot hold bound parameters ({', '.join(':' + n for n in names)}); "
+                         "use materialization 'incremental' or 'table' for windowed SQL")
+    try:
+        materialize.create_view(session, target.schema_, target.table, sql)
+    except Exception as exc:
+        raise StepFailed(f"transform {step.id} ({step.sql}): creating view {target.qualified} failed, the previous "
+                         f"one is unchanged: {type(exc).__name__}: {_first_line(exc)}") from exc
+    ctx.log.info("transform %s: view %s created", step.id, target.qualified)
+
+
+def _jinja_context(ctx: RunContext, batch) -> dict:
+    return {**batch.params(), "ds": batch.batch_date.isoformat(), "ds_nodash": batch.batch_date.strftime("%Y%m%d"),
+            "params": ctx.pipeline.params}
+
+
+def _transpile(ctx: RunContext, step: TransformStep, session, rendered: str) -> tuple[str, list[str]]:
+    read = step.dialect or session.dialect
+    try:
+        sql, names = to_dialect(rendered, read=read, write=session.dialect)
+    except Exception as exc:
+        raise StepFailed(f"{step.sql}: sqlglot could not read it as {read} SQL: {_first_line(exc)}") from exc
+    if read != session.dialect:
+        ctx.log.info("transform %s: %s transpiled from %s to %s by sqlglot", step.id, step.sql, read, session.dialect)
+    return sql, names
+
+
+def _put_refs(sql: str, refs: dict[str, str]) -> str:
+    for token, relation in refs.items():
+        # sqlglot may have quoted the token in the target dialect ("x", `x`); replace it with any quoting.
+        sql = re.sub(rf"[\"`]?\b{re.escape(token)}\b[\"`]?", lambda _m, r=relation: r, sql)
+    return sql
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _naive(value):

@@ -1,20 +1,29 @@
-"""Validate: Great Expectations 1.x on a step's batch; a failed 'fail' expectation stops the run.
+"""Validate: Great Expectations checks on a step's batch; a failed 'fail' expectation stops the run.
 
-GX is imported here, inside the task, never at DAG parse time (it costs seconds to import).
+Where the checks run (the definition's run_on):
+- batch (default): the batch is scanned by embedded DuckDB (staged Parquet read in place, a
+  transform's batch where it lives), the common expectations computed in SQL, results in GX's
+  own format; the rest go to GX's pandas engine with only the columns they read.
+- warehouse: on a PostgreSQL warehouse, GX's SQL engine runs the suite inside PostgreSQL.
+GX is imported inside the task, never at DAG parse time (it costs seconds to import).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
+from dagspec.checks.suite import Check, SuiteError, step_checks
+from dagspec.paths import expectations_dir
 from dagspec.spec.model import ExtractStep, ValidateStep
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.windows import Batch
+
+DUCKDB_MEMORY = "256MB"
 
 
 class ValidationFailed(StepFailed):
@@ -22,61 +31,179 @@ class ValidationFailed(StepFailed):
 
 
 def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
+    try:
+        checks = step_checks(step, expectations_dir())
+    except SuiteError as exc:
+        raise StepFailed(str(exc)) from None
     outcome: dict[str, Any] = {}
     failures: list[str] = []
+    suite_name = f"{ctx.pipeline.dag_id}.{step.id}"
     for batch in ctx.batches:
-        table = _read_batch(ctx, step.input, batch)
-        results = check(table.to_pandas(), step, suite_name=f"{ctx.pipeline.dag_id}.{step.id}")
-        json_path, html_path = _write_reports(ctx, step, batch, table.num_rows, results)
+        results, rows, engine = _evaluate(ctx, step, batch, checks, suite_name)
+        json_path, html_path = _write_reports(ctx, step, batch, rows, results)
         blocking = [r for r in results["results"] if not r["success"] and r["severity"] == "fail"]
         warned = [r for r in results["results"] if not r["success"] and r["severity"] == "warn"]
-        ctx.log.info("validate %s batch_date=%s rows=%d\n%s", step.id, batch.batch_date, table.num_rows, summary(results))
+        ctx.log.info("validate %s batch_date=%s rows=%d (engine: %s)\n%s", step.id, batch.batch_date, rows, engine,
+                     summary(results))
         ctx.log.info("validation report: %s (result JSON: %s)", html_path.as_uri(), json_path)
         for r in warned:
-            ctx.log.warning("expectation %s failed with severity warn: recorded, the run continues", r["type"])
+            ctx.log.warning("expectation %s failed with severity warn: recorded, the run continues", _short(r))
         if blocking:
             failures.append(f"batch_date={batch.batch_date}: " + ", ".join(_short(r) for r in blocking))
         outcome[batch.batch_date.isoformat()] = {
-            "success": not blocking, "warnings": len(warned), "report": str(html_path)
+            "success": not blocking, "warnings": len(warned), "warned": [_short(r) for r in warned],
+            "report": str(html_path), "result": str(json_path),
         }
     if failures:
         raise ValidationFailed("validation failed, nothing downstream will publish: " + "; ".join(failures))
     return outcome
 
 
-def _read_batch(ctx: RunContext, step_id: str, batch: Batch) -> pa.Table:
-    table = ctx.output_table(step_id)
-    if isinstance(ctx.pipeline.step(step_id), ExtractStep):
-        return ctx.store.dataset(table.schema_, table.table, [batch.batch_date]).to_table()
-    with ctx.warehouse.session() as session:
-        rel = ctx.expose(session, step_id, batch)
-        return session.arrow(f"SELECT * FROM {rel}", {}).read_all()
+def _evaluate(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str):
+    """Returns (GX suite result dict with type/severity/index on each result, row count, engine used)."""
+    is_extract = isinstance(ctx.pipeline.step(step.input), ExtractStep)
+    with ExitStack() as stack:
+        session = None
+        if not is_extract:
+            session = stack.enter_context(ctx.warehouse.session())
+        if step.run_on == "warehouse" and session is not None and session.dialect == "postgres":
+            results, rows = _gx_in_postgres(ctx, step, batch, checks, suite_name, session)
+            engine = "great_expectations SQL engine in PostgreSQL"
+        else:
+            if step.run_on == "warehouse" and is_extract:
+                ctx.log.info("validate %s: %s is staged Parquet, checked in place with DuckDB", step.id, step.input)
+            con, relation = _duckdb_relation(ctx, step, batch, session, stack)
+            results, rows = _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session)
+            engine = "DuckDB (GX result format)"
+        return _suite_result(results, suite_name, batch, engine), rows, engine
 
 
-def check(df, step: ValidateStep, suite_name: str) -> dict[str, Any]:
-    """Run the step's expectations with GX on a DataFrame; returns GX's result dict plus each severity."""
-    import great_expectations as gx
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session, stack: ExitStack):
+    import duckdb
 
-    context = gx.get_context(mode="ephemeral")
-    batch = (
-        context.data_sources.add_pandas("dagspec")
-        .add_dataframe_asset(suite_name)
-        .add_batch_definition_whole_dataframe("batch")
-        .get_batch(batch_parameters={"dataframe": df})
-    )
-    suite = gx.ExpectationSuite(name=suite_name)
-    for i, e in enumerate(step.expectations):
-        meta = {**e.meta, "dagspec_index": i, "severity": e.severity}
-        suite.add_expectation_configuration(ExpectationConfiguration(type=e.type, kwargs=e.kwargs, meta=meta))
-    result = batch.validate(suite, result_format="SUMMARY").to_json_dict()
-    for r in result["results"]:
-        cfg = r["expectation_config"]
-        r["type"] = cfg["type"]
-        r["severity"] = cfg["meta"]["severity"]
-        r["index"] = cfg["meta"]["dagspec_index"]
-    result["results"].sort(key=lambda r: r["index"])
-    return result
+    table = ctx.output_table(step.input)
+    if session is not None and session.dialect == "duckdb":
+        # The transform's batch is already in the DuckDB warehouse: check it where it is.
+        from dagspec.sql import qualified
+
+        rel = (f"(SELECT * EXCLUDE (batch_date) FROM {qualified(table.schema_, table.table, 'duckdb')} "
+               f"WHERE batch_date = DATE '{batch.batch_date.isoformat()}')")
+        return session.con, rel
+    tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dagspec-validate-"))
+    con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2})
+    stack.callback(con.close)
+    if session is None:
+        part = ctx.store.partition(table.schema_, table.table, batch.batch_date)
+        if all(Path(f).is_file() for f in part.files):
+            files = ", ".join("'" + f.replace("'", "''") + "'" for f in part.files)
+            # hive_partitioning off: the batch_date=... folder is the store's layout, not a column of the batch.
+            return con, f"read_parquet([{files}], hive_partitioning = false)"
+        con.register("_dagspec_batch", ctx.store.dataset(table.schema_, table.table, [batch.batch_date]))
+        return con, "_dagspec_batch"
+    # A transform's batch in another warehouse: streamed into local DuckDB (spills to disk, never pandas).
+    rel = ctx.expose(session, step.input, batch)
+    reader = session.arrow(f"SELECT * FROM {rel}", {})
+    con.register("_dagspec_reader", reader)
+    con.execute("CREATE TABLE _dagspec_batch AS SELECT * FROM _dagspec_reader")
+    con.unregister("_dagspec_reader")
+    return con, "_dagspec_batch"
+
+
+def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
+    from dagspec.checks import gx_engine
+    from dagspec.checks.sql_engine import Evaluator, supported
+
+    ev = Evaluator(con, relation)
+    mine = [c for c in checks if supported(c)]
+    theirs = [c for c in checks if not supported(c)]
+    by_index = dict(zip((c.index for c in mine), ev.run(mine)))
+    if theirs:
+        cols = sorted({col for c in theirs for col in (c.columns() or ev.columns)} & set(ev.columns))
+        ctx.log.info("validate %s: %s run by GX's pandas engine on column(s) %s", step.id,
+                     ", ".join(c.type for c in theirs), ", ".join(cols))
+        select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols) or "*"
+        df = con.execute(f"SELECT {select} FROM {relation}").fetch_df()
+        by_index.update(zip((c.index for c in theirs), gx_engine.run_pandas(df, theirs, suite_name)))
+        del df
+    results = [by_index[c.index] for c in checks]
+    for c, r in zip(checks, results):
+        r["type"], r["severity"], r["index"] = c.type, c.severity, c.index
+    rows = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+    if step.quarantine is not None:
+        _quarantine(ctx, step, batch, ev, [(c, by_index[c.index]) for c in mine], session)
+    return results, rows
+
+
+def _quarantine(ctx, step, batch, ev, checked, session) -> None:
+    """Failing rows (with the checks they failed) replace this batch in the quarantine table."""
+    target = step.quarantine
+    got = ev.failing_rows_sql(checked)
+    sql, params = got if got else (f"SELECT *, CAST(NULL AS VARCHAR) AS failed_expectations FROM {ev.relation} "
+                                   "WHERE FALSE", [])
+    reader = ev.con.execute(sql, params).fetch_record_batch(50_000)
+    with ExitStack() as stack:
+        if session is None:
+            session = stack.enter_context(ctx.warehouse.session())
+        if session.dialect == "duckdb" and session.con is ev.con:
+            # Same DuckDB connection: materialise first, the warehouse write reads it back.
+            table = reader.read_all()
+            rel = session.expose("__quarantine", table)
+        else:
+            rel = session.expose("__quarantine", reader)
+        count = session.replace_batch(target.schema_, target.table, batch.batch_date, f"SELECT * FROM {rel}", {})
+    ctx.log.info("validate %s: %d failing row(s) -> quarantine %s (batch_date=%s)", step.id, count,
+                 target.qualified, batch.batch_date)
+
+
+def _gx_in_postgres(ctx, step, batch, checks, suite_name, session):
+    from sqlalchemy.engine import URL
+
+    from dagspec.checks import gx_engine
+    from dagspec.sql import qualified, quote
+
+    info = ctx.resolver(ctx.pipeline.warehouse.conn_id)
+    table = ctx.output_table(step.input)
+    cols = [c for c, _ in session.table_columns(table.schema_, table.table) or [] if c != "batch_date"]
+    if not cols:
+        raise StepFailed(f"warehouse table {table.qualified} does not exist: did step {step.input!r} run?")
+    query = (f"SELECT {', '.join(quote(c, 'postgres') for c in cols)} FROM "
+             f"{qualified(table.schema_, table.table, 'postgres')} "
+             f"WHERE batch_date = DATE '{batch.batch_date.isoformat()}'")
+    url = URL.create("postgresql+psycopg", info.login, info.password, info.host or "127.0.0.1", info.port or 5432,
+                     info.schema).render_as_string(hide_password=False)
+    try:
+        results = gx_engine.run_sql(url, query, checks, suite_name)
+    except Exception as exc:
+        raise StepFailed(info.scrub(f"validate {step.id}: GX could not run in warehouse {info.conn_id!r}: "
+                                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")) from None
+    for c, r in zip(checks, results):
+        r["type"], r["severity"], r["index"] = c.type, c.severity, c.index
+    rows = session.execute(f"SELECT count(*) FROM ({query}) AS q")[0][0]
+    if step.quarantine is not None:
+        ctx.log.warning("validate %s: quarantine needs run_on 'batch' (GX's SQL engine does not return rows here)",
+                        step.id)
+    return results, rows
+
+
+def _suite_result(results: list[dict], suite_name: str, batch: Batch, engine: str) -> dict[str, Any]:
+    ok = sum(1 for r in results if r["success"])
+    return {
+        "success": all(r["success"] for r in results),
+        "results": results,
+        "suite_name": suite_name,
+        "suite_parameters": {},
+        "statistics": {"evaluated_expectations": len(results), "successful_expectations": ok,
+                       "unsuccessful_expectations": len(results) - ok,
+                       "success_percent": ok / len(results) * 100 if results else None},
+        "meta": {"batch_date": batch.batch_date.isoformat(), "engine": engine, "great_expectations_version": _gx_version()},
+        "id": None,
+    }
+
+
+def _gx_version() -> str:
+    from importlib.metadata import version
+
+    return version("great_expectations")
 
 
 def _short(r: dict[str, Any]) -> str:
@@ -89,6 +216,8 @@ def summary(results: dict[str, Any]) -> str:
     for r in results["results"]:
         res = r.get("result") or {}
         observed = res.get("observed_value", res.get("partial_unexpected_list", ""))
+        if (r.get("exception_info") or {}).get("raised_exception"):
+            observed = "error: " + str(r["exception_info"].get("exception_message"))
         lines.append(
             f"{'ok' if r['success'] else 'FAIL':6} {r['severity']:8} {_short(r):58} "
             f"{res.get('unexpected_count', '') if res.get('unexpected_count') is not None else '':>10}  "

@@ -29,7 +29,15 @@ def open_warehouse(info: ConnectionInfo):
         if not path:
             raise ValueError(f"warehouse connection {info.conn_id!r} needs the DuckDB file in host or extra.path")
         return DuckDBWarehouse(path)
+    if info.conn_type in ("postgres", "postgresql", "redshift_pg"):
+        from dagspec.warehouse.postgres import PostgresWarehouse
+
+        return PostgresWarehouse(info)
+    if info.conn_type in ("bigquery", "google_cloud_platform", "gcpbigquery"):
+        from dagspec.warehouse.bigquery import BigQueryWarehouse
+
+        return BigQueryWarehouse(info)
     raise ValueError(
-        f"warehouse connection {info.conn_id!r} has type {info.conn_type!r}; this version runs transforms in DuckDB "
-        "(conn type 'duckdb'). PostgreSQL and BigQuery warehouses are planned."
+        f"warehouse connection {info.conn_id!r} has type {info.conn_type!r}; dagspec runs transforms in "
+        "'duckdb', 'postgres' or 'bigquery' warehouses"
     )

@@ -1,0 +1,88 @@
+"""The Airflow side of model pipelines: drift -> an Asset event -> the pipelines that train the model.
+
+Each trained model has one Asset, `dagspec://models/<model>/retrain`. A pipeline with a train step
+for the model is scheduled on its cron OR that Asset; a drift step gets a small companion task
+that emits the Asset event only when drift was found (it is skipped otherwise, so no event), with
+the reasons and the drift window in the event's extra. Asset-triggered runs have no data interval
+in Airflow 3; their window is the drift window the event carries.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from dagspec.spec.model import Pipeline
+
+log = logging.getLogger("dagspec")
+TRAINING_KINDS = ("train", "evaluate", "promote")
+
+
+def retrain_asset(model: str):
+    from airflow.sdk import Asset
+
+    return Asset(name=f"dagspec_retrain_{model}", uri=f"dagspec://models/{model}/retrain", group="dagspec-models")
+
+
+def ml_schedule(pipeline: Pipeline, timetable: Any) -> Any:
+    """The pipeline's timetable, or, when it trains models, that timetable OR their retrain Assets."""
+    models = sorted({s.model for s in pipeline.steps if s.kind == "train"})
+    if not models:
+        return timetable
+    from airflow.sdk import AssetAny, AssetOrTimeSchedule
+
+    assets = retrain_asset(models[0]) if len(models) == 1 else AssetAny(*(retrain_asset(m) for m in models))
+    return assets if timetable is None else AssetOrTimeSchedule(timetable=timetable, assets=assets)
+
+
+class RetrainSignalOperator(BaseOperator):
+    """Emits the model's retrain Asset event when the drift step upstream found drift; skipped otherwise."""
+
+    ui_color = "#fdecea"
+
+    def __init__(self, *, drift_task: str, model: str, **kwargs: Any) -> None:
+        super().__init__(outlets=[retrain_asset(model)], **kwargs)
+        self.drift_task = drift_task
+        self.model = model
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        result = context["ti"].xcom_pull(task_ids=self.drift_task) or {}
+        if not result.get("drifted"):
+            raise AirflowSkipException(f"no drift in {self.model!r}: nothing to retrain")
+        extra = {"model": self.model, "dag_id": context["dag"].dag_id, "reasons": result.get("reasons", []),
+                 "window_start": result["window"][0], "window_end": result["window"][1],
+                 "champion_version": result.get("champion_version"), "record": result.get("record")}
+        context["outlet_events"][retrain_asset(self.model)].extra = extra
+        log.info("retrain of %s requested: %s (event on %s)", self.model, "; ".join(extra["reasons"]),
+                 retrain_asset(self.model).uri)
+        return extra
+
+
+def attach_ml(dag: Any, pipeline: Pipeline, tasks: dict[str, Any]) -> None:
+    """Add a retrain signal after each drift step that asks for one."""
+    for step in pipeline.steps:
+        if step.kind == "drift" and step.retrain:
+            task_id = f"{step.id}_retrain" if f"{step.id}_retrain" not in tasks else f"{step.id}__retrain"
+            signal = RetrainSignalOperator(task_id=task_id, dag=dag, drift_task=step.id, model=step.model,
+                                           doc_md=f"Triggers the pipelines that train **{step.model}** when "
+                                                  f"`{step.id}` finds drift (skipped otherwise).")
+            tasks[step.id] >> signal
+
+
+def window_from_events(context: Any) -> tuple[datetime, datetime]:
+    """An asset-triggered run's window: the latest triggering drift window (else the day before run_after)."""
+    latest = None
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            if (event.extra or {}).get("window_end") and (latest is None or event.timestamp > latest.timestamp):
+                latest = event
+    if latest is not None:
+        return (datetime.fromisoformat(latest.extra["window_start"]), datetime.fromisoformat(latest.extra["window_end"]))
+    run_after = context["dag_run"].run_after
+    end = datetime(run_after.year, run_after.month, run_after.day, tzinfo=run_after.tzinfo)
+    return end - timedelta(days=1), end

@@ -1,0 +1,216 @@
+"""Task failure and retry alerts: the message, secret scrubbing, and delivery by SMTP and webhook.
+
+No Airflow here: `dagspec.airflow.alerts` turns a task callback's context into an `AlertEvent`
+and calls `send_alerts`. Delivery problems are logged, never raised: an alert that cannot be
+sent must not hide the task failure it reports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import smtplib
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Iterable
+
+from dagspec.connections import ConnectionInfo, Resolver, env_resolver
+from dagspec.spec.model import Alerts, Pipeline
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 600
+SEND_TIMEOUT_S = 15
+MASK = "***"
+
+# Credentials that show up in driver and HTTP errors even when no connection password is known.
+_PATTERNS = [
+    (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(?=@)", re.I), rf"\g<keep>{MASK}"),
+    (re.compile(r"(?P<keep>\b(?:password|passwd|pwd|secret|token|api_key|apikey|access_key)\b\s*[=:]\s*)"
+                r"(?P<q>['\"]?)[^'\"\s,;&)]+", re.I), rf"\g<keep>\g<q>{MASK}"),
+    (re.compile(r"(?P<keep>\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.I), rf"\g<keep>{MASK}"),
+    (re.compile(r"(?P<keep>hooks\.slack\.com/services/)[A-Za-z0-9/_-]+", re.I), rf"\g<keep>{MASK}"),
+]
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    kind: str  # "failure" or "retry"
+    dag_id: str
+    task_id: str
+    run_id: str
+    date: str  # the run's data interval, e.g. "2025-03-01 .. 2025-03-02"
+    try_number: int
+    max_tries: int
+    error: str  # already summarised and scrubbed
+    log_url: str
+
+    @property
+    def subject(self) -> str:
+        verb = "failed" if self.kind == "failure" else f"failed, will retry (try {self.try_number}/{self.max_tries + 1})"
+        return f"[dagspec] {self.dag_id}.{self.task_id} {verb} for {self.date}"
+
+
+def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """`text` without the given secret values and without credential-looking fragments."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def summarize_error(error: BaseException | str | None, secrets: Iterable[str | None] = ()) -> str:
+    """One short paragraph: the exception type and message, cut to MAX_ERROR_CHARS, secrets removed."""
+    if error is None:
+        return "(no error details: see the log)"
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    text = scrub(text.strip(), secrets)
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[: MAX_ERROR_CHARS - 1].rstrip() + "…"
+    return text
+
+
+def pipeline_secrets(pipeline: Pipeline, resolver: Resolver) -> list[str]:
+    """Passwords of every connection the pipeline names: they must not leak into an alert."""
+    conn_ids = {pipeline.warehouse.conn_id, pipeline.store.conn_id}
+    for step in pipeline.steps:
+        source = getattr(step, "source", None)
+        if getattr(source, "conn_id", None):
+            conn_ids.add(source.conn_id)
+    if pipeline.alerts:
+        conn_ids.add(pipeline.alerts.smtp_conn_id)
+        if pipeline.alerts.webhook_conn_id:
+            conn_ids.add(pipeline.alerts.webhook_conn_id)
+    found = []
+    for conn_id in sorted(conn_ids):
+        try:
+            info = resolver(conn_id)
+        except Exception:  # an unknown connection has no secret to hide
+            continue
+        found.extend(v for v in (info.password, info.extra.get("webhook_url")) if v)
+    return found
+
+
+def email_message(event: AlertEvent, recipients: list[str], sender: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = event.subject
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg.set_content(
+        f"{event.subject}\n\n"
+        f"DAG:   {event.dag_id}\nTask:  {event.task_id}\nDate:  {event.date}\nRun:   {event.run_id}\n"
+        f"Try:   {event.try_number} of {event.max_tries + 1}\n\nError:\n{event.error}\n\nLog: {event.log_url}\n"
+    )
+    return msg
+
+
+def slack_payload(event: AlertEvent) -> dict:
+    """Slack incoming-webhook JSON (also understood by Mattermost, Rocket.Chat, Teams' Slack connector)."""
+    icon = ":red_circle:" if event.kind == "failure" else ":large_orange_circle:"
+    fields = [("DAG", event.dag_id), ("Task", event.task_id), ("Date", event.date),
+              ("Try", f"{event.try_number} of {event.max_tries + 1}")]
+    return {
+        "text": f"{icon} {event.subject}",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{_mrkdwn(event.subject)}*"}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{_mrkdwn(v)}"} for k, v in fields]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "```" + _mrkdwn(event.error.replace("`", "'")) + "```"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{event.log_url}|Task log>"}},
+        ],
+    }
+
+
+def _mrkdwn(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def send_email(info: ConnectionInfo, message: EmailMessage) -> None:
+    port = info.port or (465 if _flag(info.extra.get("ssl")) else 25)
+    timeout = float(info.extra.get("timeout", SEND_TIMEOUT_S))
+    if _flag(info.extra.get("ssl")) or port == 465:
+        server: smtplib.SMTP = smtplib.SMTP_SSL(info.host or "localhost", port, timeout=timeout,
+                                                context=ssl.create_default_context())
+    else:
+        server = smtplib.SMTP(info.host or "localhost", port, timeout=timeout)
+    with server:
+        if _flag(info.extra.get("starttls")):
+            server.starttls(context=ssl.create_default_context())
+        if info.login:
+            server.login(info.login, info.password or "")
+        server.send_message(message)
+
+
+def webhook_url(info: ConnectionInfo) -> str:
+    """The URL of a webhook connection: extra.webhook_url, a URL in password or host, or scheme://host[:port]/path."""
+    for candidate in (info.extra.get("webhook_url"), info.password, info.host):
+        if candidate and re.match(r"^https?://", candidate):
+            base = candidate
+            break
+    else:
+        if not info.host:
+            raise ValueError(f"webhook connection {info.conn_id!r} has no URL (set its host or extra.webhook_url)")
+        scheme = info.conn_type if info.conn_type in ("http", "https") else "https"
+        base = f"{scheme}://{info.host}{f':{info.port}' if info.port else ''}"
+        if info.schema:
+            base = f"{base}/{info.schema.lstrip('/')}"
+    # Airflow's Slack webhook connection keeps the token part of the URL in the password.
+    if info.password and base != info.password and not re.match(r"^https?://", info.password):
+        base = f"{base.rstrip('/')}/{info.password.lstrip('/')}"
+    return base
+
+
+def post_webhook(info: ConnectionInfo, payload: dict) -> None:
+    request = urllib.request.Request(
+        webhook_url(info), data=json.dumps(payload).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_S) as resp:
+            resp.read()
+    except urllib.error.HTTPError as exc:
+        # The URL is the webhook's secret: name the connection, never the address.
+        raise RuntimeError(f"webhook connection {info.conn_id!r} answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise RuntimeError(f"webhook connection {info.conn_id!r} unreachable: {type(reason).__name__}") from None
+
+
+def send_alerts(
+    alerts: Alerts, event: AlertEvent, resolver: Resolver = env_resolver, secrets: Iterable[str] = ()
+) -> dict[str, bool]:
+    """Deliver one event to every configured channel; returns which channels got it."""
+    secrets = list(secrets)
+    delivered: dict[str, bool] = {}
+    if event.kind not in alerts.on:
+        return delivered
+    if alerts.email:
+        try:
+            info = resolver(alerts.smtp_conn_id)
+            secrets.append(info.password or "")
+            sender = info.extra.get("from_email") or info.login or "dagspec@localhost"
+            send_email(info, email_message(event, alerts.email, sender))
+            delivered["email"] = True
+        except Exception as exc:
+            delivered["email"] = False
+            log.warning("alert email for %s.%s not sent: %s", event.dag_id, event.task_id,
+                        scrub(f"{type(exc).__name__}: {exc}", secrets))
+    if alerts.webhook_conn_id:
+        try:
+            info = resolver(alerts.webhook_conn_id)
+            secrets.append(info.password or "")
+            post_webhook(info, slack_payload(event))
+            delivered["webhook"] = True
+        except Exception as exc:
+            delivered["webhook"] = False
+            log.warning("alert webhook for %s.%s not sent: %s", event.dag_id, event.task_id,
+                        scrub(f"{type(exc).__name__}: {exc}", secrets))
+    return delivered
+
+
+def _flag(value) -> bool:
+    return str(value).lower() in ("1", "true", "yes", "on")

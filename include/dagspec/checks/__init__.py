@@ -1,0 +1,1 @@
+"""Data checks: Great Expectations suites loaded from definitions or GX suite files, evaluated where the data is."""

@@ -1,0 +1,58 @@
+"""Checks run by Great Expectations itself: its pandas engine (for types dagspec does not compute in
+SQL) and its SQL engine on a PostgreSQL warehouse. GX is imported here only, inside the task."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from dagspec.checks.suite import Check
+
+log = logging.getLogger(__name__)
+
+
+def _suite(checks: list[Check], name: str):
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    # Built whole: add_expectation_configuration upserts by domain, so two checks of one column would merge.
+    return gx.ExpectationSuite(name=name, expectations=[
+        ExpectationConfiguration(type=c.type, kwargs=c.kwargs,
+                                 meta={**c.meta, "severity": c.severity, "dagspec_index": c.index}).to_domain_obj()
+        for c in checks])
+
+
+def _results(validation) -> list[dict[str, Any]]:
+    out = validation.to_json_dict()["results"]
+    for r in out:
+        r["expectation_config"]["kwargs"].pop("batch_id", None)
+        # GX's own severity field mirrors dagspec's (fail = critical, warn = warning).
+        r["expectation_config"]["severity"] = "critical" if r["expectation_config"]["meta"].get(
+            "severity", "fail") == "fail" else "warning"
+        r["expectation_config"]["meta"].pop("dagspec_index", None)
+    order = [r.expectation_config.meta["dagspec_index"] for r in validation.results]
+    return [r for _, r in sorted(zip(order, out), key=lambda t: t[0])]
+
+
+def _quiet():
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    import great_expectations as gx
+
+    return gx.get_context(mode="ephemeral")
+
+
+def run_pandas(df, checks: list[Check], name: str) -> list[dict[str, Any]]:
+    """GX's pandas engine on a DataFrame (only the columns the checks read are loaded by the caller)."""
+    context = _quiet()
+    batch = (context.data_sources.add_pandas("dagspec").add_dataframe_asset(name)
+             .add_batch_definition_whole_dataframe("batch").get_batch(batch_parameters={"dataframe": df}))
+    return _results(batch.validate(_suite(checks, name), result_format="SUMMARY"))
+
+
+def run_sql(connection_string: str, query: str, checks: list[Check], name: str) -> list[dict[str, Any]]:
+    """GX's SQL engine: metrics are computed by the database, the batch never reaches pandas."""
+    context = _quiet()
+    source = context.data_sources.add_postgres("dagspec_warehouse", connection_string=connection_string)
+    batch = source.add_query_asset(name, query=query).add_batch_definition_whole_table("batch").get_batch()
+    return _results(batch.validate(_suite(checks, name), result_format="SUMMARY"))

@@ -1,0 +1,267 @@
+"""Great Expectations checks computed by DuckDB, results in GX's own result format (SUMMARY).
+
+GX's SQL engine cannot run on DuckDB (through duckdb_engine a metric bundle query returns no rows)
+and its pandas engine loads the whole batch in memory. Here the common expectations become one
+aggregate scan (plus one GROUP BY per uniqueness check) over Parquet or a warehouse table, so memory
+stays flat whatever the batch size. Semantics follow GX: nulls are "missing" and not unexpected
+(except for the null checks), `mostly` is the share of non-missing values that must pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from decimal import Decimal
+from typing import Any, Callable
+
+from dagspec.checks.suite import Check
+
+PARTIAL = 20
+
+
+def _q(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _between(col: str, k: dict, params: list) -> str | None:
+    """The 'unexpected' predicate for min/max bounds (GX: inclusive unless strict_min/strict_max)."""
+    parts = []
+    if k.get("min_value") is not None:
+        parts.append(f"{col} {'<=' if k.get('strict_min') else '<'} ?")
+        params.append(k["min_value"])
+    if k.get("max_value") is not None:
+        parts.append(f"{col} {'>=' if k.get('strict_max') else '>'} ?")
+        params.append(k["max_value"])
+    return " OR ".join(parts) if parts else None
+
+
+def _in_set(col: str, values: list, params: list, negate: bool) -> str:
+    if not values:
+        return "TRUE" if not negate else "FALSE"
+    params.extend(values)
+    test = f"{col} IN ({', '.join('?' for _ in values)})"
+    return f"NOT ({test})" if not negate else test
+
+
+# type -> builder(column sql, kwargs, params) giving the predicate that marks a non-null value unexpected.
+_MAP: dict[str, Callable[[str, dict, list], str | None]] = {
+    "expect_column_values_to_be_between": _between,
+    "expect_column_values_to_be_in_set": lambda c, k, p: _in_set(c, list(k.get("value_set") or []), p, False),
+    "expect_column_values_to_not_be_in_set": lambda c, k, p: _in_set(c, list(k.get("value_set") or []), p, True),
+    "expect_column_value_lengths_to_equal": lambda c, k, p: (p.append(k["value"]), f"length({c}) <> ?")[1],
+    "expect_column_value_lengths_to_be_between": lambda c, k, p: _between(f"length({c})", k, p),
+    "expect_column_values_to_match_regex": lambda c, k, p: (p.append(k["regex"]), f"NOT regexp_matches({c}, ?)")[1],
+    "expect_column_values_to_not_match_regex": lambda c, k, p: (p.append(k["regex"]), f"regexp_matches({c}, ?)")[1],
+}
+_NULLS = {"expect_column_values_to_not_be_null": "IS NULL", "expect_column_values_to_be_null": "IS NOT NULL"}
+_AGG = {
+    "expect_column_mean_to_be_between": "avg({})",
+    "expect_column_min_to_be_between": "min({})",
+    "expect_column_max_to_be_between": "max({})",
+    "expect_column_sum_to_be_between": "sum({})",
+    "expect_column_median_to_be_between": "median({})",
+    "expect_column_stdev_to_be_between": "stddev_samp({})",
+    "expect_column_unique_value_count_to_be_between": "count(DISTINCT {})",
+}
+_UNIQUE = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique",
+           "expect_select_column_values_to_be_unique_within_record"}
+_TABLE = {"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"}
+
+SUPPORTED = set(_MAP) | set(_NULLS) | set(_AGG) | {"expect_column_values_to_be_unique",
+                                                   "expect_compound_columns_to_be_unique"} | _TABLE
+
+
+def supported(check: Check) -> bool:
+    if check.type not in SUPPORTED:
+        return False
+    # Options whose GX meaning is not reproduced here go to GX itself.
+    unsupported = {"row_condition", "condition_parser", "parse_strings_as_datetimes", "allow_cross_type_comparisons"}
+    if unsupported & {k for k, v in check.kwargs.items() if v}:
+        return False
+    if check.type == "expect_compound_columns_to_be_unique":
+        return check.kwargs.get("ignore_row_if", "all_values_are_missing") == "all_values_are_missing"
+    return True
+
+
+def _json(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, (dt.datetime, dt.date, dt.time)):
+        return v.isoformat()
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return str(v)
+    if isinstance(v, bytes):
+        return v.hex()
+    return v
+
+
+def _in_range(value, k: dict) -> bool:
+    if value is None:
+        return False
+    lo, hi = k.get("min_value"), k.get("max_value")
+    if lo is not None and (value <= lo if k.get("strict_min") else value < lo):
+        return False
+    if hi is not None and (value >= hi if k.get("strict_max") else value > hi):
+        return False
+    return True
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return part / whole * 100 if whole else None
+
+
+def _result(check: Check, success: bool, result: dict, error: str | None = None) -> dict[str, Any]:
+    return {
+        "success": success,
+        "expectation_config": check.config(),
+        "result": result,
+        "meta": {},
+        "exception_info": {"raised_exception": error is not None, "exception_traceback": None,
+                           "exception_message": error},
+    }
+
+
+class Evaluator:
+    """Runs checks against one relation (a SQL FROM item) on a DuckDB connection."""
+
+    def __init__(self, con, relation: str):
+        self.con = con
+        self.relation = relation
+        described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+        self.columns = [r[0] for r in described]
+
+    def _scalar(self, sql: str, params: list | None = None):
+        return self.con.execute(sql, params or []).fetchone()[0]
+
+    def unexpected_predicate(self, check: Check) -> tuple[str, list] | None:
+        """SQL that is true for a row this check counts as unexpected (None for table/aggregate checks)."""
+        k, params = check.kwargs, []
+        if check.type in _NULLS:
+            return f"{_q(k['column'])} {_NULLS[check.type]}", params
+        if check.type in _MAP:
+            col = _q(k["column"])
+            pred = _MAP[check.type](col, k, params)
+            return (f"{col} IS NOT NULL AND ({pred})" if pred else "FALSE"), params
+        if check.type == "expect_column_values_to_be_unique":
+            col = _q(k["column"])
+            return (f"{col} IN (SELECT {col} FROM {self.relation} WHERE {col} IS NOT NULL "
+                    f"GROUP BY {col} HAVING count(*) > 1)"), params
+        if check.type == "expect_compound_columns_to_be_unique":
+            cols = ", ".join(_q(c) for c in k["column_list"])
+            return (f"({cols}) IN (SELECT ({cols}) FROM {self.relation} GROUP BY {cols} HAVING count(*) > 1) "
+                    f"AND NOT ({' AND '.join(f'{_q(c)} IS NULL' for c in k['column_list'])})"), params
+        return None
+
+    def run(self, checks: list[Check]) -> list[dict[str, Any]]:
+        missing_cols = {}
+        for c in checks:
+            absent = [col for col in (c.columns() or []) if col not in self.columns]
+            if absent:
+                missing_cols[c.index] = f"column(s) {', '.join(absent)} not found; the batch has: {', '.join(self.columns)}"
+
+        # One scan for every count and aggregate.
+        select, params, slots = ["count(*)"], [], {}
+        for c in checks:
+            if c.index in missing_cols:
+                continue
+            k = c.kwargs
+            if c.type in _NULLS or c.type in _MAP:
+                pred, p = self.unexpected_predicate(c)
+                slots[c.index] = len(select)
+                select.append(f"count(*) FILTER (WHERE {pred})")
+                params += p
+                select.append(f"count(*) FILTER (WHERE {_q(k['column'])} IS NULL)")
+            elif c.type in _AGG:
+                slots[c.index] = len(select)
+                select.append(_AGG[c.type].format(_q(k["column"])))
+            elif c.type == "expect_column_values_to_be_unique":
+                slots[c.index] = len(select)
+                select.append(f"count(*) FILTER (WHERE {_q(k['column'])} IS NULL)")
+            elif c.type == "expect_compound_columns_to_be_unique":
+                slots[c.index] = len(select)
+                select.append(f"count(*) FILTER (WHERE {' AND '.join(_q(x) + ' IS NULL' for x in k['column_list'])})")
+        row = self.con.execute(f"SELECT {', '.join(select)} FROM {self.relation}", params).fetchone()
+        n = row[0]
+
+        out = []
+        for c in checks:
+            if c.index in missing_cols:
+                out.append(_result(c, False, {}, missing_cols[c.index]))
+                continue
+            k = c.kwargs
+            if c.type == "expect_table_row_count_to_be_between":
+                out.append(_result(c, _in_range(n, k), {"observed_value": n}))
+            elif c.type == "expect_table_row_count_to_equal":
+                out.append(_result(c, n == k.get("value"), {"observed_value": n}))
+            elif c.type in _AGG:
+                value = row[slots[c.index]]
+                out.append(_result(c, _in_range(value, k), {"observed_value": _json(value)}))
+            elif c.type in _NULLS:
+                unexpected = row[slots[c.index]]
+                out.append(self._map_result(c, n, unexpected, None))
+            elif c.type in _MAP:
+                unexpected, missing = row[slots[c.index]], row[slots[c.index] + 1]
+                out.append(self._map_result(c, n, unexpected, missing))
+            else:  # uniqueness: one GROUP BY, spilled to disk by DuckDB when it outgrows memory
+                missing = row[slots[c.index]]
+                cols = [k["column"]] if "column" in k else list(k["column_list"])
+                keys = ", ".join(_q(x) for x in cols)
+                not_all_null = " OR ".join(f"{_q(x)} IS NOT NULL" for x in cols)
+                unexpected = self._scalar(
+                    f"SELECT coalesce(sum(c), 0) FROM (SELECT count(*) AS c FROM {self.relation} "
+                    f"WHERE {not_all_null} GROUP BY {keys} HAVING count(*) > 1)") if n else 0
+                out.append(self._map_result(c, n, int(unexpected), missing))
+        return out
+
+    def _map_result(self, c: Check, n: int, unexpected: int, missing: int | None) -> dict[str, Any]:
+        nonmissing = n if missing is None else n - missing
+        mostly = c.kwargs["mostly"] if c.kwargs.get("mostly") is not None else 1
+        success = nonmissing == 0 or (nonmissing - unexpected) / nonmissing >= mostly - 1e-12
+        res: dict[str, Any] = {"element_count": n, "unexpected_count": unexpected,
+                               "unexpected_percent": _pct(unexpected, nonmissing)}
+        partial, counts = self._samples(c) if unexpected else ([], [])
+        res["partial_unexpected_list"] = partial
+        if missing is not None:
+            res.update(missing_count=missing, missing_percent=_pct(missing, n),
+                       unexpected_percent_total=_pct(unexpected, n),
+                       unexpected_percent_nonmissing=_pct(unexpected, nonmissing))
+        res["partial_unexpected_counts"] = counts
+        return _result(c, success, res)
+
+    def _samples(self, c: Check) -> tuple[list, list]:
+        pred, params = self.unexpected_predicate(c)
+        if c.type == "expect_compound_columns_to_be_unique":
+            cols = list(c.kwargs["column_list"])
+            rows = self.con.execute(f"SELECT {', '.join(_q(x) for x in cols)} FROM {self.relation} WHERE {pred} "
+                                    f"LIMIT {PARTIAL}", params).fetchall()
+            return [{col: _json(v) for col, v in zip(cols, r)} for r in rows], []
+        col = _q(c.kwargs["column"])
+        values = [_json(r[0]) for r in self.con.execute(
+            f"SELECT {col} FROM {self.relation} WHERE {pred} LIMIT {PARTIAL}", params).fetchall()]
+        counts = [{"value": _json(v), "count": n} for v, n in self.con.execute(
+            f"SELECT {col}, count(*) AS n FROM {self.relation} WHERE {pred} GROUP BY {col} "
+            f"ORDER BY n DESC, {col} NULLS FIRST LIMIT {PARTIAL}", params).fetchall()]
+        return values, counts
+
+    def failing_rows_sql(self, checks_and_results: list[tuple[Check, dict]]) -> tuple[str, list] | None:
+        """SELECT of the rows that failed row-level checks, with the names of the checks they failed."""
+        preds = []
+        for c, r in checks_and_results:
+            if r["success"] or r["exception_info"]["raised_exception"]:
+                continue
+            got = self.unexpected_predicate(c)
+            if got is not None:
+                preds.append((c, *got))
+        if not preds:
+            return None
+        params: list = []
+        labels = []
+        for c, pred, p in preds:
+            col = c.kwargs.get("column") or ",".join(c.kwargs.get("column_list") or [])
+            labels.append(f"CASE WHEN {pred} THEN CAST(? AS VARCHAR) END")
+            params += p + [f"{c.type}({col})"]
+        where = " OR ".join(f"({pred})" for _, pred, _ in preds)
+        for _, _, p in preds:
+            params += p
+        return (f"SELECT *, concat_ws('; ', {', '.join(labels)}) AS failed_expectations "
+                f"FROM {self.relation} WHERE {where}", params)

@@ -1,0 +1,294 @@
+"""`dagspec backfill` and `dagspec freshness`: operating pipelines day to day.
+
+`backfill` asks a running Airflow api-server for a backfill (REST API, the same call as the UI's
+"Backfill" dialog and `airflow backfill create`) and follows its runs with a progress bar until
+every one has ended; `--local` runs the dates in this process instead, with no scheduler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dagspec.cli import _find, _parse_date, _setup_logging, err, out
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+POLL_S = 3.0
+TERMINAL = {"success", "failed"}
+
+
+def backfill(
+    dag_id: str,
+    from_: str = typer.Option(..., "--from", help="First date YYYY-MM-DD (the run whose data interval starts then)."),
+    to: str = typer.Option(..., "--to", help="Last date YYYY-MM-DD (inclusive)."),
+    local: bool = typer.Option(False, "--local", help="Run the dates in this process: no scheduler, no Airflow DB."),
+    reprocess: bool = typer.Option(
+        False, "--reprocess",
+        help="Also re-run dates that already succeeded (Airflow: reprocess_behavior=completed; "
+        "--local: dates whose partitions exist). Each re-run replaces exactly its own partitions.",
+    ),
+    url: str = typer.Option(None, "--url", envvar="DAGSPEC_AIRFLOW_URL", help=f"Airflow api-server (default {DEFAULT_URL})."),
+    username: str = typer.Option("admin", "--username", envvar="DAGSPEC_AIRFLOW_USERNAME"),
+    password: Optional[str] = typer.Option(
+        None, "--password", envvar="DAGSPEC_AIRFLOW_PASSWORD", show_default=False,
+        help="Default: the dev stack's generated password file in $AIRFLOW_HOME.",
+    ),
+    max_active_runs: int = typer.Option(4, "--max-active-runs", min=1, help="Runs in flight at once."),
+    timeout: float = typer.Option(0, "--timeout", help="Give up following after this many seconds (0: never)."),
+    verbose: bool = typer.Option(False, "-v", "--verbose"),
+):
+    """Run (or re-run) a date range: an Airflow backfill followed to the end, or --local in-process."""
+    first, last = _parse_date(from_), _parse_date(to)
+    if last < first:
+        err.print("[red]--to is before --from[/]")
+        raise typer.Exit(2)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    if local:
+        _setup_logging(verbose)
+        raise typer.Exit(_local(dag_id, days, reprocess))
+    client = AirflowClient(url or DEFAULT_URL, username, password)
+    raise typer.Exit(_remote(client, dag_id, first, last, reprocess, max_active_runs, timeout))
+
+
+def freshness(
+    dag_id: Optional[str] = typer.Argument(None, help="One pipeline (default: every definition with 'freshness')."),
+    max_age_hours: Optional[float] = typer.Option(None, "--max-age-hours", help="Override the definition's limit."),
+):
+    """Say which tables are stale: their newest staged partition is older than the definition allows."""
+    from dagspec.airflow.loader import scan
+    from dagspec.freshness import check_freshness
+    from dagspec.paths import definitions_dir
+
+    if dag_id:
+        pipelines = [_find(dag_id)[1]]
+    else:
+        good, _ = scan(definitions_dir())
+        pipelines = [p for p in good.values() if p.freshness]
+    table = Table("dag_id", "table", "latest partition", "rows", "age (h)", "max (h)", "status")
+    stale = 0
+    for pipeline in pipelines:
+        try:
+            verdicts = check_freshness(pipeline, max_age_hours=max_age_hours)
+        except ValueError as exc:
+            err.print(f"[red]{exc}[/] (use --max-age-hours)")
+            raise typer.Exit(2) from None
+        for v in verdicts:
+            stale += v.stale
+            table.add_row(v.dag_id, v.table, str(v.latest or "-"), "-" if v.rows is None else f"{v.rows:,}",
+                          "-" if v.age_hours is None else f"{v.age_hours:.1f}", f"{v.max_age_hours:g}",
+                          "[red]stale[/]" if v.stale else "[green]fresh[/]")
+    out.print(table)
+    raise typer.Exit(1 if stale else 0)
+
+
+# ---------------------------------------------------------------- local
+
+
+def _local(dag_id: str, days: list[date], reprocess: bool) -> int:
+    from dagspec.freshness import store_tables
+    from dagspec.runner import run_pipeline, window_of_day
+    from dagspec.spec.graph import topological
+    from dagspec.stages import StepFailed
+    from dagspec.stages.context import RunContext
+
+    _, pipeline = _find(dag_id)
+    if not reprocess:
+        done = _loaded_days(pipeline, days, store_tables(pipeline), RunContext)
+        if done:
+            err.print(f"skipping {len(done)} date(s) already loaded (--reprocess re-runs them)")
+        days = [d for d in days if d not in done]
+    order = topological(pipeline)
+    failures: list[tuple[date, str]] = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err) as progress:
+        bar = progress.add_task(dag_id, total=len(order) * len(days))
+        for d in days:
+            window = window_of_day(pipeline, d)
+            completed = progress.tasks[0].completed
+
+            def on_step(step_id: str, state: str, _result, d=d) -> None:
+                if state == "running":
+                    progress.update(bar, description=f"{dag_id} {d} · {step_id}")
+                else:
+                    progress.advance(bar)
+
+            try:
+                run_pipeline(pipeline, window, on_step=on_step)
+            except StepFailed as exc:
+                failures.append((d, str(exc)))
+                progress.update(bar, completed=completed + len(order))
+                progress.console.print(f"[red]{dag_id} {d}: failed[/]: {exc}")
+    return _summary(dag_id, len(days), failures)
+
+
+def _loaded_days(pipeline, days: list[date], tables, context_cls) -> set[date]:
+    from dagspec.runner import window_of_day
+
+    if not tables:
+        return set()
+    ctx = context_cls(pipeline, window_of_day(pipeline, days[0]))
+    present = [set(ctx.store.batch_dates(schema, table)) for schema, table in tables]
+    return {d for d in days if all(d in dates for dates in present)}
+
+
+# ---------------------------------------------------------------- Airflow
+
+
+class AirflowClient:
+    """Just the REST calls a backfill needs, with the JWT of POST /auth/token."""
+
+    def __init__(self, url: str, username: str, password: str | None):
+        import requests
+
+        self.url = url.rstrip("/")
+        self.http = requests.Session()
+        password = password or _dev_stack_password(username)
+        if password is None:
+            err.print("[red]no Airflow password: give --password or DAGSPEC_AIRFLOW_PASSWORD[/]")
+            raise typer.Exit(2)
+        try:
+            resp = self.http.post(f"{self.url}/auth/token", json={"username": username, "password": password}, timeout=30)
+        except requests.ConnectionError:
+            err.print(f"[red]no Airflow api-server answers at {self.url}[/] (start one with `make up`, "
+                      "give --url, or run the dates in-process with --local)")
+            raise typer.Exit(2) from None
+        if resp.status_code not in (200, 201):
+            err.print(f"[red]Airflow refused the login of {username!r} (HTTP {resp.status_code})[/]")
+            raise typer.Exit(2)
+        self.http.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        import requests
+
+        for attempt in range(4):
+            try:
+                resp = self.http.request(method, f"{self.url}/api/v2{path}", timeout=60, **kwargs)
+                break
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                # Following a long backfill must survive a busy or restarting api-server; a POST is not repeated.
+                if method != "GET" or attempt == 3:
+                    raise ApiError(0, f"no answer from {self.url} ({type(exc).__name__})") from None
+                time.sleep(5 * (attempt + 1))
+        if resp.status_code >= 400:
+            try:
+                detail = resp.json().get("detail", resp.text)
+            except ValueError:
+                detail = resp.text
+            raise ApiError(resp.status_code, detail if isinstance(detail, str) else json.dumps(detail))
+        return resp.json()
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, detail: str):
+        super().__init__(f"HTTP {status}: {detail[:500]}")
+        self.status = status
+
+
+def _dev_stack_password(username: str) -> str | None:
+    home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+    try:
+        return json.loads((home / "simple_auth_manager_passwords.json.generated").read_text()).get(username)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+@dataclass
+class BackfillState:
+    dates: list[str]  # logical dates (ISO) the backfill will run
+    runs: dict[str, dict] = field(default_factory=dict)  # logical date -> latest run
+
+    def finished(self) -> list[dict]:
+        return [r for r in self.runs.values() if r["state"] in TERMINAL]
+
+
+def _iso(day: date) -> str:
+    return f"{day.isoformat()}T00:00:00Z"
+
+
+def _remote(client: AirflowClient, dag_id: str, first: date, last: date, reprocess: bool,
+            max_active_runs: int, timeout: float) -> int:
+    body = {
+        "dag_id": dag_id, "from_date": _iso(first), "to_date": _iso(last),
+        # Without --reprocess, dates that failed run again and dates that succeeded are left alone.
+        "reprocess_behavior": "completed" if reprocess else "failed",
+        "max_active_runs": max_active_runs,
+    }
+    try:
+        planned = client.call("POST", "/backfills/dry_run", json=body)["backfills"]
+        if not planned:
+            out.print(f"[green]{dag_id}: nothing to run[/] from {first} to {last} "
+                      "(every date already has a run; --reprocess runs them again)")
+            return 0
+        backfill = client.call("POST", "/backfills", json=body)
+    except ApiError as exc:
+        err.print(f"[red]Airflow refused the backfill of {dag_id}[/]: {exc}")
+        return 2
+    state = BackfillState(sorted(p["logical_date"] for p in planned if p.get("logical_date")))
+    err.print(f"backfill {backfill['id']} of {dag_id}: {len(state.dates)} run(s) from {first} to {last}"
+              f"{' (reprocessing completed dates)' if reprocess else ''}")
+    deadline = time.monotonic() + timeout if timeout else None
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn(), console=err) as progress:
+        bar = progress.add_task(dag_id, total=len(state.dates))
+        reported: set[str] = set()
+        while True:
+            _refresh(client, dag_id, first, last, state)
+            for run in state.finished():
+                if run["state"] == "failed" and run["dag_run_id"] not in reported:
+                    reported.add(run["dag_run_id"])
+                    progress.console.print(_failure_text(client, dag_id, run))
+            running = sum(1 for r in state.runs.values() if r["state"] == "running")
+            progress.update(bar, completed=len(state.finished()),
+                            description=f"{dag_id} · {running} running")
+            done = client.call("GET", f"/backfills/{backfill['id']}").get("completed_at")
+            if done and len(state.finished()) >= len(state.dates):
+                break
+            if deadline and time.monotonic() > deadline:
+                progress.stop()
+                err.print(f"[yellow]stopped following after {timeout:g} s; the backfill goes on in Airflow[/]")
+                return 3
+            time.sleep(POLL_S)
+    failures = [(r["logical_date"][:10], f"run {r['dag_run_id']}") for r in state.finished() if r["state"] == "failed"]
+    return _summary(dag_id, len(state.dates), failures)
+
+
+def _refresh(client: AirflowClient, dag_id: str, first: date, last: date, state: BackfillState) -> None:
+    runs = client.call("GET", f"/dags/{dag_id}/dagRuns", params={
+        "logical_date_gte": _iso(first), "logical_date_lte": _iso(last), "run_type": "backfill", "limit": 1000,
+        "order_by": "id",
+    })["dag_runs"]
+    wanted = {d[:19] for d in state.dates}
+    for run in runs:  # ordered by id: the newest run of a date wins
+        if run["logical_date"] and run["logical_date"][:19] in wanted:
+            state.runs[run["logical_date"][:19]] = run
+
+
+def _failure_text(client: AirflowClient, dag_id: str, run: dict) -> str:
+    from urllib.parse import quote
+
+    try:
+        tis = client.call("GET", f"/dags/{dag_id}/dagRuns/{quote(run['dag_run_id'], safe='')}/taskInstances")
+        failed = [t["task_id"] for t in tis["task_instances"] if t["state"] in ("failed", "upstream_failed")]
+    except ApiError:
+        failed = []
+    return (f"[red]{dag_id} {run['logical_date'][:10]}: failed[/]"
+            + (f" (tasks: {', '.join(failed)})" if failed else "")
+            + f" -> {client.url}/dags/{dag_id}/runs/{quote(run['dag_run_id'], safe='')}")
+
+
+def _summary(dag_id: str, total: int, failures: list[tuple]) -> int:
+    if failures:
+        err.print(f"[red]{dag_id}: {len(failures)} of {total} date(s) failed:[/] "
+                  + ", ".join(str(d) for d, _ in failures))
+        return 1
+    out.print(f"[green]{dag_id}: {total} date(s) done[/]")
+    return 0

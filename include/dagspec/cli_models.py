@@ -1,0 +1,65 @@
+"""`dagspec models`: the registered versions of a model with their metrics, and rolling the champion back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Models in the registry (MLflow).")
+out = Console()
+err = Console(stderr=True)
+
+
+def _registry():
+    from dagspec.connections import env_resolver
+    from dagspec.ml.registry import Registry
+
+    return Registry.open(env_resolver)
+
+
+@app.command("list")
+def list_versions(model: str = typer.Argument(..., help="Registered model name, e.g. orders_lost.")):
+    """Every version with its holdout metrics, the promotion decision, and which one is the champion."""
+    versions = _registry().versions(model)
+    if not versions:
+        err.print(f"[red]no versions of model {model!r} in the registry[/]")
+        raise typer.Exit(1)
+    names = [m for m in ("roc_auc", "pr_auc", "f1", "log_loss", "rmse", "mae", "r2")
+             if any(m in v["metrics"] for v in versions)]
+    table = Table("version", *names, "decision", "window end", "trained (UTC)", title=f"{model} (★ champion)")
+    for column in table.columns:
+        column.no_wrap = True
+    for v in versions:
+        window_end = v["tags"].get("dagspec.run_key", "").split("/")[-1][:10]
+        table.add_row(
+            f"{v['version']} ★" if v["champion"] else v["version"],
+            *(f"{v['metrics'][m]:.4f}" if m in v["metrics"] else "-" for m in names),
+            v["tags"].get("dagspec.decision", "-"), window_end,
+            datetime.fromtimestamp(v["created"] / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        )
+    out.print(table)
+
+
+@app.command()
+def rollback(
+    model: str = typer.Argument(..., help="Registered model name."),
+    version: str = typer.Argument(..., help="The version that becomes the champion again."),
+):
+    """Make VERSION the champion (scoring and drift use it from their next run)."""
+    registry = _registry()
+    known = {v["version"]: v for v in registry.versions(model)}
+    if version not in known:
+        err.print(f"[red]model {model!r} has no version {version!r}; versions: {', '.join(known) or 'none'}[/]")
+        raise typer.Exit(1)
+    current = registry.champion(model)
+    previous = str(current.version) if current is not None else None
+    if previous == version:
+        err.print(f"version {version} of {model} is already the champion")
+        return
+    registry.set_champion(model, version)
+    registry.tag_version(model, version, {"dagspec.rollback": f"champion v{previous} -> v{version} by `dagspec models "
+                                                             f"rollback` at {datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"})
+    out.print(f"[green]{model}: champion is now version {version}[/] (was {previous or 'none'})")

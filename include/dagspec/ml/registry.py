@@ -1,0 +1,215 @@
+"""The model registry: MLflow tracking + model registry (the `champion` alias), model files in skops.
+
+Embedded default: a SQLite tracking store and a local artifact folder under $DAGSPEC_HOME/mlflow.
+For scale, define the Airflow connection `dagspec_mlflow` (type http/https: a tracking server, or
+any tracking URI in extra.tracking_uri). Model files are skops archives; loading refuses any type
+outside the few that the allow-listed estimators need, and plain pickles are never read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import tempfile
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from dagspec.connections import ConnectionNotFound, Resolver
+from dagspec.errors import StepFailed
+from dagspec.paths import data_home
+
+REGISTRY_CONN_ID = "dagspec_mlflow"
+CHAMPION = "champion"
+MODEL_FILE = "model.skops"
+# Beyond skops' own defaults (numpy, scikit-learn estimators), only what the allow-listed estimators hold.
+TRUSTED_TYPES = frozenset({
+    "numpy.dtype",
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+})
+
+log = logging.getLogger("dagspec")
+
+
+class UnsafeModel(StepFailed):
+    """A model file that is not a skops archive, or holds types dagspec does not trust."""
+
+
+@contextmanager
+def _quiet():
+    """skops finds a function's module by probing every loaded module; Airflow's shims warn on each probe."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def save_model(obj: Any, path: Path) -> Path:
+    import skops.io as sio
+
+    with _quiet():
+        sio.dump(obj, path)
+    return path
+
+
+def load_model(path: Path) -> Any:
+    """Load a skops model file; anything else, or any untrusted type inside, is refused before loading."""
+    import zipfile
+
+    import skops.io as sio
+
+    with _quiet():
+        try:
+            untrusted = sio.get_untrusted_types(file=path)
+        except (zipfile.BadZipFile, KeyError, ValueError, json.JSONDecodeError) as exc:
+            raise UnsafeModel(f"{path.name} is not a skops model file ({type(exc).__name__}); dagspec never loads "
+                              "pickles") from None
+        unknown = sorted(set(untrusted) - TRUSTED_TYPES)
+        if unknown:
+            raise UnsafeModel(f"refusing to load {path.name}: it holds type(s) dagspec does not trust: "
+                              f"{', '.join(unknown)}")
+        return sio.load(path, trusted=list(untrusted))
+
+
+@dataclass
+class Registry:
+    tracking_uri: str
+    artifact_root: str | None = None  # only for the embedded store: where experiments keep their files
+
+    @classmethod
+    def open(cls, resolver: Resolver) -> Registry:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # task logs are not terminals
+        try:
+            info = resolver(REGISTRY_CONN_ID)
+        except ConnectionNotFound:
+            home = data_home() / "mlflow"
+            home.mkdir(parents=True, exist_ok=True)
+            return cls(f"sqlite:///{home / 'mlflow.db'}", (home / "artifacts").as_uri())
+        uri = info.extra.get("tracking_uri")
+        if not uri:
+            if info.conn_type not in ("http", "https", "mlflow"):
+                raise ValueError(f"connection {REGISTRY_CONN_ID!r} has type {info.conn_type!r}: use http/https "
+                                 "(an MLflow tracking server) or put a tracking URI in extra.tracking_uri")
+            scheme = "https" if info.conn_type == "https" else "http"
+            uri = f"{scheme}://{info.host}{f':{info.port}' if info.port else ''}"
+        if info.login:  # MLflow's client reads server credentials from its own variables only
+            os.environ["MLFLOW_TRACKING_USERNAME"] = info.login
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = info.password or ""
+        return cls(uri, info.extra.get("artifact_root"))
+
+    @cached_property
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self, model: str) -> str:
+        name = f"dagspec/{model}"
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = f"{self.artifact_root}/{model}" if self.artifact_root else None
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception:  # another task created it a moment ago
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    # --- runs and versions ------------------------------------------------------------------
+    def start_run(self, model: str, tags: dict[str, str], run_name: str) -> str:
+        run = self.client.create_run(self.experiment_id(model), tags=tags, run_name=run_name)
+        return run.info.run_id
+
+    def log(self, run_id: str, *, params: dict[str, Any] | None = None, metrics: dict[str, float] | None = None,
+            tags: dict[str, str] | None = None) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if not math.isnan(float(v))],
+            params=[Param(k, str(v)[:6000]) for k, v in (params or {}).items()],
+            tags=[RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()],
+        )
+
+    def log_files(self, run_id: str, folder: Path, artifact_path: str) -> None:
+        self.client.log_artifacts(run_id, str(folder), artifact_path)
+
+    def finish(self, run_id: str, failed: bool = False) -> None:
+        self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+
+    def register(self, model: str, run_id: str, tags: dict[str, str]) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(model, description="Managed by dagspec")
+        except MlflowException as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                raise
+        source = f"{self.client.get_run(run_id).info.artifact_uri}/model"
+        version = self.client.create_model_version(model, source, run_id, tags=tags)
+        return str(version.version)
+
+    def version(self, model: str, version: str):
+        return self.client.get_model_version(model, str(version))
+
+    def find_version(self, model: str, run_key: str):
+        """The newest version a given train step made for a given window (its handoff to evaluate/promote)."""
+        found = self.client.search_model_versions(f"name = '{_q(model)}' and tag.`dagspec.run_key` = '{_q(run_key)}'")
+        if not found:
+            raise LookupError(f"no version of model {model!r} was trained for {run_key}: did the train step run?")
+        return max(found, key=lambda v: int(v.version))
+
+    def champion(self, model: str):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(model, CHAMPION)
+        except MlflowException:
+            return None
+
+    def set_champion(self, model: str, version: str) -> None:
+        self.client.set_registered_model_alias(model, CHAMPION, str(version))
+
+    def tag_version(self, model: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(model, str(version), key, str(value)[:5000])
+
+    def versions(self, model: str) -> list[dict[str, Any]]:
+        """Every version, oldest first, with its run's metrics and whether it is the champion."""
+        found = self.client.search_model_versions(f"name = '{_q(model)}'")
+        champion = self.champion(model)
+        rows = []
+        for v in sorted(found, key=lambda v: int(v.version)):
+            run = self.client.get_run(v.run_id)
+            rows.append({
+                "version": str(v.version), "run_id": v.run_id, "created": v.creation_timestamp,
+                "metrics": dict(run.data.metrics), "tags": dict(v.tags),
+                "champion": champion is not None and str(champion.version) == str(v.version),
+            })
+        return rows
+
+    # --- files --------------------------------------------------------------------------------
+    def download(self, run_id: str, path: str, into: Path) -> Path:
+        return Path(self.client.download_artifacts(run_id, path, str(into)))
+
+    def load(self, run_id: str) -> Any:
+        with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:
+            return load_model(self.download(run_id, f"model/{MODEL_FILE}", Path(tmp)))
+
+    def read_json(self, run_id: str, path: str) -> Any:
+        with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:
+            return json.loads(self.download(run_id, path, Path(tmp)).read_text())
+
+
+def _q(text: str) -> str:
+    return text.replace("'", "")

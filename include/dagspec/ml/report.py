@@ -1,0 +1,124 @@
+"""The training report: one HTML page with PNG plots (metric history, ROC or residuals, feature importance)."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: workers have no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def history_png(path: Path, history: list[dict[str, Any]], metrics: list[str]) -> Path | None:
+    """Holdout metrics of every version so far, one line per metric."""
+    points = [h for h in history if any(m in h["metrics"] for m in metrics)]
+    if not points:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    for m in metrics:
+        xs = [int(h["version"]) for h in points if m in h["metrics"]]
+        ys = [h["metrics"][m] for h in points if m in h["metrics"]]
+        ax.plot(xs, ys, marker="o", label=m)
+    champs = [int(h["version"]) for h in points if h.get("champion")]
+    for c in champs:
+        ax.axvline(c, color="#2e7d32", linestyle=":", linewidth=1)
+    ax.set_xlabel("model version")
+    ax.set_title("holdout metrics by version (dotted: champion)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def roc_png(path: Path, y: np.ndarray, proba: np.ndarray, champion_proba: np.ndarray | None = None) -> Path | None:
+    from sklearn.metrics import roc_curve
+
+    if len(np.unique(y)) < 2:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    fpr, tpr, _ = roc_curve(y, proba)
+    ax.plot(fpr, tpr, label="challenger")
+    if champion_proba is not None:
+        fpr, tpr, _ = roc_curve(y, champion_proba)
+        ax.plot(fpr, tpr, label="champion", linestyle="--")
+    ax.plot([0, 1], [0, 1], color="#999", linewidth=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC on the holdout")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def residual_png(path: Path, y: np.ndarray, predicted: np.ndarray) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+    take = np.random.default_rng(0).permutation(len(y))[:5000]  # enough points to see the shape
+    ax.scatter(predicted[take], (y - predicted)[take], s=4, alpha=0.4)
+    ax.axhline(0, color="#999", linewidth=0.8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual - predicted")
+    ax.set_title("residuals on the holdout")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def importance_png(path: Path, importances: list[tuple[str, float]]) -> Path | None:
+    if not importances:
+        return None
+    plt = _plt()
+    top = importances[:20][::-1]
+    fig, ax = plt.subplots(figsize=(5, 0.35 * len(top) + 1), dpi=100)
+    ax.barh([n for n, _ in top], [v for _, v in top])
+    ax.set_title("permutation importance on the holdout")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_html(path: Path, *, title: str, facts: dict[str, Any], metrics: dict[str, float],
+               champion_metrics: dict[str, float] | None, images: list[Path], decision: dict | None = None) -> Path:
+    def num(v: Any) -> str:
+        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+
+    rows = "".join(
+        f"<tr><td>{html.escape(m)}</td><td>{num(v)}</td><td>{num((champion_metrics or {}).get(m))}</td></tr>"
+        for m, v in metrics.items()
+    )
+    fact_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
+    verdict = ""
+    if decision is not None:
+        word = "PROMOTED to champion" if decision["promoted"] else "not promoted (champion unchanged)"
+        items = "".join(f"<li>{html.escape(r)}</li>" for r in decision["reasons"])
+        verdict = f"<h2>Decision: {word}</h2><ul>{items}</ul>"
+    imgs = "".join(f'<p><img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}"></p>' for p in images)
+    path.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1em}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head><body>
+<h1>{html.escape(title)}</h1><table>{fact_rows}</table>{verdict}
+<h2>Holdout metrics</h2><table><tr><th>metric</th><th>challenger</th><th>champion (same holdout)</th></tr>{rows}</table>
+{imgs}
+<script type="application/json" id="dagspec-report">{html.escape(json.dumps({"metrics": metrics, "champion": champion_metrics, "decision": decision}, default=str))}</script>
+</body></html>
+""")
+    return path

@@ -1,0 +1,1 @@
+"""Publish targets beyond the warehouse table: object-store files, BigQuery, Google Sheets."""

@@ -1,0 +1,271 @@
+"""Step kinds that keep a model fresh: train, evaluate, promote, score, drift.
+
+Estimators come from an allow-list by name, with their parameters checked against a static table
+(kept in step with scikit-learn by a unit test), so validating a definition imports no ML library
+and a definition can never name code to import.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from dagspec.spec.model import Identifier, StepBase, StepId, Strict, TableRef
+
+ModelName = Identifier  # a registered model name doubles as an Asset and folder name: keep it plain
+
+# name -> (task, "module:Class", {param: allowed JSON types}). Only these can be built.
+_NUM = (int, float)
+_OPT_INT = (int, type(None))
+_OPT_NUM = (int, float, type(None))
+_OPT_STR = (str, type(None))
+ESTIMATORS: dict[str, tuple[str, str, dict[str, tuple[type, ...]]]] = {
+    "logistic_regression": ("classification", "sklearn.linear_model:LogisticRegression", {
+        "C": _NUM, "l1_ratio": _OPT_NUM, "class_weight": _OPT_STR, "max_iter": (int,), "tol": _NUM,
+        "fit_intercept": (bool,), "solver": (str,), "random_state": _OPT_INT}),
+    "random_forest_classifier": ("classification", "sklearn.ensemble:RandomForestClassifier", {
+        "n_estimators": (int,), "max_depth": _OPT_INT, "min_samples_split": _NUM, "min_samples_leaf": _NUM,
+        "max_features": (str, int, float, type(None)), "class_weight": _OPT_STR, "n_jobs": _OPT_INT,
+        "criterion": (str,), "bootstrap": (bool,), "max_samples": _OPT_NUM, "random_state": _OPT_INT}),
+    "hist_gradient_boosting_classifier": ("classification", "sklearn.ensemble:HistGradientBoostingClassifier", {
+        "learning_rate": _NUM, "max_iter": (int,), "max_leaf_nodes": _OPT_INT, "max_depth": _OPT_INT,
+        "min_samples_leaf": (int,), "l2_regularization": _NUM, "max_bins": (int,), "early_stopping": (str, bool),
+        "class_weight": _OPT_STR, "random_state": _OPT_INT}),
+    "linear_regression": ("regression", "sklearn.linear_model:LinearRegression", {
+        "fit_intercept": (bool,), "positive": (bool,)}),
+    "ridge": ("regression", "sklearn.linear_model:Ridge", {
+        "alpha": _NUM, "fit_intercept": (bool,), "solver": (str,), "max_iter": _OPT_INT, "tol": _NUM,
+        "random_state": _OPT_INT}),
+    "random_forest_regressor": ("regression", "sklearn.ensemble:RandomForestRegressor", {
+        "n_estimators": (int,), "max_depth": _OPT_INT, "min_samples_split": _NUM, "min_samples_leaf": _NUM,
+        "max_features": (str, int, float, type(None)), "n_jobs": _OPT_INT, "criterion": (str,),
+        "bootstrap": (bool,), "max_samples": _OPT_NUM, "random_state": _OPT_INT}),
+    "hist_gradient_boosting_regressor": ("regression", "sklearn.ensemble:HistGradientBoostingRegressor", {
+        "learning_rate": _NUM, "max_iter": (int,), "max_leaf_nodes": _OPT_INT, "max_depth": _OPT_INT,
+        "min_samples_leaf": (int,), "l2_regularization": _NUM, "max_bins": (int,), "early_stopping": (str, bool),
+        "loss": (str,), "random_state": _OPT_INT}),
+}
+
+CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
+Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "rmse", "mae", "r2"]
+
+
+def task_of(estimator: str) -> str:
+    return ESTIMATORS[estimator][0]
+
+
+class Feature(Strict):
+    """One input column and how it is prepared (scikit-learn ColumnTransformer)."""
+
+    column: Identifier
+    type: Literal["numeric", "categorical"] = Field(description="numeric: impute + scale; categorical: impute + one-hot.")
+    impute: Literal["mean", "median", "most_frequent", "constant"] | None = Field(
+        default=None, description="Missing values: numeric default median; categorical default constant ('__missing__')."
+    )
+    scale: Literal["standard", "minmax", "none"] = Field(default="standard", description="Numeric scaling.")
+    min_frequency: int | None = Field(
+        default=None, ge=1, description="Categorical: categories seen fewer times are grouped as infrequent."
+    )
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> Feature:
+        if self.type == "categorical" and self.impute in ("mean", "median"):
+            raise ValueError(f"a categorical column cannot be imputed with the {self.impute}; use most_frequent or constant")
+        return self
+
+
+class MLData(Strict):
+    """Rows for a model step: a step's output, a warehouse table, or a SQL file run in the warehouse."""
+
+    input: StepId | None = Field(default=None, description="An extract or transform step whose batches are read.")
+    table: TableRef | None = Field(default=None, description="A warehouse table (e.g. a published one).")
+    sql: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.sql$",
+        description="A SQL file under include/sql/ run in the warehouse; :from_date and :to_date bound the window.",
+    )
+    time_column: Identifier | None = Field(
+        default=None, description="Table mode: the column that places a row in time (default: the batch_date column)."
+    )
+    days: int | None = Field(
+        default=None, ge=1, le=3660,
+        description="Look back this many days from the end of the run's window (default: just the run's window).",
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> MLData:
+        if sum(x is not None for x in (self.input, self.table, self.sql)) != 1:
+            raise ValueError("give exactly one of 'input', 'table' or 'sql'")
+        if self.sql is not None and ".." in self.sql.split("/"):
+            raise ValueError("the SQL file must be inside include/sql/ (no '..')")
+        if self.time_column is not None and self.table is None:
+            raise ValueError("'time_column' goes with 'table'")
+        return self
+
+
+class Split(Strict):
+    """How the holdout is cut, without leakage: by time (the latest rows) or by entity (whole entities)."""
+
+    by: Literal["time", "entity"]
+    column: Identifier = Field(description="time: a timestamp/date column; entity: an id column (e.g. customer_id).")
+    holdout: float = Field(default=0.2, gt=0, lt=0.9, description="Share of rows (time) or entities held out.")
+
+
+class ModelStepBase(StepBase):
+    model: ModelName = Field(description="Registered model name in the registry (MLflow).")
+
+
+class TrainStep(ModelStepBase):
+    """Fit a scikit-learn pipeline (preprocessing + estimator) on a window and register it as a challenger."""
+
+    kind: Literal["train"]
+    estimator: str = Field(description="Estimator name from the allow-list.", json_schema_extra={"enum": list(ESTIMATORS)})
+    params: dict[str, int | float | str | bool | None] = Field(default_factory=dict, description="Estimator parameters.")
+    features: list[Feature] = Field(min_length=1)
+    target: Identifier = Field(description="The column to predict (classification: 0/1 or true/false).")
+    data: MLData
+    split: Split
+    seed: int = Field(default=42, description="Seeds the estimator (when it takes random_state) and the entity split.")
+    min_rows: int = Field(default=100, ge=10, description="Fewer training rows than this fails the step.")
+
+    @field_validator("estimator")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in ESTIMATORS:
+            close = difflib.get_close_matches(value, list(ESTIMATORS), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown estimator {value!r}; {hint}allowed: {', '.join(ESTIMATORS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _params_and_columns(self) -> TrainStep:
+        allowed = ESTIMATORS[self.estimator][2]
+        for name, value in self.params.items():
+            if name not in allowed:
+                close = difflib.get_close_matches(name, list(allowed), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(f"{self.estimator} has no parameter {name!r}; {hint}allowed: {', '.join(allowed)}")
+            types = allowed[name]
+            if type(value) not in types and not (type(value) is int and float in types):
+                names = "/".join("null" if t is type(None) else t.__name__ for t in types)
+                raise ValueError(f"parameter {name!r} of {self.estimator} must be {names}, not {value!r}")
+        columns = [f.column for f in self.features]
+        dupes = sorted({c for c in columns if columns.count(c) > 1})
+        if dupes:
+            raise ValueError(f"feature column(s) listed twice: {', '.join(dupes)}")
+        if self.target in columns:
+            raise ValueError(f"the target {self.target!r} is also a feature: that leaks the answer")
+        if self.split.column == self.target:
+            raise ValueError("the split column cannot be the target")
+        return self
+
+    @property
+    def task(self) -> str:
+        return task_of(self.estimator)
+
+    def ref_fields(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [(("data", "input"), self.data.input)] if self.data.input else []
+
+    def refs(self) -> list[str]:
+        return [r for _, r in self.ref_fields()]
+
+
+class EvaluateStep(StepBase):
+    """Metrics of the challenger a train step made, and of the champion, on the same holdout."""
+
+    kind: Literal["evaluate"]
+    input: StepId = Field(description="The train step whose challenger is evaluated.")
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="Classification: probability cut for F1/precision/recall.")
+
+    def ref_fields(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [(("input",), self.input)]
+
+    def refs(self) -> list[str]:
+        return [self.input]
+
+
+class Guard(Strict):
+    metric: Metric
+    max_degradation: float = Field(ge=0, description="How much worse than the champion this metric may get.")
+
+
+class PromoteStep(StepBase):
+    """Make the challenger the champion only when it wins; the decision and its numbers are recorded."""
+
+    kind: Literal["promote"]
+    input: StepId = Field(description="The evaluate step whose numbers decide.")
+    primary: Metric = Field(description="The metric that must improve (direction known per metric).")
+    margin: float = Field(default=0.0, ge=0, description="The challenger must beat the champion by more than this.")
+    guards: list[Guard] = Field(default_factory=list, description="Metrics that may not degrade past their limit.")
+    minimums: dict[Metric, float] = Field(
+        default_factory=dict,
+        description="The first model (no champion yet) is promoted only if it meets these absolute bounds "
+        "(a minimum, or a maximum for rmse/mae/log_loss).",
+    )
+
+    def ref_fields(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [(("input",), self.input)]
+
+    def refs(self) -> list[str]:
+        return [self.input]
+
+
+class ScoreOutput(Strict):
+    table: TableRef | None = Field(default=None, description="Warehouse table; each batch is replaced in one transaction.")
+    export: TableRef | None = Field(default=None, description="Store location for Parquet partitions.")
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> ScoreOutput:
+        if self.table is None and self.export is None:
+            raise ValueError("give 'table', 'export' or both")
+        return self
+
+
+class ScoreStep(ModelStepBase):
+    """Batch predictions from the champion for each batch of the window, streamed in chunks."""
+
+    kind: Literal["score"]
+    data: MLData
+    keys: list[Identifier] = Field(min_length=1, description="Columns copied beside each prediction (e.g. order_id).")
+    output: ScoreOutput
+    chunk_rows: int = Field(default=100_000, ge=100, description="Rows predicted at a time; bounds memory.")
+
+    @model_validator(mode="after")
+    def _per_batch(self) -> ScoreStep:
+        if self.data.days is not None:
+            raise ValueError("scores are written per batch of the run's window: leave 'data.days' out")
+        return self
+
+    def ref_fields(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [(("data", "input"), self.data.input)] if self.data.input else []
+
+    def refs(self) -> list[str]:
+        return [r for _, r in self.ref_fields()]
+
+
+class DriftStep(ModelStepBase):
+    """PSI (and KS for numeric features) of recent data against the champion's training reference."""
+
+    kind: Literal["drift"]
+    data: MLData
+    psi_threshold: float = Field(default=0.2, gt=0, description="A feature with PSI above this has drifted.")
+    ks_threshold: float | None = Field(
+        default=None, gt=0, le=1, description="Also flag numeric features whose KS statistic exceeds this."
+    )
+    retrain: bool = Field(
+        default=True,
+        description="On drift, trigger the pipelines that train this model (in Airflow: an Asset they are scheduled on).",
+    )
+
+    def ref_fields(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [(("data", "input"), self.data.input)] if self.data.input else []
+
+    def refs(self) -> list[str]:
+        return [r for _, r in self.ref_fields()]
+
+
+ML_STEPS = (TrainStep, EvaluateStep, PromoteStep, ScoreStep, DriftStep)
+ML_KINDS = ("train", "evaluate", "promote", "score", "drift")

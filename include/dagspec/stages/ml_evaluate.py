@@ -1,0 +1,116 @@
+"""Evaluate the challenger and the champion on the same holdout; promote the challenger only when it wins."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from dagspec.ml import features, metrics
+from dagspec.spec.ml_steps import EvaluateStep, PromoteStep, TrainStep
+from dagspec.stages.context import RunContext, StepFailed
+from dagspec.stages.ml_stages import champion_features, json_safe, registry, report_dir, run_key, write_record
+
+
+def _challenger(ctx: RunContext, train_id: str):
+    train = ctx.pipeline.step(train_id)
+    assert isinstance(train, TrainStep)
+    reg = registry(ctx)
+    try:
+        version = reg.find_version(train.model, run_key(ctx, train.id))
+    except LookupError as exc:
+        raise StepFailed(str(exc)) from None
+    return train, reg, version
+
+
+def _holdout(reg, run_id: str):
+    with tempfile.TemporaryDirectory(prefix="dagspec-eval-") as tmp:
+        return pq.read_table(reg.download(run_id, "data/holdout.parquet", Path(tmp)))
+
+
+def run_evaluate(ctx: RunContext, step: EvaluateStep) -> dict[str, Any]:
+    train, reg, version = _challenger(ctx, step.input)
+    holdout = _holdout(reg, version.run_id)
+    df = features.frame(holdout, train.features, [train.target])
+    y = features.target_values(df, train.target, train.task)
+    model = reg.load(version.run_id)
+    X = df[[f.column for f in train.features]]
+    scores = metrics.evaluate(model, X, y, train.task, step.threshold)
+    reg.log(version.run_id, metrics=scores)
+
+    champ = reg.champion(train.model)
+    champ_scores: dict[str, float] | None = None
+    note = "no champion yet"
+    if champ is not None and str(champ.version) == str(version.version):
+        note = "this version is already the champion"
+    elif champ is not None:
+        champ_features, champ_target = champion_features(reg, champ)
+        try:
+            cdf = features.frame(holdout, champ_features, [champ_target])
+            champ_scores = metrics.evaluate(reg.load(champ.run_id), cdf[[f.column for f in champ_features]],
+                                            features.target_values(cdf, champ_target, train.task), train.task,
+                                            step.threshold)
+            note = f"champion v{champ.version} measured on the same {len(y)} holdout rows"
+        except features.DataProblem as exc:
+            note = f"champion v{champ.version} cannot score this holdout: {exc}"
+        reg.log(version.run_id, metrics={f"champion.{k}": v for k, v in (champ_scores or {}).items()},
+                tags={"dagspec.champion_version": champ.version, "dagspec.champion_note": note})
+    ctx.log.info("evaluate %s: %s v%s on %d holdout rows: %s", step.id, train.model, version.version, len(y),
+                 ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+    ctx.log.info("evaluate %s: %s%s", step.id, note,
+                 (": " + ", ".join(f"{k}={v:.4f}" for k, v in champ_scores.items())) if champ_scores else "")
+    return json_safe({"model": train.model, "version": str(version.version), "rows": len(y), "challenger": scores,
+                      "champion": champ_scores, "champion_version": str(champ.version) if champ else None,
+                      "note": note})
+
+
+def run_promote(ctx: RunContext, step: PromoteStep) -> dict[str, Any]:
+    evaluate = ctx.pipeline.step(step.input)
+    assert isinstance(evaluate, EvaluateStep)
+    train, reg, version = _challenger(ctx, evaluate.input)
+    data = reg.client.get_run(version.run_id).data
+    challenger = {k: v for k, v in data.metrics.items() if "." not in k}
+    champ = reg.champion(train.model)
+    if champ is not None and str(champ.version) == str(version.version):
+        decision = metrics.Decision(True, [f"v{version.version} is already the champion (re-run)"], step.primary,
+                                    challenger, None, str(champ.version))
+    elif champ is not None and data.tags.get("dagspec.champion_version") != str(champ.version):
+        raise StepFailed(f"the champion is now v{champ.version}, but {evaluate.id!r} measured against "
+                         f"v{data.tags.get('dagspec.champion_version')}: re-run {evaluate.id!r} first")
+    else:
+        champion = {k.split(".", 1)[1]: v for k, v in data.metrics.items() if k.startswith("champion.")} if champ else None
+        if champ is not None and not champion:
+            champion = {}  # the champion could not be measured on this holdout: every comparison fails safe
+        decision = metrics.decide(step, challenger, champion, str(champ.version) if champ else None)
+    if decision.promoted and (champ is None or str(champ.version) != str(version.version)):
+        reg.set_champion(train.model, version.version)
+    reg.tag_version(train.model, version.version, {
+        "dagspec.decision": "promoted" if decision.promoted else "rejected",
+        "dagspec.reasons": " | ".join(decision.reasons)})
+    record = {"model": train.model, "version": str(version.version), "run_id": version.run_id,
+              "window": [ctx.window.start.isoformat(), ctx.window.end.isoformat()], **decision.as_dict()}
+    path = write_record(report_dir(ctx, step.id) / f"{train.model}_v{version.version}.json", record)
+    ctx.log.info("promote %s: %s v%s %s\n  %s", step.id, train.model, version.version,
+                 "PROMOTED to champion" if decision.promoted else "not promoted; champion unchanged"
+                 + (f" (v{champ.version})" if champ else ""), "\n  ".join(decision.reasons))
+    ctx.log.info("decision record: %s", path)
+    _update_report(ctx, train, reg, version, challenger, decision)
+    return json_safe({**record, "record": str(path)})
+
+
+def _update_report(ctx, train: TrainStep, reg, version, challenger, decision) -> None:
+    from dagspec.stages.ml_train import write_report
+
+    try:
+        holdout = _holdout(reg, version.run_id)
+        df = features.frame(holdout, train.features, [train.target])
+        y = features.target_values(df, train.target, train.task)
+        X = df[[f.column for f in train.features]]
+        model = reg.load(version.run_id)
+        html = write_report(ctx, train, reg, str(version.version), version.run_id, X, y, model, challenger,
+                            decision.champion, None, decision.as_dict())
+        ctx.log.info("training report (with the decision): %s", html.as_uri())
+    except Exception as exc:
+        ctx.log.warning("could not update the training report: %s", exc)

@@ -1,0 +1,109 @@
+"""Score: the champion's predictions for each batch of the window, chunk by chunk (memory stays flat).
+
+Predictions stream into Parquet files (the store's partition when exporting, a scratch folder
+otherwise); the warehouse batch is then replaced from those files in one transaction.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from dagspec.ml import data as ml_data
+from dagspec.ml import features
+from dagspec.paths import data_home
+from dagspec.spec.ml_steps import ScoreStep
+from dagspec.sql import quote
+from dagspec.stages.context import RunContext, StepFailed
+from dagspec.stages.ml_stages import champion_features, json_safe, registry
+from dagspec.store import Store
+from dagspec.windows import Window
+
+
+def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
+    reg = registry(ctx)
+    champ = reg.champion(step.model)
+    if champ is None:
+        raise StepFailed(f"model {step.model!r} has no champion yet: run the pipeline that trains it "
+                         "(its first model is promoted when it meets the minimums)")
+    model = reg.load(champ.run_id)
+    feats, target = champion_features(reg, champ)
+    task = reg.client.get_run(champ.run_id).data.tags.get("dagspec.task", "classification")
+    version = int(champ.version)
+    columns = list(dict.fromkeys([*step.keys, *(f.column for f in feats)]))
+    rows: dict[str, int] = {}
+    with ctx.warehouse.session() as session:
+        for batch in ctx.batches:
+            reader = ml_data.read(ctx, session, step.data, Window(batch.from_at, batch.to_at), columns, step.chunk_rows)
+            schema = _output_schema(reader.schema, step.keys, task)
+            predictions = _predict(reader, step, feats, model, task, version, schema)
+            scratch = None
+            if step.output.export is not None:
+                store, dest = ctx.store, step.output.export
+            else:
+                scratch = data_home() / "tmp" / f"score-{uuid.uuid4().hex[:12]}"
+                store, dest = Store(scratch), step.output.table
+            try:
+                part = store.write_partition(dest.schema_, dest.table, batch.batch_date, schema, predictions)
+                if step.output.table is not None:
+                    rel = _expose_parquet(session, f"__scores_{step.id}", part.files)
+                    count = session.replace_batch(step.output.table.schema_, step.output.table.table, batch.batch_date,
+                                                  f"SELECT * FROM {rel}", {})
+                    ctx.log.info("score %s: batch_date=%s rows=%d -> table %s", step.id, batch.batch_date, count,
+                                 step.output.table.qualified)
+                if step.output.export is not None:
+                    ctx.log.info("score %s: batch_date=%s rows=%d -> %s", step.id, batch.batch_date, part.rows, part.path)
+            finally:
+                if scratch is not None:
+                    shutil.rmtree(scratch, ignore_errors=True)
+            rows[batch.batch_date.isoformat()] = part.rows
+    ctx.log.info("score %s: %s champion v%s, %d row(s) scored", step.id, step.model, version, sum(rows.values()))
+    return json_safe({"model": step.model, "version": str(version), "rows": rows})
+
+
+def _expose_parquet(session, name: str, files: list[str]) -> str:
+    if session.dialect == "duckdb" and hasattr(session, "con"):
+        # DuckDB keeps every Arrow batch it scans alive until the INSERT commits (memory grows with the
+        # batch); its own Parquet reader streams. A warehouse method for this would be the cleaner home.
+        session.con.read_parquet(files).create_view(name, replace=True)
+        return quote(name, session.dialect)
+    import pyarrow.dataset as pads
+
+    return session.expose(name, pads.dataset(files, format="parquet"))
+
+
+def _output_schema(source: pa.Schema, keys: list[str], task: str) -> pa.Schema:
+    missing = [k for k in keys if k not in source.names]
+    if missing:
+        raise StepFailed(f"key column(s) {', '.join(missing)} are not in the data")
+    fields = [source.field(k) for k in keys]
+    if task == "classification":
+        fields += [pa.field("prediction", pa.int8()), pa.field("probability", pa.float64())]
+    else:
+        fields += [pa.field("prediction", pa.float64())]
+    return pa.schema(fields + [pa.field("model_version", pa.int32())])
+
+
+def _predict(reader: pa.RecordBatchReader, step: ScoreStep, feats, model, task: str, version: int,
+             schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    from dagspec.ml.metrics import positive_proba
+
+    for chunk in ml_data.chunks(reader, step.chunk_rows):
+        if chunk.num_rows == 0:
+            continue
+        try:
+            X = features.frame(chunk, feats)
+        except features.DataProblem as exc:
+            raise StepFailed(f"score {step.id}: {exc}") from None
+        columns = [chunk.column(k) for k in step.keys]
+        if task == "classification":
+            proba = positive_proba(model, X)
+            columns += [pa.array((proba >= 0.5).astype(np.int8)), pa.array(proba)]
+        else:
+            columns += [pa.array(np.asarray(model.predict(X), dtype=float))]
+        columns.append(pa.array(np.full(chunk.num_rows, version, dtype=np.int32)))
+        yield pa.RecordBatch.from_arrays(columns, schema=schema)

@@ -1,0 +1,177 @@
+"""Remote drops: bring definitions from an S3 or GCS prefix into the local definitions folder.
+
+Only new or changed objects are downloaded. Each is validated (alone, and against the dag_ids of
+the folder) before it goes live; an invalid one never replaces what is there, good or absent. A
+definition deleted remotely is deleted locally, but only one this sync brought in: local-only
+files (the shipped examples, hand-made ones) are never touched. What came from where is kept in
+`.dagspec-sync.state` beside the definitions.
+
+Files are swapped in with an atomic rename, so the dag-processor never reads half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from dagspec.connections import ConnectionInfo, env_resolver
+from dagspec.spec.errors import DefinitionError, Problem
+from dagspec.spec.load import MAX_BYTES, parse_definition
+
+log = logging.getLogger("dagspec.sync")
+STATE_FILE = ".dagspec-sync.state"  # not *.json: never read as a definition
+NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.json$")
+
+
+@dataclass
+class SyncReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    rejected: dict[str, list[Problem]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.deleted)} deleted, "
+                f"{len(self.unchanged)} unchanged, {len(self.rejected)} rejected")
+
+
+@dataclass(frozen=True)
+class Remote:
+    name: str  # file name in the folder
+    path: str  # bucket/key for the file system
+    version: str  # size and mtime: changes when the object does (S3 and GCS both give both)
+    size: int
+
+
+def sync(uri: str, conn_id: str, target: Path, *, resolver: Callable[[str], ConnectionInfo] = env_resolver,
+         sql_dir: Path | None = None) -> SyncReport:
+    """One pass: list the prefix, fetch what changed, validate, swap in, remove what was deleted."""
+    from dagspec.filesystems import check_scheme, filesystem, split_uri
+
+    scheme, prefix = split_uri(uri)
+    info = resolver(conn_id)
+    check_scheme(info, scheme, uri)
+    fs = filesystem(info)
+    remote = _list(fs, prefix)  # raises on a failed listing: never read an error as "everything was deleted"
+    target.mkdir(parents=True, exist_ok=True)
+    state = _load_state(target)
+    report = SyncReport()
+    live_ids = _local_dag_ids(target, exclude=set())
+
+    for name, obj in sorted(remote.items()):
+        known = state.get(name)
+        local = target / name
+        if known and known.get("version") == obj.version and local.exists():
+            report.unchanged.append(name)
+            continue
+        problems = _fetch_and_check(fs, obj, target, live_ids, sql_dir)
+        if isinstance(problems, list):
+            report.rejected[name] = problems
+            for p in problems:
+                log.error("dagspec sync: %s rejected: %s", uri.rstrip("/") + "/" + name, p)
+            continue
+        raw, dag_id = problems
+        digest = hashlib.sha256(raw).hexdigest()
+        if local.exists() and _sha256(local) == digest:
+            report.unchanged.append(name)
+        else:
+            (report.updated if local.exists() else report.added).append(name)
+            _write_atomic(local, raw)
+        live_ids[dag_id] = name
+        state[name] = {"version": obj.version, "sha256": digest, "source": uri.rstrip("/") + "/" + name}
+
+    for name in sorted(set(state) - set(remote)):
+        path = target / name
+        if path.exists() and _sha256(path) != state[name].get("sha256"):
+            log.warning("dagspec sync: %s was deleted remotely but edited locally; kept", name)
+        else:
+            path.unlink(missing_ok=True)
+            report.deleted.append(name)
+        del state[name]
+    _save_state(target, state)
+    log.info("dagspec sync from %s: %s", uri, report.summary())
+    return report
+
+
+def _list(fs, prefix: str) -> dict[str, Remote]:
+    import pyarrow.fs as pafs
+
+    # Recursive listing filtered to direct children: the GCS emulator has no delimiter listing,
+    # and definitions in sub-"folders" are not part of this prefix's drop.
+    infos = fs.get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True))
+    out: dict[str, Remote] = {}
+    for info in infos:
+        if info.type != pafs.FileType.File:
+            continue
+        rest = info.path[len(prefix):].lstrip("/") if info.path.startswith(prefix) else info.path
+        if "/" in rest or not rest.endswith(".json"):
+            continue
+        mtime = info.mtime_ns if info.mtime_ns is not None else 0
+        out[rest] = Remote(rest, info.path, f"{info.size}:{mtime}", info.size or 0)
+    return out
+
+
+def _fetch_and_check(fs, obj: Remote, target: Path, live_ids: dict[str, str], sql_dir: Path | None):
+    """(raw bytes, dag_id) for a definition fit to go live, or the problems that keep it out."""
+    shown = f"{target.name}/{obj.name}"
+    if not NAME.match(obj.name):
+        return [Problem(shown, "$", f"{obj.name!r} is not a usable definition file name",
+                        "name it with letters, digits, '_', '.', '-' and end it in .json")]
+    if obj.size > MAX_BYTES:
+        return [Problem(shown, "$", f"file is {obj.size:,} bytes; a definition is at most {MAX_BYTES:,}",
+                        "split it, or check that the right file was dropped")]
+    with fs.open_input_stream(obj.path) as f:
+        raw = f.read(MAX_BYTES + 1)
+    try:
+        pipeline = parse_definition(raw, shown, sql_dir=sql_dir)
+    except DefinitionError as exc:
+        return exc.problems
+    owner = live_ids.get(pipeline.dag_id)
+    if owner is not None and owner != obj.name:
+        return [Problem(shown, "$.dag_id", f"dag_id {pipeline.dag_id!r} is already used by {target.name}/{owner}",
+                        "give each definition its own dag_id")]
+    return raw, pipeline.dag_id
+
+
+def _local_dag_ids(target: Path, exclude: set[str]) -> dict[str, str]:
+    """dag_id -> file name for the folder's definitions (a cheap read: only the dag_id is needed)."""
+    ids: dict[str, str] = {}
+    for path in sorted(target.glob("*.json")):
+        if path.name in exclude:
+            continue
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("dag_id"), str):
+            ids.setdefault(data["dag_id"], path.name)
+    return ids
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_atomic(path: Path, raw: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # not *.json: the loader never sees it
+    tmp.write_bytes(raw)
+    os.replace(tmp, path)
+
+
+def _load_state(target: Path) -> dict[str, dict]:
+    try:
+        data = json.loads((target / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _save_state(target: Path, state: dict[str, dict]) -> None:
+    _write_atomic(target / STATE_FILE, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())

@@ -1,0 +1,178 @@
+"""BigQuery as the warehouse: transforms run as BigQuery SQL, batches are swapped with one MERGE.
+
+A schema in dagspec is a BigQuery dataset. Staged Parquet reaches BigQuery through a load job into
+a scratch table (dataset `_dagspec_scratch`, dropped when the session ends); results come back as
+Arrow record batches. BigQuery has no multi-statement transactions outside scripts, so every write
+is a single statement: MERGE (replace a batch or upsert on a key), CREATE OR REPLACE TABLE (table),
+CREATE OR REPLACE VIEW (view). Each is atomic, so a failing query leaves the previous table intact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any, Iterator
+
+import pyarrow as pa
+
+from dagspec.connections import ConnectionInfo
+from dagspec.publish.bigquery import bq_name, load_parquet, merge_staging
+from dagspec.sql import quote
+
+DIALECT = "bigquery"
+SCRATCH = "_dagspec_scratch"
+
+
+class BigQueryWarehouse:
+    dialect = DIALECT
+
+    def __init__(self, info: ConnectionInfo):
+        self.info = info
+
+    @contextmanager
+    def session(self) -> Iterator[BigQuerySession]:
+        from dagspec.gcp import bigquery_client, bigquery_read_client, project
+
+        session = BigQuerySession(bigquery_client(self.info), project(self.info), bigquery_read_client(self.info))
+        try:
+            yield session
+        finally:
+            session.close()
+
+
+def _param(name: str, value: Any):
+    from google.cloud import bigquery
+
+    if isinstance(value, dt.datetime):
+        kind = "TIMESTAMP" if value.tzinfo else "DATETIME"
+    elif isinstance(value, dt.date):
+        kind = "DATE"
+    elif isinstance(value, bool):
+        kind = "BOOL"
+    elif isinstance(value, int):
+        kind = "INT64"
+    elif isinstance(value, float):
+        kind = "FLOAT64"
+    elif isinstance(value, Decimal):
+        kind = "NUMERIC"
+    else:
+        kind, value = "STRING", None if value is None else str(value)
+    return bigquery.ScalarQueryParameter(name, kind, value)
+
+
+class BigQuerySession:
+    dialect = DIALECT
+
+    def __init__(self, client, project: str, read_client=None):
+        self.client = client
+        self.project = project
+        self.read_client = read_client
+        self._scratch: list[str] = []
+
+    def close(self) -> None:
+        for table_id in self._scratch:
+            self.client.delete_table(table_id, not_found_ok=True)
+
+    def _id(self, schema: str, table: str) -> str:
+        quote(schema, DIALECT), quote(table, DIALECT)  # validates both as plain identifiers
+        return f"{self.project}.{schema}.{table}"
+
+    def relation(self, schema: str, table: str) -> str:
+        return f"`{self._id(schema, table)}`"
+
+    def query(self, sql: str, params: dict[str, Any] | None = None):
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(query_parameters=[_param(k, v) for k, v in (params or {}).items()])
+        return self.client.query(sql, job_config=config).result()
+
+    # -- inputs -------------------------------------------------------------------------------
+    def expose(self, name: str, relation: Any) -> str:
+        """Load an Arrow dataset/table/reader into a scratch table with a Parquet load job."""
+        self.client.create_dataset(f"{self.project}.{SCRATCH}", exists_ok=True)
+        quote(name, DIALECT)
+        table_id = f"{self.project}.{SCRATCH}.{name.strip('_')}_{uuid.uuid4().hex[:10]}"
+        batches = relation.to_batches() if hasattr(relation, "to_batches") else relation
+        self._scratch.append(table_id)
+        load_parquet(self.client, table_id, relation.schema, batches)
+        return f"`{table_id}`"
+
+    def expose_batch(self, name: str, schema: str, table: str, batch_date: dt.date) -> str:
+        return (f"(SELECT * EXCEPT (batch_date) FROM {self.relation(schema, table)} "
+                f"WHERE batch_date = DATE '{batch_date.isoformat()}')")
+
+    # -- schema -------------------------------------------------------------------------------
+    def columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+        rows = self.query(f"SELECT * FROM ({select_sql}) LIMIT 0", params)
+        return [(f.name, f.field_type) for f in rows.schema]
+
+    def table_columns(self, schema: str, table: str) -> list[tuple[str, str]] | None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return [(f.name, f.field_type) for f in self.client.get_table(self._id(schema, table)).schema]
+        except NotFound:
+            return None
+
+    # -- writes -------------------------------------------------------------------------------
+    def _stage(self, schema: str, select_sql: str, params: dict[str, Any], batch_date: dt.date) -> str:
+        if any(n == "batch_date" for n, _ in self.columns(select_sql, params)):
+            raise ValueError("the query returns a column named batch_date; dagspec adds it: rename or drop yours")
+        self.client.create_dataset(f"{self.project}.{schema}", exists_ok=True)
+        staging = f"{self.project}.{schema}._dagspec_stage_{uuid.uuid4().hex[:10]}"
+        self._scratch.append(staging)
+        self.query(f"CREATE TABLE `{staging}` AS SELECT *, @_dagspec_batch_date AS batch_date FROM ({select_sql})",
+                   {**params, "_dagspec_batch_date": batch_date})
+        return staging
+
+    def replace_batch(self, schema: str, table: str, batch_date: dt.date, select_sql: str,
+                      params: dict[str, Any]) -> int:
+        return self.merge_batch(schema, table, batch_date, select_sql, params, None)
+
+    def merge_batch(self, schema: str, table: str, batch_date: dt.date, select_sql: str, params: dict[str, Any],
+                    key: list[str] | None) -> int:
+        staging = self._stage(schema, select_sql, params, batch_date)
+        return merge_staging(self.client, staging, self._id(schema, table), batch_date, key)
+
+    def replace_table(self, schema: str, table: str, batch_date: dt.date, select_sql: str,
+                      params: dict[str, Any]) -> int:
+        if any(n == "batch_date" for n, _ in self.columns(select_sql, params)):
+            raise ValueError("the query returns a column named batch_date; dagspec adds it: rename or drop yours")
+        self.client.create_dataset(f"{self.project}.{schema}", exists_ok=True)
+        target = self.relation(schema, table)
+        self.query(f"CREATE OR REPLACE TABLE {target} AS SELECT *, @_dagspec_batch_date AS batch_date "
+                   f"FROM ({select_sql})", {**params, "_dagspec_batch_date": batch_date})
+        return next(iter(self.query(f"SELECT count(*) FROM {target}")))[0]
+
+    def create_view(self, schema: str, table: str, select_sql: str) -> None:
+        self.client.create_dataset(f"{self.project}.{schema}", exists_ok=True)
+        self.query(f"CREATE OR REPLACE VIEW {self.relation(schema, table)} AS {select_sql}")
+
+    # -- results ------------------------------------------------------------------------------
+    def arrow(self, select_sql: str, params: dict[str, Any], batch_rows: int = 100_000) -> pa.RecordBatchReader:
+        rows = self.client.query(select_sql, job_config=self._config(params)).result(page_size=batch_rows)
+        first_schema = None
+        batches = iter(rows.to_arrow_iterable(bqstorage_client=self.read_client))
+        first = next(batches, None)
+        if first is None:
+            first_schema = self.client.query(select_sql, job_config=self._config(params)).result().to_arrow(
+                create_bqstorage_client=False).schema
+            return pa.RecordBatchReader.from_batches(first_schema, iter(()))
+
+        def gen():
+            yield first
+            for b in batches:
+                if b.num_rows:
+                    yield b.cast(first.schema) if b.schema != first.schema else b
+
+        return pa.RecordBatchReader.from_batches(first.schema, gen())
+
+    def _config(self, params: dict[str, Any]):
+        from google.cloud import bigquery
+
+        return bigquery.QueryJobConfig(query_parameters=[_param(k, v) for k, v in (params or {}).items()])
+
+
+__all__ = ["BigQueryWarehouse", "BigQuerySession", "bq_name"]

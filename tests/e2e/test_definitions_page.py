@@ -1,0 +1,172 @@
+"""The Definitions page in a real browser: headless Chromium (Debian's package, driven over the
+DevTools protocol) against a running api-server with the dagspec plugin. Asserts what a user sees
+and keeps screenshots in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from conftest import need
+from helpers import source_orders
+from ops_stack import dags_folder, running_stack
+from test_dev_stack import REPO, poll
+
+# The suite's 900 s per test is too short for a stack start plus one run on 2 busy cores.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+
+ARTIFACTS = REPO / "test-artifacts"
+RUN = {"logical_date": "2025-03-01T00:00:00Z", "data_interval_start": "2025-03-01T00:00:00Z",
+       "data_interval_end": "2025-03-02T00:00:00Z"}
+
+
+class Browser:
+    """Just enough of the Chrome DevTools protocol: cookies, navigation, page text, screenshots."""
+
+    def __init__(self, ws_url: str):
+        from websockets.sync.client import connect
+
+        self.ws = connect(ws_url, max_size=64 * 2**20, open_timeout=30)
+        self.ids = itertools.count(1)
+
+    def call(self, method: str, **params) -> dict:
+        msg_id = next(self.ids)
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=60))
+            if msg.get("id") == msg_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+
+    def text(self) -> str:
+        res = self.call("Runtime.evaluate", expression="document.body ? document.body.innerText : ''",
+                        returnByValue=True)
+        return res["result"].get("value") or ""
+
+    def table_cells(self) -> list[list[str]]:
+        expr = "[...document.querySelectorAll('tbody tr')].map(tr => [...tr.cells].map(td => td.innerText.trim()))"
+        return self.call("Runtime.evaluate", expression=expr, returnByValue=True)["result"]["value"]
+
+    def frame_text(self) -> str:
+        """Text of the page and of its same-origin iframes (the UI shows the plugin page in one)."""
+        expr = ("[document.body ? document.body.innerText : '']"
+                ".concat([...document.querySelectorAll('iframe')].map(f => {"
+                "try { return f.contentDocument.body.innerText } catch (e) { return '' } })).join('\\n')")
+        res = self.call("Runtime.evaluate", expression=expr, returnByValue=True)
+        return res["result"].get("value") or ""
+
+    def screenshot(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+
+
+@contextlib.contextmanager
+def chromium():
+    exe = shutil.which("chromium")
+    need(exe is not None, "Debian's chromium (scripts/install_chromium.sh, run by `make test`)")
+    profile = Path(tempfile.mkdtemp(prefix="ds-ops-chromium-"))
+    proc = subprocess.Popen([exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                             "--no-first-run", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+                             f"--user-data-dir={profile}", "--window-size=1400,900", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    browser = None
+    try:
+        port_file = profile / "DevToolsActivePort"
+        poll("chromium did not open its DevTools port", 60, port_file.exists, every=0.3)
+        time.sleep(0.3)
+        port = int(port_file.read_text().split()[0])
+        targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
+        page = next(t for t in targets if t["type"] == "page")
+        browser = Browser(page["webSocketDebuggerUrl"])
+        browser.call("Page.enable")
+        browser.call("Emulation.setDeviceMetricsOverride", width=1400, height=900, deviceScaleFactor=1, mobile=False)
+        yield browser
+    finally:
+        if browser is not None:
+            with contextlib.suppress(Exception):
+                browser.ws.close()
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    need(shutil.which("chromium") is not None, "Debian's chromium (scripts/install_chromium.sh, run by `make test`)")
+    root = tmp_path_factory.mktemp("ops_page")
+    dags = dags_folder(root, ["orders_daily.json", "customers_snapshot.json"])
+    (dags / "definitions" / "broken.json").write_text(json.dumps({
+        "dag_id": "broken", "start_date": "2025-01-01", "schedul": "@daily",
+        "steps": [{"id": "e", "kind": "extract", "source": {"table": "orders"}, "target": {"schema": "raw", "table": "b"}}],
+    }))
+    with running_stack(root, dags, None, ["orders_daily", "customers_snapshot"]) as st:
+        yield st
+
+
+def test_definitions_page_lists_every_definition_with_state_and_partitions(stack):
+    # One real run, so the page has a last run state and a staged partition to show.
+    run = stack.post("/api/v2/dags/orders_daily/dagRuns", RUN)
+    run_path = f"/api/v2/dags/orders_daily/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
+    poll(lambda: f"run never finished\n{stack.logs()}", 300,
+         lambda: stack.get(run_path)["state"] in ("success", "failed"), every=3)
+    assert stack.get(run_path)["state"] == "success", stack.logs()
+    rows = len(source_orders(stack.home.parent / "data" / "source.db", date(2025, 3, 1)))
+
+    plugins = stack.get("/api/v2/plugins")["plugins"]
+    views = [v for p in plugins if p["name"] == "dagspec" for v in p["external_views"]]
+    assert [(v["name"], v["href"], v["url_route"]) for v in views] == [
+        ("Definitions", "dagspec/", "dagspec-definitions")]
+    # Signed out, the page answers 401 and shows nothing.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{stack.url}/dagspec/", timeout=30)
+    assert refused.value.code == 401
+
+    token = stack.session.headers["Authorization"].split(" ", 1)[1]
+    ARTIFACTS.mkdir(exist_ok=True)
+    with chromium() as browser:
+        browser.call("Network.enable")
+        browser.call("Network.setCookie", name="_token", value=token, url=stack.url, path="/")
+        browser.call("Page.navigate", url=f"{stack.url}/dagspec/")
+        text = poll("the Definitions page never rendered", 60,
+                    lambda: (t := browser.text()) and "latest staged partition" in t and t, every=0.5)
+        browser.screenshot(ARTIFACTS / "definitions-page.png")
+
+        lines = {cells[0]: cells for cells in browser.table_cells()}
+        assert "3 definition(s), 1 invalid." in text
+        orders = lines["orders_daily.json"]
+        assert orders[1:5] == ["orders_daily", "@daily", "valid", "success 2025-03-01"], orders
+        assert f"raw.orders: 2025-03-01 ({rows:,} rows)" in orders[5]
+        snapshot = lines["customers_snapshot.json"]
+        # Unpaused with a schedule: the scheduler may have started its latest interval meanwhile.
+        assert snapshot[1:4] == ["customers_snapshot", "0 2 * * *", "valid"], snapshot
+        assert re.fullmatch(r"no run yet|(queued|running|success|failed) \d{4}-\d\d-\d\d", snapshot[4]), snapshot
+        assert lines["broken.json"][1:3] == ["-", "-"]
+        assert "invalid" in lines["broken.json"][3]
+        assert "definitions/broken.json: $.schedul: unknown key 'schedul' (fix: did you mean 'schedule'?)" in text
+
+        # The same page inside Airflow's UI (Browse > Definitions): a screenshot for people to look at.
+        browser.call("Page.navigate", url=f"{stack.url}/plugin/dagspec-definitions")
+        with contextlib.suppress(pytest.fail.Exception):
+            poll("", 45, lambda: "orders_daily.json" in browser.frame_text(), every=1)
+        browser.screenshot(ARTIFACTS / "definitions-page-in-airflow-ui.png")
+    assert (ARTIFACTS / "definitions-page.png").stat().st_size > 10_000

@@ -1,0 +1,223 @@
+"""Model steps on the bundled sample, without Airflow: promote only a better challenger, score every row,
+detect drift, refuse unsafe model files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import sqlite3
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from dagspec.runner import run_step
+from dagspec.spec import load_definition
+from helpers import source_orders, warehouse_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+DAILY = load_definition(ROOT / "dags" / "definitions" / "orders_model.json")
+RETRAIN = load_definition(ROOT / "dags" / "definitions" / "orders_model_retrain.json")
+FEATURE_STEPS = ("extract_orders", "extract_customers", "order_features")
+MODEL = "orders_lost"
+
+
+def utc(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def features_for(first: date, end: date) -> None:
+    for step in FEATURE_STEPS:
+        run_step(DAILY, step, utc(first), utc(end))
+
+
+def retrain(end: date) -> dict:
+    """One retraining run whose (weekly) window ends on `end`: train, evaluate, promote."""
+    return {s: run_step(RETRAIN, s, utc(end) - timedelta(days=7), utc(end)) for s in ("train", "evaluate", "promote")}
+
+
+def registry():
+    from dagspec.connections import env_resolver
+    from dagspec.ml.registry import Registry
+
+    return Registry.open(env_resolver)
+
+
+def sql(home: Path, statement: str) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    try:
+        con.execute(statement)
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, sample_db) -> Path:
+    """Features for 2025-01-01 .. 2025-07-14, made once; each test works on its own copy."""
+    home = tmp_path_factory.mktemp("ml") / "data"
+    home.mkdir()
+    shutil.copy(sample_db, home / "source.db")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSPEC_HOME", str(home))
+        features_for(date(2025, 1, 1), date(2025, 7, 15))
+    return home
+
+
+@pytest.fixture()
+def home(prepared, tmp_path, monkeypatch) -> Path:
+    copy = tmp_path / "data"
+    shutil.copytree(prepared, copy)
+    monkeypatch.setenv("DAGSPEC_HOME", str(copy))
+    return copy
+
+
+def test_retrains_promote_a_better_challenger_and_keep_the_champion_against_a_worse_one(home):
+    first = retrain(date(2025, 4, 1))
+    assert first["promote"]["promoted"] is True and first["promote"]["champion"] is None
+    assert first["promote"]["checks"][0]["metric"] == "roc_auc" and first["promote"]["checks"][0]["passed"]
+    assert first["evaluate"]["champion"] is None
+    assert str(registry().champion(MODEL).version) == "1"
+
+    # The world shifts from April: store orders above 250 and web orders below 100 are now the lost ones.
+    sql(home, "UPDATE ml.order_features SET is_lost = CASE WHEN (channel = 'store' AND amount > 250) "
+              "OR (channel = 'web' AND amount < 100) THEN 1 ELSE 0 END WHERE batch_date >= DATE '2025-04-01'")
+    second = retrain(date(2025, 7, 1))
+    ev, decision = second["evaluate"], second["promote"]
+    assert ev["champion_version"] == "1" and ev["rows"] == second["train"]["rows_holdout"]
+    assert ev["challenger"]["roc_auc"] > ev["champion"]["roc_auc"] + 0.005  # same holdout, both measured
+    assert decision["promoted"] is True and decision["version"] == "2"
+    assert decision["champion"]["roc_auc"] == pytest.approx(ev["champion"]["roc_auc"])
+    assert str(registry().champion(MODEL).version) == "2"
+
+    # A challenger trained on garbage labels (the holdout days stay true) must lose to the champion.
+    sql(home, "UPDATE ml.order_features SET is_lost = CAST(order_id % 5 = 0 AS INTEGER) "
+              "WHERE batch_date < DATE '2025-06-26'")
+    third = retrain(date(2025, 7, 15))
+    decision = third["promote"]
+    assert third["evaluate"]["champion_version"] == "2"
+    assert decision["promoted"] is False and decision["version"] == "3"
+    assert decision["challenger"]["roc_auc"] < decision["champion"]["roc_auc"]
+    assert any("not better enough" in r for r in decision["reasons"])
+    assert str(registry().champion(MODEL).version) == "2"  # unchanged
+
+    # Every decision is recorded with its numbers, on disk and in the registry.
+    record = json.loads((home / "reports/orders_model_retrain/promote/orders_lost_v3.json").read_text())
+    assert record["promoted"] is False and record["checks"][0]["champion"] == pytest.approx(decision["champion"]["roc_auc"])
+    versions = {v["version"]: v for v in registry().versions(MODEL)}
+    assert [versions[v]["tags"]["dagspec.decision"] for v in ("1", "2", "3")] == ["promoted", "promoted", "rejected"]
+    assert versions["2"]["champion"] and not versions["3"]["champion"]
+    assert "champion.roc_auc" in versions["3"]["metrics"]
+
+    # The training report: HTML with its plots, beside the version.
+    report = Path(third["train"]["report"])
+    assert report.exists() and "not promoted" in report.read_text()
+    for png in ("metric_history.png", "roc.png", "feature_importance.png"):
+        assert (report.parent / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_lists_versions_and_rolls_the_champion_back(home, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dagspec.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    retrain(date(2025, 4, 1))
+    sql(home, "UPDATE ml.order_features SET is_lost = CASE WHEN channel = 'store' THEN 1 ELSE 0 END "
+              "WHERE batch_date >= DATE '2025-04-01'")
+    retrain(date(2025, 7, 1))
+    assert str(registry().champion(MODEL).version) == "2"
+    listed = CliRunner().invoke(app, ["models", "list", MODEL])
+    assert listed.exit_code == 0, listed.output
+    lines = [line for line in listed.output.splitlines() if "promoted" in line]
+    assert len(lines) == 2 and "2 ★" in lines[1] and "2025-07-01" in lines[1]
+    rolled = CliRunner().invoke(app, ["models", "rollback", MODEL, "1"])
+    assert rolled.exit_code == 0 and "champion is now version 1" in rolled.output
+    assert str(registry().champion(MODEL).version) == "1"
+    assert CliRunner().invoke(app, ["models", "rollback", MODEL, "9"]).exit_code == 1
+
+
+def test_scores_every_row_of_the_window_and_a_rerun_replaces_them(home):
+    retrain(date(2025, 4, 1))
+    days = [date(2025, 4, 1), date(2025, 4, 2)]
+    result = run_step(DAILY, "score_orders", utc(days[0]), utc(days[-1] + timedelta(days=1)))
+    wh = home / "warehouse.duckdb"
+    for day in days:
+        expected = [o[0] for o in source_orders(home / "source.db", day)]
+        got = warehouse_rows(wh, "SELECT order_id FROM ml.order_scores WHERE batch_date = ? ORDER BY order_id", [day])
+        assert [r[0] for r in got] == expected and result["rows"][day.isoformat()] == len(expected)
+        manifest = json.loads((home / f"store/ml/order_scores/batch_date={day}/_manifest.json").read_text())
+        assert manifest["rows"] == len(expected)
+    stats = warehouse_rows(wh, "SELECT min(probability), max(probability), min(model_version), max(model_version), "
+                               "count(*) FILTER (WHERE prediction = CAST(probability >= 0.5 AS TINYINT)) = count(*) "
+                               "FROM ml.order_scores")
+    lo, hi, vmin, vmax, consistent = stats[0]
+    assert 0 <= lo < hi <= 1 and vmin == vmax == 1 and consistent
+    before = warehouse_rows(wh, "SELECT * FROM ml.order_scores ORDER BY order_id")
+    run_step(DAILY, "score_orders", utc(days[0]), utc(days[0] + timedelta(days=1)))
+    assert warehouse_rows(wh, "SELECT * FROM ml.order_scores ORDER BY order_id") == before
+
+
+def test_injected_drift_is_detected_and_asks_for_a_retrain(home):
+    retrain(date(2025, 4, 1))
+    calm = run_step(DAILY, "drift_check", utc(date(2025, 4, 1)), utc(date(2025, 4, 2)))
+    assert calm["drifted"] is False and calm["reasons"] == [] and calm["champion_version"] == "1"
+
+    with sqlite3.connect(home / "source.db") as con:  # a day of big partner orders
+        con.execute("UPDATE orders SET channel = 'partner', amount = amount * 4 "
+                    "WHERE ordered_at >= '2025-04-02' AND ordered_at < '2025-04-03'")
+    features_for(date(2025, 4, 2), date(2025, 4, 3))
+    drifted = run_step(DAILY, "drift_check", utc(date(2025, 4, 2)), utc(date(2025, 4, 3)))
+    assert drifted["drifted"] is True and drifted["retrain"] is True
+    flagged = {r.split(":")[0] for r in drifted["reasons"]}
+    assert flagged == {"channel", "amount"}
+    assert drifted["features"]["channel"]["psi"] > 0.2 and drifted["features"]["amount"]["ks"] > 0.15
+    assert drifted["features"]["segment"]["psi"] < 0.2
+    record = json.loads(Path(drifted["record"]).read_text())
+    assert record["reasons"] == drifted["reasons"] and record["rows"] == len(source_orders(home / "source.db", date(2025, 4, 2)))
+
+
+def test_a_model_without_a_champion_is_not_scored_and_drift_asks_for_the_first_model(home):
+    from dagspec.stages import StepFailed
+
+    with pytest.raises(StepFailed, match="has no champion yet"):
+        run_step(DAILY, "score_orders", utc(date(2025, 4, 1)), utc(date(2025, 4, 2)))
+    first = run_step(DAILY, "drift_check", utc(date(2025, 4, 1)), utc(date(2025, 4, 2)))
+    assert first["drifted"] is True and "no champion yet" in first["reasons"][0]
+
+
+class Sneaky:
+    """Stands for code a model file could smuggle in."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_model_files_of_unknown_types_are_refused(home, tmp_path):
+    import skops.io as sio
+
+    from dagspec.ml.registry import UnsafeModel, load_model, save_model
+    from dagspec.stages import StepFailed
+
+    odd = tmp_path / "odd.skops"
+    sio.dump({"model": Sneaky.__new__(Sneaky)}, odd)
+    with pytest.raises(UnsafeModel, match="does not trust: .*Sneaky"):
+        load_model(odd)
+    pickled = tmp_path / "model.skops"
+    pickled.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(UnsafeModel, match="not a skops model file"):
+        load_model(pickled)
+
+    # Through the registry: a champion whose file holds an unknown type is never loaded or scored.
+    retrain(date(2025, 4, 1))
+    reg = registry()
+    champ = reg.champion(MODEL)
+    artifact = Path(reg.client.get_run(champ.run_id).info.artifact_uri.removeprefix("file://")) / "model" / "model.skops"
+    save_model(Sneaky.__new__(Sneaky), artifact)
+    with pytest.raises(StepFailed, match="refusing to load model.skops"):
+        run_step(DAILY, "score_orders", utc(date(2025, 4, 1)), utc(date(2025, 4, 2)))
+    assert warehouse_rows(home / "warehouse.duckdb",
+                          "SELECT count(*) FROM information_schema.tables WHERE table_name = 'order_scores'") == [(0,)]
