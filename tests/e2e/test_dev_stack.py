@@ -188,7 +188,9 @@ def api(stack: Stack) -> Stack:
 
 def test_password_is_printed_and_wrong_one_is_refused(api: Stack):
     password = json.loads((api.home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-    assert f"password: {password}" in api.output.read_text()
+    # `up` prints the login once every component is healthy, which may be after the api-server answers.
+    poll(lambda: "no login line\n" + api.logs(), API_WAIT_S,
+         lambda: f"password: {password}" in api.output.read_text())
     resp = requests.post(f"{api.url}/auth/token",
                          json={"username": "admin", "password": password + "x"}, timeout=30)
     assert resp.status_code == 401
