@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +22,46 @@ def quote(name: str, dialect: str) -> str:
 
 def qualified(schema: str, table: str, dialect: str) -> str:
     return f"{quote(schema, dialect)}.{quote(table, dialect)}"
+
+
+class _Macros:
+    """The part of Airflow's `macros` namespace SQL files use, so a file written for Airflow renders the same
+    here (the core does not import Airflow)."""
+
+    import datetime as _dt
+    import time
+    import uuid
+
+    datetime = _dt.datetime
+    timedelta = _dt.timedelta
+    date = _dt.date
+
+    @staticmethod
+    def ds_add(ds: str, days: int) -> str:
+        from datetime import date, timedelta
+
+        return (date.fromisoformat(ds) + timedelta(days=days)).isoformat()
+
+    @staticmethod
+    def ds_format(ds: str, input_format: str, output_format: str) -> str:
+        from datetime import datetime
+
+        return datetime.strptime(ds, input_format).strftime(output_format)
+
+
+def template_context(start: datetime, end: datetime, params: dict[str, Any]) -> dict[str, Any]:
+    """Jinja variables of one batch [start, end), named as in Airflow's task context: ds, ds_nodash, ts,
+    ts_nodash, data_interval_start/end, logical_date, prev_ds/next_ds, macros, params; plus dagspec's
+    from_date/to_date/batch_date (which SQL should prefer as bound :parameters)."""
+    day = start.date()
+    return {
+        "ds": day.isoformat(), "ds_nodash": day.strftime("%Y%m%d"),
+        "ts": start.isoformat(), "ts_nodash": start.strftime("%Y%m%dT%H%M%S"),
+        "data_interval_start": start, "data_interval_end": end, "logical_date": start,
+        "prev_ds": (day - timedelta(days=1)).isoformat(), "next_ds": (day + timedelta(days=1)).isoformat(),
+        "from_date": start, "to_date": end, "batch_date": day,
+        "macros": _Macros, "params": params,
+    }
 
 
 def render(template_text: str, context: dict[str, Any], functions: dict[str, Callable[..., str]]) -> str:

@@ -140,3 +140,22 @@ def test_redshift_file_gives_the_same_result_on_duckdb_and_postgres(data_home, m
     assert len(on_duckdb) > 10
     assert [(s, c, n, float(a), d) for s, c, n, a, d in on_postgres] == [
         (s, c, n, float(a), d) for s, c, n, a, d in on_duckdb]
+
+
+MACROS_SQL = """SELECT '{{ ds }}' AS ds, '{{ macros.ds_add(ds, -7) }}' AS week_ago,
+  '{{ macros.ds_format(ds, "%Y-%m-%d", "%d/%m/%Y") }}' AS ds_eu, '{{ ds_nodash }}' AS ds_nodash,
+  '{{ data_interval_end.strftime("%Y-%m-%d") }}' AS end_day,
+  '{{ (data_interval_start + macros.timedelta(hours=6)).isoformat() }}' AS six_am,
+  '{{ prev_ds }}' AS prev_ds, '{{ next_ds }}' AS next_ds, count(*) AS orders
+FROM {{ ref('extract_orders') }} WHERE ordered_at >= :from_date AND ordered_at < :to_date"""
+
+
+def test_sql_files_get_airflow_template_variables_and_macros(tmp_path, monkeypatch, data_home, rows_of):
+    steps = [{"id": "stamp", "kind": "transform", "sql": "stamp.sql", "inputs": ["extract_orders"],
+              "target": {"schema": "mart", "table": "stamp"}}]
+    run(pipeline_with(tmp_path, monkeypatch, {"stamp.sql": MACROS_SQL}, steps), D1)
+    (n,), = source(data_home, "SELECT count(*) FROM orders WHERE ordered_at >= '2025-03-01' AND "
+                              "ordered_at < '2025-03-02'")
+    assert rows_of("SELECT ds, week_ago, ds_eu, ds_nodash, end_day, six_am, prev_ds, next_ds, orders "
+                   "FROM mart.stamp") == [("2025-03-01", "2025-02-22", "01/03/2025", "20250301", "2025-03-02",
+                                           "2025-03-01T06:00:00+00:00", "2025-02-28", "2025-03-02", n)]

@@ -175,3 +175,11 @@ def test_duplicate_step_ids():
     data["steps"].append(dict(data["steps"][0]))
     [(path, message, _)] = problems(data)
     assert path == "$.steps[1].id" and "used twice" in message
+
+
+def test_schedule_assets_take_asset_uris_and_refuse_other_text():
+    data = with_changes(schedule=None, schedule_assets=["dagspec-warehouse://dagspec_warehouse/analytics/daily_revenue"])
+    pipeline = parse_definition(json.dumps(data).encode(), "defs/x.json", sql_dir=ROOT / "include" / "sql")
+    assert pipeline.schedule is None and pipeline.schedule_assets == [data["schedule_assets"][0]]
+    found = problems(with_changes(schedule_assets=["analytics.daily_revenue"]))
+    assert [p[0] for p in found] == ["$.schedule_assets[0]"]

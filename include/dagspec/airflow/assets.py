@@ -11,6 +11,8 @@ URIs name connections by id, never by host or secret, and are computed from the 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from dagspec.spec.model import Pipeline, PublishStep, StepBase, TransformStep
@@ -55,3 +57,43 @@ def outlets(pipeline: Pipeline, step: StepBase) -> list:
     from airflow.sdk import Asset
 
     return [Asset(uri=u) for u in uris]
+
+
+def record_window(pipeline: Pipeline, step: StepBase, context: Any, start: datetime, end: datetime) -> None:
+    """Put the run's window on each output's Asset event, so a pipeline scheduled on it processes the same days."""
+    uris = asset_uris(pipeline, step)
+    if not uris or "outlet_events" not in context:
+        return
+    from airflow.sdk import Asset
+
+    extra = {"dag_id": pipeline.dag_id, "step": step.id,
+             "window_start": start.isoformat(), "window_end": end.isoformat()}
+    for uri in uris:
+        context["outlet_events"][Asset(uri=uri)].extra = extra
+
+
+def schedule_of(pipeline: Pipeline, timetable: Any, retrain: Any = None) -> Any:
+    """The cron timetable OR the Asset conditions: every Asset of `schedule_assets` updated, or a retrain event."""
+    from airflow.sdk import Asset, AssetAll, AssetAny, AssetOrTimeSchedule
+
+    conditions = [AssetAll(*(Asset(uri=u) for u in pipeline.schedule_assets))] if pipeline.schedule_assets else []
+    conditions += [retrain] if retrain is not None else []
+    if not conditions:
+        return timetable
+    assets = conditions[0] if len(conditions) == 1 else AssetAny(*conditions)
+    return assets if timetable is None else AssetOrTimeSchedule(timetable=timetable, assets=assets)
+
+
+def window_from_events(context: Any) -> tuple[datetime, datetime]:
+    """An asset-triggered run's window: that of the newest triggering event carrying one (an upstream
+    pipeline's output, a drift check), else the day before run_after."""
+    latest = None
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            if (event.extra or {}).get("window_end") and (latest is None or event.timestamp > latest.timestamp):
+                latest = event
+    if latest is not None:
+        return (datetime.fromisoformat(latest.extra["window_start"]), datetime.fromisoformat(latest.extra["window_end"]))
+    run_after = context["dag_run"].run_after
+    end = datetime(run_after.year, run_after.month, run_after.day, tzinfo=run_after.tzinfo)
+    return end - timedelta(days=1), end

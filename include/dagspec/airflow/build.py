@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator
 
 from dagspec.airflow.alerts import alert_callbacks
 from dagspec.airflow.assets import outlets as step_outlets
+from dagspec.airflow.assets import record_window, schedule_of, window_from_events
 from dagspec.spec.graph import upstream
 from dagspec.spec.load import load_definition
 from dagspec.spec.model import Pipeline
@@ -54,12 +55,14 @@ def _dag_defaults() -> dict[str, Any]:
 def build_dag(pipeline: Pipeline, source: Path):
     from airflow.sdk import DAG, CronDataIntervalTimetable
 
-    schedule = CronDataIntervalTimetable(cron_of(pipeline.schedule), timezone="UTC") if pipeline.schedule else None
+    timetable = CronDataIntervalTimetable(cron_of(pipeline.schedule), timezone="UTC") if pipeline.schedule else None
     ml = any(s.kind in ("train", "drift") for s in pipeline.steps)  # model pipelines: see airflow/ml.py
+    retrain = None
     if ml:
-        from dagspec.airflow.ml import ml_schedule
+        from dagspec.airflow.ml import retrain_condition
 
-        schedule = ml_schedule(pipeline, schedule)
+        retrain = retrain_condition(pipeline)
+    schedule = schedule_of(pipeline, timetable, retrain)
     deps = upstream(pipeline)
     dag = DAG(
         dag_id=pipeline.dag_id,
@@ -139,13 +142,13 @@ def execute_step(definition: str, step_id: str, **context: Any) -> Any:
 
     pipeline = _pipeline(definition, Path(definition).stat().st_mtime_ns)
     start, end = context.get("data_interval_start"), context.get("data_interval_end")  # absent without a logical date
-    if start is None and context.get("triggering_asset_events"):  # an Asset-triggered retrain (airflow/ml.py)
-        from dagspec.airflow.ml import window_from_events
-
+    if start is None and context.get("triggering_asset_events"):  # asset-triggered (schedule_assets, a retrain)
         start, end = window_from_events(context)
     if start is None or end is None or end <= start:
         raise ValueError(
             f"run {context.get('run_id')} has no data interval; dagspec steps process [start, end). "
             "Trigger with a logical date (the UI's 'Trigger DAG w/ config' or `dagspec run`)."
         )
-    return run_step(pipeline, step_id, start, end, resolver=airflow_resolver, log=logging.getLogger("dagspec"))
+    result = run_step(pipeline, step_id, start, end, resolver=airflow_resolver, log=logging.getLogger("dagspec"))
+    record_window(pipeline, pipeline.step(step_id), context, start, end)
+    return result

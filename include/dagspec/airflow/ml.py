@@ -10,7 +10,6 @@ in Airflow 3; their window is the drift window the event carries.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -27,15 +26,14 @@ def retrain_asset(model: str):
     return Asset(name=f"dagspec_retrain_{model}", uri=f"dagspec://models/{model}/retrain", group="dagspec-models")
 
 
-def ml_schedule(pipeline: Pipeline, timetable: Any) -> Any:
-    """The pipeline's timetable, or, when it trains models, that timetable OR their retrain Assets."""
+def retrain_condition(pipeline: Pipeline) -> Any:
+    """The retrain Assets of the models this pipeline trains (any of them), or None when it trains none."""
     models = sorted({s.model for s in pipeline.steps if s.kind == "train"})
     if not models:
-        return timetable
-    from airflow.sdk import AssetAny, AssetOrTimeSchedule
+        return None
+    from airflow.sdk import AssetAny
 
-    assets = retrain_asset(models[0]) if len(models) == 1 else AssetAny(*(retrain_asset(m) for m in models))
-    return assets if timetable is None else AssetOrTimeSchedule(timetable=timetable, assets=assets)
+    return retrain_asset(models[0]) if len(models) == 1 else AssetAny(*(retrain_asset(m) for m in models))
 
 
 class RetrainSignalOperator(BaseOperator):
@@ -72,17 +70,3 @@ def attach_ml(dag: Any, pipeline: Pipeline, tasks: dict[str, Any]) -> None:
                                            doc_md=f"Triggers the pipelines that train **{step.model}** when "
                                                   f"`{step.id}` finds drift (skipped otherwise).")
             tasks[step.id] >> signal
-
-
-def window_from_events(context: Any) -> tuple[datetime, datetime]:
-    """An asset-triggered run's window: the latest triggering drift window (else the day before run_after)."""
-    latest = None
-    for events in (context.get("triggering_asset_events") or {}).values():
-        for event in events:
-            if (event.extra or {}).get("window_end") and (latest is None or event.timestamp > latest.timestamp):
-                latest = event
-    if latest is not None:
-        return (datetime.fromisoformat(latest.extra["window_start"]), datetime.fromisoformat(latest.extra["window_end"]))
-    run_after = context["dag_run"].run_after
-    end = datetime(run_after.year, run_after.month, run_after.day, tzinfo=run_after.tzinfo)
-    return end - timedelta(days=1), end

@@ -19,6 +19,8 @@ from dagspec.spec.schedule import check_schedule
 _checked_schedule = lru_cache(maxsize=256)(check_schedule)
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+# The URIs dagspec gives its outputs (dagspec.airflow.assets) or any other scheme://... Airflow accepts.
+ASSET_URI = r"^[a-z][a-z0-9+.-]*://[^\s]+$"
 Identifier = Annotated[
     str,
     Field(
@@ -449,6 +451,15 @@ class Pipeline(Strict):
         default="@daily",
         description="Cron expression or preset (@daily, @weekly, @monthly, @yearly), at most daily; null: manual only.",
         examples=["@daily", "0 3 * * *"],
+    )
+    schedule_assets: list[Annotated[str, Field(pattern=ASSET_URI)]] = Field(
+        default_factory=list,
+        description="Run when every one of these Airflow Assets has been updated (the outputs of other "
+        "definitions: dagspec-warehouse://<conn_id>/<schema>/<table>, dagspec-store://..., bigquery://..., "
+        "gsheets://...). The run processes the window of the newest triggering event. With 'schedule' also set, "
+        "the pipeline runs on either; set \"schedule\": null to run on the assets alone.",
+        examples=[["dagspec-warehouse://dagspec_warehouse/analytics/daily_revenue"]],
+        json_schema_extra={"default": []},
     )
     start_date: date = Field(description="First date to process, YYYY-MM-DD.", examples=["2025-01-01"])
     end_date: date | None = Field(default=None, description="Last date to process (optional), YYYY-MM-DD.",

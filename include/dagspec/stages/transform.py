@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from dagspec.spec.model import ExtractStep, TransformStep
-from dagspec.sql import read_sql_file, render, to_dialect
+from dagspec.sql import read_sql_file, render, template_context, to_dialect
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.warehouse import materialize
 
@@ -98,8 +98,7 @@ def _create_view(ctx: RunContext, step: TransformStep, session, template: str) -
 
 
 def _jinja_context(ctx: RunContext, batch) -> dict:
-    return {**batch.params(), "ds": batch.batch_date.isoformat(), "ds_nodash": batch.batch_date.strftime("%Y%m%d"),
-            "params": ctx.pipeline.params}
+    return {**template_context(batch.from_at, batch.to_at, ctx.pipeline.params), "batch_date": batch.batch_date}
 
 
 def _transpile(ctx: RunContext, step: TransformStep, session, rendered: str) -> tuple[str, list[str]]:
