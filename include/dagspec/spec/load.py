@@ -46,14 +46,16 @@ def _step_adapter(model: type[BaseModel]) -> TypeAdapter:
     return TypeAdapter(model.model_fields["steps"].annotation.__args__[0])
 
 
-def load_definition(path: str | Path, *, sql_dir: Path | None = None) -> Pipeline:
+def load_definition(path: str | Path, *, sql_dir: Path | None = None, suite_dir: Path | None = None) -> Pipeline:
+    """Read and check one definition. With ``sql_dir`` the files it names are checked too: SQL files there,
+    suite files in ``suite_dir`` (default: include/expectations/, or $DAGSPEC_EXPECTATIONS_DIR)."""
     path = Path(path)
     name = str(path)
     try:
         raw_bytes = path.read_bytes()
     except OSError as exc:
         raise DefinitionError([Problem(name, "$", f"cannot read the file: {exc.strerror}")]) from None
-    return parse_definition(raw_bytes, name, sql_dir=sql_dir)
+    return parse_definition(raw_bytes, name, sql_dir=sql_dir, suite_dir=suite_dir)
 
 
 def parse_definition(
@@ -61,10 +63,15 @@ def parse_definition(
     name: str,
     *,
     sql_dir: Path | None = None,
+    suite_dir: Path | None = None,
     model: type[BaseModel] = Pipeline,
     versions: Versions = CURRENT,
 ) -> Pipeline:
-    """The Pipeline, or DefinitionError with every problem of the file found in one pass."""
+    """The Pipeline, or DefinitionError with every problem of the file found in one pass.
+
+    With ``sql_dir`` the files the definition names must exist: SQL files under it, GX suite files under
+    ``suite_dir`` (default: the project's include/expectations/).
+    """
     data = _decode(raw_bytes, name)
     data, written, version_problems = versions.upgrade(data)
     if version_problems:  # another format: its keys mean nothing to this model
@@ -82,6 +89,7 @@ def parse_definition(
     cross = view_problems(views, model_module._REFERENCE_RULES)
     if sql_dir is not None:
         cross += _missing_sql(views, sql_dir)
+        cross += _missing_suites(data, model, suite_dir)
     seen: set[tuple[Loc, str]] = set()
     for loc, msg, fix in cross:
         if loc in taken or (loc, msg) in seen:
@@ -200,10 +208,17 @@ def _explain(err: dict[str, Any], loc: tuple, data: dict[str, Any], model: type[
                     "use letters, digits and underscores, starting with a letter or underscore (max 63)")
         if pattern.endswith(r"\.sql$"):
             return f"{err['input']!r} is not a .sql file path", "name a .sql file under include/sql/, e.g. 'orders/daily.sql'"
+        if pattern.endswith(r"\.json$") and field == "suite":
+            return (f"{err['input']!r} is not a .json file path",
+                    "name a suite file under include/expectations/, e.g. 'orders.json'")
         if field == "dag_id":
             return f"{err['input']!r} is not a valid dag_id", "use letters, digits, '_', '.' and '-' (max 250)"
         if field == "conn_id":
             return f"{err['input']!r} is not a valid connection id", "use letters, digits, '_', '.' and '-'"
+        if "schedule_assets" in map(str, loc):
+            return (f"{err['input']!r} is not an Asset URI",
+                    "give the URI of another definition's output, e.g. "
+                    "'dagspec-warehouse://dagspec_warehouse/analytics/daily_revenue'")
         return f"{err['input']!r} has characters that are not allowed", f"match {pattern}"
     if kind.startswith("date_") or (kind == "date_type"):
         return f"{err['input']!r} is not a date", "write dates as YYYY-MM-DD, e.g. \"2025-01-01\""
@@ -316,6 +331,31 @@ def _missing_sql(views: list[StepView], sql_dir: Path) -> list[tuple[Loc, str, s
         if not (sql_dir / v.sql).is_file():
             problems.append((("steps", v.index, "sql"), f"SQL file {v.sql!r} does not exist in {_short_dir(sql_dir)}",
                              "create it, or fix the path (relative to include/sql/)"))
+    return problems
+
+
+def _missing_suites(data: dict[str, Any], model: type[BaseModel], suite_dir: Path | None) -> list[tuple[Loc, str, str]]:
+    """Suite files named by steps (read from the JSON, so steps pydantic rejected are checked too)."""
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        return []
+    with_suite = {kind for kind, cls in step_classes(model).items() if "suite" in cls.model_fields}
+    problems = []
+    for i, raw in enumerate(steps):
+        if not isinstance(raw, dict) or raw.get("kind") not in with_suite:
+            continue
+        suite = raw.get("suite")
+        if not isinstance(suite, str) or not suite.endswith(".json") or ".." in suite.split("/") \
+                or suite.startswith("/"):
+            continue  # absent, or a malformed path the model already reports
+        if suite_dir is None:
+            from dagspec.paths import expectations_dir
+
+            suite_dir = expectations_dir()
+        if not (suite_dir / suite).is_file():
+            problems.append((("steps", i, "suite"),
+                             f"suite file {suite!r} does not exist in {_short_dir(suite_dir)}",
+                             "create it, or fix the path (relative to include/expectations/)"))
     return problems
 
 

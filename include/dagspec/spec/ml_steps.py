@@ -61,14 +61,22 @@ def task_of(estimator: str) -> str:
 class Feature(Strict):
     """One input column and how it is prepared (scikit-learn ColumnTransformer)."""
 
-    column: Identifier
-    type: Literal["numeric", "categorical"] = Field(description="numeric: impute + scale; categorical: impute + one-hot.")
-    impute: Literal["mean", "median", "most_frequent", "constant"] | None = Field(
-        default=None, description="Missing values: numeric default median; categorical default constant ('__missing__')."
+    column: Identifier = Field(description="Column of the data that feeds the model.", examples=["amount", "channel"])
+    type: Literal["numeric", "categorical"] = Field(
+        description="numeric: impute + scale; categorical: impute + one-hot.", examples=["numeric", "categorical"]
     )
-    scale: Literal["standard", "minmax", "none"] = Field(default="standard", description="Numeric scaling.")
+    impute: Literal["mean", "median", "most_frequent", "constant"] | None = Field(
+        default=None,
+        description="Missing values: numeric default median; categorical default constant ('__missing__').",
+        examples=["median", "most_frequent"],
+    )
+    scale: Literal["standard", "minmax", "none"] = Field(
+        default="standard", description="Numeric only: standard (mean 0, variance 1), minmax (0 to 1) or none.",
+        examples=["minmax"],
+    )
     min_frequency: int | None = Field(
-        default=None, ge=1, description="Categorical: categories seen fewer times are grouped as infrequent."
+        default=None, ge=1, description="Categorical: categories seen fewer times are grouped as infrequent.",
+        examples=[20],
     )
 
     @model_validator(mode="after")
@@ -81,18 +89,23 @@ class Feature(Strict):
 class MLData(Strict):
     """Rows for a model step: a step's output, a warehouse table, or a SQL file run in the warehouse."""
 
-    input: StepId | None = Field(default=None, description="An extract or transform step whose batches are read.")
-    table: TableRef | None = Field(default=None, description="A warehouse table (e.g. a published one).")
+    input: StepId | None = Field(default=None, description="An extract or transform step whose batches are read. "
+                                 "Give exactly one of input, table or sql.", examples=["order_features"])
+    table: TableRef | None = Field(default=None, description="A warehouse table (e.g. a published one).",
+                                   examples=[{"schema": "ml", "table": "order_features"}])
     sql: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.sql$",
         description="A SQL file under include/sql/ run in the warehouse; :from_date and :to_date bound the window.",
+        examples=["ml/training_rows.sql"],
     )
     time_column: Identifier | None = Field(
-        default=None, description="Table mode: the column that places a row in time (default: the batch_date column)."
+        default=None, description="Table mode: the column that places a row in time (default: the batch_date column).",
+        examples=["ordered_at"],
     )
     days: int | None = Field(
         default=None, ge=1, le=3660,
         description="Look back this many days from the end of the run's window (default: just the run's window).",
+        examples=[90],
     )
 
     @model_validator(mode="after")
@@ -109,27 +122,49 @@ class MLData(Strict):
 class Split(Strict):
     """How the holdout is cut, without leakage: by time (the latest rows) or by entity (whole entities)."""
 
-    by: Literal["time", "entity"]
-    column: Identifier = Field(description="time: a timestamp/date column; entity: an id column (e.g. customer_id).")
-    holdout: float = Field(default=0.2, gt=0, lt=0.9, description="Share of rows (time) or entities held out.")
+    by: Literal["time", "entity"] = Field(
+        description="time: hold out the latest rows; entity: hold out whole entities (none is in both sets).",
+        examples=["time", "entity"],
+    )
+    column: Identifier = Field(description="time: a timestamp/date column; entity: an id column (e.g. customer_id).",
+                               examples=["ordered_at", "customer_id"])
+    holdout: float = Field(default=0.2, gt=0, lt=0.9, description="Share of rows (time) or entities held out.",
+                           examples=[0.25])
 
 
 class ModelStepBase(StepBase):
-    model: ModelName = Field(description="Registered model name in the registry (MLflow).")
+    model: ModelName = Field(description="Registered model name in the registry (MLflow); the train, score and drift "
+                             "steps of one model use the same name.", examples=["orders_lost"])
 
 
 class TrainStep(ModelStepBase):
     """Fit a scikit-learn pipeline (preprocessing + estimator) on a window and register it as a challenger."""
 
-    kind: Literal["train"]
-    estimator: str = Field(description="Estimator name from the allow-list.", json_schema_extra={"enum": list(ESTIMATORS)})
-    params: dict[str, int | float | str | bool | None] = Field(default_factory=dict, description="Estimator parameters.")
-    features: list[Feature] = Field(min_length=1)
-    target: Identifier = Field(description="The column to predict (classification: 0/1 or true/false).")
-    data: MLData
-    split: Split
-    seed: int = Field(default=42, description="Seeds the estimator (when it takes random_state) and the entity split.")
-    min_rows: int = Field(default=100, ge=10, description="Fewer training rows than this fails the step.")
+    kind: Literal["train"] = Field(description="Step kind: fit a model and register it as the challenger.",
+                                   examples=["train"])
+    estimator: str = Field(
+        description="Estimator name from the allow-list (classifiers for a 0/1 target, regressors for a number).",
+        examples=["logistic_regression", "hist_gradient_boosting_regressor"],
+        json_schema_extra={"enum": list(ESTIMATORS)},
+    )
+    params: dict[str, int | float | str | bool | None] = Field(
+        default_factory=dict, description="Estimator parameters (scikit-learn names; each estimator allows its own).",
+        examples=[{"C": 1.0, "max_iter": 500}], json_schema_extra={"default": {}},
+    )
+    features: list[Feature] = Field(
+        min_length=1, description="Input columns and how each is prepared.",
+        examples=[[{"column": "amount", "type": "numeric"}, {"column": "channel", "type": "categorical"}]],
+    )
+    target: Identifier = Field(description="The column to predict (classification: 0/1 or true/false).",
+                               examples=["is_lost"])
+    data: MLData = Field(description="Rows to train on: a step's output, a warehouse table or a SQL file.",
+                         examples=[{"table": {"schema": "ml", "table": "order_features"}, "days": 90}])
+    split: Split = Field(description="How the holdout used by the evaluate step is cut.",
+                         examples=[{"by": "time", "column": "ordered_at", "holdout": 0.2}])
+    seed: int = Field(default=42, description="Seeds the estimator (when it takes random_state) and the entity split.",
+                      examples=[7])
+    min_rows: int = Field(default=100, ge=10, description="Fewer training rows than this fails the step.",
+                          examples=[1000])
 
     @field_validator("estimator")
     @classmethod
@@ -176,9 +211,11 @@ class TrainStep(ModelStepBase):
 class EvaluateStep(StepBase):
     """Metrics of the challenger a train step made, and of the champion, on the same holdout."""
 
-    kind: Literal["evaluate"]
-    input: StepId = Field(description="The train step whose challenger is evaluated.")
-    threshold: float = Field(default=0.5, gt=0, lt=1, description="Classification: probability cut for F1/precision/recall.")
+    kind: Literal["evaluate"] = Field(description="Step kind: score the challenger and the champion on the holdout.",
+                                      examples=["evaluate"])
+    input: StepId = Field(description="The train step whose challenger is evaluated.", examples=["train"])
+    threshold: float = Field(default=0.5, gt=0, lt=1,
+                             description="Classification: probability cut for F1/precision/recall.", examples=[0.3])
 
     def ref_fields(self) -> list[tuple[tuple[str | int, ...], str]]:
         return [(("input",), self.input)]
@@ -188,22 +225,32 @@ class EvaluateStep(StepBase):
 
 
 class Guard(Strict):
-    metric: Metric
-    max_degradation: float = Field(ge=0, description="How much worse than the champion this metric may get.")
+    """A metric the challenger may not make worse than the champion's by more than a limit."""
+
+    metric: Metric = Field(description="The metric guarded (direction known per metric).",
+                           examples=["log_loss", "recall"])
+    max_degradation: float = Field(ge=0, description="How much worse than the champion this metric may get.",
+                                   examples=[0.02])
 
 
 class PromoteStep(StepBase):
     """Make the challenger the champion only when it wins; the decision and its numbers are recorded."""
 
-    kind: Literal["promote"]
-    input: StepId = Field(description="The evaluate step whose numbers decide.")
-    primary: Metric = Field(description="The metric that must improve (direction known per metric).")
-    margin: float = Field(default=0.0, ge=0, description="The challenger must beat the champion by more than this.")
-    guards: list[Guard] = Field(default_factory=list, description="Metrics that may not degrade past their limit.")
+    kind: Literal["promote"] = Field(description="Step kind: make the challenger the champion when it wins.",
+                                     examples=["promote"])
+    input: StepId = Field(description="The evaluate step whose numbers decide.", examples=["evaluate"])
+    primary: Metric = Field(description="The metric that must improve (direction known per metric).",
+                            examples=["roc_auc", "rmse"])
+    margin: float = Field(default=0.0, ge=0, description="The challenger must beat the champion by more than this.",
+                          examples=[0.005])
+    guards: list[Guard] = Field(default_factory=list, description="Metrics that may not degrade past their limit.",
+                                examples=[[{"metric": "log_loss", "max_degradation": 0.02}]],
+                                json_schema_extra={"default": []})
     minimums: dict[Metric, float] = Field(
         default_factory=dict,
         description="The first model (no champion yet) is promoted only if it meets these absolute bounds "
         "(a minimum, or a maximum for rmse/mae/log_loss).",
+        examples=[{"roc_auc": 0.6}], json_schema_extra={"default": {}},
     )
 
     def ref_fields(self) -> list[tuple[tuple[str | int, ...], str]]:
@@ -214,8 +261,13 @@ class PromoteStep(StepBase):
 
 
 class ScoreOutput(Strict):
-    table: TableRef | None = Field(default=None, description="Warehouse table; each batch is replaced in one transaction.")
-    export: TableRef | None = Field(default=None, description="Store location for Parquet partitions.")
+    """Where predictions are written: a warehouse table, Parquet partitions in the store, or both."""
+
+    table: TableRef | None = Field(default=None,
+                                   description="Warehouse table; each batch is replaced in one transaction.",
+                                   examples=[{"schema": "ml", "table": "order_scores"}])
+    export: TableRef | None = Field(default=None, description="Store location for Parquet partitions.",
+                                    examples=[{"schema": "ml", "table": "order_scores"}])
 
     @model_validator(mode="after")
     def _somewhere(self) -> ScoreOutput:
@@ -227,11 +279,16 @@ class ScoreOutput(Strict):
 class ScoreStep(ModelStepBase):
     """Batch predictions from the champion for each batch of the window, streamed in chunks."""
 
-    kind: Literal["score"]
-    data: MLData
-    keys: list[Identifier] = Field(min_length=1, description="Columns copied beside each prediction (e.g. order_id).")
-    output: ScoreOutput
-    chunk_rows: int = Field(default=100_000, ge=100, description="Rows predicted at a time; bounds memory.")
+    kind: Literal["score"] = Field(description="Step kind: write the champion's predictions for each batch.",
+                                   examples=["score"])
+    data: MLData = Field(description="Rows to score, one batch of the run's window at a time (no 'days').",
+                         examples=[{"input": "order_features"}])
+    keys: list[Identifier] = Field(min_length=1, description="Columns copied beside each prediction (e.g. order_id).",
+                                   examples=[["order_id", "customer_id"]])
+    output: ScoreOutput = Field(description="Where the predictions go: a warehouse table, the store, or both.",
+                                examples=[{"table": {"schema": "ml", "table": "order_scores"}}])
+    chunk_rows: int = Field(default=100_000, ge=100, description="Rows predicted at a time; bounds memory.",
+                            examples=[20_000])
 
     @model_validator(mode="after")
     def _per_batch(self) -> ScoreStep:
@@ -249,15 +306,21 @@ class ScoreStep(ModelStepBase):
 class DriftStep(ModelStepBase):
     """PSI (and KS for numeric features) of recent data against the champion's training reference."""
 
-    kind: Literal["drift"]
-    data: MLData
-    psi_threshold: float = Field(default=0.2, gt=0, description="A feature with PSI above this has drifted.")
+    kind: Literal["drift"] = Field(description="Step kind: compare recent data with the champion's training data.",
+                                   examples=["drift"])
+    data: MLData = Field(description="The recent rows compared with the training reference.",
+                         examples=[{"input": "order_features"}, {"table": {"schema": "ml", "table": "order_features"},
+                                                                 "days": 7}])
+    psi_threshold: float = Field(default=0.2, gt=0, description="A feature with PSI above this has drifted.",
+                                 examples=[0.25])
     ks_threshold: float | None = Field(
-        default=None, gt=0, le=1, description="Also flag numeric features whose KS statistic exceeds this."
+        default=None, gt=0, le=1, description="Also flag numeric features whose KS statistic exceeds this.",
+        examples=[0.15],
     )
     retrain: bool = Field(
         default=True,
         description="On drift, trigger the pipelines that train this model (in Airflow: an Asset they are scheduled on).",
+        examples=[False],
     )
 
     def ref_fields(self) -> list[tuple[tuple[str | int, ...], str]]:

@@ -103,11 +103,12 @@ _COLUMN_TYPE = (
 class ObjectSource(ConnRef):
     """Objects (files) in S3 or GCS for the run's window: CSV, JSON lines or Parquet, streamed in batches."""
 
-    kind: Literal["objects"] = Field(description="Source kind: objects in an S3 or GCS bucket.")
+    kind: Literal["objects"] = Field(description="Source kind: objects in an S3 or GCS bucket.", examples=["objects"])
     conn_id: str = Field(
         description="Airflow Connection of the bucket: 'aws' for s3:// (login/password = access key/secret, "
         "extra endpoint_url, region_name), 'google_cloud_platform' for gs://.",
         pattern=r"^[A-Za-z0-9_.-]{1,250}$",
+        examples=["aws_landing", "gcs_exports"],
     )
     path: str = Field(
         description="s3://bucket/... or gs://bucket/..., a Jinja template rendered once for every day of the batch: "
@@ -117,14 +118,16 @@ class ObjectSource(ConnRef):
         examples=["s3://landing/events/{{ ds }}/*.csv", "gs://exports/orders/{{ day.strftime('%Y/%m/%d') }}/"],
         pattern=r"^(s3|gs)://[^/{}*?\[]+(/.*)?$",
     )
-    format: Literal["csv", "jsonl", "parquet"] = Field(description="File format of the objects.")
+    format: Literal["csv", "jsonl", "parquet"] = Field(description="File format of the objects.",
+                                                       examples=["csv", "parquet"])
     column_types: dict[str, Annotated[str, Field(pattern=_COLUMN_TYPE)]] | None = Field(
         default=None,
         description="CSV/JSON: types for columns instead of inferring them from the first block: bool, int64, "
         "float64, string, date, timestamp, timestamptz, decimal(P,S), ... (Parquet carries its own types).",
         examples=[{"order_id": "int64", "amount": "decimal(12,2)", "ordered_at": "timestamptz"}],
     )
-    delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV field delimiter.")
+    delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV field delimiter (one character).",
+                           examples=[";", "|"])
 
     @field_validator("path")
     @classmethod
@@ -146,16 +149,20 @@ class ObjectSource(ConnRef):
 class BigQuerySource(ConnRef):
     """Rows from BigQuery: a table's window or a query's result, read as Arrow (Storage Read API when available)."""
 
-    kind: Literal["bigquery"] = Field(description="Source kind: BigQuery.")
+    kind: Literal["bigquery"] = Field(description="Source kind: BigQuery.", examples=["bigquery"])
     conn_id: str = Field(default="bigquery_default", pattern=r"^[A-Za-z0-9_.-]{1,250}$",
-                         description="BigQuery connection (google_cloud_platform; project in extra.project).")
+                         description="BigQuery connection (google_cloud_platform; project in extra.project).",
+                         examples=["bigquery_default", "gcp_analytics"])
     project: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{4,61}[a-z0-9]$",
-                                description="Project of the table (default: the connection's).")
-    dataset: Identifier | None = Field(default=None, description="Dataset of the table (with 'table').")
-    table: Identifier | None = Field(default=None, description="Table to read. Give either table or query.")
+                                description="Project of the table (default: the connection's).",
+                                examples=["acme-analytics"])
+    dataset: Identifier | None = Field(default=None, description="Dataset of the table (with 'table').",
+                                       examples=["shop"])
+    table: Identifier | None = Field(default=None, description="Table to read. Give either table or query.",
+                                     examples=["orders"])
     incremental_column: Identifier | None = Field(
         default=None, description="Table mode: read rows whose column (DATE, DATETIME or TIMESTAMP) falls in "
-        "[from_date, to_date). Leave empty for a full snapshot.")
+        "[from_date, to_date). Leave empty for a full snapshot.", examples=["ordered_at"])
     query: str | None = Field(
         default=None,
         description="GoogleSQL to run instead of a table; :from_date and :to_date (TIMESTAMP) and :batch_date (DATE) "
@@ -263,9 +270,11 @@ class ValidateStep(StepBase):
         default="batch",
         description="batch: check the staged batch with SQL in embedded DuckDB, streaming (cheap default). "
         "warehouse: check a transform's batch where it lives (DuckDB in place, PostgreSQL through GX's SQL engine).",
+        examples=["warehouse"],
     )
     quarantine: TableRef | None = Field(
-        default=None, description="Warehouse table that receives the batch's failing rows (with the failed checks)."
+        default=None, description="Warehouse table that receives the batch's failing rows (with the failed checks).",
+        examples=[{"schema": "quarantine", "table": "orders"}],
     )
 
     @model_validator(mode="after")
@@ -308,10 +317,12 @@ class TransformStep(StepBase):
         description="incremental: each batch's rows replace that batch (or are merged on unique_key). "
         "table: the result replaces the whole table atomically (a failure leaves the old one). "
         "view: a view over warehouse tables (its ref()s are whole tables; no :parameters).",
+        examples=["table", "view"],
     )
     unique_key: list[Identifier] | None = Field(
         default=None, min_length=1,
         description="incremental only: MERGE on these columns instead of replacing the batch.",
+        examples=[["order_id"]],
     )
 
     @model_validator(mode="after")
@@ -340,6 +351,7 @@ class Export(Strict):
         default=None, pattern=r"^[A-Za-z0-9_.-]{1,250}$",
         description="Store connection to export to (an 'fs', 'aws' or 'google_cloud_platform' connection; "
         "default: the pipeline's store).",
+        examples=["lake_s3"],
     )
 
 
@@ -347,14 +359,17 @@ class BigQueryTarget(Strict):
     """A BigQuery table partitioned by batch_date, loaded from Parquet with a load job."""
 
     conn_id: str = Field(default="bigquery_default", pattern=r"^[A-Za-z0-9_.-]{1,250}$",
-                         description="BigQuery connection (google_cloud_platform; project in extra.project).")
+                         description="BigQuery connection (google_cloud_platform; project in extra.project).",
+                         examples=["bigquery_default", "gcp_analytics"])
     project: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{4,61}[a-z0-9]$",
-                                description="Project of the table (default: the connection's).")
-    dataset: Identifier = Field(description="Dataset of the table.")
-    table: Identifier = Field(description="Table name.")
+                                description="Project of the table (default: the connection's).",
+                                examples=["acme-analytics"])
+    dataset: Identifier = Field(description="Dataset of the table.", examples=["analytics"])
+    table: Identifier = Field(description="Table name.", examples=["daily_revenue"])
     unique_key: list[Identifier] | None = Field(
         default=None, min_length=1,
         description="MERGE on these columns instead of replacing the batch's partition.",
+        examples=[["order_id"]],
     )
 
 
@@ -362,10 +377,17 @@ class SheetTarget(Strict):
     """A Google Sheets worksheet refreshed with the batch: cleared, then header and rows written."""
 
     conn_id: str = Field(default="google_sheets_default", pattern=r"^[A-Za-z0-9_.-]{1,250}$",
-                         description="Connection holding the service account (google_cloud_platform).")
-    spreadsheet_id: str = Field(pattern=r"^[A-Za-z0-9_-]{10,100}$", description="The id in the sheet's URL.")
-    worksheet: str = Field(default="Sheet1", min_length=1, max_length=100, description="Worksheet (tab) title.")
-    max_rows: int = Field(default=100_000, ge=1, description="Refuse batches larger than this many rows.")
+                         description="Connection holding the service account (google_cloud_platform).",
+                         examples=["google_sheets_default"])
+    spreadsheet_id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{10,100}$",
+        description="The id in the sheet's URL: docs.google.com/spreadsheets/d/<id>/edit.",
+        examples=["1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"],
+    )
+    worksheet: str = Field(default="Sheet1", min_length=1, max_length=100, description="Worksheet (tab) title.",
+                           examples=["Daily revenue"])
+    max_rows: int = Field(default=100_000, ge=1, description="Refuse batches larger than this many rows.",
+                          examples=[10_000])
 
 
 class PublishStep(StepBase):
@@ -379,8 +401,12 @@ class PublishStep(StepBase):
                                    examples=[{"schema": "analytics", "table": "daily_revenue"}])
     export: Export | None = Field(default=None, description="Also write the batch to the object store.",
                                   examples=[{"format": "parquet"}])
-    bigquery: BigQueryTarget | None = Field(default=None, description="Also load the batch into BigQuery.")
-    sheet: SheetTarget | None = Field(default=None, description="Also refresh a Google Sheets worksheet.")
+    bigquery: BigQueryTarget | None = Field(default=None, description="Also load the batch into BigQuery.",
+                                            examples=[{"dataset": "analytics", "table": "daily_revenue"}])
+    sheet: SheetTarget | None = Field(
+        default=None, description="Also refresh a Google Sheets worksheet.",
+        examples=[{"spreadsheet_id": "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms", "worksheet": "Daily revenue"}],
+    )
 
     @model_validator(mode="after")
     def _somewhere(self) -> PublishStep:
@@ -405,18 +431,21 @@ class Alerts(Strict):
 
     email: list[Annotated[str, Field(pattern=r"^[^@\s,;<>]+@[^@\s,;<>]+$")]] = Field(
         default_factory=list, description="Addresses that get an email (through the SMTP connection smtp_conn_id).",
-        examples=[["data-team@example.com"]],
+        examples=[["data-team@example.com"]], json_schema_extra={"default": []},
     )
     smtp_conn_id: str = Field(
         default="smtp_default", pattern=r"^[A-Za-z0-9_.-]{1,250}$",
         description="Airflow Connection of the SMTP server (host, port, login, password; extra from_email, ssl).",
+        examples=["smtp_default"],
     )
     webhook_conn_id: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_.-]{1,250}$",
         description="Airflow Connection holding a Slack-compatible incoming webhook URL (host or password).",
+        examples=["slack_alerts"],
     )
     on: list[Literal["failure", "retry"]] = Field(
-        default_factory=lambda: ["failure", "retry"], description="Which task events send an alert."
+        default_factory=lambda: ["failure", "retry"], description="Which task events send an alert.",
+        examples=[["failure"]], json_schema_extra={"default": ["failure", "retry"]},
     )
 
 
@@ -485,8 +514,10 @@ class Pipeline(Strict):
         default_factory=dict, description="Values for SQL Jinja ({{ params.name }}).",
         examples=[{"min_amount": 10, "region": "eu"}], json_schema_extra={"default": {}},
     )
-    alerts: Alerts | None = Field(default=None, description="Email and webhook alerts on task failure and retry.")
-    freshness: Freshness | None = Field(default=None, description="Maximum age of the newest staged partition.")
+    alerts: Alerts | None = Field(default=None, description="Email and webhook alerts on task failure and retry.",
+                                  examples=[{"email": ["data-team@example.com"], "webhook_conn_id": "slack_alerts"}])
+    freshness: Freshness | None = Field(default=None, description="Maximum age of the newest staged partition.",
+                                        examples=[{"max_age_hours": 36}])
     steps: list[Step] = Field(
         min_length=1, description="The steps, each of a known kind; they run in this order unless 'after' says "
         "otherwise.",
