@@ -43,6 +43,13 @@ sample-data: install
 clean:
 	rm -rf .local test-artifacts
 
+# Every benchmark, one after another (each prints its own table of ratios); logs in bench-results/.
+bench: install
+	@mkdir -p bench-results
+	@for b in parse objects validate ml extract ops; do \
+	  echo "== bench-$$b"; $(BIN)/python bench/$${b}_bench.py 2>&1 | tee bench-results/$$b.log || exit 1; \
+	done
+
 # DagBag parse time and memory: dagspec vs dag-factory 1.1.0 (in its own venv) vs a plain loader.
 bench-parse: install
 	$(BIN)/python bench/parse_bench.py

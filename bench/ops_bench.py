@@ -75,7 +75,8 @@ def measure(stack, days: int) -> dict:
         for task_id, ti in tis.items():
             starts.append(ts(ti["start_date"]))
             ends.append(ts(ti["end_date"]))
-            ups = [ts(tis[u]["end_date"]) for u in upstream[task_id]]
+            # An upstream that never ran (upstream_failed, skipped) has no end: no gap to measure there.
+            ups = [ts(tis[u]["end_date"]) for u in upstream[task_id] if u in tis and tis[u]["end_date"]]
             if ups and ti["start_date"]:
                 gaps.append((ts(ti["start_date"]) - max(ups)).total_seconds())
     durations = [(e - s).total_seconds() for s, e in zip(starts, ends) if s and e]
