@@ -102,6 +102,15 @@ def parse_connection(conn_id: str, raw: str) -> ConnectionInfo:
     )
 
 
+def database_file(info: ConnectionInfo) -> str:
+    """The file of an embedded database connection (sqlite, duckdb): its host, extra `path`, or the
+    path of a `duckdb:///file` URI (which Airflow keeps in schema)."""
+    path = info.host or info.extra.get("path") or info.schema
+    if not path:
+        raise ValueError(f"connection {info.conn_id!r} ({info.conn_type}) needs the database file in host or extra 'path'")
+    return os.path.expanduser(str(path))
+
+
 _DRIVERS = {
     "postgres": "postgresql+psycopg",
     "mysql": "mysql+pymysql",
@@ -118,12 +127,12 @@ def sqlalchemy_url(info: ConnectionInfo):
         url = make_url(info.extra["sqlalchemy_url"])
         return url.set(password=info.password) if info.password and url.password is None else url
     if info.conn_type == "sqlite":
-        return URL.create("sqlite", database=info.host or info.schema)
+        return URL.create("sqlite", database=database_file(info))
     driver = _DRIVERS.get(info.conn_type)
     if driver is None:
         raise ValueError(
             f"connection {info.conn_id!r} has type {info.conn_type!r}, which is not a SQL database dagspec knows; "
-            "use postgres, mysql or sqlite, or put a SQLAlchemy URL in the connection's extra as 'sqlalchemy_url'"
+            "use postgres, mysql, sqlite or duckdb, or put a SQLAlchemy URL in the connection's extra as 'sqlalchemy_url'"
         )
     query = {k: str(v) for k, v in info.extra.items() if k in ("sslmode", "charset", "connect_timeout")}
     return URL.create(driver, info.login, info.password, info.host, info.port, info.schema, query=query)

@@ -20,6 +20,7 @@ _SQL_READERS = {
     "postgresql": "dagspec.sources.postgres",
     "mysql": "dagspec.sources.mysql",
     "mariadb": "dagspec.sources.mysql",
+    "duckdb": "dagspec.sources.duckdb_source",
 }
 
 

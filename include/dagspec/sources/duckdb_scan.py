@@ -1,4 +1,6 @@
-"""DuckDB's database scanners (postgres, mysql) as a streaming reader: a SELECT in, Arrow record batches out.
+"""DuckDB as a streaming reader: a SELECT in, Arrow record batches out.
+
+It reads other databases through its scanners (postgres, mysql) or DuckDB files attached to it.
 
 The scanners read in parallel (PostgreSQL: ctid ranges over binary COPY in one exported snapshot)
 and map column types exactly, so this is the fast path for table mode. The extensions come from
@@ -42,7 +44,8 @@ def _duckdb_version() -> str:
     return duckdb.__version__
 
 
-def connect(extension: str, settings: dict[str, object] | None = None):
+def connect(extension: str | None, settings: dict[str, object] | None = None):
+    """An in-memory DuckDB with the memory limit, nothing downloaded, and `extension` (if any) loaded."""
     import duckdb
 
     con = duckdb.connect(
@@ -53,7 +56,9 @@ def connect(extension: str, settings: dict[str, object] | None = None):
         }
     )
     try:
-        con.execute(f"LOAD '{literal(extension_path(extension))}'")
+        con.execute("SET enable_progress_bar = false")  # it draws on stderr, i.e. into task logs
+        if extension:
+            con.execute(f"LOAD '{literal(extension_path(extension))}'")
         for key, value in (settings or {}).items():
             con.execute(f"SET {key} = {value!r}" if isinstance(value, str) else f"SET {key} = {value}")
     except BaseException:

@@ -6,6 +6,8 @@ The fallback for every SQL source; faster native paths for particular databases 
 from __future__ import annotations
 
 import json
+from datetime import timezone
+from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
@@ -20,7 +22,12 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     """(arrow schema, iterator of record batches) for one batch; the caller drains it, then it closes."""
     from sqlalchemy import create_engine
 
-    engine = create_engine(sqlalchemy_url(info))
+    url = sqlalchemy_url(info)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not url.database.startswith("file:") and not Path(url.database).is_file():
+            # sqlite3 would create an empty file and report the table missing instead.
+            raise StepFailed(f"source connection {info.conn_id!r}: SQLite file {url.database!r} does not exist")
+    engine = create_engine(url)
     conn = engine.connect()
     try:
         if conn.dialect.name in ("mysql", "mariadb"):
@@ -43,7 +50,7 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
 
 
 def _read(conn, source: SqlSource, batch: Batch, chunk_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    from sqlalchemy import Date, DateTime, MetaData, Table, bindparam, select, text
+    from sqlalchemy import Date, DateTime, MetaData, String, Table, bindparam, literal, select, text
 
     if source.query is not None:
         tz_aware = conn.dialect.name == "postgresql"
@@ -51,8 +58,12 @@ def _read(conn, source: SqlSource, batch: Batch, chunk_rows: int) -> tuple[pa.Sc
         bound = {}
         for name in ("from_date", "to_date"):
             if f":{name}" in source.query:
-                stmt = stmt.bindparams(bindparam(name, type_=DateTime(timezone=tz_aware)))
                 value = batch.params()[name]
+                if conn.dialect.name == "sqlite":
+                    stmt = stmt.bindparams(bindparam(name, type_=String()))
+                    bound[name] = _sqlite_text(value)
+                    continue
+                stmt = stmt.bindparams(bindparam(name, type_=DateTime(timezone=tz_aware)))
                 bound[name] = value if tz_aware else value.replace(tzinfo=None)
         if ":batch_date" in source.query:
             stmt = stmt.bindparams(bindparam("batch_date", type_=Date()))
@@ -71,7 +82,11 @@ def _read(conn, source: SqlSource, batch: Batch, chunk_rows: int) -> tuple[pa.Sc
     stmt = select(*cols)
     if source.incremental_column:
         col = table.c[source.incremental_column]
-        stmt = stmt.where(col >= _bound(col.type, batch.from_at), col < _bound(col.type, batch.to_at))
+        if conn.dialect.name == "sqlite" and isinstance(col.type, DateTime):
+            low, high = (literal(_sqlite_text(m), String()) for m in (batch.from_at, batch.to_at))
+        else:
+            low, high = _bound(col.type, batch.from_at), _bound(col.type, batch.to_at)
+        stmt = stmt.where(col >= low, col < high)
     result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
     # The wire's description is the most exact (int4 stays int32, REAL float32); reflection fills gaps.
     described = described_types(result.cursor, len(cols))
@@ -143,6 +158,14 @@ def _bound(sa_type, moment):
     if isinstance(sa_type, Date) and not isinstance(sa_type, DateTime):
         return moment.date()
     return moment
+
+
+def _sqlite_text(moment) -> str:
+    """A window edge as SQLite compares DATETIME: as text. Without fractional seconds when it has none,
+    '2025-03-01 00:00:00' (sqlite's own format) and '2025-03-01 00:00:00.000000' (SQLAlchemy's) both
+    fall on the right side of it; the microseconds SQLAlchemy would add put the first outside."""
+    moment = moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment.isoformat(sep=" ")
 
 
 def arrow_type(sa_type) -> pa.DataType | None:
