@@ -161,6 +161,31 @@ def test_scores_every_row_of_the_window_and_a_rerun_replaces_them(home):
     assert warehouse_rows(wh, "SELECT * FROM ml.order_scores ORDER BY order_id") == before
 
 
+@pytest.mark.parametrize("score_output", ["table", "export"])
+def test_scores_go_out_through_a_publish_step_like_any_table(home, tmp_path, score_output):
+    data = json.loads((ROOT / "dags" / "definitions" / "orders_model.json").read_text())
+    score = next(s for s in data["steps"] if s["id"] == "score_orders")
+    score["output"] = {score_output: {"schema": "ml", "table": "order_scores"}}
+    data["steps"].append({"id": "publish_scores", "kind": "publish", "input": "score_orders",
+                          "table": {"schema": "mart", "table": "lost_risk"},
+                          "export": {"format": "csv", "target": {"schema": "out", "table": "lost_risk"}}})
+    path = tmp_path / "orders_model_published.json"
+    path.write_text(json.dumps(data))
+    pipeline = load_definition(path)
+    retrain(date(2025, 4, 1))
+    day = date(2025, 4, 1)
+    for step in ("score_orders", "publish_scores"):
+        run_step(pipeline, step, utc(day), utc(day + timedelta(days=1)))
+    expected = [o[0] for o in source_orders(home / "source.db", day)]
+    wh = home / "warehouse.duckdb"
+    published = warehouse_rows(wh, "SELECT order_id, probability, batch_date FROM mart.lost_risk ORDER BY order_id")
+    assert [r[0] for r in published] == expected and {r[2] for r in published} == {day}
+    assert all(0 <= r[1] <= 1 for r in published)
+    csv_rows = warehouse_rows(wh, "SELECT order_id FROM read_csv(?) ORDER BY order_id",
+                              [str(next((home / f"store/out/lost_risk/batch_date={day}").glob("*.csv")))])
+    assert [r[0] for r in csv_rows] == expected
+
+
 def test_injected_drift_is_detected_and_asks_for_a_retrain(home):
     retrain(date(2025, 4, 1))
     calm = run_step(DAILY, "drift_check", utc(date(2025, 4, 1)), utc(date(2025, 4, 2)))

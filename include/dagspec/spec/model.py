@@ -547,7 +547,7 @@ KIND_OUTPUTS = {"extract", "transform"}  # kinds whose batch another step can re
 
 _REFERENCE_RULES = {
     "validate": KIND_OUTPUTS,
-    "publish": KIND_OUTPUTS,
+    "publish": KIND_OUTPUTS | {"score"},  # predictions go out through the same targets as any table
     "transform": KIND_OUTPUTS,
     "train": KIND_OUTPUTS, "score": KIND_OUTPUTS, "drift": KIND_OUTPUTS,
     "evaluate": {"train"}, "promote": {"evaluate"},
@@ -576,12 +576,18 @@ def reference_problems(pipeline: Pipeline) -> list[tuple[tuple[str | int, ...], 
                     (
                         ("steps", i) + field_name,
                         f"step {ref!r} is a {pipeline.steps[index[ref]].kind} step and has no batch to read",
-                        "point at an extract or transform step",
+                        f"point at {_kinds_phrase(_REFERENCE_RULES[step.kind])} step",
                     )
                 )
             elif ref == step.id:
                 problems.append((("steps", i) + field_name, "a step cannot read its own output", "name an earlier step"))
     return problems
+
+
+def _kinds_phrase(kinds: set[str]) -> str:
+    names = sorted(kinds)
+    text = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return ("an " if text[0] in "aeiou" else "a ") + text
 
 
 def _ref_fields(step: StepBase) -> list[tuple[tuple[str | int, ...], str]]:

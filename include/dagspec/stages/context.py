@@ -48,6 +48,8 @@ class RunContext:
             return step.target
         if isinstance(step, TransformStep):
             return step.target or TableRef(schema=WORK_SCHEMA, table=work_table_name(self.pipeline.dag_id, step.id))
+        if step.kind == "score":  # its warehouse table, else its Parquet partitions in the store
+            return step.output.table or step.output.export
         raise StepFailed(f"step {step_id!r} ({step.kind}) has no output to read")
 
     def expose(self, session, step_id: str, batch: Batch) -> str:
@@ -55,7 +57,7 @@ class RunContext:
         step = self.pipeline.step(step_id)
         table = self.output_table(step_id)
         name = f"__ref_{step_id}"
-        if isinstance(step, ExtractStep):
+        if isinstance(step, ExtractStep) or (step.kind == "score" and step.output.table is None):
             return session.expose(name, self.store.dataset(table.schema_, table.table, [batch.batch_date]))
         return session.expose_batch(name, table.schema_, table.table, batch.batch_date)
 
