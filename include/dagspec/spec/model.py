@@ -62,7 +62,7 @@ class SqlSource(ConnRef):
     kind: Literal["sql"] = Field(default="sql", description="Source kind (default: sql).", examples=["sql"])
     conn_id: str = Field(
         default="dagspec_source",
-        description="Airflow Connection of the source database (postgres, mysql, sqlite, or any SQLAlchemy URL).",
+        description="Airflow Connection of the source database (postgres, mysql, sqlite, duckdb, or any SQLAlchemy URL).",
         pattern=r"^[A-Za-z0-9_.-]{1,250}$",
         examples=["dagspec_source", "shop_db"],
     )
