@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from dagspec.connections import ConnectionInfo, Resolver, env_resolver
 from dagspec.spec.model import Alerts, Pipeline
@@ -76,24 +76,55 @@ def summarize_error(error: BaseException | str | None, secrets: Iterable[str | N
 
 
 def pipeline_secrets(pipeline: Pipeline, resolver: Resolver) -> list[str]:
-    """Passwords of every connection the pipeline names: they must not leak into an alert."""
-    conn_ids = {pipeline.warehouse.conn_id, pipeline.store.conn_id}
-    for step in pipeline.steps:
-        source = getattr(step, "source", None)
-        if getattr(source, "conn_id", None):
-            conn_ids.add(source.conn_id)
-    if pipeline.alerts:
-        conn_ids.add(pipeline.alerts.smtp_conn_id)
-        if pipeline.alerts.webhook_conn_id:
-            conn_ids.add(pipeline.alerts.webhook_conn_id)
+    """Secrets of every connection the pipeline names (sources, warehouse, store, every publish target, the
+    model registry, the alert channels): they must not leak into an alert."""
+    conn_ids = set(_conn_ids(pipeline.model_dump(by_alias=True)))
+    if any(step.kind in ("train", "evaluate", "promote", "score", "drift") for step in pipeline.steps):
+        from dagspec.ml.registry import REGISTRY_CONN_ID
+
+        conn_ids.add(REGISTRY_CONN_ID)
     found = []
     for conn_id in sorted(conn_ids):
         try:
             info = resolver(conn_id)
         except Exception:  # an unknown connection has no secret to hide
             continue
-        found.extend(v for v in (info.password, info.extra.get("webhook_url")) if v)
+        found.extend(v for v in [info.password, *_secret_extras(info.extra)] if v)
     return found
+
+
+def _conn_ids(node) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.endswith("conn_id") and isinstance(value, str):
+                yield value
+            else:
+                yield from _conn_ids(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _conn_ids(value)
+
+
+_SECRET_KEY = re.compile(r"secret|token|password|private_key|webhook_url|keyfile", re.I)
+
+
+def _secret_extras(extra) -> Iterator[str]:
+    """Values of extra keys that hold credentials (a keyfile_dict's private key, a session token, ...)."""
+    if isinstance(extra, dict):
+        for key, value in extra.items():
+            if isinstance(value, str) and _SECRET_KEY.search(str(key)):
+                if key.endswith("keyfile_dict") and value.lstrip().startswith("{"):
+                    try:
+                        yield from _secret_extras(json.loads(value))
+                        continue
+                    except ValueError:
+                        pass
+                yield value
+            elif isinstance(value, (dict, list)):
+                yield from _secret_extras(value)
+    elif isinstance(extra, list):
+        for value in extra:
+            yield from _secret_extras(value)
 
 
 def email_message(event: AlertEvent, recipients: list[str], sender: str) -> EmailMessage:

@@ -173,6 +173,38 @@ def test_scrub_removes_known_secrets_and_credential_shapes():
     assert long.startswith("ValueError: xxx") and len(long) <= 600
 
 
+def test_secrets_of_every_named_connection_are_collected_for_scrubbing():
+    from dagspec.alerts import pipeline_secrets
+
+    pipeline = Pipeline.model_validate({
+        "dag_id": "secrets", "start_date": "2025-01-01",
+        "steps": [
+            {"id": "e", "kind": "extract", "source": {"conn_id": "shop", "table": "orders"},
+             "target": {"schema": "raw", "table": "orders"}},
+            {"id": "p", "kind": "publish", "input": "e",
+             "export": {"format": "csv", "conn_id": "lake", "target": {"schema": "out", "table": "orders"}},
+             "bigquery": {"conn_id": "bq", "dataset": "shop", "table": "orders"}},
+        ],
+    })
+    key = "-----BEGIN PRIVATE KEY-----\nMIIEv" + SECRET + "\n-----END PRIVATE KEY-----\n"
+    connections = {
+        "shop": parse_connection("shop", f"postgresql://etl:{SECRET}-1@db/shop"),
+        "lake": parse_connection("lake", json.dumps({"conn_type": "aws", "login": "AKIA",
+                                                     "extra": {"aws_session_token": f"{SECRET}-2"}})),
+        "bq": parse_connection("bq", json.dumps({"conn_type": "google_cloud_platform", "extra": {
+            "project": "p1", "keyfile_dict": json.dumps({"client_email": "a@b.iam", "private_key": key})}})),
+    }
+
+    def resolver(conn_id):
+        if conn_id not in connections:
+            raise LookupError(conn_id)
+        return connections[conn_id]
+
+    found = pipeline_secrets(pipeline, resolver)
+    assert f"{SECRET}-1" in found and f"{SECRET}-2" in found and key in found
+    assert "AKIA" not in found and "p1" not in found and "a@b.iam" not in found
+
+
 def test_model_rejects_an_address_list_in_one_string():
     with pytest.raises(ValueError):
         Alerts(email=["a@example.com, b@example.com"])
