@@ -63,7 +63,9 @@ def sync(uri: str, conn_id: str, target: Path, *, resolver: Callable[[str], Conn
     target.mkdir(parents=True, exist_ok=True)
     state = _load_state(target)
     report = SyncReport()
-    live_ids = _local_dag_ids(target, exclude=set())
+    # Files deleted remotely go in this pass: their dag_ids are free for a renamed definition now.
+    gone = {name for name in set(state) - set(remote) if not _edited_locally(target / name, state[name])}
+    live_ids = _local_dag_ids(target, exclude=gone)
 
     for name, obj in sorted(remote.items()):
         known = state.get(name)
@@ -89,7 +91,7 @@ def sync(uri: str, conn_id: str, target: Path, *, resolver: Callable[[str], Conn
 
     for name in sorted(set(state) - set(remote)):
         path = target / name
-        if path.exists() and _sha256(path) != state[name].get("sha256"):
+        if name not in gone:
             log.warning("dagspec sync: %s was deleted remotely but edited locally; kept", name)
         else:
             path.unlink(missing_ok=True)
@@ -153,6 +155,10 @@ def _local_dag_ids(target: Path, exclude: set[str]) -> dict[str, str]:
         if isinstance(data, dict) and isinstance(data.get("dag_id"), str):
             ids.setdefault(data["dag_id"], path.name)
     return ids
+
+
+def _edited_locally(path: Path, known: dict) -> bool:
+    return path.exists() and _sha256(path) != known.get("sha256")
 
 
 def _sha256(path: Path) -> str:

@@ -119,6 +119,18 @@ def test_sync_brings_valid_drops_keeps_good_ones_and_follows_deletes(bucket, tmp
     assert (target / "local_only.json").read_bytes() == local_only
 
 
+def test_a_definition_renamed_remotely_moves_in_one_pass(bucket, tmp_path):
+    target = tmp_path / "definitions"
+    bucket.put("orders_v1.json", definition("orders"))
+    assert run(bucket, target).added == ["orders_v1.json"]
+    bucket.delete("orders_v1.json")
+    bucket.put("orders.json", definition("orders", tags=["renamed"]))
+    moved = run(bucket, target)
+    assert (moved.added, moved.deleted, moved.rejected) == (["orders.json"], ["orders_v1.json"], {})
+    assert [p.name for p in target.glob("*.json")] == ["orders.json"]
+    assert json.loads((target / "orders.json").read_text())["tags"] == ["renamed"]
+
+
 def test_missing_prefix_deletes_nothing_and_wrong_scheme_is_refused(bucket, tmp_path):
     from dagspec.sync import sync
 
