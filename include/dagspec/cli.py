@@ -137,12 +137,19 @@ def run(
                     progress.advance(bar)
 
             try:
-                run_pipeline(pipeline, window, on_step=on_step)
+                run_pipeline(pipeline, window, on_step=on_step, resolver=cli_resolver())
             except StepFailed as exc:
                 progress.stop()
                 err.print(f"[red]{dag_id} {d}: failed[/]: {exc}")
                 raise typer.Exit(1)
     out.print(f"[green]{dag_id}: {len(days)} date(s) done[/] ({days[0]} .. {days[-1]})")
+
+
+def cli_resolver():
+    """Connections for commands run from a shell: env, then Airflow's own store, then the embedded defaults."""
+    from dagspec.airflow.connections import cli_resolver as resolver
+
+    return resolver
 
 
 def _parse_date(text: str) -> date:
@@ -209,7 +216,7 @@ def sync_definitions(
     """Bring new and changed definitions from a bucket prefix; invalid ones never go live. Exit 1 if any is rejected."""
     from dagspec.sync import sync
 
-    report = sync(uri, conn_id, to or definitions_dir(), sql_dir=_sql_dir())
+    report = sync(uri, conn_id, to or definitions_dir(), sql_dir=_sql_dir(), resolver=cli_resolver())
     for name in report.added + report.updated + report.deleted:
         state = "added" if name in report.added else "updated" if name in report.updated else "deleted"
         print(f"{state}: {name}", flush=True)

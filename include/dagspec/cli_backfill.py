@@ -19,7 +19,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dagspec.cli import _find, _parse_date, _setup_logging, err, out
+from dagspec.cli import _find, _parse_date, _setup_logging, cli_resolver, err, out
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 POLL_S = 3.0
@@ -77,7 +77,7 @@ def freshness(
     stale = 0
     for pipeline in pipelines:
         try:
-            verdicts = check_freshness(pipeline, max_age_hours=max_age_hours)
+            verdicts = check_freshness(pipeline, max_age_hours=max_age_hours, resolver=cli_resolver())
         except ValueError as exc:
             err.print(f"[red]{exc}[/] (use --max-age-hours)")
             raise typer.Exit(2) from None
@@ -122,7 +122,7 @@ def _local(dag_id: str, days: list[date], reprocess: bool) -> int:
                     progress.advance(bar)
 
             try:
-                run_pipeline(pipeline, window, on_step=on_step)
+                run_pipeline(pipeline, window, on_step=on_step, resolver=cli_resolver())
             except StepFailed as exc:
                 failures.append((d, str(exc)))
                 progress.update(bar, completed=completed + len(order))
@@ -135,7 +135,7 @@ def _loaded_days(pipeline, days: list[date], tables, context_cls) -> set[date]:
 
     if not tables:
         return set()
-    ctx = context_cls(pipeline, window_of_day(pipeline, days[0]))
+    ctx = context_cls(pipeline, window_of_day(pipeline, days[0]), resolver=cli_resolver())
     present = [set(ctx.store.batch_dates(schema, table)) for schema, table in tables]
     return {d for d in days if all(d in dates for dates in present)}
 

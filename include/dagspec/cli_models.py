@@ -14,10 +14,10 @@ err = Console(stderr=True)
 
 
 def _registry():
-    from dagspec.connections import env_resolver
+    from dagspec.cli import cli_resolver
     from dagspec.ml.registry import Registry
 
-    return Registry.open(env_resolver)
+    return Registry.open(cli_resolver())
 
 
 @app.command("list")

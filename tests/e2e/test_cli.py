@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import expected_revenue, warehouse_rows
+from helpers import expected_revenue, source_orders, warehouse_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGSPEC = str(Path(sys.executable).with_name("dagspec"))
@@ -67,3 +67,22 @@ def test_run_unknown_dag_and_bad_date_fail_clearly(data_home):
     assert res.returncode == 2 and "no definition with dag_id 'nope'" in res.stderr
     res = dagspec("run", "orders_daily", "--date", "03/01/2025", env_home=data_home)
     assert res.returncode == 2 and "not a date" in res.stderr
+
+
+def test_run_uses_connections_defined_in_airflow(airflow_db, data_home, tmp_path):
+    """`airflow connections add` is how people define connections: the command must see them too."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    lake = tmp_path / "lake"
+    added = subprocess.run([airflow, "connections", "add", "dagspec_store", "--conn-type", "fs",
+                            "--conn-extra", json.dumps({"path": str(lake)})], capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr[-2000:]
+    try:
+        res = dagspec("run", "orders_daily", "--date", "2025-03-01", env_home=data_home)
+        assert res.returncode == 0, res.stderr[-3000:]
+        manifest = json.loads((lake / "raw/orders/batch_date=2025-03-01/_manifest.json").read_text())
+        from datetime import date
+
+        assert manifest["rows"] == len(source_orders(data_home / "source.db", date(2025, 3, 1)))
+        assert not (data_home / "store" / "raw").exists()  # not the embedded default
+    finally:
+        subprocess.run([airflow, "connections", "delete", "dagspec_store"], capture_output=True)

@@ -1,4 +1,4 @@
 """The one layer that knows Airflow: definitions folder -> DAGs, tasks -> dagspec.runner.
 
-Nothing in the rest of dagspec imports this package.
+The core never imports this package; the `dagspec` command uses its connection lookup (lazily).
 """
