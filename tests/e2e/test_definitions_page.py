@@ -114,13 +114,33 @@ def chromium():
 def stack(tmp_path_factory):
     need(shutil.which("chromium") is not None, "Debian's chromium (scripts/install_chromium.sh, run by `make test`)")
     root = tmp_path_factory.mktemp("ops_page")
-    dags = dags_folder(root, ["orders_daily.json", "customers_snapshot.json"])
+    dags = dags_folder(root, ["orders_daily.json", "customers_snapshot.json", "orders_model.json",
+                              "orders_model_retrain.json"])  # the model examples end in 2025: never scheduled
     (dags / "definitions" / "broken.json").write_text(json.dumps({
         "dag_id": "broken", "start_date": "2025-01-01", "schedul": "@daily",
         "steps": [{"id": "e", "kind": "extract", "source": {"table": "orders"}, "target": {"schema": "raw", "table": "b"}}],
     }))
     with running_stack(root, dags, None, ["orders_daily", "customers_snapshot"]) as st:
         yield st
+
+
+def register_champion(data_home: Path) -> tuple[str, float]:
+    """One version of the example model in the stack's embedded registry, with the champion alias (as a promote
+    step leaves it; training it for real would only slow this test down)."""
+    from dagspec.connections import env_resolver
+    from dagspec.ml.registry import Registry
+
+    roc_auc = 0.7342
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSPEC_HOME", str(data_home))
+        mp.delenv("AIRFLOW_CONN_DAGSPEC_MLFLOW", raising=False)
+        registry = Registry.open(env_resolver)
+        run_id = registry.start_run("orders_lost", {"dagspec.task": "classification"}, run_name="e2e champion")
+        registry.log(run_id, metrics={"roc_auc": roc_auc, "log_loss": 0.41})
+        registry.finish(run_id)
+        version = registry.register("orders_lost", run_id, {"dagspec.dag_id": "orders_model_retrain"})
+        registry.set_champion("orders_lost", version)
+    return version, roc_auc
 
 
 def test_definitions_page_lists_every_definition_with_state_and_partitions(stack):
@@ -149,10 +169,38 @@ def test_definitions_page_lists_every_definition_with_state_and_partitions(stack
         browser.call("Page.navigate", url=f"{stack.url}/dagspec/")
         text = poll("the Definitions page never rendered", 60,
                     lambda: (t := browser.text()) and "latest staged partition" in t and t, every=0.5)
-        browser.screenshot(ARTIFACTS / "definitions-page.png")
 
         lines = {cells[0]: cells for cells in browser.table_cells()}
-        assert "3 definition(s), 1 invalid." in text
+        assert "5 definition(s), 1 invalid." in text
+        # The model definitions before any model is trained (the embedded registry does not exist yet).
+        for name in ("orders_model.json", "orders_model_retrain.json"):
+            assert lines[name][6] == "orders_lost: no champion yet", lines[name]
+        assert [lines[n][6] for n in ("orders_daily.json", "customers_snapshot.json", "broken.json")] == ["-"] * 3
+
+        # A champion appears in the registry: the page shows its version and primary metric. The api-server
+        # imports MLflow on first use, which may take longer than the page waits ("unavailable" meanwhile).
+        version, roc_auc = register_champion(stack.home.parent / "data")
+        expected = f"orders_lost: v{version} · roc_auc {roc_auc:.4f}"
+        seen: list[str] = []
+
+        def champion_shown():
+            browser.call("Runtime.evaluate", expression="document.body.innerHTML = ''")  # no stale read
+            browser.call("Page.navigate", url=f"{stack.url}/dagspec/")
+            poll("the Definitions page never rendered", 60,
+                 lambda: "latest staged partition" in browser.text(), every=0.5)
+            cells = {c[0]: c for c in browser.table_cells()}
+            seen.append(cells["orders_model.json"][6])
+            return seen[-1] == expected and cells["orders_model_retrain.json"][6] == expected and cells
+
+        lines = poll(lambda: f"champion never shown; cells seen: {seen}\n{stack.logs()}", 120, champion_shown, every=2)
+        assert set(seen) <= {expected, "orders_lost: unavailable"}, seen
+        text = browser.text()
+        browser.screenshot(ARTIFACTS / "definitions-page.png")
+        api = {d["file"]: d for d in stack.get("/dagspec/api/definitions")}
+        assert api["orders_model.json"]["models"] == [{
+            "model": "orders_lost", "state": "champion", "version": version, "metric": "roc_auc",
+            "value": pytest.approx(roc_auc), "detail": None}]
+        assert api["orders_daily.json"]["models"] == []
         orders = lines["orders_daily.json"]
         assert orders[1:5] == ["orders_daily", "@daily", "valid", "success 2025-03-01"], orders
         assert f"raw.orders: 2025-03-01 ({rows:,} rows)" in orders[5]

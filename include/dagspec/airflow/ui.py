@@ -1,14 +1,19 @@
-"""The Definitions page: every definition with its DAG, schedule, validity, last run and newest partition.
+"""The Definitions page: every definition with its DAG, schedule, validity, last run, newest partition and
+current model champion.
 
 A small FastAPI app the plugin (plugins/dagspec_plugin.py) mounts in Airflow's api-server at
 /dagspec, shown in the UI's Browse menu as an external view (an iframe of /dagspec/). It
 answers only to a signed-in user: Airflow's own JWT, as a Bearer header or the UI's cookie.
+
+The model registry is asked in a background thread with a time budget: a slow or unreachable registry
+turns the champion cells into "unavailable", never a slow or failed page.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,8 @@ class Row:
     last_run_date: str | None = None
     partitions: list[dict[str, Any]] = field(default_factory=list)  # table, batch_date, rows
     stale: bool | None = None  # None: the definition sets no freshness
+    # One per model the definition trains, evaluates, scores or checks for drift (see champion_cells).
+    models: list[dict[str, Any]] = field(default_factory=list)
 
 
 def definitions_folder() -> Path:
@@ -79,7 +86,108 @@ def last_runs(dag_ids: list[str]) -> dict[str, tuple[str, str | None]]:
     return {d: (str(s), ld.date().isoformat() if ld else None) for d, s, ld in rows}
 
 
-def collect(folder: Path | None = None, resolver=server_resolver) -> list[Row]:
+# The metric shown beside a champion when no promote step names one: the usual headline metric per task.
+PRIMARY_BY_TASK = {"classification": "roc_auc", "regression": "rmse"}
+REGISTRY_WAIT_S = 5.0  # how long a page load waits for the registry before showing "unavailable"
+_registries: dict[tuple[str, str | None], Any] = {}  # one client per registry, reused across page loads
+_lookups: dict[str, threading.Thread] = {}  # tracking URI -> its lookup still running (at most one each)
+_lock = threading.Lock()
+
+
+def model_names(pipeline) -> list[str]:
+    """The registered models a definition works with (train, score and drift steps name one)."""
+    from dagspec.spec.ml_steps import ModelStepBase
+
+    return sorted({s.model for s in pipeline.steps if isinstance(s, ModelStepBase)})
+
+
+def primary_metrics(pipelines) -> dict[str, str]:
+    """model -> the metric its promote step decides on (else the task's headline metric), over every definition."""
+    from dagspec.spec.ml_steps import EvaluateStep, PromoteStep, TrainStep
+
+    pipelines = list(pipelines)
+    found = {s.model: PRIMARY_BY_TASK[s.task] for p in pipelines for s in p.steps if isinstance(s, TrainStep)}
+    for pipeline in pipelines:  # a promote step's choice wins over the default
+        steps = {s.id: s for s in pipeline.steps}
+        for step in pipeline.steps:
+            evaluate = steps.get(step.input) if isinstance(step, PromoteStep) else None
+            train = steps.get(evaluate.input) if isinstance(evaluate, EvaluateStep) else None
+            if isinstance(train, TrainStep):
+                found[train.model] = step.primary
+    return found
+
+
+def _cell(model: str, state: str, metric: str | None = None, **kw: Any) -> dict[str, Any]:
+    return {"model": model, "state": state, "version": None, "metric": metric, "value": None, "detail": None, **kw}
+
+
+def _open_registry(resolver):
+    from dagspec.ml.registry import Registry
+
+    opened = Registry.open(resolver)  # the registry connection, resolved as every step resolves it
+    with _lock:
+        return _registries.setdefault((opened.tracking_uri, opened.artifact_root), opened)
+
+
+def _lookup(reg, models: dict[str, str | None], out: dict[str, dict[str, Any]], done: threading.Event) -> None:
+    try:
+        # Registry.champion() reads any registry error as "no champion": make sure the registry answers first.
+        reg.client.search_registered_models(max_results=1)
+        for model, metric in models.items():
+            try:
+                champ = reg.champion(model)
+                if champ is None:
+                    out[model] = _cell(model, "none", metric)
+                    continue
+                run = reg.client.get_run(champ.run_id)
+                metric = metric or PRIMARY_BY_TASK.get(run.data.tags.get("dagspec.task", ""))
+                out[model] = _cell(model, "champion", metric, version=str(champ.version),
+                                   value=run.data.metrics.get(metric) if metric else None)
+            except Exception as exc:
+                log.warning("dagspec Definitions page: champion of %r: %s: %s", model, type(exc).__name__, exc)
+                out[model] = _cell(model, "unavailable", metric, detail=type(exc).__name__)
+    except Exception as exc:
+        log.warning("dagspec Definitions page: model registry %s: %s: %s", reg.tracking_uri, type(exc).__name__, exc)
+        out.update({m: _cell(m, "unavailable", metric, detail=f"registry: {type(exc).__name__}")
+                    for m, metric in models.items()})
+    finally:
+        done.set()
+
+
+def champion_cells(models: dict[str, str | None], resolver=server_resolver,
+                   wait: float = REGISTRY_WAIT_S) -> dict[str, dict[str, Any]]:
+    """model -> its champion cell: state "champion" (with version, metric and value), "none" (no champion yet)
+    or "unavailable" (the registry failed or did not answer within `wait` seconds). Never raises."""
+    if not models:
+        return {}
+
+    def unavailable(detail: str) -> dict[str, dict[str, Any]]:
+        return {m: _cell(m, "unavailable", metric, detail=detail) for m, metric in models.items()}
+
+    try:
+        reg = _open_registry(resolver)
+    except Exception as exc:
+        log.warning("dagspec Definitions page: cannot open the model registry: %s: %s", type(exc).__name__, exc)
+        return unavailable(f"registry connection: {type(exc).__name__}")
+    embedded = reg.tracking_uri.removeprefix("sqlite:///") if reg.tracking_uri.startswith("sqlite:///") else None
+    if embedded is not None and not Path(embedded).exists():
+        return {m: _cell(m, "none", metric) for m, metric in models.items()}  # nothing registered yet
+    with _lock:
+        running = _lookups.get(reg.tracking_uri)
+        if running is not None and running.is_alive():  # one stuck request per registry, not one per page load
+            return unavailable("registry still not answering")
+        out: dict[str, dict[str, Any]] = {}
+        done = threading.Event()
+        thread = threading.Thread(target=_lookup, args=(reg, dict(models), out, done), daemon=True,
+                                  name="dagspec-champions")
+        _lookups[reg.tracking_uri] = thread
+        thread.start()
+    if not done.wait(wait):
+        return unavailable(f"registry did not answer within {wait:g} s")
+    return out
+
+
+def collect(folder: Path | None = None, resolver=server_resolver, registry_wait: float = REGISTRY_WAIT_S) -> list[Row]:
     from dagspec.airflow.loader import scan
     from dagspec.freshness import check_freshness, store_tables
     from dagspec.store import Store
@@ -91,6 +199,9 @@ def collect(folder: Path | None = None, resolver=server_resolver) -> list[Row]:
     except Exception:  # the page still lists definitions when the metadata DB is unreachable
         log.exception("dagspec Definitions page: cannot read the last runs")
         runs = {}
+    wanted = {m for p in good.values() for m in model_names(p)}
+    primaries = primary_metrics(good.values())
+    champions = champion_cells({m: primaries.get(m) for m in sorted(wanted)}, resolver, registry_wait)
     rows = []
     for path in sorted({*good, *bad}):
         if path in bad:
@@ -98,7 +209,8 @@ def collect(folder: Path | None = None, resolver=server_resolver) -> list[Row]:
             continue
         pipeline = good[path]
         state, when = runs.get(pipeline.dag_id, (None, None))
-        row = Row(path.name, pipeline.dag_id, pipeline.schedule, True, last_run_state=state, last_run_date=when)
+        row = Row(path.name, pipeline.dag_id, pipeline.schedule, True, last_run_state=state, last_run_date=when,
+                  models=[champions[m] for m in model_names(pipeline)])
         try:
             store = Store.from_connection(resolver(pipeline.store.conn_id))
             for schema, table in store_tables(pipeline):
@@ -112,6 +224,19 @@ def collect(folder: Path | None = None, resolver=server_resolver) -> list[Row]:
             row.errors.append(f"store: {type(exc).__name__}: {exc}")
         rows.append(row)
     return rows
+
+
+def champion_html(cell: dict[str, Any]) -> str:
+    e = html.escape
+    name = f"<code>{e(cell['model'])}</code>"
+    if cell["state"] == "champion":
+        value = cell["value"]
+        measured = f" · {e(cell['metric'])} {value:.4f}" if cell["metric"] and value is not None else \
+            (f" · {e(cell['metric'])} n/a" if cell["metric"] else "")
+        return f'<div>{name}: <span class="ok">v{e(cell["version"])}</span>{measured}</div>'
+    if cell["state"] == "none":
+        return f"<div>{name}: no champion yet</div>"
+    return f'<div>{name}: <span class="bad" title="{e(cell["detail"] or "")}">unavailable</span></div>'
 
 
 def render(rows: list[Row]) -> str:
@@ -128,7 +253,7 @@ def render(rows: list[Row]) -> str:
         body.append(
             f'<tr data-file="{e(r.file)}"><td>{e(r.file)}</td><td>{dag}</td><td><code>{e(str(r.schedule or "-"))}</code></td>'
             f"<td>{status}{f'<ul>{errors}</ul>' if errors else ''}</td><td>{run}</td>"
-            f"<td>{parts or 'none'}{fresh}</td></tr>"
+            f"<td>{parts or 'none'}{fresh}</td><td>{''.join(map(champion_html, r.models)) or '-'}</td></tr>"
         )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dagspec definitions</title>
@@ -143,7 +268,7 @@ def render(rows: list[Row]) -> str:
 <h1>Definitions</h1>
 <p>{len(rows)} definition(s), {sum(not r.valid for r in rows)} invalid.</p>
 <table><thead><tr><th>file</th><th>DAG id</th><th>schedule</th><th>valid</th><th>last run</th>
-<th>latest staged partition</th></tr></thead><tbody>
+<th>latest staged partition</th><th>model champion</th></tr></thead><tbody>
 {''.join(body)}
 </tbody></table></body></html>"""
 

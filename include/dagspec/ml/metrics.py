@@ -66,44 +66,78 @@ def gain(metric: str, new: float, old: float) -> float:
     return (old - new) if metric in LOWER_IS_BETTER else (new - old)
 
 
+def _nan(value: float) -> bool:
+    return math.isnan(value)
+
+
+def _unmeasured(new: float, old: float) -> list[str]:
+    return [side for side, value in (("challenger", new), ("champion", old)) if _nan(value)]
+
+
 def decide(step: PromoteStep, challenger: dict[str, float], champion: dict[str, float] | None,
-           champion_version: str | None = None) -> Decision:
+           champion_version: str | None = None, champion_note: str | None = None) -> Decision:
+    """Promote only on evidence: a metric that cannot be measured (NaN or missing) never counts in the
+    challenger's favour. A NaN challenger never wins; a NaN champion cannot be beaten on this holdout
+    (the champion stays, and the reason says so); a NaN guard counts as degraded."""
     reasons: list[str] = []
     checks: list[dict] = []
     ok = True
     if champion is None:
-        if not step.minimums:
+        primary = challenger.get(step.primary, math.nan)
+        if _nan(primary):  # even the first model must be measurable on what the definition cares about
+            checks.append({"check": "primary", "metric": step.primary, "challenger": primary, "champion": None,
+                           "unmeasured": ["challenger"], "passed": False})
+            reasons.append(f"{step.primary}: the challenger cannot be measured on this holdout (NaN, e.g. a holdout "
+                           "with a single class): first model not promoted")
+            ok = False
+        elif not step.minimums:
             reasons.append("first model and no minimums set: promoted")
         for metric, bound in step.minimums.items():
             value = challenger.get(metric, math.nan)
             lower = metric in LOWER_IS_BETTER
-            passed = not math.isnan(value) and (value <= bound if lower else value >= bound)
+            passed = not _nan(value) and (value <= bound if lower else value >= bound)
             checks.append({"check": "minimum", "metric": metric, "value": value, "bound": bound, "passed": passed})
             reasons.append(f"{metric} {value:.4f} {'<=' if lower else '>='} {bound} (first-model "
-                           f"{'maximum' if lower else 'minimum'}): {'ok' if passed else 'FAILED'}")
+                           f"{'maximum' if lower else 'minimum'}): {'ok' if passed else 'FAILED'}"
+                           + (" (NaN: cannot be measured on this holdout)" if _nan(value) else ""))
             ok &= passed
         return Decision(ok, reasons, step.primary, challenger, None, None, checks)
 
     new, old = challenger.get(step.primary, math.nan), champion.get(step.primary, math.nan)
     delta = gain(step.primary, new, old)
-    if math.isnan(new):
-        passed = False
-    elif math.isnan(old):
-        passed = True  # the champion cannot be measured on this holdout (e.g. one class); the challenger can
-    else:
-        passed = delta > step.margin
+    unmeasured = _unmeasured(new, old)
+    passed = not unmeasured and delta > step.margin
     checks.append({"check": "primary", "metric": step.primary, "challenger": new, "champion": old,
-                   "gain": delta, "margin": step.margin, "passed": passed})
-    reasons.append(f"{step.primary}: challenger {new:.4f} vs champion v{champion_version} {old:.4f}, gain {delta:+.4f} "
-                   f"{'>' if passed else '<='} margin {step.margin}: {'ok' if passed else 'not better enough'}")
+                   "gain": delta, "margin": step.margin, "unmeasured": unmeasured, "passed": passed})
+    if "challenger" in unmeasured:
+        reasons.append(f"{step.primary}: challenger {new:.4f} vs champion v{champion_version} {old:.4f}: the challenger "
+                       "cannot be measured on this holdout (NaN): not promoted, champion unchanged")
+    elif unmeasured:
+        reasons.append(f"{step.primary}: challenger {new:.4f} vs champion v{champion_version} {old:.4f}: the champion "
+                       "cannot be measured on this holdout (NaN), so the challenger cannot be shown to beat it: not "
+                       "promoted, champion unchanged (if the challenger should win, make it the champion by hand "
+                       "with `dagspec models rollback MODEL VERSION`)")
+    else:
+        reasons.append(f"{step.primary}: challenger {new:.4f} vs champion v{champion_version} {old:.4f}, gain "
+                       f"{delta:+.4f} {'>' if passed else '<='} margin {step.margin}: "
+                       f"{'ok' if passed else 'not better enough'}")
+    if champion_note and not champion:  # no champion metric at all: the evaluate step says why
+        reasons.append(f"evaluate: {champion_note}")
     ok &= passed
     for guard in step.guards:
         g_new, g_old = challenger.get(guard.metric, math.nan), champion.get(guard.metric, math.nan)
         worse = -gain(guard.metric, g_new, g_old)
-        g_ok = not math.isnan(g_new) and (math.isnan(g_old) or worse <= guard.max_degradation)
+        g_unmeasured = _unmeasured(g_new, g_old)
+        g_ok = not g_unmeasured and worse <= guard.max_degradation
         checks.append({"check": "guard", "metric": guard.metric, "challenger": g_new, "champion": g_old,
-                       "degradation": worse, "limit": guard.max_degradation, "passed": g_ok})
-        reasons.append(f"guard {guard.metric}: challenger {g_new:.4f} vs champion {g_old:.4f}, degrades by "
-                       f"{max(worse, 0):.4f} (limit {guard.max_degradation}): {'ok' if g_ok else 'FAILED'}")
+                       "degradation": worse, "limit": guard.max_degradation, "unmeasured": g_unmeasured,
+                       "passed": g_ok})
+        if g_unmeasured:
+            reasons.append(f"guard {guard.metric}: challenger {g_new:.4f} vs champion {g_old:.4f}: the "
+                           f"{' and the '.join(g_unmeasured)} cannot be measured on this holdout (NaN), treated as "
+                           f"degraded (limit {guard.max_degradation}): FAILED")
+        else:
+            reasons.append(f"guard {guard.metric}: challenger {g_new:.4f} vs champion {g_old:.4f}, degrades by "
+                           f"{max(worse, 0):.4f} (limit {guard.max_degradation}): {'ok' if g_ok else 'FAILED'}")
         ok &= g_ok
     return Decision(ok, reasons, step.primary, challenger, champion, champion_version, checks)

@@ -82,8 +82,11 @@ def run_promote(ctx: RunContext, step: PromoteStep) -> dict[str, Any]:
     else:
         champion = {k.split(".", 1)[1]: v for k, v in data.metrics.items() if k.startswith("champion.")} if champ else None
         if champ is not None and not champion:
-            champion = {}  # the champion could not be measured on this holdout: every comparison fails safe
-        decision = metrics.decide(step, challenger, champion, str(champ.version) if champ else None)
+            # The champion could not be measured on this holdout: every comparison with it fails safe
+            # (metrics.decide never promotes on a NaN), and the decision says why.
+            champion = {}
+        decision = metrics.decide(step, challenger, champion, str(champ.version) if champ else None,
+                                  data.tags.get("dagspec.champion_note") if champ else None)
     if decision.promoted and (champ is None or str(champ.version) != str(version.version)):
         reg.set_champion(train.model, version.version)
     reg.tag_version(train.model, version.version, {
