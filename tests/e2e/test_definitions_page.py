@@ -143,6 +143,29 @@ def register_champion(data_home: Path) -> tuple[str, float]:
     return version, roc_auc
 
 
+def test_the_dag_processor_files_a_bad_definition_as_its_own_import_error(stack):
+    """What the UI's Browse > Import errors shows, from the real dag-processor through the REST API."""
+
+    def broken_error():
+        errors = stack.get("/api/v2/importErrors")["import_errors"]
+        return [e for e in errors if e["filename"].endswith("broken.py")]
+
+    # The first parse writes the stub; the processor's next folder scan files its error.
+    found = poll(lambda: f"no import error for broken.json\n{stack.logs()}", 240, broken_error, every=3)
+    assert len(found) == 1 and "_definition_errors/" in found[0]["filename"]
+    assert ("definitions/broken.json: $.schedul: unknown key 'schedul' (fix: did you mean 'schedule'?)"
+            in found[0]["stack_trace"])
+    # Only the bad definition is reported; every good one is a DAG.
+    assert [e["filename"] for e in stack.get("/api/v2/importErrors")["import_errors"]] == [found[0]["filename"]]
+    dag_ids = {d["dag_id"] for d in stack.get("/api/v2/dags", limit=100)["dags"]}
+    assert {"orders_daily", "customers_snapshot", "orders_model", "orders_model_retrain"} <= dag_ids
+    assert "broken" not in dag_ids
+    # The dag-processor's own log of the loader file (Airflow keeps one per parsed file) names it too.
+    logs = list((stack.home / "logs" / "dag_processor").rglob("pipelines.py.log"))
+    assert any("definitions/broken.json: $.schedul: unknown key 'schedul'" in p.read_text(errors="replace")
+               for p in logs), logs
+
+
 def test_definitions_page_lists_every_definition_with_state_and_partitions(stack):
     # One real run, so the page has a last run state and a staged partition to show.
     run = stack.post("/api/v2/dags/orders_daily/dagRuns", RUN)
