@@ -157,7 +157,7 @@ class AirflowClient:
             raise typer.Exit(2)
         try:
             resp = self.http.post(f"{self.url}/auth/token", json={"username": username, "password": password}, timeout=30)
-        except requests.ConnectionError:
+        except (requests.Timeout, requests.ConnectionError):
             err.print(f"[red]no Airflow api-server answers at {self.url}[/] (start one with `make up`, "
                       "give --url, or run the dates in-process with --local)")
             raise typer.Exit(2) from None

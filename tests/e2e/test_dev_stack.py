@@ -173,7 +173,7 @@ def api(stack: Stack) -> Stack:
                         + stack.logs())
         try:
             return requests.get(f"{stack.url}/api/v2/monitor/health", timeout=5).ok
-        except requests.ConnectionError:
+        except (requests.Timeout, requests.ConnectionError):  # a busy machine: ask again
             return False
 
     poll(lambda: "the api-server never answered\n" + stack.logs(), API_WAIT_S, health)
