@@ -135,7 +135,8 @@ def measure(cmd: list[str]) -> tuple[float, float, float]:
         time.sleep(0.02)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    peak = max(peak, usage.ru_maxrss * 1024)
+    # Not wait4's ru_maxrss: Linux carries it across exec from the (v)forking parent, so a child of this
+    # driver would report the driver's own peak (the TPC-H generation) whatever it did itself.
     if proc.returncode != 0:
         out.seek(0)
         raise RuntimeError(f"{' '.join(cmd[:4])}... failed ({proc.returncode}):\n{out.read().decode()[-2000:]}")

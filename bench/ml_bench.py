@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,8 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from peak import peak_mb
 
 TRAIN_ROWS = int(os.environ.get("ML_BENCH_TRAIN_ROWS", 1_000_000))
 SCORE_ROWS = [int(x) for x in os.environ.get("ML_BENCH_SCORE_ROWS", "1000000,5000000").split(",")]
@@ -68,10 +69,6 @@ def make_data(home: Path) -> None:
     con.execute(f"CREATE TABLE bench.train AS {rows(TRAIN_ROWS, start, 90 * 86400)}")
     con.execute(f"CREATE TABLE bench.score AS {rows(max(SCORE_ROWS), end, 86400)}")
     con.close()
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child_train() -> dict:

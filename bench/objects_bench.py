@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peak import peak_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "bench-objects"
@@ -103,14 +104,6 @@ def run_pandas(endpoint: str, key: str, out: str) -> dict:
 
 
 CANDIDATES = {"download": run_download, "dagspec": run_dagspec, "pyarrow": run_pyarrow, "pandas": run_pandas}
-
-
-def peak_mb() -> float:
-    """This process's own high-water RSS (VmHWM; ru_maxrss would inherit the driver's across exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(name: str, endpoint: str, key: str, out: str) -> None:

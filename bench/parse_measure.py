@@ -8,9 +8,10 @@ loaded); the loader's own imports (pydantic models, dag-factory) are inside the 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
+
+from peak import peak_mb
 
 
 def rss_mb() -> float:
@@ -31,7 +32,7 @@ def main() -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     bag = DagBag(dag_folder=target, safe_mode=False)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mb()
     tasks = sum(len(d.tasks) for d in bag.dags.values())
     print(json.dumps({"seconds": seconds, "cpu": cpu, "dags": len(bag.dags), "tasks": tasks, "errors": len(bag.import_errors),
                       "peak_mb": peak, "base_mb": base, "error_text": list(bag.import_errors.values())[:1]}))

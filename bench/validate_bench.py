@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from peak import peak_mb
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".local" / "bench" / "tpch"
 SF1 = DATA / "lineitem_sf1.parquet"
@@ -139,17 +141,16 @@ def child_agg_pandas(files: list[str]) -> dict:
 
 
 def measure(name: str, files: list[Path]) -> dict:
-    """Run one child; returns its result plus peak RSS (MB) from wait4."""
+    """Run one child; returns its result, with its own peak RSS (MB) as the child measured it."""
     env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen([sys.executable, __file__, "--child", name, *map(str, files)], stdout=subprocess.PIPE,
                             env=env, cwd=ROOT)
     out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed with exit code {proc.returncode}")
     result = json.loads(out.decode().strip().splitlines()[-1])
-    result["rss_mb"] = usage.ru_maxrss / 1024
     return result
 
 
@@ -189,6 +190,6 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         fn = globals()[f"child_{sys.argv[2]}"]
-        print(json.dumps(fn(sys.argv[3:])), flush=True)
+        print(json.dumps({**fn(sys.argv[3:]), "rss_mb": peak_mb()}), flush=True)
     else:
         main()
