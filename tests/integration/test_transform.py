@@ -120,6 +120,35 @@ def test_view_over_a_transform_table(tmp_path, monkeypatch, data_home, rows_of):
         (c, n, 2) for c, n in want]
 
 
+def test_a_table_with_a_view_over_it_is_replaced_and_the_view_follows(tmp_path, monkeypatch, data_home, rows_of):
+    steps = [
+        {"id": "by_channel", "kind": "transform", "sql": "by_channel.sql", "inputs": ["extract_orders"],
+         "materialization": "table", "target": {"schema": "mart", "table": "by_channel"}},
+        {"id": "busiest", "kind": "transform", "sql": "busiest.sql", "inputs": ["by_channel"],
+         "materialization": "view", "target": {"schema": "mart", "table": "busiest"}},
+    ]
+    sql = {"by_channel.sql": "SELECT channel, count(*) AS orders FROM {{ ref('extract_orders') }} GROUP BY channel",
+           "busiest.sql": "SELECT channel, orders, batch_date FROM {{ ref('by_channel') }} ORDER BY orders DESC LIMIT 1"}
+    path = pipeline_with(tmp_path, monkeypatch, sql, steps)
+    run(path, D1)
+    run(path, D2)  # the table is rebuilt while the view depends on it
+    (channel, n), = source(data_home, "SELECT channel, count(*) AS n FROM orders WHERE ordered_at >= '2025-03-02' "
+                                      "AND ordered_at < '2025-03-03' GROUP BY channel ORDER BY n DESC LIMIT 1")
+    assert rows_of("SELECT channel, orders, batch_date FROM mart.busiest") == [(channel, n, D2)]
+
+    changed = pipeline_with(tmp_path, monkeypatch, {**sql, "by_channel.sql": sql["by_channel.sql"].replace(
+        "count(*) AS orders", "count(*) AS orders, 1 AS extra")}, steps)
+    try:
+        run(changed, D1)
+    except StepFailed as exc:  # PostgreSQL: the view holds the table; its columns cannot change under it
+        assert "view(s)" in str(exc) and "busiest" in str(exc)
+        assert rows_of("SELECT channel, orders, batch_date FROM mart.busiest") == [(channel, n, D2)]
+    else:  # DuckDB binds a view by name when it is queried: it reads the new table
+        assert rows_of("SELECT batch_date FROM mart.busiest") == [(D1,)]
+        assert rows_of("SELECT count(*) FROM information_schema.tables WHERE table_name = 'by_channel' "
+                       "AND table_catalog = current_database()")[0][0] == 1
+
+
 def test_a_view_refuses_staged_parquet_and_parameters(tmp_path, monkeypatch, data_home):
     steps = [{"id": "v", "kind": "transform", "sql": "v.sql", "inputs": ["extract_orders"],
               "materialization": "view"}]

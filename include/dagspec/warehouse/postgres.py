@@ -196,10 +196,35 @@ class PostgresSession:
             self.execute(f"DROP TABLE IF EXISTS {new}")
             self.execute(f"CREATE TABLE {new} AS SELECT *, CAST(%(batch_date)s AS DATE) AS batch_date "
                          f"FROM ({select_sql}) AS _dagspec_src", bound)
-            self.execute(f"DROP VIEW IF EXISTS {target}") if self._kind(schema, table) == "v" else None
-            self.execute(f"DROP TABLE IF EXISTS {target}")
-            self.execute(f"ALTER TABLE {new} RENAME TO {quote(table, DIALECT)}")
+            kind = self._kind(schema, table)
+            views = self._dependent_views(target) if kind == "r" else []
+            if views:
+                # PostgreSQL views hold the table itself, not its name: a swap would need DROP ... CASCADE,
+                # which drops them silently. With the same columns, refill the table in place instead
+                # (TRUNCATE is transactional here: readers see the old rows until commit).
+                if self._column_types(target) != self._column_types(new):
+                    raise ValueError(f"{schema}.{table} changes its columns but view(s) {', '.join(views)} depend "
+                                     "on it; drop or change those views first (nothing was replaced)")
+                self.execute(f"TRUNCATE {target}")
+                self.execute(f"INSERT INTO {target} SELECT * FROM {new}")
+                self.execute(f"DROP TABLE {new}")
+            else:
+                self.execute(f"DROP VIEW IF EXISTS {target}") if kind == "v" else None
+                self.execute(f"DROP TABLE IF EXISTS {target}")
+                self.execute(f"ALTER TABLE {new} RENAME TO {quote(table, DIALECT)}")
             return self.execute(f"SELECT count(*) FROM {target}")[0][0]
+
+    def _dependent_views(self, relation: str) -> list[str]:
+        rows = self.execute(
+            "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
+            "JOIN pg_class v ON v.oid = r.ev_class WHERE d.refobjid = to_regclass(%(rel)s) AND v.oid <> d.refobjid",
+            {"rel": relation})
+        return sorted(r[0] for r in rows)
+
+    def _column_types(self, relation: str) -> list[tuple[str, str]]:
+        return [tuple(r) for r in self.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass(%(rel)s) "
+            "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", {"rel": relation})]
 
     def create_view(self, schema: str, table: str, select_sql: str) -> None:
         target = qualified(schema, table, DIALECT)
