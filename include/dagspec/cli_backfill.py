@@ -123,10 +123,11 @@ def _local(dag_id: str, days: list[date], reprocess: bool) -> int:
 
             try:
                 run_pipeline(pipeline, window, on_step=on_step, resolver=cli_resolver())
-            except StepFailed as exc:
-                failures.append((d, str(exc)))
+            except Exception as exc:  # one failed date never stops the others, as in an Airflow backfill
+                text = str(exc) if isinstance(exc, StepFailed) else _summary_of(exc, pipeline)
+                failures.append((d, text))
                 progress.update(bar, completed=completed + len(order))
-                progress.console.print(f"[red]{dag_id} {d}: failed[/]: {exc}")
+                progress.console.print(f"[red]{dag_id} {d}: failed[/]: {text}")
     return _summary(dag_id, len(days), failures)
 
 
@@ -138,6 +139,13 @@ def _loaded_days(pipeline, days: list[date], tables, context_cls) -> set[date]:
     ctx = context_cls(pipeline, window_of_day(pipeline, days[0]), resolver=cli_resolver())
     present = [set(ctx.store.batch_dates(schema, table)) for schema, table in tables]
     return {d for d in days if all(d in dates for dates in present)}
+
+
+def _summary_of(exc: Exception, pipeline) -> str:
+    """An unexpected error, short and without the secrets of the pipeline's connections."""
+    from dagspec.alerts import pipeline_secrets, summarize_error
+
+    return summarize_error(exc, pipeline_secrets(pipeline, cli_resolver()))
 
 
 # ---------------------------------------------------------------- Airflow

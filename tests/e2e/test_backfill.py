@@ -128,3 +128,23 @@ def test_local_backfill_skips_loaded_dates_and_reprocess_replaces_them(data_home
     march_3 = "batch_date=2025-03-03"
     assert {k: v for k, v in after[0].items() if march_3 not in k} == before[0]
     assert [r for r in after[1]["analytics.orders"] if str(r[-1]) != "2025-03-03"] == before[1]["analytics.orders"]
+
+
+def test_local_backfill_goes_on_past_an_unexpected_error(data_home, monkeypatch):
+    from typer.testing import CliRunner
+
+    import dagspec.runner
+    from dagspec.cli import app
+
+    original = dagspec.runner.run_pipeline
+
+    def flaky(pipeline, window, **kwargs):
+        if window.start.date() == DAYS[0]:
+            raise OSError("disk quota exceeded")
+        return original(pipeline, window, **kwargs)
+
+    monkeypatch.setattr(dagspec.runner, "run_pipeline", flaky)
+    result = CliRunner().invoke(app, ["backfill", DAG, "--from", "2025-03-01", "--to", "2025-03-02", "--local"])
+    assert result.exit_code == 1, result.output
+    assert "2025-03-01: failed" in result.output and "OSError: disk quota exceeded" in result.output
+    assert_loaded(data_home, DAYS[1:2])
