@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import importlib
 import os
-import queue
-import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import pyarrow as pa
+
+from dagspec.sources.prefetch import prefetched
 
 # Enough for the scanners' buffers; DuckDB spills or fails rather than growing the worker past it.
 MEMORY_LIMIT = os.environ.get("DAGSPEC_EXTRACT_MEMORY_LIMIT", "256MB")
@@ -92,52 +92,19 @@ def stream(
 
 
 PREFETCH = 2
-_DONE = object()
 
 
 def _prefetched(con, reader, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    chunks: queue.Queue = queue.Queue(maxsize=PREFETCH)
-    stop = threading.Event()
+    def batches():
+        for batch in reader:
+            yield batch if batch.schema == schema else batch.cast(schema)
 
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                chunks.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def close() -> None:
+        reader.close()
+        con.close()
 
-    def produce() -> None:
-        try:
-            for batch in reader:
-                if not put(batch if batch.schema == schema else batch.cast(schema)):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which raises it in its own thread
-            put(exc)
-        finally:
-            reader.close()
-            con.close()
-
-    worker = threading.Thread(target=produce, name="dagspec-extract-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = chunks.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        if worker.is_alive():
-            try:
-                con.interrupt()  # the caller gave up (an error downstream): stop the scan, not just the queue
-            except Exception:
-                pass
-        worker.join()
+    # con.interrupt: the caller gave up (an error downstream), so stop the scan, not just the queue.
+    return prefetched(batches, depth=PREFETCH, name="dagspec-extract-reader", close=close, cancel=con.interrupt)
 
 
 def _normalise(schema: pa.Schema, utc_columns: set[str]) -> pa.Schema:

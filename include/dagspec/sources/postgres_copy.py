@@ -12,15 +12,14 @@ parses each block on its own and memory stays at a few blocks, however large the
 
 from __future__ import annotations
 
-import queue
 import re
-import threading
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from dagspec.connections import ConnectionInfo
+from dagspec.sources.prefetch import prefetched
 from dagspec.spec.model import SqlSource
 from dagspec.windows import Batch
 
@@ -123,56 +122,17 @@ def _parse(block: bytes, schema: pa.Schema) -> pa.RecordBatch:
 
 
 def _stream(conn, copy_sql: str, schema: pa.Schema, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    chunks: queue.Queue = queue.Queue(maxsize=PREFETCH)
-    stop = threading.Event()
-    done = object()
+    def batches():
+        with conn.cursor().copy(copy_sql) as copy:
+            block, rows = bytearray(), 0
+            for message in copy:  # one message = one row
+                block += message
+                rows += 1
+                if rows >= chunk_rows:
+                    yield _parse(bytes(block), schema)
+                    block, rows = bytearray(), 0
+            if rows:
+                yield _parse(bytes(block), schema)
 
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                chunks.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            with conn.cursor().copy(copy_sql) as copy:
-                block, rows = bytearray(), 0
-                for message in copy:  # one message = one row
-                    block += message
-                    rows += 1
-                    if rows >= chunk_rows:
-                        if not put(_parse(bytes(block), schema)):
-                            return
-                        block, rows = bytearray(), 0
-                if rows and not put(_parse(bytes(block), schema)):
-                    return
-            put(done)
-        except BaseException as exc:
-            put(exc)
-        finally:
-            try:
-                conn.close()
-            except Exception:
-                pass
-
-    worker = threading.Thread(target=produce, name="dagspec-copy-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = chunks.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        if worker.is_alive():
-            try:
-                conn.cancel_safe()  # the caller gave up: end the COPY on the server too
-            except Exception:
-                pass
-        worker.join()
+    # conn.cancel_safe: the caller gave up, so end the COPY on the server too.
+    return prefetched(batches, depth=PREFETCH, name="dagspec-copy-reader", close=conn.close, cancel=conn.cancel_safe)
