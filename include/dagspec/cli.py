@@ -111,38 +111,58 @@ def run(
     to: Optional[str] = typer.Option(None, "--to", help="Run every date from --date up to this one (inclusive)."),
     verbose: bool = typer.Option(False, "-v", "--verbose"),
 ):
-    """Run every step for one date (or a range) in this process: no scheduler, no Airflow DB."""
+    """Run every step for one date (or a range) in this process: no scheduler; stops at the first failed date."""
+    _setup_logging(verbose)
+    _, pipeline = _find(dag_id)
+    first = _parse_date(day)
+    last = _parse_date(to) if to else first
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    if run_days(dag_id, pipeline, days, keep_going=False):
+        raise typer.Exit(1)
+    out.print(f"[green]{dag_id}: {len(days)} date(s) done[/] ({days[0]} .. {days[-1]})")
+
+
+def run_days(dag_id: str, pipeline, days: list[date], *, keep_going: bool) -> list[tuple[date, str]]:
+    """Every step of each date's window in this process, with a progress bar; returns (date, error) per failure.
+    `keep_going` moves on to the next date after a failure (a backfill), else stops there."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from dagspec.runner import run_pipeline, window_of_day
     from dagspec.spec.graph import topological
     from dagspec.stages import StepFailed
 
-    _setup_logging(verbose)
-    _, pipeline = _find(dag_id)
-    first = _parse_date(day)
-    last = _parse_date(to) if to else first
-    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     order = topological(pipeline)
+    resolver = cli_resolver()
+    failures: list[tuple[date, str]] = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=err) as progress:
         bar = progress.add_task(dag_id, total=len(order) * len(days))
         for d in days:
-            window = window_of_day(pipeline, d)
+            completed = progress.tasks[0].completed
 
-            def on_step(step_id: str, state: str, _result) -> None:
+            def on_step(step_id: str, state: str, _result, d=d) -> None:
                 if state == "running":
                     progress.update(bar, description=f"{dag_id} {d} · {step_id}")
                 else:
                     progress.advance(bar)
 
             try:
-                run_pipeline(pipeline, window, on_step=on_step, resolver=cli_resolver())
-            except StepFailed as exc:
-                progress.stop()
-                err.print(f"[red]{dag_id} {d}: failed[/]: {exc}")
-                raise typer.Exit(1)
-    out.print(f"[green]{dag_id}: {len(days)} date(s) done[/] ({days[0]} .. {days[-1]})")
+                run_pipeline(pipeline, window_of_day(pipeline, d), on_step=on_step, resolver=resolver)
+            except Exception as exc:
+                text = str(exc) if isinstance(exc, StepFailed) else _error_summary(exc, pipeline, resolver)
+                failures.append((d, text))
+                progress.update(bar, completed=completed + len(order))
+                progress.console.print(f"[red]{dag_id} {d}: failed[/]: {text}")
+                if not keep_going:
+                    break
+    return failures
+
+
+def _error_summary(exc: Exception, pipeline, resolver) -> str:
+    """An unexpected error, short and without the secrets of the pipeline's connections."""
+    from dagspec.alerts import pipeline_secrets, summarize_error
+
+    return summarize_error(exc, pipeline_secrets(pipeline, resolver))
 
 
 def cli_resolver():

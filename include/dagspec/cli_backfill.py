@@ -19,7 +19,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dagspec.cli import _find, _parse_date, _setup_logging, cli_resolver, err, out
+from dagspec.cli import _find, _parse_date, _setup_logging, cli_resolver, err, out, run_days
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 POLL_S = 3.0
@@ -95,9 +95,6 @@ def freshness(
 
 def _local(dag_id: str, days: list[date], reprocess: bool) -> int:
     from dagspec.freshness import store_tables
-    from dagspec.runner import run_pipeline, window_of_day
-    from dagspec.spec.graph import topological
-    from dagspec.stages import StepFailed
     from dagspec.stages.context import RunContext
 
     _, pipeline = _find(dag_id)
@@ -106,29 +103,7 @@ def _local(dag_id: str, days: list[date], reprocess: bool) -> int:
         if done:
             err.print(f"skipping {len(done)} date(s) already loaded (--reprocess re-runs them)")
         days = [d for d in days if d not in done]
-    order = topological(pipeline)
-    failures: list[tuple[date, str]] = []
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err) as progress:
-        bar = progress.add_task(dag_id, total=len(order) * len(days))
-        for d in days:
-            window = window_of_day(pipeline, d)
-            completed = progress.tasks[0].completed
-
-            def on_step(step_id: str, state: str, _result, d=d) -> None:
-                if state == "running":
-                    progress.update(bar, description=f"{dag_id} {d} · {step_id}")
-                else:
-                    progress.advance(bar)
-
-            try:
-                run_pipeline(pipeline, window, on_step=on_step, resolver=cli_resolver())
-            except Exception as exc:  # one failed date never stops the others, as in an Airflow backfill
-                text = str(exc) if isinstance(exc, StepFailed) else _summary_of(exc, pipeline)
-                failures.append((d, text))
-                progress.update(bar, completed=completed + len(order))
-                progress.console.print(f"[red]{dag_id} {d}: failed[/]: {text}")
-    return _summary(dag_id, len(days), failures)
+    return _summary(dag_id, len(days), run_days(dag_id, pipeline, days, keep_going=True))
 
 
 def _loaded_days(pipeline, days: list[date], tables, context_cls) -> set[date]:
@@ -139,13 +114,6 @@ def _loaded_days(pipeline, days: list[date], tables, context_cls) -> set[date]:
     ctx = context_cls(pipeline, window_of_day(pipeline, days[0]), resolver=cli_resolver())
     present = [set(ctx.store.batch_dates(schema, table)) for schema, table in tables]
     return {d for d in days if all(d in dates for dates in present)}
-
-
-def _summary_of(exc: Exception, pipeline) -> str:
-    """An unexpected error, short and without the secrets of the pipeline's connections."""
-    from dagspec.alerts import pipeline_secrets, summarize_error
-
-    return summarize_error(exc, pipeline_secrets(pipeline, cli_resolver()))
 
 
 # ---------------------------------------------------------------- Airflow
