@@ -110,16 +110,39 @@ class Store:
 
     # -- writing -----------------------------------------------------------------------------------
     def write_partition(
-        self, schema: str, table: str, batch_date: date, arrow_schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+        self, schema: str, table: str, batch_date: date, arrow_schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+        window: tuple[datetime, datetime] | None = None,
     ) -> PartitionInfo:
-        """Write one partition from a stream of batches and make it visible only when it is complete."""
+        """Write one partition from a stream of batches and make it visible only when it is complete.
+        `window` is the [start, end) its rows come from, kept in the manifest (see overlapping)."""
+        meta = {"window": [window[0].isoformat(), window[1].isoformat()]} if window else {}
         if self.local:
-            self._write_local(schema, table, batch_date, arrow_schema, batches)
+            self._write_local(schema, table, batch_date, arrow_schema, batches, meta)
         else:
-            self._write_objects(schema, table, batch_date, arrow_schema, batches)
+            self._write_objects(schema, table, batch_date, arrow_schema, batches, meta)
         return self.partition(schema, table, batch_date)
 
-    def _write_local(self, schema, table, batch_date, arrow_schema, batches) -> None:
+    def overlapping(self, schema: str, table: str, batch_date: date, window: tuple[datetime, datetime]
+                    ) -> list[tuple[date, datetime, datetime]]:
+        """Other partitions of the table whose rows come from part of `window`: writing this one beside them
+        would hold those rows twice. A partition without a recorded window holds the day of its batch_date.
+        Partitions never overlap one another, so only the nearest earlier one and those inside can."""
+        start, end = window
+        dates = [d for d in self.batch_dates(schema, table) if d != batch_date and d < end.date() + timedelta(days=1)]
+        earlier = [d for d in dates if d < start.date()]
+        found = []
+        for d in [*earlier[-1:], *(d for d in dates if d >= start.date())]:
+            manifest = self._read_manifest(self._partition_path(schema, table, d)) or {}
+            if manifest.get("window"):
+                lo, hi = (datetime.fromisoformat(x) for x in manifest["window"])
+            else:
+                lo = datetime(d.year, d.month, d.day, tzinfo=start.tzinfo)
+                hi = lo + timedelta(days=1)
+            if lo < end and start < hi:
+                found.append((d, lo, hi))
+        return found
+
+    def _write_local(self, schema, table, batch_date, arrow_schema, batches, meta) -> None:
         final = Path(self._partition_path(schema, table, batch_date))
         final.parent.mkdir(parents=True, exist_ok=True)
         self._sweep_local(final.parent)
@@ -128,7 +151,7 @@ class Store:
         tmp.mkdir()
         try:
             files = self._write_files(str(tmp), lambda i: f"part-{i:05d}.parquet", arrow_schema, batches)
-            self._put_manifest(f"{tmp}/{MANIFEST}", batch_date, arrow_schema, files)
+            self._put_manifest(f"{tmp}/{MANIFEST}", batch_date, arrow_schema, files, meta)
             _swap_in(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -145,7 +168,7 @@ class Store:
                 except FileNotFoundError:
                     pass
 
-    def _write_objects(self, schema, table, batch_date, arrow_schema, batches) -> None:
+    def _write_objects(self, schema, table, batch_date, arrow_schema, batches, meta) -> None:
         prefix = self._partition_path(schema, table, batch_date)
         previous = self._read_manifest(prefix)
         run = uuid.uuid4().hex[:12]
@@ -157,7 +180,7 @@ class Store:
             for name in written:
                 _delete_quietly(self.fs, f"{prefix}/{name}")
             raise
-        self._put_manifest(f"{prefix}/{MANIFEST}", batch_date, arrow_schema, files)  # the commit point
+        self._put_manifest(f"{prefix}/{MANIFEST}", batch_date, arrow_schema, files, meta)  # the commit point
         keep = {f["name"] for f in files} | {MANIFEST}
         replaced = {f["name"] for f in previous["files"]} if previous else set()
         self._sweep_objects(prefix, keep, replaced)
@@ -225,9 +248,11 @@ class Store:
             raise
         return files
 
-    def _put_manifest(self, path: str, batch_date: date, arrow_schema: pa.Schema, files: list[dict]) -> None:
+    def _put_manifest(self, path: str, batch_date: date, arrow_schema: pa.Schema, files: list[dict],
+                      meta: dict | None = None) -> None:
         manifest = {
             "batch_date": batch_date.isoformat(),
+            **(meta or {}),
             "rows": sum(f["rows"] for f in files),
             "bytes": sum(f["bytes"] for f in files),
             "files": files,

@@ -96,3 +96,47 @@ def test_unreachable_source_names_the_connection_not_the_password(data_home, mon
     with pytest.raises(StepFailed) as info:
         run(DAY)
     assert "dagspec_source" in str(info.value) and "TopSecret99" not in str(info.value)
+
+
+def test_a_run_cut_differently_never_stages_the_same_days_twice(data_home, tmp_path):
+    """batch_days=7 stages a week as one partition; a later run for one day inside it (or a week cut
+    across it) is refused with the fix, and writes nothing, instead of holding those rows twice."""
+    import json
+    from datetime import datetime, timezone
+
+    from dagspec.windows import Window
+
+    data = json.loads(ORDERS.read_text())
+    data["batch_days"] = 7
+    path = tmp_path / "orders_weekly.json"
+    path.write_text(json.dumps(data))
+    pipeline = load_definition(path)
+
+    def utc(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+    run_pipeline(pipeline, Window(utc(date(2025, 3, 1)), utc(date(2025, 3, 8))))
+    staged = data_home / "store/raw/orders"
+    manifest = json.loads((staged / "batch_date=2025-03-01/_manifest.json").read_text())
+    assert manifest["window"] == ["2025-03-01T00:00:00+00:00", "2025-03-08T00:00:00+00:00"]
+    week = sum(len(source_orders(data_home / "source.db", date(2025, 3, d))) for d in range(1, 8))
+    assert manifest["rows"] == week
+
+    wh = data_home / "warehouse.duckdb"
+    before = warehouse_rows(wh, "SELECT * FROM analytics.orders ORDER BY order_id")
+    with pytest.raises(StepFailed) as failed:
+        run(date(2025, 3, 4), path)  # one day inside the staged week
+    message = str(failed.value)
+    assert "overlaps the staged partition raw.orders batch_date=2025-03-01" in message
+    assert "fix: re-run 2025-03-01 .. 2025-03-07 as one window" in message
+    with pytest.raises(StepFailed, match="batch_date=2025-03-01"):
+        run_pipeline(pipeline, Window(utc(date(2025, 3, 5)), utc(date(2025, 3, 12))))  # a week cut across it
+    assert sorted(p.name for p in staged.iterdir()) == ["batch_date=2025-03-01"]
+    assert warehouse_rows(wh, "SELECT * FROM analytics.orders ORDER BY order_id") == before
+
+    # The same week again replaces it exactly; the next week beside it is fine.
+    run_pipeline(pipeline, Window(utc(date(2025, 3, 1)), utc(date(2025, 3, 8))))
+    run_pipeline(pipeline, Window(utc(date(2025, 3, 8)), utc(date(2025, 3, 15))))
+    assert sorted(p.name for p in staged.iterdir()) == ["batch_date=2025-03-01", "batch_date=2025-03-08"]
+    assert warehouse_rows(wh, "SELECT * FROM analytics.orders WHERE batch_date = DATE '2025-03-01' "
+                              "ORDER BY order_id") == [r for r in before if r[-1] == date(2025, 3, 1)]

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from dagspec.connections import ConnectionInfo
 from dagspec.sources import read_batches
 from dagspec.spec.model import ExtractStep
 from dagspec.stages.context import RunContext, StepFailed
+from dagspec.windows import Batch
 
 
 def run_extract(ctx: RunContext, step: ExtractStep) -> dict[str, int]:
     info = ctx.resolver(step.source.conn_id)
     rows: dict[str, int] = {}
     for batch in ctx.batches:
+        refuse_overlap(ctx, step, batch)
         try:
             schema, chunks = read_batches(info, step.source, batch, step.chunk_rows)
-            part = ctx.store.write_partition(step.target.schema_, step.target.table, batch.batch_date, schema, chunks)
+            part = ctx.store.write_partition(step.target.schema_, step.target.table, batch.batch_date, schema, chunks,
+                                             window=(batch.from_at, batch.to_at))
         except StepFailed:
             raise
         except Exception as exc:
@@ -22,6 +27,23 @@ def run_extract(ctx: RunContext, step: ExtractStep) -> dict[str, int]:
         rows[batch.batch_date.isoformat()] = part.rows
         ctx.log.info("extract %s: batch_date=%s rows=%d -> %s", step.id, batch.batch_date, part.rows, part.path)
     return rows
+
+
+def refuse_overlap(ctx: RunContext, step: ExtractStep, batch: Batch) -> None:
+    """A batch whose days another partition already holds (a run cut differently: other batch_days, a window
+    starting mid-batch) would stage those rows twice, and every step after it would count them twice."""
+    target = step.target
+    clash = ctx.store.overlapping(target.schema_, target.table, batch.batch_date, (batch.from_at, batch.to_at))
+    if not clash:
+        return
+    d, lo, hi = clash[0]
+    first, last = min(lo, batch.from_at).date(), (max(hi, batch.to_at) - timedelta(microseconds=1)).date()
+    raise StepFailed(
+        f"extract {step.id}: batch_date={batch.batch_date} [{batch.from_at:%Y-%m-%d %H:%M}, {batch.to_at:%Y-%m-%d %H:%M}) "
+        f"overlaps the staged partition {target.qualified} batch_date={d}, which holds [{lo:%Y-%m-%d %H:%M}, "
+        f"{hi:%Y-%m-%d %H:%M}); writing it would hold those rows twice. Nothing was written "
+        f"(fix: re-run {first} .. {last} as one window cut the same way, or delete the partitions of "
+        f"{target.qualified} from {first} to {last} before re-running)")
 
 
 def source_error(info: ConnectionInfo, exc: Exception) -> str:
