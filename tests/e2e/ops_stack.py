@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Iterator
 
 import requests
 
-from test_dev_stack import REPO, SCRIPT, STOP_WAIT_S, Stack, free_port, poll, stack_leftovers
+from test_dev_stack import REPO, SCRIPT, Stack, free_port, poll, stack_leftovers, stop_stack
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 UP_WAIT_S = 420  # migration of a fresh PostgreSQL DB plus every component, on 2 busy cores
@@ -172,13 +171,7 @@ def running_stack(root: Path, dags: Path, db_url: str | None, dag_ids: list[str]
              f"{json.dumps(stack.get('/api/v2/importErrors'))[:2000]}\n{stack.logs()}", 240, listed, every=5)
         yield stack
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(STOP_WAIT_S)
-            except subprocess.TimeoutExpired:
-                subprocess.run([sys.executable, str(SCRIPT), "down"], env=env, timeout=STOP_WAIT_S)
-                proc.kill()
+        stop_stack(proc, env)
         deadline = time.monotonic() + 30
         while stack_leftovers(home) and time.monotonic() < deadline:
             time.sleep(1)

@@ -154,13 +154,18 @@ def stack(tmp_path_factory) -> Stack:
     try:
         yield st
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(STOP_WAIT_S)
-            except subprocess.TimeoutExpired:
-                subprocess.run([sys.executable, str(SCRIPT), "down"], env=env, timeout=STOP_WAIT_S)
-                proc.kill()
+        stop_stack(proc, env)
+
+
+def stop_stack(proc: subprocess.Popen, env: dict) -> None:
+    """Ctrl-C to `up`, as a user would; `down` and a kill if it does not stop in time."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            subprocess.run([sys.executable, str(SCRIPT), "down"], env=env, timeout=STOP_WAIT_S)
+            proc.kill()
 
 
 @pytest.fixture(scope="module")
