@@ -8,7 +8,6 @@ lineitem (sf=MYSQL_SF) and lineitem_x2 in MariaDB. Loading is skipped when the r
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path

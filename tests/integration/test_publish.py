@@ -22,7 +22,7 @@ from dagspec.publish.sheets import SheetTooLarge, publish_sheet
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
 from dagspec.stages import StepFailed
-from helpers import expected_revenue, source_orders
+from helpers import expected_revenue
 from sheets_fake import FakeSheets
 
 D1, D2 = date(2025, 3, 1), date(2025, 3, 2)

@@ -8,7 +8,6 @@ import math
 import sqlite3
 from collections import Counter
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
