@@ -44,7 +44,8 @@ def history_png(path: Path, history: list[dict[str, Any]], metrics: list[str]) -
     return path
 
 
-def roc_png(path: Path, y: np.ndarray, proba: np.ndarray, champion_proba: np.ndarray | None = None) -> Path | None:
+def roc_png(path: Path, y: np.ndarray, proba: np.ndarray, champion_proba: np.ndarray | None = None, *,
+            label: str = "challenger", champion_label: str = "champion") -> Path | None:
     from sklearn.metrics import roc_curve
 
     if len(np.unique(y)) < 2:
@@ -52,10 +53,10 @@ def roc_png(path: Path, y: np.ndarray, proba: np.ndarray, champion_proba: np.nda
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     fpr, tpr, _ = roc_curve(y, proba)
-    ax.plot(fpr, tpr, label="challenger")
+    ax.plot(fpr, tpr, label=label)
     if champion_proba is not None:
         fpr, tpr, _ = roc_curve(y, champion_proba)
-        ax.plot(fpr, tpr, label="champion", linestyle="--")
+        ax.plot(fpr, tpr, label=champion_label, linestyle="--")
     ax.plot([0, 1], [0, 1], color="#999", linewidth=0.8)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")

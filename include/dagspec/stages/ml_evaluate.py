@@ -99,12 +99,13 @@ def run_promote(ctx: RunContext, step: PromoteStep) -> dict[str, Any]:
                  "PROMOTED to champion" if decision.promoted else "not promoted; champion unchanged"
                  + (f" (v{champ.version})" if champ else ""), "\n  ".join(decision.reasons))
     ctx.log.info("decision record: %s", path)
-    _update_report(ctx, train, reg, version, challenger, decision)
+    _update_report(ctx, train, reg, version, challenger, decision, champ)
     return json_safe({**record, "record": str(path)})
 
 
-def _update_report(ctx, train: TrainStep, reg, version, challenger, decision) -> None:
-    from dagspec.stages.ml_train import write_report
+def _update_report(ctx, train: TrainStep, reg, version, challenger, decision, champ) -> None:
+    """`champ`: the champion the decision was made against (the alias may point at `version` by now)."""
+    from dagspec.stages.ml_train import champion_curve, write_report
 
     try:
         holdout = _holdout(reg, version.run_id)
@@ -112,8 +113,9 @@ def _update_report(ctx, train: TrainStep, reg, version, challenger, decision) ->
         y = features.target_values(df, train.target, train.task)
         X = df[[f.column for f in train.features]]
         model = reg.load(version.run_id)
+        curve = champion_curve(ctx, train, reg, champ, str(version.version), holdout)
         html = write_report(ctx, train, reg, str(version.version), version.run_id, X, y, model, challenger,
-                            decision.champion, None, decision.as_dict())
+                            decision.champion, curve, decision.as_dict())
         ctx.log.info("training report (with the decision): %s", html.as_uri())
     except Exception as exc:
         ctx.log.warning("could not update the training report: %s", exc)
