@@ -269,7 +269,8 @@ class ValidateStep(StepBase):
     run_on: Literal["batch", "warehouse"] = Field(
         default="batch",
         description="batch: check the staged batch with SQL in embedded DuckDB, streaming (cheap default). "
-        "warehouse: check a transform's batch where it lives (DuckDB in place, PostgreSQL through GX's SQL engine).",
+        "warehouse: check a transform's batch where it lives (DuckDB in place, PostgreSQL through GX's SQL engine, "
+        "BigQuery with the same aggregate queries run in BigQuery).",
         examples=["warehouse"],
     )
     quarantine: TableRef | None = Field(

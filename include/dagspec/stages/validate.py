@@ -4,7 +4,10 @@ Where the checks run (the definition's run_on):
 - batch (default): the batch is scanned by embedded DuckDB (staged Parquet read in place, a
   transform's batch where it lives), the common expectations computed in SQL, results in GX's
   own format; the rest go to GX's pandas engine with only the columns they read.
-- warehouse: on a PostgreSQL warehouse, GX's SQL engine runs the suite inside PostgreSQL.
+- warehouse: on a PostgreSQL warehouse, GX's SQL engine runs the suite inside PostgreSQL. On a BigQuery
+  warehouse the same SQL evaluator runs inside BigQuery (its DuckDB SQL transpiled by sqlglot, values bound
+  as query parameters): only aggregates and a few sample values come back, never the batch; expectations it
+  does not compute get only their columns, checked by GX's pandas engine; quarantine is a query in BigQuery.
 GX is imported inside the task, never at DAG parse time (it costs seconds to import).
 """
 
@@ -24,6 +27,7 @@ from dagspec.stages.context import RunContext, StepFailed
 from dagspec.windows import Batch
 
 DUCKDB_MEMORY = "256MB"
+BIGQUERY_ENGINE = "BigQuery SQL (GX result format)"
 
 
 class ValidationFailed(StepFailed):
@@ -69,6 +73,9 @@ def _evaluate(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Ch
         if step.run_on == "warehouse" and session is not None and session.dialect == "postgres":
             results, rows = _gx_in_postgres(ctx, step, batch, checks, suite_name, session)
             engine = "great_expectations SQL engine in PostgreSQL"
+        elif step.run_on == "warehouse" and session is not None and session.dialect == "bigquery":
+            results, rows = _in_bigquery(ctx, step, batch, checks, suite_name, session)
+            engine = BIGQUERY_ENGINE
         else:
             if step.run_on == "warehouse" and is_extract:
                 ctx.log.info("validate %s: %s is staged Parquet, checked in place with DuckDB", step.id, step.input)
@@ -134,12 +141,74 @@ def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
     return results, rows
 
 
+def _in_bigquery(ctx, step, batch, checks, suite_name, session):
+    """The SQL evaluator's queries run inside BigQuery over the batch's partition; nothing is copied out."""
+    from dagspec.checks import gx_engine
+    from dagspec.checks.bigquery_sql import BigQueryConnection, supported_in_bigquery
+    from dagspec.checks.sql_engine import Evaluator
+
+    table = ctx.output_table(step.input)
+    if session.table_columns(table.schema_, table.table) is None:
+        raise StepFailed(f"warehouse table {table.qualified} does not exist in BigQuery: did step {step.input!r} run?")
+    mine = [c for c in checks if supported_in_bigquery(c)]
+    theirs = [c for c in checks if not supported_in_bigquery(c)]
+    try:
+        con = BigQueryConnection(session, session.project, table.schema_, table.table, batch.batch_date)
+        ev = Evaluator(con, con.relation)
+        by_index = dict(zip((c.index for c in mine), ev.run(mine)))
+        rows = con.execute(f"SELECT count(*) FROM {con.relation}").fetchone()[0]
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        raise StepFailed(f"validate {step.id}: BigQuery could not compute the checks on {table.qualified}: "
+                         f"{type(exc).__name__}: {message}") from None
+    ctx.log.info("validate %s: %d expectation(s) computed inside BigQuery in %d queries over %s "
+                 "(batch_date=%s); the batch was not copied out", step.id, len(mine), len(con.statements),
+                 table.qualified, batch.batch_date)
+    if theirs:
+        cols = sorted({col for c in theirs for col in (c.columns() or ev.columns)} & set(ev.columns))
+        ctx.log.info("validate %s: %s run by GX's pandas engine on column(s) %s (only these are read from BigQuery)",
+                     step.id, ", ".join(c.type for c in theirs), ", ".join(cols))
+        select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols) or "*"
+        sql, params = con.translate(f"SELECT {select} FROM {con.relation}")
+        df = _arrow_to_df(session.arrow(sql, params))
+        by_index.update(zip((c.index for c in theirs), gx_engine.run_pandas(df, theirs, suite_name)))
+        del df
+    results = [by_index[c.index] for c in checks]
+    for c, r in zip(checks, results):
+        r["type"], r["severity"], r["index"] = c.type, c.severity, c.index
+    if step.quarantine is not None:
+        _quarantine(ctx, step, batch, ev, [(c, by_index[c.index]) for c in mine], session)
+    return results, rows
+
+
+def _arrow_to_df(reader):
+    """A pandas frame typed as on the DuckDB path (DuckDB's fetch_df), from a few columns' Arrow stream."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="dagspec-validate-") as tmp:
+        con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2})
+        try:
+            con.register("_dagspec_columns", reader)
+            return con.execute("SELECT * FROM _dagspec_columns").fetch_df()
+        finally:
+            con.close()
+
+
 def _quarantine(ctx, step, batch, ev, checked, session) -> None:
     """Failing rows (with the checks they failed) replace this batch in the quarantine table."""
+    from dagspec.checks.bigquery_sql import BigQueryConnection
+
     target = step.quarantine
     got = ev.failing_rows_sql(checked)
     sql, params = got if got else (f"SELECT *, CAST(NULL AS VARCHAR) AS failed_expectations FROM {ev.relation} "
                                    "WHERE FALSE", [])
+    if isinstance(ev.con, BigQueryConnection):
+        # Checked in BigQuery: the failing rows go from the batch to the quarantine table by one query there.
+        select, values = ev.con.translate(sql, params)
+        count = session.replace_batch(target.schema_, target.table, batch.batch_date, select, values)
+        ctx.log.info("validate %s: %d failing row(s) -> quarantine %s (batch_date=%s), selected inside BigQuery",
+                     step.id, count, target.qualified, batch.batch_date)
+        return
     reader = ev.con.execute(sql, params).fetch_record_batch(50_000)
     with ExitStack() as stack:
         if session is None:
