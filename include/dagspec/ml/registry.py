@@ -98,7 +98,9 @@ class Registry:
                 raise ValueError(f"connection {REGISTRY_CONN_ID!r} has type {info.conn_type!r}: use http/https "
                                  "(an MLflow tracking server) or put a tracking URI in extra.tracking_uri")
             scheme = "https" if info.conn_type == "https" else "http"
-            uri = f"{scheme}://{info.host}{f':{info.port}' if info.port else ''}"
+            # A server behind a proxy at a sub-path (`mlflow server --static-prefix`): http://host/mlflow keeps it.
+            path = f"/{info.schema.strip('/')}" if info.schema and info.schema.strip("/") else ""
+            uri = f"{scheme}://{info.host}{f':{info.port}' if info.port else ''}{path}"
         if info.login:  # MLflow's client reads server credentials from its own variables only
             os.environ["MLFLOW_TRACKING_USERNAME"] = info.login
             os.environ["MLFLOW_TRACKING_PASSWORD"] = info.password or ""

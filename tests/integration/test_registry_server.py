@@ -1,0 +1,148 @@
+"""The model registry on a real MLflow tracking server (started by the tests, see tests/mlflow_server.py):
+`dagspec_mlflow` is an http connection, runs and versions live in the server's store, model files and reports
+go through the server's artifact proxy, and the `champion` alias, `dagspec models list` and `rollback` work there."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from mlflow_server import mlflow_server  # noqa: F401  (fixture)
+from test_ml import MODEL, RETRAIN, home, prepared, registry, retrain, sql  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.service
+REPORT_FILES = {"report.html", "metric_history.png", "roc.png", "feature_importance.png"}
+
+
+@pytest.fixture()
+def server(mlflow_server, home, monkeypatch):  # noqa: F811
+    """`dagspec_mlflow` -> the session's server, as an Airflow http connection URI; the server starts each test
+    without the example model (the experiment is renamed away: MLflow keeps a deleted experiment's name)."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_MLFLOW", mlflow_server["url"])
+    client = MlflowClient(tracking_uri=mlflow_server["url"], registry_uri=mlflow_server["url"])
+    _forget(client)
+    yield {**mlflow_server, "client": client}
+    _forget(client)
+
+
+def _forget(client) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.delete_registered_model(MODEL)
+    except MlflowException:
+        pass
+    found = client.get_experiment_by_name(f"dagspec/{MODEL}")
+    if found is not None:
+        client.rename_experiment(found.experiment_id, f"dagspec/{MODEL}-{uuid.uuid4().hex[:8]}")
+        client.delete_experiment(found.experiment_id)
+
+
+def _shift(home: Path) -> None:
+    """From April, store orders above 250 and web orders below 100 are the lost ones (a better model is possible)."""
+    sql(home, "UPDATE ml.order_features SET is_lost = CASE WHEN (channel = 'store' AND amount > 250) "
+              "OR (channel = 'web' AND amount < 100) THEN 1 ELSE 0 END WHERE batch_date >= DATE '2025-04-01'")
+
+
+def test_open_keeps_the_servers_address_and_sub_path(monkeypatch):
+    from dagspec.connections import env_resolver
+    from dagspec.ml.registry import Registry
+
+    for conn, uri in [("http://mlflow.internal:5000", "http://mlflow.internal:5000"),
+                      ("https://mlflow.example.com/mlflow", "https://mlflow.example.com/mlflow"),
+                      ("http://tools.internal:8080/tools/mlflow/", "http://tools.internal:8080/tools/mlflow")]:
+        monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_MLFLOW", conn)
+        reg = Registry.open(env_resolver)
+        assert (reg.tracking_uri, reg.artifact_root) == (uri, None)
+
+
+def test_train_evaluate_promote_on_a_tracking_server(server, home):
+    from dagspec.ml import features, metrics
+    from dagspec.ml.registry import MODEL_FILE, load_model
+
+    client, artifacts = server["client"], Path(server["artifacts"])
+    reg = registry()
+    assert reg.tracking_uri == server["url"]
+
+    first = retrain(date(2025, 4, 1))
+    assert first["train"]["version"] == "1" and first["promote"]["promoted"] is True
+    _shift(home)
+    second = retrain(date(2025, 7, 1))
+    assert second["evaluate"]["champion_version"] == "1"  # the champion was fetched from the server and scored
+    assert second["promote"]["promoted"] is True and second["promote"]["version"] == "2"
+
+    # The server holds the versions, the alias and the decisions; nothing went to the embedded store.
+    assert not (home / "mlflow").exists()
+    assert client.get_model_version_by_alias(MODEL, "champion").version == "2"
+    versions = {v.version: v for v in client.search_model_versions(f"name = '{MODEL}'")}
+    assert sorted(versions) == ["1", "2"]
+    assert [versions[v].tags["dagspec.decision"] for v in ("1", "2")] == ["promoted", "promoted"]
+    run_id = second["train"]["run_id"]
+    assert versions["2"].run_id == run_id and versions["2"].source.startswith("mlflow-artifacts:/")
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.artifact_uri.startswith("mlflow-artifacts:/")
+    assert run.data.params["estimator"] == "logistic_regression"
+    assert run.data.metrics["roc_auc"] == pytest.approx(second["evaluate"]["challenger"]["roc_auc"])
+
+    # Artifacts went through the server's proxy into its artifacts destination.
+    listed = {Path(a.path).name for a in client.list_artifacts(run_id, "report")}
+    assert REPORT_FILES <= listed, listed
+    assert {Path(a.path).name for a in client.list_artifacts(run_id, "model")} == {MODEL_FILE}
+    on_server = list(artifacts.rglob(f"{run_id}/artifacts/model/{MODEL_FILE}"))
+    assert len(on_server) == 1
+    html = list(artifacts.rglob(f"{run_id}/artifacts/report/report.html"))
+    assert len(html) == 1 and "promoted" in html[0].read_text()
+    assert html[0].read_bytes() == Path(second["train"]["report"]).read_bytes()
+
+    # The model file round-trips: downloaded through the server, it is the same skops archive, loads through the
+    # safe loader, and reproduces the metric the run logged on the same holdout rows.
+    with tempfile.TemporaryDirectory() as tmp:
+        got = Path(client.download_artifacts(run_id, f"model/{MODEL_FILE}", tmp))
+        assert got.read_bytes() == on_server[0].read_bytes() and got.read_bytes()[:2] == b"PK"
+        model = load_model(got)
+        holdout = pq.read_table(client.download_artifacts(run_id, "data/holdout.parquet", tmp))
+    train = next(s for s in RETRAIN.steps if s.id == "train")
+    df = features.frame(holdout, train.features, [train.target])
+    X, y = df[[f.column for f in train.features]], features.target_values(df, train.target, train.task)
+    assert len(model.predict(X)) == holdout.num_rows == second["train"]["rows_holdout"] > 0
+    assert metrics.evaluate(model, X, y, train.task)["roc_auc"] == pytest.approx(run.data.metrics["roc_auc"])
+    champion = registry().load(client.get_model_version_by_alias(MODEL, "champion").run_id)  # the steps' loader
+    assert (champion.predict_proba(X) == model.predict_proba(X)).all()
+
+
+def test_cli_lists_versions_and_rolls_the_champion_back_on_a_tracking_server(server, home, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dagspec.cli import app
+
+    client = server["client"]
+    monkeypatch.setenv("COLUMNS", "200")
+    retrain(date(2025, 4, 1))
+    _shift(home)
+    retrain(date(2025, 7, 1))
+    assert client.get_model_version_by_alias(MODEL, "champion").version == "2"
+
+    listed = CliRunner().invoke(app, ["models", "list", MODEL])
+    assert listed.exit_code == 0, listed.output
+    lines = [line for line in listed.output.splitlines() if "promoted" in line]
+    assert len(lines) == 2 and "2 ★" in lines[1] and "2025-07-01" in lines[1] and "★" not in lines[0]
+    roc = client.get_run(client.get_model_version(MODEL, "2").run_id).data.metrics["roc_auc"]
+    assert f"{roc:.4f}" in lines[1]
+
+    rolled = CliRunner().invoke(app, ["models", "rollback", MODEL, "1"])
+    assert rolled.exit_code == 0 and "champion is now version 1" in rolled.output, rolled.output
+    assert client.get_model_version_by_alias(MODEL, "champion").version == "1"  # on the server
+    assert "champion v2 -> v1" in client.get_model_version(MODEL, "1").tags["dagspec.rollback"]
+    assert CliRunner().invoke(app, ["models", "rollback", MODEL, "9"]).exit_code == 1
+    assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
+
+    # The next retrain measures its challenger against the rolled-back champion, fetched from the server.
+    third = retrain(date(2025, 7, 15))
+    assert third["evaluate"]["champion_version"] == "1" and third["train"]["version"] == "3"
