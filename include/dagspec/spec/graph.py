@@ -77,12 +77,16 @@ class StepView:
     kind: str | None
     after: list[tuple[int, str]] | None  # (position in 'after', step id); None: default (the previous step)
     refs: list[tuple[tuple[str | int, ...], str]] = field(default_factory=list)  # (loc under the step, step id)
-    sql: str | None = None
+    sql: str | None = None  # a SQL file the step names
+    sql_at: tuple[str, ...] = ("sql",)  # where, under the step (a model step's training data: data.sql)
 
 
 def view_of_model(index: int, step: Any) -> StepView:
     fields = type(step).model_fields
-    sql = step.sql if "sql" in fields and isinstance(step.sql, str) else None
+    sql, sql_at = (step.sql, ("sql",)) if "sql" in fields and isinstance(step.sql, str) else (None, ("sql",))
+    data = step.data if "data" in fields else None
+    if sql is None and isinstance(getattr(data, "sql", None), str):
+        sql, sql_at = data.sql, ("data", "sql")
     return StepView(
         index=index,
         id=step.id,
@@ -90,6 +94,7 @@ def view_of_model(index: int, step: Any) -> StepView:
         after=None if step.after is None else list(enumerate(step.after)),
         refs=_refs_of(step, fields),
         sql=sql,
+        sql_at=sql_at,
     )
 
 
@@ -119,8 +124,11 @@ def view_of_raw(index: int, raw: Any) -> StepView:
         refs.append((("input",), raw["input"]))
     if isinstance(raw.get("inputs"), list):
         refs.extend((("inputs", k), r) for k, r in enumerate(raw["inputs"]) if isinstance(r, str))
-    sql = raw.get("sql") if isinstance(raw.get("sql"), str) else None
-    return StepView(index, sid, kind, after, refs, sql)
+    sql, sql_at = (raw["sql"], ("sql",)) if isinstance(raw.get("sql"), str) else (None, ("sql",))
+    data = raw.get("data")
+    if sql is None and isinstance(data, dict) and isinstance(data.get("sql"), str):
+        sql, sql_at = data["sql"], ("data", "sql")
+    return StepView(index, sid, kind, after, refs, sql, sql_at)
 
 
 def view_problems(views: list[StepView], rules: dict[str, set[str]]) -> list[tuple[tuple[str | int, ...], str, str]]:

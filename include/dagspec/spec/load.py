@@ -329,7 +329,7 @@ def _missing_sql(views: list[StepView], sql_dir: Path) -> list[tuple[Loc, str, s
         if v.sql is None or not v.sql.endswith(".sql") or ".." in v.sql.split("/") or v.sql.startswith("/"):
             continue  # a malformed path is already reported by the model
         if not (sql_dir / v.sql).is_file():
-            problems.append((("steps", v.index, "sql"), f"SQL file {v.sql!r} does not exist in {_short_dir(sql_dir)}",
+            problems.append((("steps", v.index, *v.sql_at), f"SQL file {v.sql!r} does not exist in {_short_dir(sql_dir)}",
                              "create it, or fix the path (relative to include/sql/)"))
     return problems
 
