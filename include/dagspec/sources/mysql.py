@@ -21,7 +21,11 @@ from dagspec.windows import Batch
 CONNECT_TIMEOUT = 10
 MAX_DECIMAL_DIGITS = 38
 # TIMESTAMP columns are instants; reading them in UTC makes them exact timestamp[us, tz=UTC].
-SESSION = {"mysql_session_time_zone": "+00:00", "mysql_time_as_time": True}
+# The scanner's defaults suit interactive queries, not extracts: SQL_BUFFER_RESULT makes the server copy
+# the whole result into a temporary table before sending a row (disk on the source, time), and its
+# MAX_EXECUTION_TIME hint (at most 5 minutes) would cut a long extract on MySQL.
+SESSION = {"mysql_session_time_zone": "+00:00", "mysql_time_as_time": True,
+           "mysql_sql_buffer_result": False, "mysql_query_timeout_enabled": False}
 
 
 @dataclass(frozen=True)
