@@ -16,7 +16,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,18 +138,9 @@ def client(endpoint: str, project: str = PROJECT):
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["setup"]:
-        print(ensure())
-    elif sys.argv[1:] == ["serve"]:
-        with running(BASE / "manual") as info:
-            print(info, flush=True)
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
-    else:
-        sys.exit(__doc__)
+    from service_cli import main
+
+    main(ensure, running, BASE / "manual", __doc__)
 
 
 def _fixture():

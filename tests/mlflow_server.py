@@ -135,18 +135,9 @@ def running(workdir: Path) -> Iterator[dict]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["setup"]:
-        print(ensure())
-    elif sys.argv[1:] == ["serve"]:
-        with running(BASE / "manual") as info:
-            print(info, flush=True)
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
-    else:
-        sys.exit(__doc__)
+    from service_cli import main
+
+    main(ensure, running, BASE / "manual", __doc__)
 
 
 def _fixture():
