@@ -25,6 +25,7 @@ FIRST, LAST = date(2025, 3, 1), date(2025, 3, 3)
 DAYS = [FIRST + timedelta(days=i) for i in range((LAST - FIRST).days + 1)]
 BACKFILL_WAIT_S = 600
 DAGSPEC = str(Path(sys.executable).with_name("dagspec"))
+REPO_DEFS = Path(__file__).resolve().parents[2] / "dags" / "definitions"
 
 
 def snapshot(data: Path) -> tuple[dict[str, str], dict[str, list]]:
@@ -148,3 +149,46 @@ def test_local_backfill_goes_on_past_an_unexpected_error(data_home, monkeypatch)
     assert result.exit_code == 1, result.output
     assert "2025-03-01: failed" in result.output and "OSError: disk quota exceeded" in result.output
     assert_loaded(data_home, DAYS[1:2])
+
+
+def test_cli_backfill_prints_each_failed_date_and_reprocess_reruns_the_good_ones(stack):
+    """A definition whose check fails on one of two dates: the backfill ends, exits 1 and names that date
+    with its failed task and a link; --reprocess then re-runs the date that had succeeded."""
+    import json
+
+    from test_dev_stack import poll
+
+    data = stack.home.parent / "data"
+    days = [date(2025, 3, 10), date(2025, 3, 11)]
+    counts = {d: len(source_orders(data / "source.db", d)) for d in days}
+    assert counts[days[0]] != counts[days[1]]
+    bad_day = max(days, key=counts.get)
+    definition = json.loads((REPO_DEFS / f"{DAG}.json").read_text())
+    definition.update(dag_id="orders_strict", retries=0)
+    check = next(s for s in definition["steps"] if s["kind"] == "validate")
+    check["expectations"] = [{"type": "expect_table_row_count_to_be_between",
+                              "kwargs": {"min_value": 1, "max_value": min(counts.values())}}]
+    (stack.home.parent / "dags" / "definitions" / "orders_strict.json").write_text(json.dumps(definition))
+    poll(lambda: f"orders_strict never listed\n{stack.logs()}", 240,
+         lambda: "orders_strict" in {d["dag_id"] for d in stack.get("/api/v2/dags", limit=1000)["dags"]}, every=5)
+
+    def backfill(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([DAGSPEC, "backfill", "orders_strict", "--from", str(days[0]), "--to", str(days[1]),
+                               "--url", stack.url, *extra], env={**stack.env, "COLUMNS": "400"},
+                              capture_output=True, text=True, timeout=BACKFILL_WAIT_S)
+
+    result = backfill()
+    assert result.returncode == 1, result.stdout + result.stderr
+    text = result.stdout + result.stderr
+    line = next((ln for ln in text.splitlines() if f"orders_strict {bad_day}: failed" in ln), "")
+    assert "check_orders" in line and f"{stack.url}/dags/orders_strict/runs/" in line, text
+    assert "1 of 2 date(s) failed" in text, text
+    states = {r["logical_date"][:10]: r["state"] for r in stack.runs("orders_strict", run_type="backfill")}
+    assert states == {str(d): ("failed" if d == bad_day else "success") for d in days}
+
+    result = backfill("--reprocess")
+    assert result.returncode == 1, result.stdout + result.stderr  # the bad date fails again, the good one re-ran
+    good_day = min(days, key=counts.get)
+    good_runs = [r for r in stack.runs("orders_strict", run_type="backfill") if r["logical_date"][:10] == str(good_day)]
+    tis = stack.task_instances("orders_strict", good_runs[-1]["dag_run_id"])
+    assert {t["try_number"] for t in tis} == {2} and {t["state"] for t in tis} == {"success"}
