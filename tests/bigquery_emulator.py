@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from service_cli import die_with_parent, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / ".local" / "bigquery-emulator"
 VENV = BASE / "venv"
@@ -72,23 +74,6 @@ def ensure() -> Path:
     return VENV / "bin" / "local-bigquery"
 
 
-def _die_with_parent() -> None:
-    """Linux: the emulator gets SIGTERM when the test process dies, so a killed pytest leaves no server."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -114,7 +99,7 @@ def running(workdir: Path) -> Iterator[dict]:
            "--project", PROJECT, "--data-dir", str(workdir / "data")]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir,
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=die_with_parent)
     try:
         _wait_port(http_port, proc, log)
         yield {"endpoint": f"http://127.0.0.1:{http_port}", "grpc": f"127.0.0.1:{grpc_port}", "project": PROJECT,

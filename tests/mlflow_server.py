@@ -23,6 +23,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Iterator
 
+from service_cli import die_with_parent, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / ".local" / "mlflow-server"
 VENV = BASE / "venv"
@@ -60,24 +62,6 @@ def ensure() -> Path:
         raise RuntimeError(f"{' '.join(map(str, exc.cmd[:3]))} failed: {exc.stderr.decode()[-2000:]}") from None
     STAMP.write_text(wanted)
     return exe
-
-
-def _die_with_parent() -> None:
-    """Linux: the server gets SIGTERM when the test process dies (it forwards it to its uvicorn worker)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_health(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
@@ -125,7 +109,7 @@ def running(workdir: Path) -> Iterator[dict]:
     started = time.monotonic()
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+                                start_new_session=True, preexec_fn=die_with_parent)
     try:
         _wait_health(url, proc, log)
         yield {"url": url, "port": port, "artifacts": artifacts, "store": store, "log": str(log),

@@ -1,7 +1,9 @@
-"""`python tests/<service>.py setup|serve`: build a test service's environment, or run it by hand."""
+"""What the test services (BigQuery emulator, MLflow server) share: a free port, dying with the test
+process, and `python tests/<service>.py setup|serve` to build one's environment or run it by hand."""
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from pathlib import Path
@@ -22,3 +24,20 @@ def main(ensure: Callable[[], object], running: Callable[[Path], ContextManager[
                 pass
     else:
         sys.exit(usage)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def die_with_parent() -> None:
+    """Linux: the service gets SIGTERM when the test process dies, so a killed pytest leaves no server."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
