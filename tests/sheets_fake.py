@@ -81,12 +81,13 @@ class FakeSheets:
 
             def _reply(self, status: int, body: dict) -> None:
                 data = json.dumps(body).encode()
+                # Recorded before the reply goes out: once the client has its answer, the log has the request.
+                fake.requests.append((self.command, self.path, status))
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                fake.requests.append((self.command, self.path, status))
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
