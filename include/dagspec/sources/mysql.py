@@ -20,11 +20,12 @@ from dagspec.windows import Batch
 
 CONNECT_TIMEOUT = 10
 MAX_DECIMAL_DIGITS = 38
-# TIMESTAMP columns are instants; reading them in UTC makes them exact timestamp[us, tz=UTC].
+# TIMESTAMP columns are instants: read in UTC (the MySQL session) and cast to TIMESTAMPTZ (DuckDB's session
+# in UTC too), they become exact timestamp[us, tz=UTC].
 # The scanner's defaults suit interactive queries, not extracts: SQL_BUFFER_RESULT makes the server copy
 # the whole result into a temporary table before sending a row (disk on the source, time), and its
 # MAX_EXECUTION_TIME hint (at most 5 minutes) would cut a long extract on MySQL.
-SESSION = {"mysql_session_time_zone": "+00:00", "mysql_time_as_time": True,
+SESSION = {"mysql_session_time_zone": "+00:00", "TimeZone": "UTC", "mysql_time_as_time": True,
            "mysql_sql_buffer_result": False, "mysql_query_timeout_enabled": False}
 
 
@@ -47,7 +48,7 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     if not all(c.exact_in_duckdb for c in columns):
         return _generic(info, source, batch, chunk_rows)
 
-    select = ", ".join(quote(c.name, "duckdb") for c in columns)
+    select = ", ".join(_selected(c) for c in columns)
     sql = f"SELECT {select} FROM my.{quote(database, 'duckdb')}.{quote(source.table, 'duckdb')}"
     params: list[object] = []
     if source.incremental_column:
@@ -63,8 +64,12 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     except BaseException:
         con.close()
         raise
-    utc = [c.name for c in columns if c.data_type == "timestamp"]
-    return duckdb_scan.stream(con, sql, params, chunk_rows, utc_columns=utc)
+    return duckdb_scan.stream(con, sql, params, chunk_rows, direct=True)
+
+
+def _selected(column: Column) -> str:
+    name = quote(column.name, "duckdb")
+    return f"CAST({name} AS TIMESTAMPTZ) AS {name}" if column.data_type == "timestamp" else name
 
 
 def _generic(info, source, batch, chunk_rows):

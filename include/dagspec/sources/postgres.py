@@ -74,7 +74,7 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     except BaseException:
         con.close()
         raise
-    return duckdb_scan.stream(con, sql, params, chunk_rows)
+    return duckdb_scan.stream(con, sql, params, chunk_rows, direct=True)
 
 
 def _exact_copy(info, source: SqlSource, batch: Batch, chunk_rows: int, namespace: str, columns: list[Column]):
