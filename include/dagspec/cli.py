@@ -148,14 +148,26 @@ def run_days(dag_id: str, pipeline, days: list[date], *, keep_going: bool) -> li
 
             try:
                 run_pipeline(pipeline, window_of_day(pipeline, d), on_step=on_step, resolver=resolver)
+                _record(pipeline, resolver, d, "success")
             except Exception as exc:
                 text = str(exc) if isinstance(exc, StepFailed) else _error_summary(exc, pipeline, resolver)
+                _record(pipeline, resolver, d, "failed", text)
                 failures.append((d, text))
                 progress.update(bar, completed=completed + len(order))
                 progress.console.print(f"[red]{dag_id} {d}: failed[/]: {text}")
                 if not keep_going:
                     break
     return failures
+
+
+def _record(pipeline, resolver, day: date, state: str, error: str | None = None) -> None:
+    """Keep how the date ended in the store (there is no Airflow database here), for `backfill --local`."""
+    from dagspec.store import Store
+
+    try:
+        Store.from_connection(resolver(pipeline.store.conn_id)).record_run(pipeline.dag_id, day, state, error)
+    except Exception as exc:  # the run's own outcome stands; only the record is missing
+        logging.getLogger("dagspec").warning("could not record the run of %s %s: %s", pipeline.dag_id, day, exc)
 
 
 def _error_summary(exc: Exception, pipeline, resolver) -> str:

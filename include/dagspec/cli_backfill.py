@@ -113,7 +113,9 @@ def _loaded_days(pipeline, days: list[date], tables, context_cls) -> set[date]:
         return set()
     ctx = context_cls(pipeline, window_of_day(pipeline, days[0]), resolver=cli_resolver())
     present = [set(ctx.store.batch_dates(schema, table)) for schema, table in tables]
-    return {d for d in days if all(d in dates for dates in present)}
+    # Partitions alone do not make a date loaded: a step after the extract may have failed on it.
+    return {d for d in days if all(d in dates for dates in present)
+            and ctx.store.run_state(pipeline.dag_id, d) != "failed"}
 
 
 # ---------------------------------------------------------------- Airflow

@@ -270,10 +270,35 @@ class Store:
         with self.fs.open_output_stream(path) as out:
             out.write((json.dumps(manifest, indent=1) + "\n").encode())
 
+    # -- runs outside Airflow -----------------------------------------------------------------------
+    def _run_path(self, dag_id: str, batch_date: date) -> str:
+        self._table_path("_runs", dag_id)  # the same name checks as a table's folder
+        return f"{self.location.path}/_runs/{dag_id}/batch_date={batch_date.isoformat()}.json"
+
+    def record_run(self, dag_id: str, batch_date: date, state: str, error: str | None = None) -> None:
+        """How a run of one date ended when no Airflow database kept it (`dagspec run` / `backfill --local`):
+        a date whose steps failed after its extract had staged partitions is then not taken as loaded.
+        The record holds no time, so re-running a date that succeeded leaves the same bytes."""
+        path = self._run_path(dag_id, batch_date)
+        if self.local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        record = {"dag_id": dag_id, "batch_date": batch_date.isoformat(), "state": state,
+                  **({"error": error} if error else {})}
+        with self.fs.open_output_stream(path) as out:
+            out.write((json.dumps(record, indent=1) + "\n").encode())
+
+    def run_state(self, dag_id: str, batch_date: date) -> str | None:
+        """'success' or 'failed' as record_run left it, or None when no run outside Airflow recorded the date."""
+        found = self._read_json(self._run_path(dag_id, batch_date))
+        return found["state"] if found else None
+
     # -- reading -----------------------------------------------------------------------------------
     def _read_manifest(self, prefix: str) -> dict | None:
+        return self._read_json(f"{prefix}/{MANIFEST}")
+
+    def _read_json(self, path: str) -> dict | None:
         try:
-            with self.fs.open_input_stream(f"{prefix}/{MANIFEST}") as fh:
+            with self.fs.open_input_stream(path) as fh:
                 return json.loads(fh.read())
         except FileNotFoundError:
             return None

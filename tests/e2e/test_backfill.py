@@ -192,3 +192,35 @@ def test_cli_backfill_prints_each_failed_date_and_reprocess_reruns_the_good_ones
     good_runs = [r for r in stack.runs("orders_strict", run_type="backfill") if r["logical_date"][:10] == str(good_day)]
     tis = stack.task_instances("orders_strict", good_runs[-1]["dag_run_id"])
     assert {t["try_number"] for t in tis} == {2} and {t["state"] for t in tis} == {"success"}
+
+
+def test_local_backfill_reruns_a_date_whose_later_step_failed_after_staging(data_home, monkeypatch):
+    """The failed date's partitions are staged (the extract ran), yet it is not taken as loaded."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import dagspec.runner
+    from dagspec.cli import app
+
+    original = dagspec.runner.run_pipeline
+
+    def fails_late(pipeline, window, **kwargs):
+        result = original(pipeline, window, **kwargs)  # every step ran and staged its partitions
+        if window.start.date() == DAYS[0]:
+            raise OSError("warehouse went away")
+        return result
+
+    monkeypatch.setattr(dagspec.runner, "run_pipeline", fails_late)
+    result = CliRunner().invoke(app, ["backfill", DAG, "--from", "2025-03-01", "--to", "2025-03-02", "--local"])
+    assert result.exit_code == 1, result.output
+    assert (data_home / "store/raw/orders/batch_date=2025-03-01/_manifest.json").exists()
+    record = json.loads((data_home / f"store/_runs/{DAG}/batch_date=2025-03-01.json").read_text())
+    assert record["state"] == "failed" and "warehouse went away" in record["error"]
+
+    monkeypatch.setattr(dagspec.runner, "run_pipeline", original)
+    result = CliRunner().invoke(app, ["backfill", DAG, "--from", "2025-03-01", "--to", "2025-03-02", "--local"])
+    assert result.exit_code == 0, result.output
+    assert "skipping 1 date(s) already loaded" in result.output and f"{DAG}: 1 date(s) done" in result.output
+    assert json.loads((data_home / f"store/_runs/{DAG}/batch_date=2025-03-01.json").read_text())["state"] == "success"
+    assert_loaded(data_home, DAYS[:2])
