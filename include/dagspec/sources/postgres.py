@@ -65,7 +65,9 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
         sql += f" WHERE {col} >= ? AND {col} < ?"
         params = [_bound(kind, batch.from_at), _bound(kind, batch.to_at)]
 
-    con = duckdb_scan.connect("postgres_scanner")
+    # The parallel scan over ctid ranges does not keep the table's row order anyway; letting DuckDB write
+    # rows as they come measured the same speed and ~70 MB less memory on lineitem.
+    con = duckdb_scan.connect("postgres_scanner", {"preserve_insertion_order": False})
     try:
         con.execute(
             f"ATTACH '{duckdb_scan.literal(conninfo(info))}' AS pg "
