@@ -230,6 +230,36 @@ def test_checks_run_inside_the_warehouse(tmp_path, data_home, warehouse, request
     assert failed[0]["result"]["unexpected_count"] == 4
 
 
+def test_quarantine_inside_postgres_after_gx_checked_the_batch_there(tmp_path, data_home, pg_db):
+    """run_on warehouse in PostgreSQL: GX's SQL engine gives the verdicts, the failing rows go to the
+    quarantine table by one statement inside PostgreSQL, labelled with the checks they failed."""
+    checks = checks_on_revenue("warehouse", 3)
+    checks["expectations"] = [
+        {**checks["expectations"][1], "severity": "warn"},  # orders between 1 and 3
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "channel", "value_set": ["web"]},
+         "severity": "warn"},
+    ]
+    checks["quarantine"] = {"schema": "quarantine", "table": "revenue"}
+    path = write_definition(tmp_path, {"expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "order_id"}}]}, [REVENUE, checks])
+    run(path)
+    assert report(data_home, "check_revenue")["meta"]["engine"] == "great_expectations SQL engine in PostgreSQL"
+    batch = pg_rows(pg_db, "SELECT channel, orders FROM dagspec_work.t_validate__daily_revenue WHERE batch_date = %s "
+                           "ORDER BY channel", [DAY])
+    expected = []
+    for channel, orders in batch:
+        failed = [*(["expect_column_values_to_be_between(orders)"] if orders > 3 else []),
+                  *(["expect_column_values_to_be_in_set(channel)"] if channel != "web" else [])]
+        if failed:
+            expected.append((channel, orders, "; ".join(failed), DAY))
+    assert expected and len(expected) < len(batch) + 1
+    got = pg_rows(pg_db, "SELECT channel, orders, failed_expectations, batch_date FROM quarantine.revenue "
+                         "ORDER BY channel")
+    assert got == expected
+    run(path)  # a re-run replaces the batch's quarantined rows
+    assert pg_rows(pg_db, "SELECT count(*) FROM quarantine.revenue") == [(len(expected),)]
+
+
 def test_a_transform_batch_in_postgres_can_be_checked_by_the_default_engine(tmp_path, data_home, pg_db):
     path = write_definition(tmp_path, {"expectations": [
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "order_id"}}]},

@@ -4,7 +4,8 @@ Where the checks run (the definition's run_on):
 - batch (default): the batch is scanned by embedded DuckDB (staged Parquet read in place, a
   transform's batch where it lives), the common expectations computed in SQL, results in GX's
   own format; the rest go to GX's pandas engine with only the columns they read.
-- warehouse: on a PostgreSQL warehouse, GX's SQL engine runs the suite inside PostgreSQL. On a BigQuery
+- warehouse: on a PostgreSQL warehouse, GX's SQL engine runs the suite inside PostgreSQL (quarantine selects
+  the failing rows again there, by one INSERT ... SELECT). On a BigQuery
   warehouse the same SQL evaluator runs inside BigQuery (its DuckDB SQL transpiled by sqlglot, values bound
   as query parameters): only aggregates and a few sample values come back, never the batch; expectations it
   does not compute get only their columns, checked by GX's pandas engine; quarantine is a query in BigQuery.
@@ -144,7 +145,7 @@ def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
 def _in_bigquery(ctx, step, batch, checks, suite_name, session):
     """The SQL evaluator's queries run inside BigQuery over the batch's partition; nothing is copied out."""
     from dagspec.checks import gx_engine
-    from dagspec.checks.bigquery_sql import BigQueryConnection, supported_in_bigquery
+    from dagspec.checks.warehouse_sql import BigQueryConnection, supported_in_bigquery
     from dagspec.checks.sql_engine import Evaluator
 
     table = ctx.output_table(step.input)
@@ -196,18 +197,18 @@ def _arrow_to_df(reader):
 
 def _quarantine(ctx, step, batch, ev, checked, session) -> None:
     """Failing rows (with the checks they failed) replace this batch in the quarantine table."""
-    from dagspec.checks.bigquery_sql import BigQueryConnection
+    from dagspec.checks.warehouse_sql import BatchConnection
 
     target = step.quarantine
     got = ev.failing_rows_sql(checked)
     sql, params = got if got else (f"SELECT *, CAST(NULL AS VARCHAR) AS failed_expectations FROM {ev.relation} "
                                    "WHERE FALSE", [])
-    if isinstance(ev.con, BigQueryConnection):
-        # Checked in BigQuery: the failing rows go from the batch to the quarantine table by one query there.
+    if isinstance(ev.con, BatchConnection):
+        # Checked in the warehouse: the failing rows go from the batch to the quarantine table by one query there.
         select, values = ev.con.translate(sql, params)
         count = session.replace_batch(target.schema_, target.table, batch.batch_date, select, values)
-        ctx.log.info("validate %s: %d failing row(s) -> quarantine %s (batch_date=%s), selected inside BigQuery",
-                     step.id, count, target.qualified, batch.batch_date)
+        ctx.log.info("validate %s: %d failing row(s) -> quarantine %s (batch_date=%s), selected inside %s",
+                     step.id, count, target.qualified, batch.batch_date, ev.con.warehouse)
         return
     reader = ev.con.execute(sql, params).fetch_record_batch(50_000)
     with ExitStack() as stack:
@@ -249,8 +250,13 @@ def _gx_in_postgres(ctx, step, batch, checks, suite_name, session):
         r["type"], r["severity"], r["index"] = c.type, c.severity, c.index
     rows = session.execute(f"SELECT count(*) FROM ({query}) AS q")[0][0]
     if step.quarantine is not None:
-        ctx.log.warning("validate %s: quarantine needs run_on 'batch' (GX's SQL engine does not return rows here)",
-                        step.id)
+        # GX's SQL engine returns verdicts, not rows: the rows it failed are selected again inside PostgreSQL.
+        from dagspec.checks.sql_engine import Evaluator, supported
+        from dagspec.checks.warehouse_sql import PostgresBatchConnection
+
+        con = PostgresBatchConnection(session, table.schema_, table.table, cols, batch.batch_date)
+        _quarantine(ctx, step, batch, Evaluator(con, con.relation),
+                    [(c, r) for c, r in zip(checks, results) if supported(c)], session)
     return results, rows
 
 

@@ -1,0 +1,150 @@
+"""The SQL evaluator's checks computed inside a warehouse: a DuckDB-connection-like adapter over its session.
+
+Evaluator (sql_engine.py) writes DuckDB SQL with `?` parameters over one relation. A BatchConnection runs
+each statement in the warehouse instead: sqlglot transpiles it (dagspec.sql.to_dialect), the relation becomes
+the batch of the warehouse table (`WHERE batch_date = <bound date>`), every value is bound as a query
+parameter (never pasted into the SQL text), and rows come back as tuples like DuckDB's fetchone/fetchall.
+BigQueryConnection computes every check this way: only aggregates and at most PARTIAL sample values leave
+BigQuery; the batch itself stays there. PostgresBatchConnection is used for quarantine after GX's own SQL
+engine has checked the batch in PostgreSQL: the failing rows are selected and written there by one statement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.tokens import TokenType
+
+from dagspec.checks.sql_engine import supported
+from dagspec.checks.suite import Check
+from dagspec.sql import quote, to_dialect
+
+# The FROM item the Evaluator is given; each statement gets the batch's subquery in its place.
+RELATION = "__dagspec_bigquery_batch"
+_DATE = "_dagspec_validate_batch_date"
+_PREFIX = "_dagspec_p"
+# BigQuery has no exact MEDIAN aggregate (PERCENTILE_CONT is analytic only there): GX's pandas engine runs it.
+NOT_IN_BIGQUERY = {"expect_column_median_to_be_between"}
+# A string bound compared with these columns is cast to the column's type (DuckDB does that implicitly).
+_TEMPORAL = {"DATE", "DATETIME", "TIMESTAMP", "TIME"}
+
+
+def supported_in_bigquery(check: Check) -> bool:
+    return supported(check) and check.type not in NOT_IN_BIGQUERY
+
+
+class _Rows:
+    def __init__(self, rows: list[tuple]):
+        self._rows = rows
+
+    def fetchone(self) -> tuple | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[tuple]:
+        return list(self._rows)
+
+
+class BatchConnection:
+    """Stands in for a DuckDB connection in Evaluator: execute(duckdb_sql, params) runs in the warehouse."""
+
+    relation = RELATION
+    dialect: str  # sqlglot's name
+    warehouse: str  # for people
+
+    def __init__(self, session, batch_sql: str, batch_date: dt.date):
+        """`batch_sql`: DuckDB SQL selecting the table's columns but batch_date, filtered by `$_dagspec_validate_batch_date`."""
+        self.session = session
+        self.batch_date = batch_date
+        self._batch = sqlglot.parse_one(f"({batch_sql})", read="duckdb")
+        self.statements: list[str] = []  # the warehouse SQL run, in order (for logs and tests)
+        select, params = self.translate(f"SELECT * FROM {RELATION}")
+        self.schema = self.session.columns(select, params)  # [(name, warehouse type)]; LIMIT 0, reads no rows
+        self._types = dict(self.schema)
+
+    def translate(self, sql: str, params: list | tuple | None = None) -> tuple[str, dict[str, Any]]:
+        """DuckDB SQL with `?` parameters -> (the warehouse's SQL with named parameters, {name: value})."""
+        params = list(params or [])
+        # `?` -> $_dagspec_pN at the tokenizer's positions (a `?` in a string or quoted name is not a token).
+        marks = [t.start for t in sqlglot.tokenize(sql, read="duckdb") if t.token_type == TokenType.PLACEHOLDER]
+        if len(marks) != len(params):
+            raise ValueError(f"{len(marks)} placeholder(s) in the SQL but {len(params)} value(s)")
+        for i, at in reversed(list(enumerate(marks))):
+            sql = f"{sql[:at]}${_PREFIX}{i}{sql[at + 1:]}"
+        values: dict[str, Any] = {f"{_PREFIX}{i}": v for i, v in enumerate(params)}
+        values[_DATE] = self.batch_date
+        tree = sqlglot.parse_one(sql, read="duckdb")
+        for table in [t for t in tree.find_all(exp.Table) if t.name == RELATION and not t.args.get("db")]:
+            batch = self._batch.copy()
+            # PostgreSQL wants every subquery in FROM named: keep the query's alias or name it as the relation.
+            batch.set("alias", table.args["alias"] if table.alias else exp.TableAlias(this=exp.to_identifier(RELATION)))
+            table.replace(batch)
+        self._adapt(tree, values)
+        out, names = to_dialect(tree.sql(dialect="duckdb"), "duckdb", self.dialect)
+        unbound = [n for n in names if n not in values]
+        if unbound:
+            raise ValueError(f"unbound parameter(s) {', '.join(unbound)}")
+        return out, {n: values[n] for n in names}
+
+    def _adapt(self, tree: exp.Expression, values: dict[str, Any]) -> None:
+        """Rewrite what the warehouse spells differently from DuckDB (in place)."""
+
+    def _rows(self, select: str, values: dict[str, Any]) -> list[tuple]:
+        raise NotImplementedError
+
+    def execute(self, sql: str, params: list | tuple | None = None) -> _Rows:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+        if isinstance(tree, exp.Describe):
+            # Evaluator reads the batch's column names with DESCRIBE: a LIMIT 0 query's schema (no rows read).
+            if tree.this == sqlglot.parse_one(f"SELECT * FROM {RELATION}", read="duckdb"):
+                return _Rows([tuple(c) for c in self.schema])
+            select, values = self.translate(tree.this.sql(dialect="duckdb"), params)
+            return _Rows([tuple(c) for c in self.session.columns(select, values)])
+        select, values = self.translate(sql, params)
+        self.statements.append(select)
+        return _Rows(self._rows(select, values))
+
+
+class BigQueryConnection(BatchConnection):
+    dialect, warehouse = "bigquery", "BigQuery"
+
+    def __init__(self, session, project: str, dataset: str, table: str, batch_date: dt.date):
+        name = ".".join([exp.to_identifier(project, quoted=True).sql("duckdb"), quote(dataset, "duckdb"),
+                         quote(table, "duckdb")])
+        super().__init__(session, f"SELECT * EXCLUDE (batch_date) FROM {name} WHERE batch_date = ${_DATE}", batch_date)
+
+    def _adapt(self, tree: exp.Expression, values: dict[str, Any]) -> None:
+        for node in list(tree.find_all(exp.ConcatWs)):
+            # concat_ws skips NULLs; BigQuery has none: ARRAY_TO_STRING omits NULL elements the same way.
+            sep, *parts = node.expressions
+            node.replace(exp.ArrayToString(this=exp.Array(expressions=parts), expression=sep))
+        if getattr(self, "_types", None):
+            self._cast_temporal_bounds(tree, values)
+
+    def _cast_temporal_bounds(self, tree: exp.Expression, values: dict[str, Any]) -> None:
+        for ph in list(tree.find_all(exp.Placeholder)):
+            if not isinstance(values.get(ph.name), str):
+                continue
+            parent = ph.parent
+            other = parent.this if isinstance(parent, exp.In) else (
+                parent.left if parent.right is ph else parent.right) if isinstance(parent, exp.Binary) else None
+            kind = self._types.get(other.name) if isinstance(other, exp.Column) else None
+            if kind in _TEMPORAL:
+                ph.replace(exp.Cast(this=ph.copy(), to=exp.DataType.build(kind, dialect="bigquery")))
+
+    def _rows(self, select: str, values: dict[str, Any]) -> list[tuple]:
+        return [tuple(r.values()) for r in self.session.query(select, values)]
+
+
+class PostgresBatchConnection(BatchConnection):
+    dialect, warehouse = "postgres", "PostgreSQL"
+
+    def __init__(self, session, schema: str, table: str, columns: list[str], batch_date: dt.date):
+        select = ", ".join(quote(c, "duckdb") for c in columns)
+        super().__init__(session, f"SELECT {select} FROM {quote(schema, 'duckdb')}.{quote(table, 'duckdb')} "
+                                  f"WHERE batch_date = ${_DATE}", batch_date)
+
+    def _rows(self, select: str, values: dict[str, Any]) -> list[tuple]:
+        return self.session.execute(select, values)
