@@ -308,3 +308,25 @@ def test_the_report_draws_the_champions_roc_curve_beside_the_challengers(home, t
     text = (folder / "report.html").read_text()
     assert "challenger v2 and champion v1 on the same holdout rows" in text and 'src="roc.png"' in text
     assert "PROMOTED to champion" in text
+
+
+def test_a_champion_of_another_task_is_not_compared_and_stays_champion(home, tmp_path):
+    """The model's definition turns from regression into classification: the regression champion's metrics
+    cannot be compared with a classifier's, so the challenger is not promoted over it (fail safe)."""
+    steps = ("train", "evaluate", "promote")
+    first = run(regression_pipeline(tmp_path), steps, date(2025, 4, 1), REG_DAYS)
+    assert first["promote"]["promoted"] is True
+
+    train = json.loads((ROOT / "dags" / "definitions" / "orders_model_retrain.json").read_text())["steps"][0]
+    train.update(model=REG_MODEL, data={"table": {"schema": "ml", "table": "order_features"}, "days": REG_DAYS})
+    classifier = definition(tmp_path, "amount_model_as_classifier", [
+        train, {"id": "evaluate", "kind": "evaluate", "input": "train"},
+        {"id": "promote", "kind": "promote", "input": "evaluate", "primary": "roc_auc", "margin": 0.0}])
+    second = run(classifier, steps, date(2025, 5, 1), REG_DAYS)
+    assert set(second["evaluate"]["challenger"]) >= {"roc_auc", "log_loss"}
+    assert not second["evaluate"]["champion"] and second["evaluate"]["champion_version"] == "1"
+    note = registry().client.get_run(registry().version(REG_MODEL, "2").run_id).data.tags["dagspec.champion_note"]
+    assert note == ("champion v1 cannot score this holdout: it is a regression model and the challenger "
+                    "a classification one")
+    assert second["promote"]["promoted"] is False
+    assert str(registry().champion(REG_MODEL).version) == "1"

@@ -46,11 +46,13 @@ def run_evaluate(ctx: RunContext, step: EvaluateStep) -> dict[str, Any]:
     if champ is not None and str(champ.version) == str(version.version):
         note = "this version is already the champion"
     elif champ is not None:
-        champ_features, champ_target = champion_features(reg, champ)
+        champ_features, champ_target, champ_task = champion_features(reg, champ)
         try:
+            if champ_task != train.task:  # metrics of different tasks do not compare: fail safe, as below
+                raise features.DataProblem(f"it is a {champ_task} model and the challenger a {train.task} one")
             cdf = features.frame(holdout, champ_features, [champ_target])
             champ_scores = metrics.evaluate(reg.load(champ.run_id), cdf[[f.column for f in champ_features]],
-                                            features.target_values(cdf, champ_target, train.task), train.task,
+                                            features.target_values(cdf, champ_target, champ_task), champ_task,
                                             step.threshold)
             note = f"champion v{champ.version} measured on the same {len(y)} holdout rows"
         except features.DataProblem as exc:

@@ -31,8 +31,7 @@ def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
         raise StepFailed(f"model {step.model!r} has no champion yet: run the pipeline that trains it "
                          "(its first model is promoted when it meets the minimums)")
     model = reg.load(champ.run_id)
-    feats, target = champion_features(reg, champ)
-    task = reg.client.get_run(champ.run_id).data.tags.get("dagspec.task", "classification")
+    feats, target, task = champion_features(reg, champ)
     version = int(champ.version)
     columns = list(dict.fromkeys([*step.keys, *(f.column for f in feats)]))
     rows: dict[str, int] = {}

@@ -64,13 +64,14 @@ def write_record(path: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def champion_features(reg, version) -> tuple[list, str]:
+def champion_features(reg, version) -> tuple[list, str, str]:
+    """(features, target, task) the version was trained with, as its training run recorded them."""
     from dagspec.spec.ml_steps import Feature
 
     run = reg.client.get_run(version.run_id)
     try:
         features = [Feature.model_validate(f) for f in json.loads(run.data.tags["dagspec.features"])]
-        return features, run.data.tags["dagspec.target"]
+        return features, run.data.tags["dagspec.target"], run.data.tags.get("dagspec.task", "classification")
     except KeyError:
         raise StepFailed(f"model version {version.version} was not made by dagspec (no feature list recorded)") from None
 

@@ -90,7 +90,9 @@ def champion_curve(ctx: RunContext, step: TrainStep, reg, champ, version: str, h
     if champ is None or step.task != "classification" or str(champ.version) == str(version):
         return None
     try:
-        feats, _ = champion_features(reg, champ)
+        feats, _, task = champion_features(reg, champ)
+        if task != "classification":
+            return None
         X = features.frame(holdout, feats)[[f.column for f in feats]]
         return str(champ.version), reg.load(champ.run_id), X  # the registry's loader: skops, trusted types only
     except (features.DataProblem, StepFailed) as exc:  # the report is a convenience: draw the challenger alone
