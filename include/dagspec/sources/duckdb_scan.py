@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 import pyarrow as pa
 
 from dagspec.sources.prefetch import prefetched
+from dagspec.sql import quote
 
 # Enough for the scanners' buffers; DuckDB spills or fails rather than growing the worker past it.
 MEMORY_LIMIT = os.environ.get("DAGSPEC_EXTRACT_MEMORY_LIMIT", "320MB")
@@ -72,6 +73,17 @@ def connect(extension: str | None, settings: dict[str, object] | None = None):
 def literal(text: str) -> str:
     """The body of a single-quoted DuckDB string literal (for ATTACH, which takes no bound parameters)."""
     return text.replace("'", "''")
+
+
+def select_window(relation: str, columns: Sequence[str], window_column: str | None = None,
+                  edges: Sequence[object] = ()) -> tuple[str, list[object]]:
+    """`SELECT columns FROM relation` (both already quoted) and its parameters; with `window_column`, only the
+    rows in [edges[0], edges[1]) on it, the edges bound as parameters."""
+    sql = f"SELECT {', '.join(columns)} FROM {relation}"
+    if window_column is None:
+        return sql, []
+    col = quote(window_column, "duckdb")
+    return f"{sql} WHERE {col} >= ? AND {col} < ?", list(edges)
 
 
 def stream(

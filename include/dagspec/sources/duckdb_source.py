@@ -63,13 +63,13 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
             return duckdb_scan.stream(con, sql, params, chunk_rows)
         schema, table_columns = catalog(con, info, source)
         columns = [table_columns[c.lower()] for c in source.columns or table_columns]
-        sql = (f"SELECT {', '.join(quote(c.name, 'duckdb') for c in columns)} "
-               f"FROM {CATALOG}.{quote(schema, 'duckdb')}.{quote(source.table, 'duckdb')}")
-        params: list[object] = []
+        window, edges = None, ()
         if source.incremental_column:
             column = table_columns[source.incremental_column.lower()]
-            sql += f" WHERE {quote(column.name, 'duckdb')} >= ? AND {quote(column.name, 'duckdb')} < ?"
-            params = [postgres_bound(column.kind, batch.from_at), postgres_bound(column.kind, batch.to_at)]
+            window, edges = column.name, (postgres_bound(column.kind, batch.from_at),
+                                          postgres_bound(column.kind, batch.to_at))
+        sql, params = duckdb_scan.select_window(f"{CATALOG}.{quote(schema, 'duckdb')}.{quote(source.table, 'duckdb')}",
+                                                [quote(c.name, "duckdb") for c in columns], window, edges)
     except BaseException:
         con.close()
         raise

@@ -48,14 +48,12 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     if not all(c.exact_in_duckdb for c in columns):
         return _generic(info, source, batch, chunk_rows)
 
-    select = ", ".join(_selected(c) for c in columns)
-    sql = f"SELECT {select} FROM my.{quote(database, 'duckdb')}.{quote(source.table, 'duckdb')}"
-    params: list[object] = []
+    edges = ()
     if source.incremental_column:
         kind = table_columns[source.incremental_column].data_type
-        col = quote(source.incremental_column, "duckdb")
-        sql += f" WHERE {col} >= ? AND {col} < ?"
-        params = [_bound(kind, batch.from_at), _bound(kind, batch.to_at)]
+        edges = (_bound(kind, batch.from_at), _bound(kind, batch.to_at))
+    sql, params = duckdb_scan.select_window(f"my.{quote(database, 'duckdb')}.{quote(source.table, 'duckdb')}",
+                                            [_selected(c) for c in columns], source.incremental_column, edges)
 
     con = duckdb_scan.connect("mysql_scanner", SESSION)
     try:

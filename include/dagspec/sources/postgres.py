@@ -56,14 +56,12 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     if not all(c.exact_in_duckdb for c in columns):
         return _exact_copy(info, source, batch, chunk_rows, namespace, columns)
 
-    select = ", ".join(quote(c.name, "postgres") for c in columns)
-    sql = f"SELECT {select} FROM pg.{quote(namespace, 'postgres')}.{quote(source.table, 'postgres')}"
-    params: list[object] = []
+    edges = ()
     if source.incremental_column:
         kind = table_columns[source.incremental_column].type_name
-        col = quote(source.incremental_column, "postgres")
-        sql += f" WHERE {col} >= ? AND {col} < ?"
-        params = [_bound(kind, batch.from_at), _bound(kind, batch.to_at)]
+        edges = (_bound(kind, batch.from_at), _bound(kind, batch.to_at))
+    sql, params = duckdb_scan.select_window(f"pg.{quote(namespace, 'duckdb')}.{quote(source.table, 'duckdb')}",
+                                            [quote(c.name, "duckdb") for c in columns], source.incremental_column, edges)
 
     # The parallel scan over ctid ranges does not keep the table's row order anyway; letting DuckDB write
     # rows as they come measured the same speed and ~70 MB less memory on lineitem.
