@@ -352,6 +352,13 @@ KILLER = textwrap.dedent("""
     signal_file = sys.argv[2]
     real = extract_stage.read_batches
     paced = sys.argv[3] == "stream"  # else DuckDB writes the part itself and the test kills it mid-COPY
+    if sys.argv[3] == "stopped":  # as Airflow stops a task: SIGTERM, which its handler turns into an exception
+        import signal
+
+        def stop(signum, frame):
+            raise SystemExit("task stopped (SIGTERM)")
+
+        signal.signal(signal.SIGTERM, stop)
 
     def slow(*args, **kwargs):
         schema, batches = real(*args, **kwargs)
@@ -374,8 +381,10 @@ KILLER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("mode", ["stream", "direct"])
+@pytest.mark.parametrize("mode", ["stream", "direct", "stopped"])
 def test_pg_killed_extraction_leaves_the_previous_partition_intact(pg, data_home, tmp_path, mode):
+    """SIGKILL mid-write (streamed, or while DuckDB writes the part itself), or a stop (SIGTERM, raised as an
+    exception in the main thread while DuckDB's COPY runs in another) that must remove what it had written."""
     with _pg_admin(pg.schema) as c:
         c.execute("CREATE TABLE big_small AS SELECT * FROM big WHERE id <= 1000")
         c.execute("ALTER TABLE big RENAME TO big_full")
@@ -408,8 +417,14 @@ def test_pg_killed_extraction_leaves_the_previous_partition_intact(pg, data_home
             assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
             assert time.monotonic() < deadline, "the extraction never got going"
             time.sleep(0.1 if mode == "stream" else 0.002)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert half_written(), "nothing half-written"
+        if mode == "stopped":
+            os.kill(proc.pid, signal.SIGTERM)
+            output = proc.communicate(timeout=120)[0].decode()
+            assert proc.returncode != 0 and "task stopped (SIGTERM)" in output, output[-3000:]
+            assert not [p for p in (data_home / "store/raw/out").iterdir() if p.name.startswith("_tmp_")]
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+            assert half_written(), "nothing half-written"
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -136,3 +136,38 @@ def test_a_killed_writers_leftovers_are_swept_once_stale(tmp_path):
     store.write_partition("raw", "t", date(2025, 3, 4), SCHEMA, batches(range(1)))
     assert not stale.exists()
     assert fresh.exists()  # could be another writer at work right now
+
+
+class _WritesItself:
+    """A source that writes its own Parquet file (as a DuckDB scan does for a local store)."""
+
+    def __init__(self, table: pa.Table):
+        self.table = table
+
+    def __iter__(self):
+        raise AssertionError("a local store must let the source write the file itself")
+
+    def write_parquet(self, path: str) -> None:
+        pq.write_table(self.table, path)
+
+
+def test_a_source_writing_its_own_file_gets_a_true_manifest(tmp_path):
+    table = pa.Table.from_batches(list(batches(range(7))))
+    info = Store(tmp_path).write_partition("raw", "t", date(2025, 3, 1), SCHEMA, _WritesItself(table))
+    folder = tmp_path / "raw/t/batch_date=2025-03-01"
+    manifest = json.loads((folder / MANIFEST).read_text())
+    part = folder / "part-00000.parquet"
+    assert info.rows == 7 == manifest["rows"] and pq.read_table(part).equals(table)
+    assert manifest["files"] == [{"name": "part-00000.parquet", "rows": 7, "bytes": part.stat().st_size,
+                                  "sha256": hashlib.sha256(part.read_bytes()).hexdigest()}]
+
+
+def test_a_file_whose_schema_differs_from_the_plan_is_refused_and_the_old_partition_kept(tmp_path):
+    store = Store(tmp_path)
+    d = date(2025, 3, 1)
+    store.write_partition("raw", "t", d, SCHEMA, batches(range(3)))
+    other = pa.table({"id": pa.array([1], pa.int32()), "name": pa.array(["x"], pa.large_string())})
+    with pytest.raises(TypeError, match="the source wrote"):
+        store.write_partition("raw", "t", d, SCHEMA, _WritesItself(other))
+    assert store.partition("raw", "t", d).rows == 3
+    assert [p.name for p in (tmp_path / "raw/t").iterdir()] == ["batch_date=2025-03-01"]
