@@ -1,10 +1,11 @@
-"""MySQL and MariaDB: table mode through DuckDB's mysql scanner (streamed in C++, exact types).
+"""MySQL and MariaDB: table mode over the text protocol, parsed in bulk (mysql_wire.py).
 
-Measured on TPC-H lineitem (bench/extract_bench.py): pymysql's unbuffered cursor decodes every
-value in Python and is about four times slower. pymysql first reads the catalog, so a missing
-table or column is a clear error before any scan. DECIMAL wider than 38 digits (which the scanner
-turns into DOUBLE) and query mode (whose `:from_date`/`:to_date` must be bound, which the scanner
-cannot do) go to the SQLAlchemy path with an unbuffered cursor.
+Measured on TPC-H lineitem SF0.2 (bench/extract_bench.py): DuckDB's mysql scanner reads through
+prepared statements, which cost MariaDB ~3x the server CPU, and pymysql's unbuffered cursor decodes
+every value in Python (~4x slower still). pymysql first reads the catalog, so a missing table or
+column is a clear error before any scan. Column types mysql_wire does not take (TIME, BIT, spatial)
+go through DuckDB's scanner; DECIMAL wider than 38 digits (which the scanner turns into DOUBLE) and
+query mode go to the SQLAlchemy path with an unbuffered cursor.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ class Column:
     name: str
     data_type: str
     precision: int | None
+    scale: int | None = None
+    column_type: str = ""
+
+    @property
+    def wire_type(self):
+        from dagspec.sources.mysql_wire import arrow_type
+
+        return arrow_type(self.data_type, self.column_type, self.precision, self.scale)
 
     @property
     def exact_in_duckdb(self) -> bool:
@@ -52,6 +61,13 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     if source.incremental_column:
         kind = table_columns[source.incremental_column].data_type
         edges = (_bound(kind, batch.from_at), _bound(kind, batch.to_at))
+    if all(c.wire_type is not None for c in columns):
+        return _over_the_wire(info, database, source, columns, edges, chunk_rows)
+    return _duckdb_scan(info, database, source, columns, edges, chunk_rows)
+
+
+def _duckdb_scan(info: ConnectionInfo, database: str, source: SqlSource, columns: list[Column], edges,
+                 chunk_rows: int):
     sql, params = duckdb_scan.select_window(f"my.{quote(database, 'duckdb')}.{quote(source.table, 'duckdb')}",
                                             [_selected(c) for c in columns], source.incremental_column, edges)
 
@@ -63,6 +79,19 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
         con.close()
         raise
     return duckdb_scan.stream(con, sql, params, chunk_rows, direct=True)
+
+
+def _over_the_wire(info: ConnectionInfo, database: str, source: SqlSource, columns: list[Column], edges,
+                   chunk_rows: int):
+    from dagspec.sources import mysql_wire
+
+    sql = (f"SELECT {', '.join(quote(c.name, 'mysql') for c in columns)} "
+           f"FROM {quote(database, 'mysql')}.{quote(source.table, 'mysql')}")
+    if source.incremental_column:
+        col = quote(source.incremental_column, "mysql")
+        sql += f" WHERE {col} >= %s AND {col} < %s"
+    wire = [mysql_wire.WireColumn(c.name, c.wire_type) for c in columns]
+    return mysql_wire.stream(connect(info, database, utc=True), sql, list(edges), wire, chunk_rows)
 
 
 def _selected(column: Column) -> str:
@@ -92,7 +121,8 @@ def _secret(info: ConnectionInfo, database: str) -> str:
     return f"CREATE OR REPLACE TEMPORARY SECRET dagspec_source ({', '.join(parts)})"
 
 
-def connect(info: ConnectionInfo, database: str | None = None):
+def connect(info: ConnectionInfo, database: str | None = None, utc: bool = False):
+    """`utc`: the session's time zone is UTC, so TIMESTAMP values come as UTC text."""
     import pymysql
 
     return pymysql.connect(
@@ -103,6 +133,7 @@ def connect(info: ConnectionInfo, database: str | None = None):
         database=database or info.schema,
         connect_timeout=int(info.extra.get("connect_timeout", CONNECT_TIMEOUT)),
         charset="utf8mb4",
+        init_command="SET time_zone = '+00:00'" if utc else None,
     )
 
 
@@ -112,7 +143,8 @@ def catalog(info: ConnectionInfo, source: SqlSource) -> tuple[str, dict[str, Col
     try:
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT COALESCE(%s, DATABASE()), column_name, data_type, numeric_precision "
+                "SELECT COALESCE(%s, DATABASE()), column_name, data_type, numeric_precision, numeric_scale, "
+                "column_type "
                 "FROM information_schema.columns "
                 "WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s ORDER BY ordinal_position",
                 [source.schema_, source.schema_, source.table],
@@ -123,7 +155,7 @@ def catalog(info: ConnectionInfo, source: SqlSource) -> tuple[str, dict[str, Col
     if not rows:
         where = f"{source.schema_}.{source.table}" if source.schema_ else source.table
         raise StepFailed(f"source connection {info.conn_id!r}: table {where!r} does not exist")
-    by_name = {r[1]: Column(r[1], r[2].lower(), r[3]) for r in rows}
+    by_name = {r[1]: Column(r[1], r[2].lower(), r[3], r[4], r[5].lower()) for r in rows}
     wanted = [*(source.columns or []), *([source.incremental_column] if source.incremental_column else [])]
     missing = [c for c in wanted if c not in by_name]
     if missing:
