@@ -16,6 +16,7 @@ latter in a UTC session); any other type (TIME, BIT, spatial, DECIMAL over 38 di
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -29,6 +30,7 @@ PREFETCH = 2
 READ_BYTES = 1 << 20
 BLOCK_BYTES = 32 << 20  # a block of rows is cut at chunk_rows rows or this many bytes, whichever comes first
 _MAX_PACKET = 0xFFFFFF
+_HEADER = struct.Struct("<I").unpack_from  # 3 bytes of length, 1 of sequence
 
 _INTS = {"tinyint": 8, "smallint": 16, "mediumint": 32, "int": 32, "integer": 32, "bigint": 64}
 _TEXT = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"}
@@ -119,42 +121,50 @@ def _drop(conn) -> None:
 
 
 def _blocks(read: Callable[[int], bytes], chunk_rows: int) -> Iterator[tuple[bytes, list[int]]]:
-    """(bytes, offsets of the row payloads in them) per block of whole rows, until the end-of-rows packet."""
+    """(bytes, offsets of the row payloads in them) per block of whole rows, until the end-of-rows packet.
+    The loop runs once per row, so it does as little as it can: packets that are not plain rows (the end,
+    an error, a row of 16 MiB or more) all start with 0xFE/0xFF or are 0xFFFFFF long, and take the slow path."""
     from pymysql.err import OperationalError, raise_mysql_exception
 
     buf = bytearray()
     pos = 0
     starts: list[int] = []
+    append = starts.append
     while True:
         n = len(buf)
-        while pos + 4 <= n:
-            length = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
+        limit = min(n, BLOCK_BYTES) - 4
+        while pos <= limit:
+            length = _HEADER(buf, pos)[0] & _MAX_PACKET
             end = pos + 4 + length
             if end > n:
                 break
-            first = buf[pos + 4] if length else -1
-            if first == 0xFE and length < 9:  # EOF: no more rows
-                if starts:
-                    yield bytes(buf[:pos]), starts
-                return
-            if first == 0xFF:  # the server stopped with an error (killed, timed out, ...)
-                raise_mysql_exception(bytes(buf[pos + 4:end]))
-            if length == _MAX_PACKET:  # a row of 16 MB or more comes in several packets
-                if starts:
-                    yield bytes(buf[:pos]), starts
-                del buf[:pos]
-                yield _long_row(buf, read), [4]
-                pos, starts = 0, []
-                n = len(buf)
-                continue
-            starts.append(pos + 4)
+            if length == 0 or length == _MAX_PACKET or buf[pos + 4] >= 0xFE:
+                first = buf[pos + 4] if length else -1
+                if first == 0xFE and length < 9:  # EOF: no more rows
+                    if starts:
+                        yield bytes(buf[:pos]), starts
+                    return
+                if first == 0xFF:  # the server stopped with an error (killed, timed out, ...)
+                    raise_mysql_exception(bytes(buf[pos + 4:end]))
+                if length == _MAX_PACKET:  # a row of 16 MiB or more comes in several packets
+                    if starts:
+                        yield bytes(buf[:pos]), starts
+                    del buf[:pos]
+                    yield _long_row(buf, read), [4]
+                    pos, starts = 0, []
+                    append = starts.append
+                    n = len(buf)
+                    limit = min(n, BLOCK_BYTES) - 4
+                    continue
+            append(pos + 4)
             pos = end
-            if len(starts) >= chunk_rows or pos >= BLOCK_BYTES:
+            if len(starts) >= chunk_rows:
                 break
-        if starts and (len(starts) >= chunk_rows or pos >= BLOCK_BYTES):
+        if starts and (len(starts) >= chunk_rows or pos >= BLOCK_BYTES - 4):
             yield bytes(buf[:pos]), starts
             del buf[:pos]
             pos, starts = 0, []
+            append = starts.append
             continue
         chunk = read(READ_BYTES)
         if not chunk:
@@ -214,7 +224,10 @@ def _parse(block: bytes, starts: list[int], columns: list[WireColumn], schema: p
         total = int(offsets[-1])
         if total >= 1 << 31:  # Arrow string/binary arrays hold up to 2 GiB
             raise ValueError(f"column {column.name!r}: {total} bytes in one batch; lower chunk_rows")
-        picked = data[np.repeat(begin - offsets[:-1], length) + np.arange(total, dtype=np.int64)]
+        # Each byte's place in the block: its value's start plus its place in the value (int32 halves the
+        # memory traffic, and blocks are far below 2 GiB unless a single row is).
+        index = np.int32 if len(block) < 1 << 31 else np.int64
+        picked = data[np.repeat((begin - offsets[:-1]).astype(index), length) + np.arange(total, dtype=index)]
         valid = pa.array(~null).buffers()[1] if null.any() else None
         is_bytes = pa.types.is_binary(column.type)
         raw = pa.Array.from_buffers(pa.binary() if is_bytes else pa.string(), rows,
