@@ -704,3 +704,26 @@ def test_my_a_stream_given_up_midway_ends_its_server_session(my):
         with c.cursor() as cur:
             cur.execute("DROP TABLE many")
         c.close()
+
+
+def test_my_a_column_type_the_text_reader_does_not_take_goes_through_duckdbs_scanner(my, data_home):
+    from datetime import time as clock
+
+    from dagspec.sources import mysql as reader
+    from dagspec.spec.model import SqlSource
+
+    c = _my_admin(my.schema)
+    with c.cursor() as cur:
+        cur.execute("CREATE TABLE with_time (id int PRIMARY KEY, at_time time(6), amount decimal(10,2))")
+        cur.execute("INSERT INTO with_time VALUES (1, '12:34:56.5', 1.25), (2, NULL, NULL)")
+    try:
+        _, columns = reader.catalog(my, SqlSource(conn_id=my.conn_id, table="with_time"))
+        assert columns["at_time"].wire_type is None and columns["amount"].wire_type == pa.decimal128(10, 2)
+        assert extract(my, {"table": "with_time"}, DAY, DAY + timedelta(days=1)) == {"2025-03-01": 2}
+        rows = by_id(staged(data_home, DAY))
+        assert rows == [{"id": 1, "at_time": clock(12, 34, 56, 500000), "amount": Decimal("1.25")},
+                        {"id": 2, "at_time": None, "amount": None}]
+    finally:
+        with c.cursor() as cur:
+            cur.execute("DROP TABLE with_time")
+        c.close()
