@@ -170,7 +170,9 @@ def airflow_env(lay: Layout) -> dict[str, str]:
             # The demo's DAGs should be runnable at once, without a click on "unpause".
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{lay.home / 'airflow.db'}",
+            # SQLite lets one writer at a time; its default 5 s wait for the lock was seen to run out under the
+            # scheduler, dag-processor and api-server together (a 500 "Database error" on triggering a run).
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{lay.home / 'airflow.db'}?timeout=60",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(lay.port),
             # Task processes reach the api-server here; the default assumes localhost:8080.
