@@ -24,6 +24,17 @@ def qualified(schema: str, table: str, dialect: str) -> str:
     return f"{quote(schema, dialect)}.{quote(table, dialect)}"
 
 
+def select_window(relation: str, columns: list[str], window_column: str | None = None, edges=(),
+                  dialect: str = "duckdb", mark: str = "?") -> tuple[str, list]:
+    """`SELECT columns FROM relation` (both already quoted) and its parameters; with `window_column`, only the
+    rows in [edges[0], edges[1]) on it, the edges bound as parameters written `mark` (the driver's style)."""
+    sql = f"SELECT {', '.join(columns)} FROM {relation}"
+    if window_column is None:
+        return sql, []
+    col = quote(window_column, dialect)
+    return f"{sql} WHERE {col} >= {mark} AND {col} < {mark}", list(edges)
+
+
 class _Macros:
     """The part of Airflow's `macros` namespace SQL files use, so a file written for Airflow renders the same
     here (the core does not import Airflow)."""

@@ -373,8 +373,8 @@ def dictionary_columns(batch: pa.RecordBatch) -> list[str] | bool:
 
 
 def _written_by(write_parquet, path: str, arrow_schema: pa.Schema) -> dict:
-    """A part the source wrote itself (a Scan's `write_parquet(path)`: one ordered file, so a
-    partition written this way may hold more than ROWS_PER_FILE rows in its one part), checked and checksummed."""
+    """A part the source wrote itself (a Scan's `write_parquet(path)`: one file, so a partition written this
+    way may hold more than ROWS_PER_FILE rows in its one part), checked against the plan and checksummed."""
     write_parquet(path)
     meta = pq.read_metadata(path)
     found = meta.schema.to_arrow_schema()

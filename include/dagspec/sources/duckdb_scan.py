@@ -20,7 +20,6 @@ from typing import Iterator, Sequence
 import pyarrow as pa
 
 from dagspec.sources.prefetch import prefetched
-from dagspec.sql import quote
 
 # Enough for the scanners' buffers; DuckDB spills or fails rather than growing the worker past it.
 MEMORY_LIMIT = os.environ.get("DAGSPEC_EXTRACT_MEMORY_LIMIT", "320MB")
@@ -75,17 +74,6 @@ def literal(text: str) -> str:
     return text.replace("'", "''")
 
 
-def select_window(relation: str, columns: Sequence[str], window_column: str | None = None,
-                  edges: Sequence[object] = ()) -> tuple[str, list[object]]:
-    """`SELECT columns FROM relation` (both already quoted) and its parameters; with `window_column`, only the
-    rows in [edges[0], edges[1]) on it, the edges bound as parameters."""
-    sql = f"SELECT {', '.join(columns)} FROM {relation}"
-    if window_column is None:
-        return sql, []
-    col = quote(window_column, "duckdb")
-    return f"{sql} WHERE {col} >= ? AND {col} < ?", list(edges)
-
-
 def stream(
     con, sql: str, params: Sequence[object], chunk_rows: int, direct: bool = False,
 ) -> tuple[pa.Schema, Scan]:
@@ -137,11 +125,12 @@ class Scan:
 
     def __init__(self, con, sql: str, params: Sequence[object], chunk_rows: int, schema: pa.Schema, reader=None,
                  direct: bool = False):
-        """`reader`: the query already running as a stream. `direct`: DuckDB may write the Parquet itself."""
+        """`reader`: the query already running as a stream (then not `direct`). `direct`: DuckDB may write the
+        Parquet itself."""
         self._con, self._sql, self._params, self._chunk_rows = con, sql, list(params), chunk_rows
         self.schema = schema
         self._batches = None if reader is None else _prefetched(con, reader, schema)
-        self._direct = direct and reader is None
+        self._direct = direct
 
     def __iter__(self) -> Scan:
         return self

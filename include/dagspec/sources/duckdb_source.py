@@ -27,7 +27,7 @@ from dagspec.sources import duckdb_scan
 from dagspec.sources.postgres import _bound as postgres_bound
 from dagspec.sources.postgres_copy import _PLACEHOLDER
 from dagspec.spec.model import SqlSource
-from dagspec.sql import quote
+from dagspec.sql import quote, select_window
 from dagspec.windows import Batch
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
             column = table_columns[source.incremental_column.lower()]
             window, edges = column.name, (postgres_bound(column.kind, batch.from_at),
                                           postgres_bound(column.kind, batch.to_at))
-        sql, params = duckdb_scan.select_window(f"{CATALOG}.{quote(schema, 'duckdb')}.{quote(source.table, 'duckdb')}",
+        sql, params = select_window(f"{CATALOG}.{quote(schema, 'duckdb')}.{quote(source.table, 'duckdb')}",
                                                 [quote(c.name, "duckdb") for c in columns], window, edges)
     except BaseException:
         con.close()

@@ -16,7 +16,7 @@ from dagspec.connections import ConnectionInfo
 from dagspec.errors import StepFailed
 from dagspec.sources import duckdb_scan
 from dagspec.spec.model import SqlSource
-from dagspec.sql import quote
+from dagspec.sql import quote, select_window
 from dagspec.windows import Batch
 
 CONNECT_TIMEOUT = 10
@@ -68,7 +68,7 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
 
 def _duckdb_scan(info: ConnectionInfo, database: str, source: SqlSource, columns: list[Column], edges,
                  chunk_rows: int):
-    sql, params = duckdb_scan.select_window(f"my.{quote(database, 'duckdb')}.{quote(source.table, 'duckdb')}",
+    sql, params = select_window(f"my.{quote(database, 'duckdb')}.{quote(source.table, 'duckdb')}",
                                             [_selected(c) for c in columns], source.incremental_column, edges)
 
     con = duckdb_scan.connect("mysql_scanner", SESSION)
@@ -85,13 +85,11 @@ def _over_the_wire(info: ConnectionInfo, database: str, source: SqlSource, colum
                    chunk_rows: int):
     from dagspec.sources import mysql_wire
 
-    sql = (f"SELECT {', '.join(quote(c.name, 'mysql') for c in columns)} "
-           f"FROM {quote(database, 'mysql')}.{quote(source.table, 'mysql')}")
-    if source.incremental_column:
-        col = quote(source.incremental_column, "mysql")
-        sql += f" WHERE {col} >= %s AND {col} < %s"
+    sql, params = select_window(f"{quote(database, 'mysql')}.{quote(source.table, 'mysql')}",
+                                [quote(c.name, "mysql") for c in columns], source.incremental_column, edges,
+                                dialect="mysql", mark="%s")
     wire = [mysql_wire.WireColumn(c.name, c.wire_type) for c in columns]
-    return mysql_wire.stream(connect(info, database, utc=True), sql, list(edges), wire, chunk_rows)
+    return mysql_wire.stream(connect(info, database, utc=True), sql, params, wire, chunk_rows)
 
 
 def _selected(column: Column) -> str:

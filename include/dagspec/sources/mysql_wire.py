@@ -124,7 +124,7 @@ def _blocks(read: Callable[[int], bytes], chunk_rows: int) -> Iterator[tuple[byt
     """(bytes, offsets of the row payloads in them) per block of whole rows, until the end-of-rows packet.
     The loop runs once per row, so it does as little as it can: packets that are not plain rows (the end,
     an error, a row of 16 MiB or more) all start with 0xFE/0xFF or are 0xFFFFFF long, and take the slow path."""
-    from pymysql.err import OperationalError, raise_mysql_exception
+    from pymysql.err import raise_mysql_exception
 
     buf = bytearray()
     pos = 0
@@ -166,10 +166,7 @@ def _blocks(read: Callable[[int], bytes], chunk_rows: int) -> Iterator[tuple[byt
             pos, starts = 0, []
             append = starts.append
             continue
-        chunk = read(READ_BYTES)
-        if not chunk:
-            raise OperationalError(2013, "Lost connection to MySQL server during query")
-        buf += chunk
+        buf += _more(read)
 
 
 def _long_row(buf: bytearray, read) -> bytes:

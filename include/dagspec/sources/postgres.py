@@ -20,7 +20,7 @@ from dagspec.connections import ConnectionInfo
 from dagspec.errors import StepFailed
 from dagspec.sources import duckdb_scan
 from dagspec.spec.model import SqlSource
-from dagspec.sql import quote
+from dagspec.sql import quote, select_window
 from dagspec.windows import Batch
 
 CONNECT_TIMEOUT = 10
@@ -60,7 +60,7 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     if source.incremental_column:
         kind = table_columns[source.incremental_column].type_name
         edges = (_bound(kind, batch.from_at), _bound(kind, batch.to_at))
-    sql, params = duckdb_scan.select_window(f"pg.{quote(namespace, 'duckdb')}.{quote(source.table, 'duckdb')}",
+    sql, params = select_window(f"pg.{quote(namespace, 'duckdb')}.{quote(source.table, 'duckdb')}",
                                             [quote(c.name, "duckdb") for c in columns], source.incremental_column, edges)
 
     # The parallel scan over ctid ranges does not keep the table's row order anyway; letting DuckDB write
