@@ -28,7 +28,8 @@ def run_step(
     resolver: Resolver = env_resolver,
     log: logging.Logger | None = None,
 ) -> Any:
-    ctx = RunContext(pipeline, Window(utc(start), utc(end)), resolver, log or logging.getLogger("dagspec"))
+    ctx = RunContext(pipeline, Window(utc(start), utc(end)), resolver, log or logging.getLogger("dagspec"),
+                     step_id=step_id)
     step = pipeline.step(step_id)
     return stage_for(step.kind)(ctx, step)
 

@@ -6,9 +6,11 @@ reader never sees half of a partition and a re-run replaces exactly one.
 
 How a partition is committed depends on what the file system can do atomically:
 
-* Local folder: the partition is written in a sibling folder and swapped in whole with
-  renameat2(RENAME_EXCHANGE), so even tools that list the folder themselves see the old
-  partition or the new one, never neither and never a mix.
+* Local folder: the partition is written in a folder under `<store>/_tmp/` (the same file system,
+  outside every table's folder, so a killed writer's half file never matches a reader's
+  `<table>/**/*.parquet` glob), fsynced, and swapped in whole with renameat2(RENAME_EXCHANGE),
+  so even tools that list the folder themselves see the old partition or the new one, never
+  neither and never a mix. The folders on both sides are fsynced after (store_io).
 * S3 and GCS have no rename (a "move" is copy + delete, object by object), but replacing one
   object is atomic. So parts are written straight to the partition's prefix under names unique
   to the run (`part-<run>-00000.parquet`) that no committed manifest mentions, then
@@ -21,15 +23,17 @@ How a partition is committed depends on what the file system can do atomically:
   Consequence: read a partition through its manifest (Store.partition / Store.dataset), not by
   globbing `part-*.parquet`; a reader holding the previous manifest while a re-run of the same
   date commits may find its files gone and must re-read the manifest.
+
+A manifest's sha256 (Store.partition(...).digest) names one version of a partition: validate
+records the version it checked under `<store>/_checks/` and later readers pass it back to
+Store.dataset, which refuses any other version. `<store>/_runs/` holds how runs outside Airflow
+went. `_tmp`, `_checks` and `_runs` are therefore not schema names.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import json
-import os
 import re
 import shutil
 import uuid
@@ -44,6 +48,8 @@ import pyarrow.parquet as pq
 
 from dagspec.connections import ConnectionInfo
 from dagspec.filesystems import Location, location
+from dagspec.store_io import HashingSink, delete_quietly, dictionary_columns, make_dirs, swap_in, written_by
+from dagspec.store_records import CHECKS, RUNS, TEMP, StoreRecords
 
 if TYPE_CHECKING:
     import pyarrow.dataset as pads
@@ -55,15 +61,25 @@ STRAY_GRACE = timedelta(hours=6)
 _PARTITION = re.compile(r"batch_date=(\d{4}-\d{2}-\d{2})$")
 
 
+class PartitionChanged(ValueError):
+    """The committed partition is not the version the caller pinned (its manifest's sha256 differs)."""
+
+    def __init__(self, schema: str, table: str, batch_date: date, expected: str, found: str | None):
+        super().__init__(f"partition {schema}.{table} batch_date={batch_date} is version "
+                         f"{(found or 'none')[:12]}, not the pinned {expected[:12]}")
+        self.expected, self.found = expected, found
+
+
 @dataclass(frozen=True)
 class PartitionInfo:
     path: str
     rows: int
     files: list[str]
     schema: list[dict[str, str]]
+    digest: str = ""  # sha256 of the manifest: this version of the partition
 
 
-class Store:
+class Store(StoreRecords):
     """Partitions under a root: a local folder (`Store("/data/store")`) or a bucket prefix
     (`Store("s3://bucket/prefix", filesystem=...)`, usually built by `Store.from_connection`)."""
 
@@ -100,7 +116,24 @@ class Store:
         for part in (schema, table):
             if not part or "/" in part or part in (".", ".."):
                 raise ValueError(f"{part!r} cannot name a folder in the store")
+        if schema in (TEMP, CHECKS, RUNS):
+            raise ValueError(f"schema {schema!r} is the store's own folder; give the table another schema")
         return f"{self.location.path}/{schema}/{table}"
+
+    def _own_path(self, kind: str, *names: str) -> str:
+        for name in names:
+            self._table_path("x", name)  # the same name checks as a table's folder
+        return "/".join([self.location.path, kind, *names])
+
+    def local_temp(self, label: str) -> Path:
+        """A new, empty folder for a local write in progress: under `<store>/_tmp/`, on the store's file system
+        (a rename from it is atomic) and outside every table's folder (no reader's glob ever sees it)."""
+        base = Path(self.location.path) / TEMP
+        make_dirs(base)
+        self._sweep_local(base)
+        tmp = base / f"{label}_{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        return tmp
 
     def _partition_path(self, schema: str, table: str, batch_date: date) -> str:
         return f"{self._table_path(schema, table)}/batch_date={batch_date.isoformat()}"
@@ -146,31 +179,31 @@ class Store:
 
     def _write_local(self, schema, table, batch_date, arrow_schema, batches, meta) -> None:
         final = Path(self._partition_path(schema, table, batch_date))
-        final.parent.mkdir(parents=True, exist_ok=True)
-        self._sweep_local(final.parent)
-        # Underscore-prefixed siblings are ignored by pyarrow/DuckDB/Spark readers of the table folder.
-        tmp = final.parent / f"_tmp_{final.name}_{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+        make_dirs(final.parent)
+        self._sweep_local(final.parent)  # leftovers of versions that kept temporaries in the table folder
+        tmp = self.local_temp(f"{schema}.{table}.{final.name}")
         try:
             direct = getattr(batches, "write_parquet", None)
             if direct is not None:
-                files = [_written_by(direct, f"{tmp}/part-00000.parquet", arrow_schema)]
+                files = [written_by(direct, f"{tmp}/part-00000.parquet", arrow_schema)]
             else:
                 files = self._write_files(str(tmp), lambda i: f"part-{i:05d}.parquet", arrow_schema, batches)
             self._put_manifest(f"{tmp}/{MANIFEST}", batch_date, arrow_schema, files, meta)
-            _swap_in(tmp, final)
+            swap_in(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def _sweep_local(self, table_dir: Path) -> None:
-        """Remove what a killed writer left beside the partitions (temp and old copies), once it is stale."""
+    def _sweep_local(self, folder: Path) -> None:
+        """Remove what a killed writer left (temp and old copies) once it is stale: a younger one may be
+        another writer at work right now."""
         cutoff = datetime.now().timestamp() - self.stray_grace.total_seconds()
-        for p in table_dir.iterdir():
-            if p.name.startswith(("_tmp_batch_date=", "_old_batch_date=")):
+        in_temp = folder.name == TEMP and folder.parent == Path(self.location.path)
+        for p in folder.iterdir():
+            if in_temp or p.name.startswith(("_tmp_batch_date=", "_old_batch_date=")):
                 try:
                     if p.stat().st_mtime < cutoff:
-                        shutil.rmtree(p, ignore_errors=True)
+                        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
                 except FileNotFoundError:
                     pass
 
@@ -184,7 +217,7 @@ class Store:
         except BaseException:
             # Not committed, so invisible either way; tidy up what we can.
             for name in written:
-                _delete_quietly(self.fs, f"{prefix}/{name}")
+                delete_quietly(self.fs, f"{prefix}/{name}")
             raise
         self._put_manifest(f"{prefix}/{MANIFEST}", batch_date, arrow_schema, files, meta)  # the commit point
         keep = {f["name"] for f in files} | {MANIFEST}
@@ -203,7 +236,7 @@ class Store:
             mtime = entry.mtime
             stale = mtime is not None and (mtime if mtime.tzinfo else mtime.replace(tzinfo=timezone.utc)) < cutoff
             if name in replaced or stale:
-                _delete_quietly(self.fs, entry.path)
+                delete_quietly(self.fs, entry.path)
 
     def _write_files(self, folder: str, name_of, arrow_schema: pa.Schema, batches: Iterable[pa.RecordBatch],
                      written: list[str] | None = None) -> list[dict]:
@@ -224,7 +257,7 @@ class Store:
             nonlocal writer, sink, rows_in_file
             name = name_of(len(files))
             written.append(name)
-            sink = _HashingSink(self.fs.open_output_stream(f"{folder}/{name}"))
+            sink = HashingSink(self.fs.open_output_stream(f"{folder}/{name}"))
             writer = pq.ParquetWriter(sink, arrow_schema, compression="zstd", use_dictionary=dictionary)
             files.append({"name": name, "rows": 0})
             rows_in_file = 0
@@ -270,36 +303,18 @@ class Store:
         with self.fs.open_output_stream(path) as out:
             out.write((json.dumps(manifest, indent=1) + "\n").encode())
 
-    # -- runs outside Airflow -----------------------------------------------------------------------
-    def _run_path(self, dag_id: str, batch_date: date) -> str:
-        self._table_path("_runs", dag_id)  # the same name checks as a table's folder
-        return f"{self.location.path}/_runs/{dag_id}/batch_date={batch_date.isoformat()}.json"
-
-    def record_run(self, dag_id: str, batch_date: date, state: str, error: str | None = None) -> None:
-        """How a run of one date ended when no Airflow database kept it (`dagspec run` / `backfill --local`):
-        a date whose steps failed after its extract had staged partitions is then not taken as loaded.
-        The record holds no time, so re-running a date that succeeded leaves the same bytes."""
-        path = self._run_path(dag_id, batch_date)
-        if self.local:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        record = {"dag_id": dag_id, "batch_date": batch_date.isoformat(), "state": state,
-                  **({"error": error} if error else {})}
-        with self.fs.open_output_stream(path) as out:
-            out.write((json.dumps(record, indent=1) + "\n").encode())
-
-    def run_state(self, dag_id: str, batch_date: date) -> str | None:
-        """'success' or 'failed' as record_run left it, or None when no run outside Airflow recorded the date."""
-        found = self._read_json(self._run_path(dag_id, batch_date))
-        return found["state"] if found else None
-
     # -- reading -----------------------------------------------------------------------------------
     def _read_manifest(self, prefix: str) -> dict | None:
         return self._read_json(f"{prefix}/{MANIFEST}")
 
     def _read_json(self, path: str) -> dict | None:
+        data = self._read_bytes(path)
+        return None if data is None else json.loads(data)
+
+    def _read_bytes(self, path: str) -> bytes | None:
         try:
             with self.fs.open_input_stream(path) as fh:
-                return json.loads(fh.read())
+                return fh.read()
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -308,28 +323,40 @@ class Store:
                 return None
             raise
 
-    def _manifest(self, schema: str, table: str, batch_date: date) -> tuple[str, dict]:
+    def _manifest(self, schema: str, table: str, batch_date: date) -> tuple[str, dict, str]:
+        """(prefix, manifest, sha256 of its bytes), all from one read."""
         prefix = self._partition_path(schema, table, batch_date)
-        manifest = self._read_manifest(prefix)
-        if manifest is None:
+        data = self._read_bytes(f"{prefix}/{MANIFEST}")
+        if data is None:
             raise FileNotFoundError(
                 f"no staged partition {schema}.{table} batch_date={batch_date} in {self.location.uri()}: "
                 "did the step that writes it run?"
             )
-        return prefix, manifest
+        return prefix, json.loads(data), hashlib.sha256(data).hexdigest()
 
     def partition(self, schema: str, table: str, batch_date: date) -> PartitionInfo:
-        prefix, manifest = self._manifest(schema, table, batch_date)
+        prefix, manifest, digest = self._manifest(schema, table, batch_date)
         uri = self.location.uri
         return PartitionInfo(
-            uri(prefix), manifest["rows"], [uri(f"{prefix}/{f['name']}") for f in manifest["files"]], manifest["schema"]
+            uri(prefix), manifest["rows"], [uri(f"{prefix}/{f['name']}") for f in manifest["files"]], manifest["schema"],
+            digest,
         )
 
-    def dataset(self, schema: str, table: str, batch_dates: Iterable[date]) -> pads.Dataset:
-        """The committed files of the given partitions, on this store's file system (DuckDB can scan it)."""
+    def manifest_digest(self, schema: str, table: str, batch_date: date) -> str | None:
+        """The sha256 naming the committed version of a partition, or None when there is none."""
+        data = self._read_bytes(f"{self._partition_path(schema, table, batch_date)}/{MANIFEST}")
+        return None if data is None else hashlib.sha256(data).hexdigest()
+
+    def dataset(self, schema: str, table: str, batch_dates: Iterable[date],
+                pinned: dict[date, str] | None = None) -> pads.Dataset:
+        """The committed files of the given partitions, on this store's file system (DuckDB can scan it).
+        `pinned`: date -> the only manifest sha256 accepted for it (else PartitionChanged), checked on the
+        same manifest read that lists the files."""
         paths = []
         for d in batch_dates:
-            prefix, manifest = self._manifest(schema, table, d)
+            prefix, manifest, digest = self._manifest(schema, table, d)
+            if pinned and d in pinned and pinned[d] != digest:
+                raise PartitionChanged(schema, table, d, pinned[d], digest)
             paths += [f"{prefix}/{f['name']}" for f in manifest["files"]]
         import pyarrow.dataset as pads  # here, not at the top: it imports pandas (~45 MB, 0.3 s) into every extract
 
@@ -351,107 +378,3 @@ class Store:
             if name == MANIFEST and (m := _PARTITION.match(head)):
                 found.add(m.group(1))
         return sorted(date.fromisoformat(d) for d in found)
-
-
-def dictionary_columns(batch: pa.RecordBatch) -> list[str] | bool:
-    """Columns worth dictionary encoding, judged on the first batch: those with few distinct values.
-    Parquet writers dictionary-encode every column by default and give up per page on high-cardinality
-    ones (comments, ids, amounts) after paying for it: skipping those measured ~20% less CPU and ~20%
-    smaller files on TPC-H lineitem. The same input decides the same way, so re-runs stay byte-identical."""
-    import pyarrow.compute as pc
-
-    if batch.num_rows < 1000:
-        return True  # too few rows to judge: the writer's default
-    chosen = []
-    for field, column in zip(batch.schema, batch.columns):
-        try:
-            if pc.count_distinct(column).as_py() <= batch.num_rows // 10:
-                chosen.append(field.name)
-        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
-            chosen.append(field.name)  # a type count_distinct cannot judge keeps the default
-    return chosen
-
-
-def _written_by(write_parquet, path: str, arrow_schema: pa.Schema) -> dict:
-    """A part the source wrote itself (a Scan's `write_parquet(path)`: one file, so a partition written this
-    way may hold more than ROWS_PER_FILE rows in its one part), checked against the plan and checksummed."""
-    write_parquet(path)
-    meta = pq.read_metadata(path)
-    found = meta.schema.to_arrow_schema()
-    if [(f.name, f.type) for f in found] != [(f.name, f.type) for f in arrow_schema]:
-        raise TypeError(f"the source wrote {found} where {arrow_schema} was planned")  # a bug, not bad input
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return {"name": Path(path).name, "rows": meta.num_rows, "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
-
-
-class _HashingSink:
-    """A write-only file for ParquetWriter that checksums and counts bytes on the way out, so a part
-    is never read back (on S3/GCS that would be a second download)."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        self._digest = hashlib.sha256()
-        self.size = 0
-        self.closed = False
-
-    def write(self, data) -> int:
-        view = memoryview(data)
-        self._digest.update(view)
-        self._stream.write(view)
-        self.size += view.nbytes
-        return view.nbytes
-
-    def tell(self) -> int:
-        return self.size
-
-    def writable(self) -> bool:
-        return True
-
-    def flush(self) -> None:
-        pass  # the stream buffers and uploads on its own; forcing a flush would cut small multipart parts
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._stream.close()
-
-    def discard(self) -> None:
-        """After a failure: close without caring (the object, if any, is an uncommitted stray)."""
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
-
-
-def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
-    try:
-        fs.delete_file(path)
-    except (FileNotFoundError, OSError):
-        pass
-
-
-_RENAME_EXCHANGE = 2
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _swap_in(new: Path, final: Path) -> None:
-    """Make `new` visible at `final` in one step; readers see the old partition or the new, never neither."""
-    if not final.exists():
-        os.rename(new, final)
-        return
-    renameat2 = getattr(_libc, "renameat2", None)
-    AT_FDCWD = -100
-    if renameat2 is not None and renameat2(AT_FDCWD, bytes(new), AT_FDCWD, bytes(final), _RENAME_EXCHANGE) == 0:
-        shutil.rmtree(new)  # `new` now holds the old partition
-        return
-    # No atomic exchange (old kernel or file system): two renames, the old copy kept until the second lands.
-    old = final.parent / f"_old_{final.name}_{uuid.uuid4().hex[:8]}"
-    os.rename(final, old)
-    os.rename(new, final)
-    shutil.rmtree(old)

@@ -418,7 +418,7 @@ def test_pg_killed_extraction_leaves_the_previous_partition_intact(pg, data_home
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def half_written() -> bool:
-        temp = [p for p in (data_home / "store/raw/out").iterdir() if p.name.startswith("_tmp_")]
+        temp = [p for p in (data_home / "store/_tmp").iterdir() if p.name.startswith("raw.out.")]
         return any(f.stat().st_size > 0 for t in temp for f in t.glob("part-*.parquet"))
 
     try:
@@ -431,7 +431,7 @@ def test_pg_killed_extraction_leaves_the_previous_partition_intact(pg, data_home
             os.kill(proc.pid, signal.SIGTERM)
             output = proc.communicate(timeout=120)[0].decode()
             assert proc.returncode != 0 and "task stopped (SIGTERM)" in output, output[-3000:]
-            assert not [p for p in (data_home / "store/raw/out").iterdir() if p.name.startswith("_tmp_")]
+            assert not [p for p in (data_home / "store/_tmp").iterdir() if p.name.startswith("raw.out.")]
         else:
             os.kill(proc.pid, signal.SIGKILL)
             assert half_written(), "nothing half-written"

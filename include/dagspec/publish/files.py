@@ -1,8 +1,8 @@
 """Export a batch as files in the partition layout: Parquet through the Store, CSV beside it.
 
 CSV follows the Store's own commit rules so readers never see half a partition and a re-run
-replaces exactly one: locally a temporary folder swapped in whole; on S3/GCS uniquely named parts,
-then the manifest as the commit point, then the replaced parts deleted.
+replaces exactly one: locally a folder under `<store>/_tmp/` fsynced and swapped in whole; on
+S3/GCS uniquely named parts, then the manifest as the commit point, then the replaced parts deleted.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+
+from dagspec.store_io import HashingSink, delete_quietly, make_dirs, swap_in
 
 
 def export_partition(store, fmt: str, schema: str, table: str, batch_date: date, arrow_schema: pa.Schema,
@@ -31,9 +33,7 @@ def export_partition(store, fmt: str, schema: str, table: str, batch_date: date,
 
 
 def _write_csv(store, path: str, arrow_schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> dict:
-    from dagspec.store import _HashingSink
-
-    sink = _HashingSink(store.fs.open_output_stream(path))
+    sink = HashingSink(store.fs.open_output_stream(path))
     rows = 0
     try:
         with pacsv.CSVWriter(sink, arrow_schema) as writer:
@@ -48,23 +48,22 @@ def _write_csv(store, path: str, arrow_schema: pa.Schema, batches: Iterable[pa.R
 
 
 def _csv_local(store, schema, table, batch_date, arrow_schema, batches) -> None:
-    from dagspec.store import MANIFEST, _swap_in
+    from dagspec.store import MANIFEST
 
-    final = Path(store._partition_path(schema, table, batch_date))
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f"_tmp_{final.name}_{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    final = Path(store.partition_dir(schema, table, batch_date))
+    make_dirs(final.parent)
+    tmp = store.local_temp(f"{schema}.{table}.{final.name}")
     try:
         part = _write_csv(store, f"{tmp}/part-00000.csv", arrow_schema, batches)
         store._put_manifest(f"{tmp}/{MANIFEST}", batch_date, arrow_schema, [part])
-        _swap_in(tmp, final)
+        swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
 def _csv_objects(store, schema, table, batch_date, arrow_schema, batches) -> None:
-    from dagspec.store import MANIFEST, _delete_quietly
+    from dagspec.store import MANIFEST
 
     prefix = store._partition_path(schema, table, batch_date)
     previous = store._read_manifest(prefix)
@@ -72,7 +71,7 @@ def _csv_objects(store, schema, table, batch_date, arrow_schema, batches) -> Non
     try:
         part = _write_csv(store, f"{prefix}/{name}", arrow_schema, batches)
     except BaseException:
-        _delete_quietly(store.fs, f"{prefix}/{name}")
+        delete_quietly(store.fs, f"{prefix}/{name}")
         raise
     store._put_manifest(f"{prefix}/{MANIFEST}", batch_date, arrow_schema, [part])  # the commit point
     replaced = {f["name"] for f in previous["files"]} if previous else set()

@@ -11,8 +11,9 @@ from pathlib import Path
 from dagspec.connections import Resolver, env_resolver
 from dagspec.errors import StepFailed  # noqa: F401  (re-exported for stages)
 from dagspec.paths import data_home, sql_dir
+from dagspec.spec.graph import upstream
 from dagspec.spec.model import ExtractStep, Pipeline, TableRef, TransformStep
-from dagspec.store import Store
+from dagspec.store import PartitionChanged, Store
 from dagspec.windows import Batch, Window
 
 WORK_SCHEMA = "dagspec_work"
@@ -26,6 +27,7 @@ class RunContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("dagspec"))
     sql_root: Path = field(default_factory=sql_dir)
     reports_root: Path = field(default_factory=lambda: data_home() / "reports")
+    step_id: str | None = None  # the step this context runs: its reads of checked partitions are pinned
 
     @cached_property
     def batches(self) -> list[Batch]:
@@ -57,9 +59,51 @@ class RunContext:
         step = self.pipeline.step(step_id)
         table = self.output_table(step_id)
         name = f"__ref_{step_id}"
-        if isinstance(step, ExtractStep) or (step.kind == "score" and step.output.table is None):
+        if isinstance(step, ExtractStep):
+            return session.expose(name, self.staged(step_id, batch))
+        if step.kind == "score" and step.output.table is None:
             return session.expose(name, self.store.dataset(table.schema_, table.table, [batch.batch_date]))
         return session.expose_batch(name, table.schema_, table.table, batch.batch_date)
+
+    def checked_by(self, step_id: str) -> list[str]:
+        """The validate steps of `step_id`'s output that the running step waits for, directly or not."""
+        if self.step_id is None:
+            return []
+        deps = upstream(self.pipeline)
+        seen: set[str] = set()
+        todo = list(deps.get(self.step_id, []))
+        while todo:
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                todo.extend(deps.get(current, []))
+        return [s.id for s in self.pipeline.steps if s.kind == "validate" and s.input == step_id and s.id in seen]
+
+    def staged(self, step_id: str, batch: Batch):
+        """An extract's staged partition for the batch, as a dataset. Downstream of a validate step of it, only
+        the version that step checked (its record in the store, so any task process can tell): a partition
+        rewritten since (another run, another definition staging the same table) is refused, never read."""
+        table = self.output_table(step_id)
+        where = f"partition {table.qualified} batch_date={batch.batch_date}"
+        pinned = None
+        for check in self.checked_by(step_id):
+            record = self.store.checked(self.pipeline.dag_id, check, batch.batch_date)
+            if record is None:
+                raise StepFailed(f"{where}: no record that {check} validated it (looked for "
+                                 f"{self.store.check_record_uri(self.pipeline.dag_id, check, batch.batch_date)}); "
+                                 f"run {check} before {self.step_id}")
+            if not record.get("passed"):
+                raise StepFailed(f"{where}: {check} failed on it; nothing downstream reads it")
+            if pinned not in (None, record["manifest_sha256"]):
+                raise StepFailed(f"{where} changed between the checks of this run; re-run from {step_id}")
+            pinned = record["manifest_sha256"]
+        try:
+            return self.store.dataset(table.schema_, table.table, [batch.batch_date],
+                                      pinned={batch.batch_date: pinned} if pinned else None)
+        except PartitionChanged:
+            checks = " and ".join(self.checked_by(step_id))
+            raise StepFailed(f"{where} changed since {checks} validated it; re-run from {step_id} "
+                             f"(nothing was read from it by {self.step_id})") from None
 
 
 def work_table_name(dag_id: str, step_id: str) -> str:

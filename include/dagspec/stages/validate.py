@@ -43,11 +43,15 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
     outcome: dict[str, Any] = {}
     failures: list[str] = []
     suite_name = f"{ctx.pipeline.dag_id}.{step.id}"
+    staged = ctx.output_table(step.input) if isinstance(ctx.pipeline.step(step.input), ExtractStep) else None
     for batch in ctx.batches:
+        version = staged and ctx.store.manifest_digest(staged.schema_, staged.table, batch.batch_date)
         results, rows, engine = _evaluate(ctx, step, batch, checks, suite_name)
         json_path, html_path = _write_reports(ctx, step, batch, rows, results)
         blocking = [r for r in results["results"] if not r["success"] and r["severity"] == "fail"]
         warned = [r for r in results["results"] if not r["success"] and r["severity"] == "warn"]
+        if staged is not None:
+            _pin(ctx, step, staged, batch, version, passed=not blocking)
         ctx.log.info("validate %s batch_date=%s rows=%d (engine: %s)\n%s", step.id, batch.batch_date, rows, engine,
                      summary(results))
         ctx.log.info("validation report: %s (result JSON: %s)", html_path.as_uri(), json_path)
@@ -62,6 +66,18 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
     if failures:
         raise ValidationFailed("validation failed, nothing downstream will publish: " + "; ".join(failures))
     return outcome
+
+
+def _pin(ctx: RunContext, step: ValidateStep, table, batch: Batch, version: str, passed: bool) -> None:
+    """Record which version of the staged partition was checked: readers downstream take only that one.
+    The version is read before and after the checks, so the verdict belongs to exactly it (a warn-only
+    failure still pins: that version was checked)."""
+    now = ctx.store.manifest_digest(table.schema_, table.table, batch.batch_date)
+    if now != version:
+        raise StepFailed(f"partition {table.qualified} batch_date={batch.batch_date} was replaced while {step.id} "
+                         "was checking it (another run or definition writing it?); run the checks again")
+    ctx.store.record_check(ctx.pipeline.dag_id, step.id, batch.batch_date, table.schema_, table.table, version,
+                           passed)
 
 
 def _evaluate(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str):
