@@ -139,8 +139,10 @@ def run_days(dag_id: str, pipeline, days: list[date], *, keep_going: bool) -> li
         bar = progress.add_task(dag_id, total=len(order) * len(days))
         for d in days:
             completed = progress.tasks[0].completed
+            record = RunRecord(pipeline, resolver, d)
 
-            def on_step(step_id: str, state: str, _result, d=d) -> None:
+            def on_step(step_id: str, state: str, _result, d=d, record=record) -> None:
+                record.step(step_id, state)
                 if state == "running":
                     progress.update(bar, description=f"{dag_id} {d} · {step_id}")
                 else:
@@ -148,10 +150,10 @@ def run_days(dag_id: str, pipeline, days: list[date], *, keep_going: bool) -> li
 
             try:
                 run_pipeline(pipeline, window_of_day(pipeline, d), on_step=on_step, resolver=resolver)
-                _record(pipeline, resolver, d, "success")
+                record.finish("success")
             except Exception as exc:
                 text = str(exc) if isinstance(exc, StepFailed) else _error_summary(exc, pipeline, resolver)
-                _record(pipeline, resolver, d, "failed", text)
+                record.finish("failed", text)
                 failures.append((d, text))
                 progress.update(bar, completed=completed + len(order))
                 progress.console.print(f"[red]{dag_id} {d}: failed[/]: {text}")
@@ -160,14 +162,39 @@ def run_days(dag_id: str, pipeline, days: list[date], *, keep_going: bool) -> li
     return failures
 
 
-def _record(pipeline, resolver, day: date, state: str, error: str | None = None) -> None:
-    """Keep how the date ended in the store (there is no Airflow database here), for `backfill --local`."""
-    from dagspec.store import Store
+class RunRecord:
+    """How one date's run goes, kept in the store (there is no Airflow database here) for `backfill --local`:
+    'running' with its id and start time before the first step, each step's state as it moves, then how it
+    ended. A run killed on the way leaves 'running', which is never taken as done."""
 
-    try:
-        Store.from_connection(resolver(pipeline.store.conn_id)).record_run(pipeline.dag_id, day, state, error)
-    except Exception as exc:  # the run's own outcome stands; only the record is missing
-        logging.getLogger("dagspec").warning("could not record the run of %s %s: %s", pipeline.dag_id, day, exc)
+    def __init__(self, pipeline, resolver, day: date):
+        import uuid
+        from datetime import datetime, timezone
+
+        self.pipeline, self.resolver, self.day = pipeline, resolver, day
+        self.about = {"run_id": uuid.uuid4().hex, "started_at": datetime.now(timezone.utc).isoformat(),
+                      "pid": os.getpid(), "steps": {}}
+        self._write("running")
+
+    def step(self, step_id: str, state: str) -> None:
+        self.about["steps"][step_id] = state
+        self._write("running")
+
+    def finish(self, state: str, error: str | None = None) -> None:
+        from datetime import datetime, timezone
+
+        self.about["ended_at"] = datetime.now(timezone.utc).isoformat()
+        self._write(state, error)
+
+    def _write(self, state: str, error: str | None = None) -> None:
+        from dagspec.store import Store
+
+        try:
+            store = Store.from_connection(self.resolver(self.pipeline.store.conn_id))
+            store.record_run(self.pipeline.dag_id, self.day, state, error, **self.about)
+        except Exception as exc:  # the run's own outcome stands; only the record is missing
+            logging.getLogger("dagspec").warning("could not record the run of %s %s: %s", self.pipeline.dag_id,
+                                                 self.day, exc)
 
 
 def _error_summary(exc: Exception, pipeline, resolver) -> str:

@@ -107,15 +107,27 @@ def _local(dag_id: str, days: list[date], reprocess: bool) -> int:
 
 
 def _loaded_days(pipeline, days: list[date], tables, context_cls) -> set[date]:
+    """Dates whose partitions all exist and whose last run here recorded every step a success. Partitions alone
+    prove nothing (a step after the extract may have failed on the date, or the run was killed: a record
+    left 'running'), and neither does a date with no record (a run killed before this version recorded it)."""
     from dagspec.runner import window_of_day
+    from dagspec.spec.graph import topological
 
-    if not tables:
-        return set()
     ctx = context_cls(pipeline, window_of_day(pipeline, days[0]), resolver=cli_resolver())
     present = [set(ctx.store.batch_dates(schema, table)) for schema, table in tables]
-    # Partitions alone do not make a date loaded: a step after the extract may have failed on it.
-    return {d for d in days if all(d in dates for dates in present)
-            and ctx.store.run_state(pipeline.dag_id, d) != "failed"}
+    steps = set(topological(pipeline))
+    done = set()
+    for d in days:
+        if not all(d in dates for dates in present):
+            continue
+        record = ctx.store.run_record(pipeline.dag_id, d) or {}
+        if record.get("state") == "success" and set(record.get("steps", {})) >= steps \
+                and set(record["steps"].values()) == {"success"}:
+            done.add(d)
+        elif record.get("state") == "running":
+            err.print(f"{pipeline.dag_id} {d}: run {record.get('run_id', '?')[:8]} started "
+                      f"{record.get('started_at', '?')} never ended (killed?): running the date again", soft_wrap=True)
+    return done
 
 
 # ---------------------------------------------------------------- Airflow

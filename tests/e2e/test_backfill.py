@@ -29,9 +29,11 @@ REPO_DEFS = Path(__file__).resolve().parents[2] / "dags" / "definitions"
 
 
 def snapshot(data: Path) -> tuple[dict[str, str], dict[str, list]]:
-    """sha256 of every file in the store, and the published warehouse tables' rows."""
-    files = {str(p.relative_to(data / "store")): hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in sorted((data / "store").rglob("*")) if p.is_file()}
+    """sha256 of every file in the store but the run records (they hold run ids and times), and the published
+    warehouse tables' rows."""
+    store = data / "store"
+    files = {str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted(store.rglob("*")) if p.is_file() and p.relative_to(store).parts[0] != "_runs"}
     tables = {t: warehouse_rows(data / "warehouse.duckdb", f"SELECT * FROM {t} ORDER BY ALL")
               for t in ("analytics.orders", "analytics.daily_revenue")}
     return files, tables

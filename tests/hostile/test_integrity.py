@@ -103,3 +103,121 @@ def test_a_reader_not_downstream_of_the_check_is_not_pinned(data_home):
     run_step(x, "extract_orders", START, END)
     run_step(x, "publish_orders", START, END)
     assert len(_published(data_home)) == len(source_orders(data_home / "source.db", DAY))
+
+
+# ---------------------------------------------------------------- a killed run is not a done date
+
+LOCK = 77_012_345  # the advisory lock the gate step waits on while the test holds it
+
+
+def _pg():
+    import psycopg
+
+    try:
+        return psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", autocommit=True,
+                               connect_timeout=5)
+    except psycopg.Error as exc:
+        from conftest import need
+
+        need(False, f"PostgreSQL on 127.0.0.1:5432 (user postgres, db test): {exc}")
+
+
+@pytest.fixture()
+def pg_orders():
+    import os
+
+    schema = f"pin_kill_{os.getpid()}"
+    with _pg() as c:
+        c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        c.execute(f"CREATE SCHEMA {schema}")
+        c.execute(f"CREATE TABLE {schema}.orders (order_id int PRIMARY KEY, status text NOT NULL, "
+                  "ordered_at timestamptz NOT NULL)")
+        c.execute(f"INSERT INTO {schema}.orders SELECT i, 'placed', TIMESTAMPTZ '2025-03-01 00:00+00' + i * "
+                  "INTERVAL '1 minute' FROM generate_series(1, 3) AS i")
+    yield schema
+    with _pg() as c:
+        c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def _definition(folder, schema: str) -> None:
+    import json
+
+    folder.mkdir()
+    steps = [
+        {"id": "extract_orders", "kind": "extract", "target": {"schema": "raw", "table": "orders"},
+         "source": {"conn_id": "pin_pg", "schema": schema, "table": "orders", "incremental_column": "ordered_at"}},
+        {"id": "check_orders", "kind": "validate", "input": "extract_orders", "expectations": [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "status"}}]},
+        # Stands for any slow step after the extract: it waits while the test holds the advisory lock.
+        {"id": "gate", "kind": "extract", "target": {"schema": "raw", "table": "gate"}, "source": {
+            "conn_id": "pin_pg", "query": f"SELECT count(*) AS passed FROM (SELECT pg_advisory_xact_lock({LOCK})) AS l"}},
+        {"id": "publish_orders", "kind": "publish", "input": "extract_orders",
+         "table": {"schema": "pin_k", "table": "orders"}},
+    ]
+    (folder / "pin_kill.json").write_text(json.dumps({"dag_id": "pin_kill", "start_date": "2025-01-01", "steps": steps}))
+
+
+def test_a_run_killed_after_its_extract_leaves_the_date_to_be_run_again(data_home, tmp_path, monkeypatch, pg_orders):
+    """Run 1 loads 3 rows; run 2 (5 rows at the source) is kill -9'd after its extract committed, while a later
+    step waits; `backfill --local` must not take the date as loaded from run 1's record: it runs it again."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    _definition(tmp_path / "defs", pg_orders)
+    monkeypatch.setenv("DAGSPEC_DEFINITIONS", str(tmp_path / "defs"))
+    monkeypatch.setenv("AIRFLOW_CONN_PIN_PG", "postgres://postgres@127.0.0.1:5432/test")
+    dagspec = [str(Path(sys.executable).with_name("dagspec"))]
+    first = subprocess.run([*dagspec, "run", "pin_kill", "--date", "2025-03-01"], capture_output=True, text=True,
+                           timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    published = "SELECT order_id FROM pin_k.orders ORDER BY 1"
+    assert [r[0] for r in warehouse_rows(data_home / "warehouse.duckdb", published)] == [1, 2, 3]
+
+    with _pg() as c:
+        c.execute(f"INSERT INTO {pg_orders}.orders VALUES (4, 'placed', '2025-03-01 10:00+00'), "
+                  "(5, 'shipped', '2025-03-01 11:00+00')")
+    holder = _pg()
+    holder.execute("BEGIN")
+    holder.execute(f"SELECT pg_advisory_xact_lock({LOCK})")
+    proc = subprocess.Popen([*dagspec, "run", "pin_kill", "--date", "2025-03-01"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        with _pg() as c:
+            while not c.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s "
+                                "AND NOT granted", [LOCK]).fetchone()[0]:
+                assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+                assert time.monotonic() < deadline, "the run never reached the gate"
+                time.sleep(0.2)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            c.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s "
+                      "AND NOT granted", [LOCK])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        holder.close()
+    manifest = data_home / "store/raw/orders/batch_date=2025-03-01/_manifest.json"
+    assert json.loads(manifest.read_text())["rows"] == 5  # run 2's extract had committed
+    assert [r[0] for r in warehouse_rows(data_home / "warehouse.duckdb", published)] == [1, 2, 3]  # not published
+    record = json.loads((data_home / "store/_runs/pin_kill/batch_date=2025-03-01.json").read_text())
+    assert record["state"] == "running" and record["steps"]["extract_orders"] == "success"
+
+    again = subprocess.run([*dagspec, "backfill", "pin_kill", "--from", "2025-03-01", "--to", "2025-03-01", "--local"],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    said = " ".join((again.stdout + again.stderr).split())
+    assert "never ended (killed?): running the date again" in said and "pin_kill: 1 date(s) done" in said, said
+    assert [r[0] for r in warehouse_rows(data_home / "warehouse.duckdb", published)] == [1, 2, 3, 4, 5]
+    record = json.loads((data_home / "store/_runs/pin_kill/batch_date=2025-03-01.json").read_text())
+    assert record["state"] == "success" and set(record["steps"].values()) == {"success"}
+
+    skipped = subprocess.run([*dagspec, "backfill", "pin_kill", "--from", "2025-03-01", "--to", "2025-03-01",
+                              "--local"], capture_output=True, text=True, timeout=300)
+    said = " ".join((skipped.stdout + skipped.stderr).split())
+    assert skipped.returncode == 0 and "skipping 1 date(s) already loaded" in said and "0 date(s) done" in said, said
