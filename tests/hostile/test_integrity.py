@@ -221,3 +221,101 @@ def test_a_run_killed_after_its_extract_leaves_the_date_to_be_run_again(data_hom
                               "--local"], capture_output=True, text=True, timeout=300)
     said = " ".join((skipped.stdout + skipped.stderr).split())
     assert skipped.returncode == 0 and "skipping 1 date(s) already loaded" in said and "0 date(s) done" in said, said
+
+
+# ---------------------------------------------------------------- a killed writer's leftovers, durable commits
+
+WRITER = r"""
+import sys, time
+from datetime import date
+from pathlib import Path
+import pyarrow as pa
+from dagspec.store import Store
+
+schema = pa.schema([("id", pa.int64()), ("pad", pa.string())])
+
+def batches():
+    for i in range(1000):
+        yield pa.record_batch([pa.array(range(i * 5000, (i + 1) * 5000)), pa.array(["x" * 200] * 5000)], schema=schema)
+        if i == 3:
+            Path(sys.argv[2]).write_text("half")
+            time.sleep(600)
+
+Store(sys.argv[1]).write_partition("raw", "t", date(2025, 3, 2), schema, batches())
+"""
+
+
+def test_a_killed_writer_leaves_nothing_a_glob_over_the_table_folder_reads(tmp_path):
+    """kill -9 mid-write: `read_parquet('<table>/**/*.parquet')` still reads the committed partitions only."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import duckdb
+    import pyarrow as pa
+
+    from dagspec.store import Store
+
+    root = tmp_path / "store"
+    schema = pa.schema([("id", pa.int64()), ("pad", pa.string())])
+    Store(root).write_partition("raw", "t", DAY, schema, [pa.record_batch([pa.array([1, 2]), pa.array(["a", "b"])],
+                                                                           schema=schema)])
+    signal_file = tmp_path / "half-written"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root), str(signal_file)])
+    try:
+        deadline = time.monotonic() + 120
+        while not signal_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the writer never got going"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    glob = str(root / "raw" / "t" / "**" / "*.parquet")
+    got = duckdb.sql(f"SELECT id FROM read_parquet('{glob}') ORDER BY id").fetchall()
+    assert got == [(1,), (2,)]
+    leftovers = [p for p in (root / "_tmp").rglob("part-*.parquet")]
+    assert leftovers and leftovers[0].stat().st_size > 0  # the half file exists, outside the table's folder
+    assert Store(root).batch_dates("raw", "t") == [DAY]
+
+
+def test_commits_fsync_every_file_and_folder(tmp_path, monkeypatch):
+    """Each part and the manifest, the folder they were written in, the table folder after the swap; the
+    records too. A rename is not durable until its folder is fsynced."""
+    import os
+
+    import pyarrow as pa
+
+    from dagspec.publish.files import export_partition
+    from dagspec.store import Store
+
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    root = tmp_path / "store"
+    store = Store(root)
+    schema = pa.schema([("id", pa.int64())])
+    for attempt in range(2):  # the second replaces the first: the exchange path
+        synced.clear()
+        store.write_partition("raw", "t", DAY, schema, [pa.record_batch([pa.array([attempt])], schema=schema)])
+        temp = [p for p in synced if p.startswith(f"{root}/_tmp/raw.t.batch_date=2025-03-01_")]
+        assert {p.rsplit("/", 1)[1] for p in temp} >= {"part-00000.parquet", "_manifest.json"}, synced
+        assert any(p.endswith("_manifest.json") for p in temp) and f"{root}/raw/t" in synced
+        assert f"{root}/_tmp" in synced  # the other side of the rename
+        written = max(synced.index(p) for p in temp)
+        assert synced.index(f"{root}/raw/t", written) > written  # the table folder after the files
+    synced.clear()
+    export_partition(store, "csv", "out", "t", DAY, schema, [pa.record_batch([pa.array([1])], schema=schema)])
+    assert any(p.endswith("/part-00000.csv") for p in synced) and f"{root}/out/t" in synced
+    synced.clear()
+    store.record_check("d", "check", DAY, "raw", "t", "0" * 64, True)
+    assert synced[-1] == f"{root}/_checks/d/check/batch_date=2025-03-01"
+    assert any(p.startswith(f"{root}/_tmp/checked.json.") for p in synced)
