@@ -31,7 +31,10 @@ def run_step(
     ctx = RunContext(pipeline, Window(utc(start), utc(end)), resolver, log or logging.getLogger("dagspec"),
                      step_id=step_id)
     step = pipeline.step(step_id)
-    return stage_for(step.kind)(ctx, step)
+    try:
+        return stage_for(step.kind)(ctx, step)
+    finally:
+        ctx.close()
 
 
 def run_pipeline(

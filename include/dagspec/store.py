@@ -49,7 +49,7 @@ import pyarrow.parquet as pq
 from dagspec.connections import ConnectionInfo
 from dagspec.filesystems import Location, location
 from dagspec.store_io import HashingSink, delete_quietly, dictionary_columns, make_dirs, swap_in, written_by
-from dagspec.store_records import CHECKS, RUNS, TEMP, StoreRecords
+from dagspec.store_records import CHECKS, RUNS, TEMP, PartitionChanged, StoreRecords
 
 if TYPE_CHECKING:
     import pyarrow.dataset as pads
@@ -59,15 +59,6 @@ ROWS_PER_FILE = 5_000_000
 ROW_GROUP_ROWS = 250_000
 STRAY_GRACE = timedelta(hours=6)
 _PARTITION = re.compile(r"batch_date=(\d{4}-\d{2}-\d{2})$")
-
-
-class PartitionChanged(ValueError):
-    """The committed partition is not the version the caller pinned (its manifest's sha256 differs)."""
-
-    def __init__(self, schema: str, table: str, batch_date: date, expected: str, found: str | None):
-        super().__init__(f"partition {schema}.{table} batch_date={batch_date} is version "
-                         f"{(found or 'none')[:12]}, not the pinned {expected[:12]}")
-        self.expected, self.found = expected, found
 
 
 @dataclass(frozen=True)
@@ -99,6 +90,7 @@ class Store(StoreRecords):
         self.fs = loc.fs
         self.local = isinstance(loc.fs, pafs.LocalFileSystem)
         self.stray_grace = stray_grace
+        self.held: list[Path] = []  # hard links of pinned partitions being read (see dataset)
 
     @property
     def root(self) -> Path | str:
@@ -124,16 +116,6 @@ class Store(StoreRecords):
         for name in names:
             self._table_path("x", name)  # the same name checks as a table's folder
         return "/".join([self.location.path, kind, *names])
-
-    def local_temp(self, label: str) -> Path:
-        """A new, empty folder for a local write in progress: under `<store>/_tmp/`, on the store's file system
-        (a rename from it is atomic) and outside every table's folder (no reader's glob ever sees it)."""
-        base = Path(self.location.path) / TEMP
-        make_dirs(base)
-        self._sweep_local(base)
-        tmp = base / f"{label}_{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        return tmp
 
     def _partition_path(self, schema: str, table: str, batch_date: date) -> str:
         return f"{self._table_path(schema, table)}/batch_date={batch_date.isoformat()}"
@@ -351,12 +333,18 @@ class Store(StoreRecords):
                 pinned: dict[date, str] | None = None) -> pads.Dataset:
         """The committed files of the given partitions, on this store's file system (DuckDB can scan it).
         `pinned`: date -> the only manifest sha256 accepted for it (else PartitionChanged), checked on the
-        same manifest read that lists the files."""
+        same manifest read that lists the files. A local partition is re-written under the same file names,
+        so a pinned one is read through hard links taken (and the version checked again) before returning:
+        a swap after that cannot change what the caller reads. On S3/GCS a new version's parts have new
+        names and the replaced ones are deleted, so a late reader fails rather than reading other rows."""
         paths = []
         for d in batch_dates:
             prefix, manifest, digest = self._manifest(schema, table, d)
-            if pinned and d in pinned and pinned[d] != digest:
-                raise PartitionChanged(schema, table, d, pinned[d], digest)
+            if pinned and d in pinned:
+                if pinned[d] != digest:
+                    raise PartitionChanged(schema, table, d, pinned[d], digest)
+                if self.local:
+                    prefix = self._hold(schema, table, d, prefix, manifest, digest)
             paths += [f"{prefix}/{f['name']}" for f in manifest["files"]]
         import pyarrow.dataset as pads  # here, not at the top: it imports pandas (~45 MB, 0.3 s) into every extract
 

@@ -1,4 +1,7 @@
-"""The store's own records beside the partitions: which version a validate step checked, how runs went.
+"""The store's own folders beside the tables: work in progress, which version a check pinned, how runs went.
+
+`<store>/_tmp/`: local writes in progress and the hard links of pinned partitions being read (on the
+store's file system, so a rename from there is atomic, and outside every table's folder).
 
 `<store>/_checks/<dag_id>/<step>/batch_date=D/checked.json`: the manifest sha256 a validate step
 checked, so every later reader of that staged partition (another task process, maybe on another
@@ -9,16 +12,57 @@ Celery worker) can insist on exactly that version. `<store>/_runs/<dag_id>/batch
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
 from datetime import date
 from pathlib import Path
 
-from dagspec.store_io import write_bytes
+from dagspec.store_io import make_dirs, write_bytes
 
 TEMP, CHECKS, RUNS = "_tmp", "_checks", "_runs"
 
 
+class PartitionChanged(ValueError):
+    """The committed partition is not the version the caller pinned (its manifest's sha256 differs)."""
+
+    def __init__(self, schema: str, table: str, batch_date: date, expected: str, found: str | None):
+        super().__init__(f"partition {schema}.{table} batch_date={batch_date} is version "
+                         f"{(found or 'none')[:12]}, not the pinned {expected[:12]}")
+        self.expected, self.found = expected, found
+
+
 class StoreRecords:
-    """Mixed into Store: needs its location, fs, local, _own_path and _read_json."""
+    """Mixed into Store: needs its location, fs, local, held, _own_path, _read_json, _sweep_local and
+    manifest_digest."""
+
+    def local_temp(self, label: str) -> Path:
+        """A new, empty folder for a local write in progress: under `<store>/_tmp/`, on the store's file system
+        (a rename from it is atomic) and outside every table's folder (no reader's glob ever sees it)."""
+        base = Path(self.location.path) / TEMP
+        make_dirs(base)
+        self._sweep_local(base)
+        tmp = base / f"{label}_{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        return tmp
+
+    def _hold(self, schema: str, table: str, batch_date: date, prefix: str, manifest: dict, digest: str) -> str:
+        held = self.local_temp(f"held.{schema}.{table}.batch_date={batch_date.isoformat()}")
+        self.held.append(held)
+        try:
+            for f in manifest["files"]:
+                os.link(f"{prefix}/{f['name']}", held / f["name"])
+        except FileNotFoundError:
+            raise PartitionChanged(schema, table, batch_date, digest, None) from None
+        now = self.manifest_digest(schema, table, batch_date)
+        if now != digest:  # swapped while linking: the links may be of the new version
+            raise PartitionChanged(schema, table, batch_date, digest, now)
+        return str(held)
+
+    def release(self) -> None:
+        """Drop the hard links `dataset(pinned=...)` took (the step that read them has ended)."""
+        while self.held:
+            shutil.rmtree(self.held.pop(), ignore_errors=True)
 
     def _put_json(self, path: str, record: dict) -> None:
         """One small JSON file, replaced whole (readers never see half of it) and durably."""

@@ -76,6 +76,25 @@ def test_publish_refuses_a_partition_restaged_after_it_was_validated(data_home, 
     assert _published(data_home) == expected and all(status is not None for _, status in expected)
 
 
+def test_a_partition_restaged_after_the_reader_took_it_is_not_what_it_reads(data_home):
+    """The swap lands between the reader's check and its scan: a local partition keeps its file names, so
+    without holding the checked files the scan would read the new rows."""
+    from dagspec.runner import window_of_day
+    from dagspec.stages import RunContext
+
+    _null_status_copy(data_home / "source.db")
+    x = _pipeline("pin_r", "orders", CHECKED)
+    run_step(x, "extract_orders", START, END)
+    run_step(x, "check_orders", START, END)
+    ctx = RunContext(x, window_of_day(x, DAY), step_id="publish_orders")
+    dataset = ctx.staged("extract_orders", ctx.batches[0])
+    run_step(_pipeline("pin_y", "orders_bad"), "extract_orders", START, END)
+    statuses = dataset.to_table(columns=["status"]).column("status")
+    assert statuses.null_count == 0 and len(statuses) == len(source_orders(data_home / "source.db", DAY))
+    ctx.close()
+    assert not list((data_home / "store/_tmp").glob("held.*"))  # the step's hold ends with it
+
+
 def test_a_transform_downstream_of_the_check_refuses_the_restaged_partition(data_home):
     _null_status_copy(data_home / "source.db")
     x = _pipeline("pin_t", "orders", [CHECKED[0], {

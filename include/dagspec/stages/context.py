@@ -43,6 +43,11 @@ class RunContext:
 
         return open_warehouse(self.resolver(self.pipeline.warehouse.conn_id))
 
+    def close(self) -> None:
+        """The step has ended: release what it held in the store."""
+        if "store" in self.__dict__:
+            self.store.release()
+
     def output_table(self, step_id: str) -> TableRef:
         """Where a step's batches live: an extract's staged partitions, a transform's warehouse table."""
         step = self.pipeline.step(step_id)
