@@ -338,3 +338,51 @@ def test_commits_fsync_every_file_and_folder(tmp_path, monkeypatch):
     store.record_check("d", "check", DAY, "raw", "t", "0" * 64, True)
     assert synced[-1] == f"{root}/_checks/d/check/batch_date=2025-03-01"
     assert any(p.startswith(f"{root}/_tmp/checked.json.") for p in synced)
+
+
+@pytest.mark.e2e
+def test_in_airflow_a_publish_task_refuses_what_another_dag_restaged_after_the_check(airflow_db, dags_folder,
+                                                                                      data_home):
+    """The same sequence as Airflow tasks, each its own task run: x's extract and check, then y's extract into the
+    same staged table, then x's publish alone (cleared and re-run, say). Only one of the two definitions is in the
+    folder at a time."""
+    import json
+    import shutil
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    _null_status_copy(data_home / "source.db")
+    defs = dags_folder / "definitions"
+    shutil.rmtree(defs)
+    defs.mkdir()
+
+    def dag(dag_id: str, source_table: str, steps: list[dict]):
+        for old in defs.glob("*.json"):
+            old.unlink()
+        target = {"schema": "raw", "table": "pin_af"}
+        first = {"id": "extract_orders", "kind": "extract", "target": target,
+                 "source": {"table": source_table, "incremental_column": "ordered_at"}}
+        (defs / f"{dag_id}.json").write_text(json.dumps({"dag_id": dag_id, "start_date": "2025-01-01", "retries": 0,
+                                                        "steps": [first, *steps]}))
+        bag = DagBag(dag_folder=str(dags_folder))
+        assert not bag.import_errors, bag.import_errors
+        return bag.dags[dag_id]
+
+    def run(d, skip: str):
+        end = datetime.combine(DAY + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+        return d.test(logical_date=end, mark_success_pattern=skip)
+
+    steps = [CHECKED[0], dict(CHECKED[1], table={"schema": "pin_af", "table": "orders"})]
+    assert run(dag("pin_af_x", "orders", steps), "^publish_orders$").state == "success"
+    assert run(dag("pin_af_y", "orders_bad", []), "^$").state == "success"
+    dag_run = run(dag("pin_af_x", "orders", steps), "^(extract_orders|check_orders)$")
+    assert dag_run.state == "failed"
+    import duckdb
+
+    con = duckdb.connect(str(data_home / "warehouse.duckdb"), read_only=True)
+    try:
+        assert not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'pin_af'"
+                               ).fetchone()[0]
+    finally:
+        con.close()
