@@ -4,6 +4,7 @@ taken as done, a killed writer's leftovers stay out of the table's folder, commi
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, MetaData, Table, create_engine, insert, select
@@ -87,7 +88,7 @@ def test_a_partition_restaged_after_the_reader_took_it_is_not_what_it_reads(data
     run_step(x, "extract_orders", START, END)
     run_step(x, "check_orders", START, END)
     ctx = RunContext(x, window_of_day(x, DAY), step_id="publish_orders")
-    dataset = ctx.staged("extract_orders", ctx.batches[0])
+    dataset = ctx.staged("extract_orders", [DAY])
     run_step(_pipeline("pin_y", "orders_bad"), "extract_orders", START, END)
     statuses = dataset.to_table(columns=["status"]).column("status")
     assert statuses.null_count == 0 and len(statuses) == len(source_orders(data_home / "source.db", DAY))
@@ -240,6 +241,25 @@ def test_a_run_killed_after_its_extract_leaves_the_date_to_be_run_again(data_hom
                               "--local"], capture_output=True, text=True, timeout=300)
     said = " ".join((skipped.stdout + skipped.stderr).split())
     assert skipped.returncode == 0 and "skipping 1 date(s) already loaded" in said and "0 date(s) done" in said, said
+
+
+def test_staged_partitions_without_a_run_record_are_not_a_done_date(data_home):
+    """kill -9 during validate or publish of a run that wrote no record: partitions alone are not 'loaded'."""
+    from typer.testing import CliRunner
+
+    from dagspec.cli import app
+    from dagspec.spec import load_definition
+
+    orders_daily = load_definition(Path(__file__).resolve().parents[2] / "dags/definitions/orders_daily.json")
+    for step in ("extract_orders", "check_orders", "daily_revenue", "publish_revenue"):  # every partition staged
+        run_step(orders_daily, step, START, END)
+    published = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'analytics' AND table_name = 'orders'"
+    assert warehouse_rows(data_home / "warehouse.duckdb", published) == [(0,)]  # killed before publish_orders
+    result = CliRunner().invoke(app, ["backfill", "orders_daily", "--from", "2025-03-01", "--to", "2025-03-01",
+                                      "--local"])
+    assert result.exit_code == 0 and "orders_daily: 1 date(s) done" in result.output, result.output
+    got = warehouse_rows(data_home / "warehouse.duckdb", "SELECT order_id FROM analytics.orders ORDER BY 1")
+    assert [r[0] for r in got] == [o[0] for o in source_orders(data_home / "source.db", DAY)]
 
 
 # ---------------------------------------------------------------- a killed writer's leftovers, durable commits

@@ -70,7 +70,7 @@ def _staged(ctx: RunContext, step_id: str, window: Window, columns: list[str] | 
     if not dates:
         raise StepFailed(f"no staged batches of {step_id!r} ({table.qualified}) between {window.start.date()} and "
                          f"{window.end.date()}: run (or backfill) the step for those dates first")
-    dataset = ctx.store.dataset(table.schema_, table.table, dates)
+    dataset = ctx.staged(step_id, dates)
     missing = [c for c in columns or [] if c not in dataset.schema.names]
     if missing:
         raise StepFailed(f"staged {table.qualified} has no column(s) {', '.join(missing)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class RunContext:
         table = self.output_table(step_id)
         name = f"__ref_{step_id}"
         if isinstance(step, ExtractStep):
-            return session.expose(name, self.staged(step_id, batch))
+            return session.expose(name, self.staged(step_id, [batch.batch_date]))
         if step.kind == "score" and step.output.table is None:
             return session.expose(name, self.store.dataset(table.schema_, table.table, [batch.batch_date]))
         return session.expose_batch(name, table.schema_, table.table, batch.batch_date)
@@ -84,31 +85,39 @@ class RunContext:
                 todo.extend(deps.get(current, []))
         return [s.id for s in self.pipeline.steps if s.kind == "validate" and s.input == step_id and s.id in seen]
 
-    def staged(self, step_id: str, batch: Batch):
-        """An extract's staged partition for the batch, as a dataset. Downstream of a validate step of it, only
-        the version that step checked (its record in the store, so any task process can tell): a partition
-        rewritten since (another run, another definition staging the same table) is refused, never read."""
+    def staged(self, step_id: str, dates: list[date]):
+        """An extract's staged partitions for `dates`, as one dataset. Downstream of a validate step of it, each
+        date of this run's batches is read only in the version that step checked (its record in the store, so
+        any task process can tell): a partition rewritten since (another run, another definition staging the
+        same table) is refused, never read. Older dates (a model's lookback) are read as they are."""
         table = self.output_table(step_id)
-        where = f"partition {table.qualified} batch_date={batch.batch_date}"
+        checks = self.checked_by(step_id)
+        ours = {b.batch_date for b in self.batches}
+        pinned = {d: self._pin(step_id, checks, d) for d in dates if checks and d in ours}
+        try:
+            return self.store.dataset(table.schema_, table.table, dates, pinned=pinned)
+        except PartitionChanged as exc:
+            day = next(d for d in dates if pinned.get(d) == exc.expected)
+            raise StepFailed(f"partition {table.qualified} batch_date={day} changed since {' and '.join(checks)} "
+                             f"validated it; re-run from {step_id} (nothing was read from it by {self.step_id})"
+                             ) from None
+
+    def _pin(self, step_id: str, checks: list[str], day: date) -> str:
+        """The one version of the date's partition every check of it recorded, else StepFailed."""
+        where = f"partition {self.output_table(step_id).qualified} batch_date={day}"
         pinned = None
-        for check in self.checked_by(step_id):
-            record = self.store.checked(self.pipeline.dag_id, check, batch.batch_date)
+        for check in checks:
+            record = self.store.checked(self.pipeline.dag_id, check, day)
             if record is None:
                 raise StepFailed(f"{where}: no record that {check} validated it (looked for "
-                                 f"{self.store.check_record_uri(self.pipeline.dag_id, check, batch.batch_date)}); "
+                                 f"{self.store.check_record_uri(self.pipeline.dag_id, check, day)}); "
                                  f"run {check} before {self.step_id}")
             if not record.get("passed"):
                 raise StepFailed(f"{where}: {check} failed on it; nothing downstream reads it")
             if pinned not in (None, record["manifest_sha256"]):
                 raise StepFailed(f"{where} changed between the checks of this run; re-run from {step_id}")
             pinned = record["manifest_sha256"]
-        try:
-            return self.store.dataset(table.schema_, table.table, [batch.batch_date],
-                                      pinned={batch.batch_date: pinned} if pinned else None)
-        except PartitionChanged:
-            checks = " and ".join(self.checked_by(step_id))
-            raise StepFailed(f"{where} changed since {checks} validated it; re-run from {step_id} "
-                             f"(nothing was read from it by {self.step_id})") from None
+        return pinned
 
 
 def work_table_name(dag_id: str, step_id: str) -> str:
