@@ -406,3 +406,29 @@ def test_in_airflow_a_publish_task_refuses_what_another_dag_restaged_after_the_c
                                ).fetchone()[0]
     finally:
         con.close()
+
+
+def test_the_stores_own_folders_are_no_schema_and_stale_temporaries_go(tmp_path):
+    import os
+    from datetime import timedelta
+
+    import pyarrow as pa
+
+    from dagspec.store import Store
+
+    store = Store(tmp_path)
+    schema = pa.schema([("id", pa.int64())])
+    one = [pa.record_batch([pa.array([1])], schema=schema)]
+    for reserved in ("_tmp", "_checks", "_runs"):
+        with pytest.raises(ValueError, match=f"schema '{reserved}' is the store's own folder"):
+            store.write_partition(reserved, "t", DAY, schema, one)
+    store.write_partition("raw", "t", DAY, schema, one)
+    stale, fresh = tmp_path / "_tmp/raw.t.batch_date=2025-03-02_deadbeef", tmp_path / "_tmp/checked.json.cafebabe"
+    stale.mkdir()
+    (stale / "part-00000.parquet").write_bytes(b"half")
+    fresh.write_bytes(b"{")
+    old = (datetime.now() - timedelta(days=1)).timestamp()
+    os.utime(stale, (old, old))
+    store.write_partition("raw", "t", date(2025, 3, 3), schema, one)
+    assert not stale.exists() and fresh.exists()  # a young one may be another writer's, right now
+    assert sorted(p.name for p in (tmp_path / "_tmp").iterdir()) == [fresh.name]

@@ -3,7 +3,8 @@
 Targets: a warehouse table (delete + insert in one transaction), files in the store or another
 store connection (Parquet/CSV, swapped in whole), BigQuery (Parquet load job + one MERGE), a Google
 Sheets worksheet (cleared, then rewritten). Validation ran before this step, so a failed 'fail'
-expectation never reaches any of them.
+expectation never reaches any of them, and a staged batch is read only in the version the validate
+steps before this one checked (RunContext.staged refuses any other).
 """
 
 from __future__ import annotations
