@@ -7,28 +7,16 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, MetaData, Table, create_engine, insert, select
 
 from dagspec.runner import run_step
-from dagspec.sample_data import orders
 from dagspec.spec.model import Pipeline
 from dagspec.stages import StepFailed
 from helpers import source_orders, warehouse_rows
+from hostile.integrity_fixtures import LOCK, WRITER, gate_definition, null_status_copy, pg_admin, pg_orders  # noqa: F401
 
 DAY = date(2025, 3, 1)
 START = datetime(2025, 3, 1, tzinfo=timezone.utc)
 END = datetime(2025, 3, 2, tzinfo=timezone.utc)
-
-
-def _null_status_copy(db) -> None:
-    """`orders_bad`: the day's orders again, every status NULL (what a careless second definition stages)."""
-    engine = create_engine(f"sqlite:///{db}")
-    bad = Table("orders_bad", MetaData(), *[Column(c.name, c.type) for c in orders.columns])
-    bad.create(engine)
-    with engine.begin() as conn:
-        rows = [dict(r._mapping) | {"status": None} for r in conn.execute(select(orders))]
-        conn.execute(insert(bad), rows)
-    engine.dispose()
 
 
 def _pipeline(dag_id: str, source_table: str, steps: list[dict] = ()) -> Pipeline:
@@ -58,7 +46,7 @@ def _published(data_home) -> list[tuple]:
 @pytest.mark.parametrize("severity", ["fail", "warn"])
 def test_publish_refuses_a_partition_restaged_after_it_was_validated(data_home, severity):
     """x.extract -> x.validate (passes) -> y.extract (NULL statuses into the same raw.orders) -> x.publish."""
-    _null_status_copy(data_home / "source.db")
+    null_status_copy(data_home / "source.db")
     steps = [dict(CHECKED[0], expectations=[dict(CHECKED[0]["expectations"][0], severity=severity)]), CHECKED[1]]
     x = _pipeline("pin_x", "orders", steps)
     y = _pipeline("pin_y", "orders_bad")
@@ -83,7 +71,7 @@ def test_a_partition_restaged_after_the_reader_took_it_is_not_what_it_reads(data
     from dagspec.runner import window_of_day
     from dagspec.stages import RunContext
 
-    _null_status_copy(data_home / "source.db")
+    null_status_copy(data_home / "source.db")
     x = _pipeline("pin_r", "orders", CHECKED)
     run_step(x, "extract_orders", START, END)
     run_step(x, "check_orders", START, END)
@@ -97,7 +85,7 @@ def test_a_partition_restaged_after_the_reader_took_it_is_not_what_it_reads(data
 
 
 def test_a_transform_downstream_of_the_check_refuses_the_restaged_partition(data_home):
-    _null_status_copy(data_home / "source.db")
+    null_status_copy(data_home / "source.db")
     x = _pipeline("pin_t", "orders", [CHECKED[0], {
         "id": "daily_revenue", "kind": "transform", "after": ["check_orders"], "sql": "orders/daily_revenue.sql",
         "inputs": ["extract_orders"], "target": {"schema": "pin_t", "table": "revenue"}}])
@@ -127,55 +115,6 @@ def test_a_reader_not_downstream_of_the_check_is_not_pinned(data_home):
 
 # ---------------------------------------------------------------- a killed run is not a done date
 
-LOCK = 77_012_345  # the advisory lock the gate step waits on while the test holds it
-
-
-def _pg():
-    import psycopg
-
-    try:
-        return psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", autocommit=True,
-                               connect_timeout=5)
-    except psycopg.Error as exc:
-        from conftest import need
-
-        need(False, f"PostgreSQL on 127.0.0.1:5432 (user postgres, db test): {exc}")
-
-
-@pytest.fixture()
-def pg_orders():
-    import os
-
-    schema = f"pin_kill_{os.getpid()}"
-    with _pg() as c:
-        c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        c.execute(f"CREATE SCHEMA {schema}")
-        c.execute(f"CREATE TABLE {schema}.orders (order_id int PRIMARY KEY, status text NOT NULL, "
-                  "ordered_at timestamptz NOT NULL)")
-        c.execute(f"INSERT INTO {schema}.orders SELECT i, 'placed', TIMESTAMPTZ '2025-03-01 00:00+00' + i * "
-                  "INTERVAL '1 minute' FROM generate_series(1, 3) AS i")
-    yield schema
-    with _pg() as c:
-        c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-
-
-def _definition(folder, schema: str) -> None:
-    import json
-
-    folder.mkdir()
-    steps = [
-        {"id": "extract_orders", "kind": "extract", "target": {"schema": "raw", "table": "orders"},
-         "source": {"conn_id": "pin_pg", "schema": schema, "table": "orders", "incremental_column": "ordered_at"}},
-        {"id": "check_orders", "kind": "validate", "input": "extract_orders", "expectations": [
-            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "status"}}]},
-        # Stands for any slow step after the extract: it waits while the test holds the advisory lock.
-        {"id": "gate", "kind": "extract", "target": {"schema": "raw", "table": "gate"}, "source": {
-            "conn_id": "pin_pg", "query": f"SELECT count(*) AS passed FROM (SELECT pg_advisory_xact_lock({LOCK})) AS l"}},
-        {"id": "publish_orders", "kind": "publish", "input": "extract_orders",
-         "table": {"schema": "pin_k", "table": "orders"}},
-    ]
-    (folder / "pin_kill.json").write_text(json.dumps({"dag_id": "pin_kill", "start_date": "2025-01-01", "steps": steps}))
-
 
 def test_a_run_killed_after_its_extract_leaves_the_date_to_be_run_again(data_home, tmp_path, monkeypatch, pg_orders):
     """Run 1 loads 3 rows; run 2 (5 rows at the source) is kill -9'd after its extract committed, while a later
@@ -188,7 +127,7 @@ def test_a_run_killed_after_its_extract_leaves_the_date_to_be_run_again(data_hom
     import time
     from pathlib import Path
 
-    _definition(tmp_path / "defs", pg_orders)
+    gate_definition(tmp_path / "defs", pg_orders)
     monkeypatch.setenv("DAGSPEC_DEFINITIONS", str(tmp_path / "defs"))
     monkeypatch.setenv("AIRFLOW_CONN_PIN_PG", "postgres://postgres@127.0.0.1:5432/test")
     dagspec = [str(Path(sys.executable).with_name("dagspec"))]
@@ -198,17 +137,17 @@ def test_a_run_killed_after_its_extract_leaves_the_date_to_be_run_again(data_hom
     published = "SELECT order_id FROM pin_k.orders ORDER BY 1"
     assert [r[0] for r in warehouse_rows(data_home / "warehouse.duckdb", published)] == [1, 2, 3]
 
-    with _pg() as c:
+    with pg_admin() as c:
         c.execute(f"INSERT INTO {pg_orders}.orders VALUES (4, 'placed', '2025-03-01 10:00+00'), "
                   "(5, 'shipped', '2025-03-01 11:00+00')")
-    holder = _pg()
+    holder = pg_admin()
     holder.execute("BEGIN")
     holder.execute(f"SELECT pg_advisory_xact_lock({LOCK})")
     proc = subprocess.Popen([*dagspec, "run", "pin_kill", "--date", "2025-03-01"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 240
-        with _pg() as c:
+        with pg_admin() as c:
             while not c.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s "
                                 "AND NOT granted", [LOCK]).fetchone()[0]:
                 assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
@@ -263,26 +202,6 @@ def test_staged_partitions_without_a_run_record_are_not_a_done_date(data_home):
 
 
 # ---------------------------------------------------------------- a killed writer's leftovers, durable commits
-
-WRITER = r"""
-import sys, time
-from datetime import date
-from pathlib import Path
-import pyarrow as pa
-from dagspec.store import Store
-
-schema = pa.schema([("id", pa.int64()), ("pad", pa.string())])
-
-def batches():
-    for i in range(1000):
-        yield pa.record_batch([pa.array(range(i * 5000, (i + 1) * 5000)), pa.array(["x" * 200] * 5000)], schema=schema)
-        if i == 3:
-            Path(sys.argv[2]).write_text("half")
-            time.sleep(600)
-
-Store(sys.argv[1]).write_partition("raw", "t", date(2025, 3, 2), schema, batches())
-"""
-
 
 def test_a_killed_writer_leaves_nothing_a_glob_over_the_table_folder_reads(tmp_path):
     """kill -9 mid-write: `read_parquet('<table>/**/*.parquet')` still reads the committed partitions only."""
@@ -372,7 +291,7 @@ def test_in_airflow_a_publish_task_refuses_what_another_dag_restaged_after_the_c
 
     from airflow.dag_processing.dagbag import DagBag
 
-    _null_status_copy(data_home / "source.db")
+    null_status_copy(data_home / "source.db")
     defs = dags_folder / "definitions"
     shutil.rmtree(defs)
     defs.mkdir()
