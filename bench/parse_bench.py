@@ -26,6 +26,9 @@ sys.path.insert(0, str(HERE))
 
 from parse_generate import generate  # noqa: E402
 
+from dagspec.dag_files import DEFAULT_SHARES, FOLDER, loader_name  # noqa: E402
+from dagspec.spec.shards import shard_of  # noqa: E402
+
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 BENCH_VENV = ROOT / ".local" / "bench-venv"
 DAG_FACTORY = "dag-factory==1.1.0"
@@ -114,7 +117,7 @@ def main() -> None:
             print(f"N={n}: " + ", ".join(f"{k} {r[k]['cpu']:.2f}s cpu" for k in pythons), file=sys.stderr, flush=True)
         n = max(sizes)
         wanted = f"shop_{n // 2:04d}"
-        worker = {k: best([measure(py, work / f"{k}_{n}" / _loader(k), env, dag_id=wanted) for _ in range(args.repeat)])
+        worker = {k: best([measure(py, work / f"{k}_{n}" / _loader(k, wanted), env, dag_id=wanted) for _ in range(args.repeat)])
                   for k, py in pythons.items()}
         proc = {}
         if not args.no_processor:
@@ -135,8 +138,10 @@ def best(ms: list[dict]) -> dict:
     return out
 
 
-def _loader(kind: str) -> str:
-    return {"dagspec": "pipelines.py", "plain": "plain_loader.py", "dagfactory": "dagfactory_loader.py"}[kind]
+def _loader(kind: str, dag_id: str) -> str:
+    if kind == "dagspec":  # the one loader file the worker parses: the share the definition hashes to
+        return f"{FOLDER}/{loader_name(shard_of(f'{dag_id}.json', DEFAULT_SHARES), DEFAULT_SHARES)}"
+    return {"plain": "plain_loader.py", "dagfactory": "dagfactory_loader.py"}[kind]
 
 
 def report(rows: list[dict], worker: dict, proc: dict, n: int) -> None:
