@@ -1,6 +1,6 @@
 """The benchmark's DAG folders: the same N realistic 10-step pipelines three ways.
 
-- dagspec: JSON definitions + the project's dags/pipelines.py (validation on).
+- dagspec: JSON definitions + the loader files `dagspec init` writes (validation on).
 - dagfactory: the same pipelines as dag-factory 1.1.0 YAML + its load_yaml_dags() loader.
 - plain: the same JSON read with json.load and built with airflow.sdk directly, no validation:
   the cost of the Airflow objects themselves.
@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+
+from dagspec.dag_files import write_loaders
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,7 +177,7 @@ def generate(kind: str, n: int, folder: Path) -> Path:
     folder.mkdir(parents=True)
     pipelines = [pipeline(i) for i in range(n)]
     if kind == "dagspec":
-        shutil.copy(ROOT / "dags" / "pipelines.py", folder / "pipelines.py")
+        write_loaders(folder)
         (folder / "definitions").mkdir()
         for p in pipelines:
             (folder / "definitions" / f"{p['dag_id']}.json").write_text(json.dumps(p, indent=2))

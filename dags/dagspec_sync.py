@@ -2,7 +2,7 @@
 
 Set DAGSPEC_SYNC_URI (s3://bucket/prefix or gs://bucket/prefix) and DAGSPEC_SYNC_CONN_ID (an aws or
 google_cloud_platform connection) to enable it; DAGSPEC_SYNC_SCHEDULE overrides the 5-minute cadence.
-The sync validates before anything goes live; dags/pipelines.py picks the new files up on its next
+The sync validates before anything goes live; the loader files pick the new files up on its next
 parse. A rejected definition fails the task, so the UI shows it, with each error in the log.
 """
 

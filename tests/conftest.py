@@ -73,6 +73,8 @@ def dags_folder() -> Path:
     folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    shutil.copy(ROOT / "dags" / "pipelines.py", folder / "pipelines.py")
+    from dagspec.dag_files import write_loaders
+
+    write_loaders(folder)
     shutil.copytree(ROOT / "dags" / "definitions", folder / "definitions")
     return folder

@@ -21,6 +21,7 @@ from typing import Iterator
 
 import requests
 
+from dagspec.dag_files import write_loaders
 from test_dev_stack import REPO, SCRIPT, Stack, free_port, poll, stack_leftovers, stop_stack
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -67,7 +68,7 @@ def dags_folder(root: Path, definitions: list[str]) -> Path:
     """The loader plus the named example definitions (others may be work in progress)."""
     dags = root / "dags"
     (dags / "definitions").mkdir(parents=True)
-    shutil.copy(REPO / "dags" / "pipelines.py", dags / "pipelines.py")
+    write_loaders(dags)
     for name in definitions:
         shutil.copy(REPO / "dags" / "definitions" / name, dags / "definitions" / name)
     return dags

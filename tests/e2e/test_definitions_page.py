@@ -161,7 +161,7 @@ def test_the_dag_processor_files_a_bad_definition_as_its_own_import_error(stack)
     assert {"orders_daily", "customers_snapshot", "orders_model", "orders_model_retrain"} <= dag_ids
     assert "broken" not in dag_ids
     # The dag-processor's own log of the loader file (Airflow keeps one per parsed file) names it too.
-    logs = list((stack.home / "logs" / "dag_processor").rglob("pipelines.py.log"))
+    logs = list((stack.home / "logs" / "dag_processor").rglob("dagspec_loader_*.log"))
     assert any("definitions/broken.json: $.schedul: unknown key 'schedul'" in p.read_text(errors="replace")
                for p in logs), logs
 

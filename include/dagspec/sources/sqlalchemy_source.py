@@ -6,7 +6,7 @@ The fallback for every SQL source; faster native paths for particular databases 
 from __future__ import annotations
 
 import json
-from datetime import timezone
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -68,8 +68,16 @@ def _read(conn, source: SqlSource, batch: Batch, chunk_rows: int) -> tuple[pa.Sc
         if ":batch_date" in source.query:
             stmt = stmt.bindparams(bindparam("batch_date", type_=Date()))
             bound["batch_date"] = batch.batch_date
+        declared = {}
+        if conn.dialect.name == "sqlite":  # its cursor describes no types: take the tables' declared ones
+            from dagspec.sources.sqlite_types import declared_types
+
+            declared = declared_types(conn, source.query)
+            stmt = stmt.columns(**declared) if declared else stmt
         result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt, bound)
-        return _stream(result, described_types(result.cursor, len(result.keys())), chunk_rows)
+        types = described_types(result.cursor, len(result.keys()))
+        types = [t or (arrow_type(declared[k]) if k in declared else None) for t, k in zip(types, result.keys())]
+        return _stream(result, types, chunk_rows)
 
     try:
         table = Table(source.table, MetaData(), schema=source.schema_, autoload_with=conn)
@@ -80,17 +88,37 @@ def _read(conn, source: SqlSource, batch: Batch, chunk_rows: int) -> tuple[pa.Sc
         raise
     cols = [table.c[c] for c in source.columns] if source.columns else list(table.c)
     stmt = select(*cols)
+    keep = None
     if source.incremental_column:
         col = table.c[source.incremental_column]
         if conn.dialect.name == "sqlite" and isinstance(col.type, DateTime):
-            low, high = (literal(_sqlite_text(m), String()) for m in (batch.from_at, batch.to_at))
+            # SQLite keeps DATETIME as the text it was given ('T' or ' ', offsets, no seconds, a bare date), so
+            # comparing text puts such rows in the wrong batch. The SQL takes a text range one day wider on each
+            # side (any offset is under a day) and each row is then placed by its parsed instant.
+            low, high = (literal(m.date().isoformat(), String()) for m in
+                         (batch.from_at - timedelta(days=1), batch.to_at + timedelta(days=1)))
+            keep = _in_window(source.incremental_column, batch)
         else:
             low, high = _bound(col.type, batch.from_at), _bound(col.type, batch.to_at)
         stmt = stmt.where(col >= low, col < high)
     result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
     # The wire's description is the most exact (int4 stays int32, REAL float32); reflection fills gaps.
     described = described_types(result.cursor, len(cols))
-    return _stream(result, [d or arrow_type(c.type) for d, c in zip(described, cols)], chunk_rows)
+    return _stream(result, [d or arrow_type(c.type) for d, c in zip(described, cols)], chunk_rows, keep)
+
+
+def _in_window(column: str, batch: Batch):
+    """A filter keeping the rows whose (naive UTC) timestamp lies in [from, to) of the batch."""
+    import pyarrow.compute as pc
+
+    low, high = (m.astimezone(timezone.utc).replace(tzinfo=None) for m in (batch.from_at, batch.to_at))
+
+    def keep(chunk: pa.RecordBatch) -> pa.RecordBatch:
+        values = chunk.column(column)
+        low_s, high_s = (pa.scalar(m, type=values.type) for m in (low, high))
+        return chunk.filter(pc.and_(pc.greater_equal(values, low_s), pc.less(values, high_s)))
+
+    return keep
 
 
 MAX_DECIMAL_DIGITS = 38
@@ -200,17 +228,19 @@ def arrow_type(sa_type) -> pa.DataType | None:
     return None
 
 
-def _stream(result, types: list[pa.DataType | None], chunk_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def _stream(result, types: list[pa.DataType | None], chunk_rows: int,
+            keep=None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     names = list(result.keys())
+    keep = keep or (lambda chunk: chunk)
     first_rows = result.fetchmany(chunk_rows)
-    first = _to_batch(names, first_rows, types)
+    first = keep(_to_batch(names, first_rows, types))
     schema = first.schema
 
     def chunks() -> Iterator[pa.RecordBatch]:
         try:
             yield first
             while rows := result.fetchmany(chunk_rows):
-                yield _to_batch(names, rows, list(schema.types))
+                yield keep(_to_batch(names, rows, list(schema.types)))
         finally:
             result.close()
 

@@ -26,7 +26,18 @@ def run_extract(ctx: RunContext, step: ExtractStep) -> dict[str, int]:
             raise StepFailed(source_error(info, exc)) from None
         rows[batch.batch_date.isoformat()] = part.rows
         ctx.log.info("extract %s: batch_date=%s rows=%d -> %s", step.id, batch.batch_date, part.rows, part.path)
+    warn_null_keys(ctx, step, info)
     return rows
+
+
+def warn_null_keys(ctx: RunContext, step: ExtractStep, info: ConnectionInfo) -> None:
+    from dagspec.sources.null_keys import null_key_rows
+
+    missing = null_key_rows(info, step.source)
+    if missing:
+        ctx.log.warning("extract %s: %d row(s) of %s have a NULL %s; no window holds them, so no run stages them "
+                        "(fix: give them a value, or read the table with a 'query' that maps NULL to a date)",
+                        step.id, missing, step.source.table, step.source.incremental_column)
 
 
 def refuse_overlap(ctx: RunContext, step: ExtractStep, batch: Batch) -> None:

@@ -1,0 +1,86 @@
+"""Definitions split across several loader files, and what each loader knows of the others' definitions.
+
+Airflow gives every DAG file its own parse timeout (30 s) and parses files in parallel, so one
+loader holding 20,000 definitions times out and loses every DAG, while K loader files each build
+the share whose file name hashes to them. Rules that span the folder (one dag_id per definition,
+one owner per output) still need every definition's dag_id and outputs: each loader writes a small
+index of its own share (file name, stat stamp, dag_id, claims) and reads the others', so a
+warm parse reads N index entries and validates only its own N/K files. A file another share's
+index does not describe as it is now (new, changed, or that index not written yet) is validated on
+the spot, so a stale index can cost time but never a wrong answer.
+
+The index is JSON, never pickle: it may sit in a folder other processes can write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+INDEX_VERSION = 1
+
+
+def shard_of(file_name: str, count: int) -> int:
+    """The loader (0..count-1) that builds a definition: a stable hash of its file name, not Python's hash()."""
+    return zlib.crc32(file_name.encode("utf-8", "surrogateescape")) % count if count > 1 else 0
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the folder-wide rules need of a valid definition."""
+
+    dag_id: str
+    claims: tuple[str, ...] = ()
+
+
+def index_dir(definitions_dir: Path) -> Path:
+    """Where a folder's share indexes live: $DAGSPEC_CACHE, else the system temp folder (DAG folders from git
+    bundles are read-only), one subfolder per definitions folder."""
+    root = Path(os.environ.get("DAGSPEC_CACHE") or Path(tempfile.gettempdir()) / "dagspec-cache")
+    key = hashlib.sha1(str(definitions_dir.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return root / f"definitions-{key}"
+
+
+def stamp_of(path: Path) -> tuple[int, ...] | None:
+    """What says a file is still the one an index described. ctime and the inode change with every write and
+    copy, even one that keeps the mtime (cp -p, rsync -t, a git checkout of the same second)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
+
+
+def read_share(definitions_dir: Path, shard: int, count: int) -> dict[str, tuple[tuple[int, ...], Summary | None]]:
+    """Another loader's index: file name -> (stamp, summary or None for an invalid file)."""
+    path = index_dir(definitions_dir) / f"share-{shard}-of-{count}.json"
+    try:
+        data = json.loads(path.read_bytes())
+        if data.get("version") != INDEX_VERSION:
+            return {}
+        return {name: (tuple(e["t"]), Summary(e["id"], tuple(e.get("c", ()))) if e.get("id") else None)
+                for name, e in data["files"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # absent, torn or foreign: the files it would describe get validated instead
+
+
+def write_share(definitions_dir: Path, shard: int, count: int,
+                entries: dict[str, tuple[tuple[int, ...] | None, Summary | None]]) -> None:
+    folder = index_dir(definitions_dir)
+    body = {"version": INDEX_VERSION, "files": {
+        name: {"t": list(stamp), **({"id": s.dag_id, "c": list(s.claims)} if s else {})}
+        for name, (stamp, s) in entries.items() if stamp is not None}}
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".share-{shard}-of-{count}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(body, separators=(",", ":")))
+        os.replace(tmp, folder / f"share-{shard}-of-{count}.json")
+    except OSError as exc:  # no writable cache: every loader validates every file, slower but right
+        log.warning("dagspec: cannot write the definitions index in %s: %s", folder, exc)
