@@ -1,4 +1,5 @@
-"""Airflow plugin: the dagspec Definitions page (Browse > Definitions). The work is in dagspec.airflow.ui."""
+"""Airflow plugin: the dagspec Definitions page (Browse > Definitions), registered through the
+`airflow.plugins` entry point (pyproject.toml), so an installed dagspec needs no file in plugins/."""
 
 from airflow.plugins_manager import AirflowPlugin
 
