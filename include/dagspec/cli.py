@@ -34,6 +34,7 @@ def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Files or f
     """Check definitions; one line per problem (file: JSON path: message (fix)), non-zero exit if any."""
     from dagspec.airflow.loader import scan
     from dagspec.spec.errors import DefinitionError
+    from dagspec.spec.folder import claim_of, folder_problems
     from dagspec.spec.load import load_definition
 
     problems = 0
@@ -47,14 +48,20 @@ def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Files or f
             for problem in error.problems:
                 print(problem, flush=True)
                 problems += 1
+    claims = {}
     for path in files:
         try:
-            load_definition(path, sql_dir=_sql_dir())
-            valid += 1
+            claims[str(path)] = claim_of(str(path), load_definition(path, sql_dir=_sql_dir()))
         except DefinitionError as exc:
             for problem in exc.problems:
                 print(problem, flush=True)
                 problems += 1
+    refused = folder_problems(claims.values())  # files named together are checked against each other too
+    valid += len(claims) - len(refused)
+    for found in refused.values():
+        for problem in found:
+            print(problem, flush=True)
+            problems += 1
     err.print(f"{valid} valid definition(s), {problems} problem(s)")
     raise typer.Exit(1 if problems else 0)
 

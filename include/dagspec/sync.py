@@ -22,7 +22,8 @@ from typing import Callable
 
 from dagspec.connections import ConnectionInfo, env_resolver
 from dagspec.spec.errors import DefinitionError, Problem
-from dagspec.spec.load import MAX_BYTES, parse_definition
+from dagspec.spec.folder import id_key
+from dagspec.spec.load import MAX_BYTES, decode_definition, parse_definition
 
 log = logging.getLogger("dagspec.sync")
 STATE_FILE = ".dagspec-sync.state"  # not *.json: never read as a definition
@@ -73,7 +74,12 @@ def sync(uri: str, conn_id: str, target: Path, *, resolver: Callable[[str], Conn
         if known and known.get("version") == obj.version and local.exists():
             report.unchanged.append(name)
             continue
-        problems = _fetch_and_check(fs, obj, target, live_ids, sql_dir)
+        try:
+            problems = _fetch_and_check(fs, obj, target, live_ids, sql_dir)
+        except Exception as exc:  # one unreadable object must not stop the others' sync
+            log.exception("dagspec sync: cannot fetch %s", obj.path)
+            problems = [Problem(f"{target.name}/{obj.name}", "$", f"cannot fetch it: {type(exc).__name__}: {exc}"[:300],
+                                "check the object and the connection; the next sync tries again")]
         if isinstance(problems, list):
             report.rejected[name] = problems
             for p in problems:
@@ -86,7 +92,7 @@ def sync(uri: str, conn_id: str, target: Path, *, resolver: Callable[[str], Conn
         else:
             (report.updated if local.exists() else report.added).append(name)
             _write_atomic(local, raw)
-        live_ids[dag_id] = name
+        live_ids[id_key(dag_id)] = (dag_id, name)
         state[name] = {"version": obj.version, "sha256": digest, "source": uri.rstrip("/") + "/" + name}
 
     for name in sorted(set(state) - set(remote)):
@@ -120,7 +126,7 @@ def _list(fs, prefix: str) -> dict[str, Remote]:
     return out
 
 
-def _fetch_and_check(fs, obj: Remote, target: Path, live_ids: dict[str, str], sql_dir: Path | None):
+def _fetch_and_check(fs, obj: Remote, target: Path, live_ids: dict[str, tuple[str, str]], sql_dir: Path | None):
     """(raw bytes, dag_id) for a definition fit to go live, or the problems that keep it out."""
     shown = f"{target.name}/{obj.name}"
     if not NAME.match(obj.name):
@@ -135,25 +141,29 @@ def _fetch_and_check(fs, obj: Remote, target: Path, live_ids: dict[str, str], sq
         pipeline = parse_definition(raw, shown, sql_dir=sql_dir)
     except DefinitionError as exc:
         return exc.problems
-    owner = live_ids.get(pipeline.dag_id)
+    dag_id, owner = live_ids.get(id_key(pipeline.dag_id), (None, None))
     if owner is not None and owner != obj.name:
-        return [Problem(shown, "$.dag_id", f"dag_id {pipeline.dag_id!r} is already used by {target.name}/{owner}",
-                        "give each definition its own dag_id")]
+        if dag_id == pipeline.dag_id:
+            return [Problem(shown, "$.dag_id", f"dag_id {pipeline.dag_id!r} is already used by {target.name}/{owner}",
+                            "give each definition its own dag_id")]
+        return [Problem(shown, "$.dag_id", f"dag_id {pipeline.dag_id!r} differs from {dag_id!r} in "
+                        f"{target.name}/{owner} only by case or '-', '_', '.': they would share warehouse tables",
+                        "give each definition a dag_id that differs in letters or digits")]
     return raw, pipeline.dag_id
 
 
-def _local_dag_ids(target: Path, exclude: set[str]) -> dict[str, str]:
-    """dag_id -> file name for the folder's definitions (a cheap read: only the dag_id is needed)."""
-    ids: dict[str, str] = {}
+def _local_dag_ids(target: Path, exclude: set[str]) -> dict[str, tuple[str, str]]:
+    """id_key(dag_id) -> (dag_id, file name) for the folder's definitions (a cheap read: JSON, no model)."""
+    ids: dict[str, tuple[str, str]] = {}
     for path in sorted(target.glob("*.json")):
         if path.name in exclude:
             continue
         try:
-            data = json.loads(path.read_bytes())
-        except (OSError, ValueError):
+            data, _ = decode_definition(path.read_bytes(), path.name)
+        except (OSError, DefinitionError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("dag_id"), str):
-            ids.setdefault(data["dag_id"], path.name)
+        if isinstance(data.get("dag_id"), str):
+            ids.setdefault(id_key(data["dag_id"]), (data["dag_id"], path.name))
     return ids
 
 
@@ -174,7 +184,7 @@ def _write_atomic(path: Path, raw: bytes) -> None:
 def _load_state(target: Path) -> dict[str, dict]:
     try:
         data = json.loads((target / STATE_FILE).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

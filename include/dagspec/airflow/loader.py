@@ -14,11 +14,11 @@ import json
 import logging
 import os
 import re
-from collections import defaultdict
 from pathlib import Path
 
 from dagspec.paths import sql_dir
 from dagspec.spec.errors import DefinitionError, Problem
+from dagspec.spec.folder import Claim, claim_of, folder_problems
 from dagspec.spec.load import load_definition
 from dagspec.spec.model import Pipeline
 
@@ -47,31 +47,37 @@ def definition_files(definitions_dir: Path) -> list[Path]:
 def _walk(definitions_dir: Path, sql_root: Path | None, on_valid) -> dict[Path, DefinitionError]:
     """Load each definition once, hand each valid one to ``on_valid`` right away, return the errors.
 
-    Handing over as we go keeps one Pipeline alive at a time when the caller builds DAGs. Files whose
-    dag_id another file also uses come back as errors (both of them): the caller drops what it made.
+    Handing over as we go keeps one Pipeline alive at a time when the caller builds DAGs. Files the
+    folder rules refuse (a dag_id or a target another file also has) come back as errors, both of
+    them: the caller drops what it made. Anything ``on_valid`` raises is that file's error alone.
     """
     root = definitions_dir.parent
     sql = sql_root or sql_dir()
     bad: dict[Path, DefinitionError] = {}
-    by_id: dict[str, list[Path]] = defaultdict(list)
+    claims: dict[str, tuple[Path, Claim]] = {}
     for path in definition_files(definitions_dir):
+        rel = _rel(path, root)
         try:
             pipeline = load_definition(path, sql_dir=sql)
         except DefinitionError as exc:
             bad[path] = _relabel(exc, path, root)
             continue
-        by_id[pipeline.dag_id].append(path)
-        on_valid(path, pipeline)
-    for dag_id, paths in by_id.items():
-        if len(paths) < 2:
-            continue
-        for path in paths:
-            others = ", ".join(_rel(p, root) for p in paths if p != path)
-            bad[path] = DefinitionError(
-                [Problem(_rel(path, root), "$.dag_id", f"dag_id {dag_id!r} is also used by {others}; neither is loaded",
-                         "give each definition its own dag_id")]
-            )
+        claims[rel] = (path, claim_of(rel, pipeline))
+        try:
+            on_valid(path, pipeline)
+        except Exception as exc:  # a dagspec bug building one DAG must not cost the others theirs
+            log.exception("dagspec: building the DAG of %s failed", rel)
+            bad[path] = DefinitionError([Problem(rel, "$", f"dagspec could not build this DAG: {_short(exc)}",
+                                                 "the dag-processor log has the traceback; report it with the file")])
+    for rel, problems in folder_problems(c for _, c in claims.values()).items():
+        path = claims[rel][0]
+        bad[path] = DefinitionError([*(bad[path].problems if path in bad else ()), *problems])
     return bad
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def load_dags(definitions_dir: Path, *, write_stubs: bool = True) -> dict:
@@ -85,7 +91,11 @@ def load_dags(definitions_dir: Path, *, write_stubs: bool = True) -> dict:
         # A worker running one task: build that DAG only, found without reading every definition.
         found = _find(definitions_dir, wanted)
         if found is not None:
-            return {wanted: build_dag(found[1], found[0])}
+            try:
+                return {wanted: build_dag(found[1], found[0])}
+            except Exception:  # the full pass below files it as this definition's import error
+                log.exception("dagspec: building the DAG of %s failed", found[0])
+                return {}
     built: dict[Path, object] = {}
 
     def build(path: Path, pipeline: Pipeline) -> None:
@@ -139,24 +149,35 @@ def _relabel(error: DefinitionError, path: Path, root: Path) -> DefinitionError:
 
 
 def stub_name(definition: Path) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_]", "_", definition.stem)
-    if safe != definition.stem:  # 'a-b.json' and 'a_b.json' must not share one stub
-        safe += "_" + hashlib.sha1(definition.name.encode()).hexdigest()[:6]
-    return safe + ".py"
+    """The stub's file name: the definition's stem when it is a plain identifier, else a digest of it
+    ('a-b.json' and 'a_b.json' must not share one stub, and no file name is ever spelled in Python)."""
+    stem = definition.stem
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,100}", stem) and definition.name == stem + ".json":
+        return stem + ".py"
+    return "definition_" + hashlib.sha1(definition.name.encode("utf-8", "surrogateescape")).hexdigest()[:16] + ".py"
 
 
 def sync_error_stubs(definitions_dir: Path, bad: dict[Path, DefinitionError]) -> None:
+    """One stub per invalid definition; what it reports sits beside it in a hidden JSON file."""
     folder = definitions_dir.parent / ERRORS_DIR
-    wanted = {stub_name(path): _stub_text(path, error) for path, error in bad.items()}
+    wanted: dict[str, str] = {}
+    for path, error in bad.items():
+        name = stub_name(path)
+        record = json.dumps({"definition": path.name, "digest": _digest(path), "problems": str(error)},
+                            ensure_ascii=True, sort_keys=True)
+        wanted[name] = _stub_text(hashlib.sha1(record.encode()).hexdigest())
+        wanted[_record_name(name)] = record + "\n"
     try:
         if wanted:
             folder.mkdir(exist_ok=True)
-        existing = {p.name: p for p in folder.glob("*.py")} if folder.is_dir() else {}
+        existing = {p.name: p for p in [*folder.glob("*.py"), *folder.glob(".*.json")]} if folder.is_dir() else {}
         for name, path in existing.items():
             if name not in wanted:
                 path.unlink(missing_ok=True)
-        for name, text in wanted.items():
+        # Records first: a stub never points at a record that is not there yet.
+        for name in sorted(wanted, key=lambda n: not n.endswith(".json")):
             target = folder / name
+            text = wanted[name]
             if target.exists() and target.read_text() == text:
                 continue  # unchanged: keep the mtime so Airflow does not re-parse it for nothing
             tmp = folder / f".{name}.{os.getpid()}.tmp"
@@ -166,15 +187,20 @@ def sync_error_stubs(definitions_dir: Path, bad: dict[Path, DefinitionError]) ->
         log.warning("dagspec: cannot write definition error stubs in %s: %s", folder, exc)
 
 
-def _stub_text(definition: Path, error: DefinitionError) -> str:
-    digest = _digest(definition)
+def _record_name(stub: str) -> str:
+    return f".{stub.removesuffix('.py')}.json"  # hidden, not .py: neither Airflow nor the loader parses it
+
+
+def _stub_text(record_digest: str) -> str:
+    # Only constants and a hex digest: nothing a definition holds (its name, ids, keys, the problems
+    # quoting them) is ever Python source. The digest changes the file when the record does, so
+    # Airflow re-parses it and shows the new problems.
     return (
-        f"# Generated by dagspec: definitions/{definition.name} is invalid. This file makes Airflow list its\n"
+        "# Generated by dagspec: a definition in ../definitions is invalid. This file makes Airflow list its\n"
         "# errors as an import error of their own. Fix the definition and this file goes away. Do not edit.\n"
         "from dagspec.airflow.loader import report_definition  # airflow dag\n\n"
-        f"PROBLEMS = {str(error)!r}\n\n"
-        "# The traceback in the UI shows this line, so the problems are not repeated in it.\n"
-        f"report_definition(__file__, {definition.name!r}, {digest!r}, PROBLEMS)\n"
+        "# The traceback in the UI shows this line; the problems are in the error message above it.\n"
+        f"report_definition(__file__, \"{record_digest}\")\n"
     )
 
 
@@ -185,9 +211,16 @@ def _digest(path: Path) -> str:
         return ""
 
 
-def report_definition(stub_file: str, definition_name: str, digest: str, message: str) -> None:
+def report_definition(stub_file: str, record_digest: str = "") -> None:
     """Raise the definition's errors, unless it changed since the stub was written (then re-check it)."""
-    definition = Path(stub_file).resolve().parent.parent / "definitions" / definition_name
+    stub = Path(stub_file).resolve()
+    try:
+        record = json.loads((stub.parent / _record_name(stub.name)).read_text())
+        definition = stub.parent.parent / "definitions" / Path(str(record["definition"])).name
+        digest, message = str(record["digest"]), str(record["problems"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DefinitionImportError("\nthe record of this stub's definition is missing; the next parse of "
+                                    "pipelines.py rewrites it") from None
     if not definition.exists():
         return
     if _digest(definition) == digest:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from dagspec.spec import model as model_module
 from dagspec.spec.errors import DefinitionError, Problem, json_path
 from dagspec.spec.graph import StepView, view_of_model, view_of_raw, view_problems
+from dagspec.spec.jsontext import bounds_and_duplicates, decode_json
 from dagspec.spec.migrate import CURRENT, Versions
 from dagspec.spec.model import Pipeline
+from dagspec.spec.outputs import overlaps
 
+log = logging.getLogger(__name__)
 MAX_BYTES = 1_000_000  # a pipeline is a page of JSON; megabytes mean a wrong file was dropped
 Loc = tuple
 
@@ -71,22 +75,39 @@ def parse_definition(
 
     With ``sql_dir`` the files the definition names must exist: SQL files under it, GX suite files under
     ``suite_dir`` (default: the project's include/expectations/).
+
+    Whatever goes wrong inside (a parser limit, a bug in a rule) is this file's DefinitionError: one bad
+    drop must never stop a caller that is reading a whole folder.
     """
-    data = _decode(raw_bytes, name)
+    try:
+        return _parse(raw_bytes, name, sql_dir, suite_dir, model, versions)
+    except DefinitionError:
+        raise
+    except Exception as exc:  # RecursionError and MemoryError included: both are Exceptions
+        log.exception("dagspec: checking %s failed", name)
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise DefinitionError([Problem(name, "$", f"dagspec could not check this definition ({text[:200]})",
+                                       "simplify the file; if it looks valid, report it with the file")]) from None
+
+
+def _parse(raw_bytes: bytes, name: str, sql_dir: Path | None, suite_dir: Path | None, model: type[BaseModel],
+           versions: Versions) -> Pipeline:
+    data, found = decode_definition(raw_bytes, name)
     data, written, version_problems = versions.upgrade(data)
     if version_problems:  # another format: its keys mean nothing to this model
         raise DefinitionError([Problem(name, json_path(loc), msg, fix) for loc, msg, fix in version_problems])
     pipeline = None
-    found: list[tuple[Loc, str, str]] = []
     try:
         pipeline = model.model_validate(data)
     except ValidationError as exc:
-        found = _from_pydantic(exc, data, model)
+        found += _from_pydantic(exc, data, model)
     views = _views(pipeline, data, found, model)
     taken = {loc for loc, _, _ in found}
     # The model's reference rules (_REFERENCE_RULES, each kind's ref_fields) applied to views, so they
     # hold for the steps pydantic accepted even when others in the file were rejected.
     cross = view_problems(views, model_module._REFERENCE_RULES)
+    if pipeline is not None:
+        cross += overlaps(pipeline)
     if sql_dir is not None:
         cross += _missing_sql(views, sql_dir)
         cross += _missing_suites(data, model, suite_dir)
@@ -120,7 +141,9 @@ def _views(pipeline: Any, data: dict[str, Any], found: list, model: type[BaseMod
     return views
 
 
-def _decode(raw_bytes: bytes, name: str) -> dict[str, Any]:
+def decode_definition(raw_bytes: bytes, name: str) -> tuple[dict[str, Any], list[tuple[Loc, str, str]]]:
+    """The JSON object of a definition file and the duplicate keys found in it, as (loc, message, fix);
+    DefinitionError when it is not one JSON object within the limits a definition keeps to."""
     if len(raw_bytes) > MAX_BYTES:
         raise DefinitionError(
             [Problem(name, "$", f"file is {len(raw_bytes):,} bytes; a definition is at most {MAX_BYTES:,}",
@@ -134,23 +157,13 @@ def _decode(raw_bytes: bytes, name: str) -> dict[str, Any]:
         ) from None
     if not text.strip():
         raise DefinitionError([Problem(name, "$", "the file is empty", "write a JSON object with dag_id and steps")])
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        fix = "remove comments: JSON has none (use a \"description\" field)" if _has_comment(text) else "fix the JSON syntax"
-        raise DefinitionError(
-            [Problem(name, f"line {exc.lineno}, column {exc.colno}", f"invalid JSON: {exc.msg}", fix)]
-        ) from None
+    data, twice = decode_json(text, name)
     if not isinstance(data, dict):
         raise DefinitionError(
             [Problem(name, "$", f"the top level is a JSON {type(data).__name__ if data is not None else 'null'}, "
                      "not an object", "write one pipeline per file as a JSON object {...}")]
         )
-    return data
-
-
-def _has_comment(text: str) -> bool:
-    return any(line.lstrip().startswith(("//", "/*", "#")) for line in text.splitlines())
+    return data, bounds_and_duplicates(data, twice, name)
 
 
 def _from_pydantic(exc: ValidationError, data: dict[str, Any], model: type[BaseModel]) -> list[tuple[Loc, str, str]]:
@@ -230,7 +243,11 @@ def _explain(err: dict[str, Any], loc: tuple, data: dict[str, Any], model: type[
         return message, _fix_for_value_error(field, message)
     got = _short(err.get("input"))
     if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"expected a whole number, got {got}", "write a number without quotes, e.g. 3"
+        value = err.get("input")
+        fix = ("write a whole number without a decimal point or exponent, e.g. 3" if isinstance(value, float)
+               else "write a number, not true or false" if isinstance(value, bool)
+               else "write a number without quotes, e.g. 3")
+        return f"expected a whole number, got {got}", fix
     if kind in ("float_parsing", "float_type"):
         return f"expected a number, got {got}", "write a number without quotes, e.g. 2.5"
     if kind in ("bool_parsing", "bool_type"):

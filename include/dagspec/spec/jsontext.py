@@ -1,0 +1,132 @@
+"""JSON text -> Python values, within the limits a definition keeps to, with every break a DefinitionError.
+
+Python's json module takes things a definition must not hold, or fails on them with errors that are
+not JSONDecodeError: an integer of thousands of digits (ValueError from int's digit limit), deep
+nesting (RecursionError), NaN and Infinity (not JSON at all), 1e400 (inf), and a key given twice
+in one object (silently, the last one wins). Each is refused here with where and why.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from typing import Any
+
+from dagspec.spec.errors import DefinitionError, Problem, json_path
+
+MAX_DEPTH = 64  # a definition nests about six levels; far more means a generated or hostile file
+MAX_DIGITS = 50  # any count, id or bound in a definition fits; int() of thousands of digits is the bomb
+Loc = tuple
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, fix: str, token: str) -> None:
+        super().__init__(message)
+        self.message, self.fix, self.token = message, fix, token
+
+
+def _int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_DIGITS:
+        raise _Refused(f"a number with {digits:,} digits", f"write numbers of at most {MAX_DIGITS} digits "
+                       "(quote a long id as a string)", "number")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"the number {text[:40]} is too large", "write a smaller number", "number")
+    return value
+
+
+def _constant(text: str) -> float:
+    raise _Refused(f"{text} is not a JSON value", "write a number, or null", text)
+
+
+def decode_json(text: str, name: str) -> tuple[Any, dict[int, list[str]]]:
+    """(value, {id(object): keys given twice in it}); DefinitionError for anything else that is wrong."""
+    twice: dict[int, list[str]] = {}
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(items)
+        if len(obj) != len(items):
+            twice[id(obj)] = [k for k, n in Counter(k for k, _ in items).items() if n > 1]
+        return obj
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs, parse_int=_int, parse_float=_float, parse_constant=_constant)
+    except json.JSONDecodeError as exc:
+        fix = "remove comments: JSON has none (use a \"description\" field)" if _has_comment(text) else "fix the JSON syntax"
+        raise DefinitionError(
+            [Problem(name, f"line {exc.lineno}, column {exc.colno}", f"invalid JSON: {exc.msg}", fix)]
+        ) from None
+    except _Refused as exc:
+        raise DefinitionError([Problem(name, _where(text, exc.token), exc.message, exc.fix)]) from None
+    except RecursionError:
+        raise DefinitionError([Problem(name, "$", f"nested deeper than {MAX_DEPTH} levels",
+                                       "a definition nests a few levels: check that the right file was dropped")]) from None
+    return data, twice
+
+
+def _outer(loc: Loc) -> str:
+    """The path down to where the nesting starts: the last key above the run of nested lists, at most 12 deep."""
+    end = len(loc)
+    while end and isinstance(loc[end - 1], int):
+        end -= 1
+    return json_path(loc[:min(end, 12)])
+
+
+def _has_comment(text: str) -> bool:
+    return any(line.lstrip().startswith(("//", "/*", "#")) for line in text.splitlines())
+
+
+_TOKENS = {
+    "number": re.compile(r'"(?:[^"\\]|\\.)*"|-?\d{%d,}|-?\d[\d.eE+-]*' % (MAX_DIGITS + 1)),
+    "NaN": re.compile(r'"(?:[^"\\]|\\.)*"|NaN'),
+    "Infinity": re.compile(r'"(?:[^"\\]|\\.)*"|Infinity'),
+    "-Infinity": re.compile(r'"(?:[^"\\]|\\.)*"|-Infinity'),
+}
+
+
+def _where(text: str, token: str) -> str:
+    """'line L, column C' of the first refused token outside strings (the json module does not say)."""
+    for m in _TOKENS[token].finditer(text):
+        found = m.group()
+        if found.startswith('"'):
+            continue
+        if token == "number" and not _too_big(found):
+            continue
+        line = text.count("\n", 0, m.start()) + 1
+        return f"line {line}, column {m.start() - (text.rfind(chr(10), 0, m.start()) + 1) + 1}"
+    return "$"
+
+
+def _too_big(number: str) -> bool:
+    if len(number.lstrip("-")) > MAX_DIGITS and number.lstrip("-").isdigit():
+        return True
+    try:
+        return not math.isfinite(float(number))
+    except ValueError:
+        return False
+
+
+def bounds_and_duplicates(data: Any, twice: dict[int, list[str]], name: str) -> list[tuple[Loc, str, str]]:
+    """Keys given twice, as (loc, message, fix); DefinitionError when the nesting is too deep to go on."""
+    problems: list[tuple[Loc, str, str]] = []
+    stack: list[tuple[Any, Loc]] = [(data, ())]
+    while stack:  # iterative: the point is to survive depths that recursion would not
+        node, loc = stack.pop()
+        if len(loc) > MAX_DEPTH:
+            raise DefinitionError([Problem(name, _outer(loc), f"nested deeper than {MAX_DEPTH} levels",
+                                           "a definition nests a few levels: check that the right file was dropped")])
+        if isinstance(node, dict):
+            for key in twice.get(id(node), ()):
+                problems.append(((*loc, key), f"key {key!r} is given more than once in this object "
+                                 "(only the last one would count)", f"keep one {key!r}"))
+            stack.extend((v, (*loc, k)) for k, v in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((v, (*loc, i)) for i, v in reversed(list(enumerate(node))))
+    return problems  # in document order: the walk visits objects as the file lists them
