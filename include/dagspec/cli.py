@@ -42,7 +42,7 @@ def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Files or f
     folders = [p for p in (paths or [definitions_dir()]) if p.is_dir()]
     files = [p for p in (paths or []) if not p.is_dir()]
     for folder in folders:  # a folder also gets the cross-file check (duplicate dag ids)
-        good, bad = scan(folder)
+        good, bad = scan(folder, check_sql=True)
         valid += len(good)
         for error in bad.values():
             for problem in error.problems:
@@ -51,7 +51,7 @@ def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Files or f
     claims = {}
     for path in files:
         try:
-            claims[str(path)] = claim_of(str(path), load_definition(path, sql_dir=_sql_dir()))
+            claims[str(path)] = claim_of(str(path), load_definition(path, sql_dir=_sql_dir(), check_sql=True))
         except DefinitionError as exc:
             for problem in exc.problems:
                 print(problem, flush=True)

@@ -138,7 +138,7 @@ def _fetch_and_check(fs, obj: Remote, target: Path, live_ids: dict[str, tuple[st
     with fs.open_input_stream(obj.path) as f:
         raw = f.read(MAX_BYTES + 1)
     try:
-        pipeline = parse_definition(raw, shown, sql_dir=sql_dir)
+        pipeline = parse_definition(raw, shown, sql_dir=sql_dir, check_sql=True)
     except DefinitionError as exc:
         return exc.problems
     dag_id, owner = live_ids.get(id_key(pipeline.dag_id), (None, None))

@@ -370,3 +370,60 @@ def test_dagbag_holds_every_example_and_one_import_error_per_hostile_file(airflo
     assert set(errors) == want
     assert all("DefinitionImportError" in v for v in errors.values())
     assert not list(dags_folder.glob("pwned*")) and not list(Path.cwd().glob("pwned*"))
+
+
+# --- 8. every SQL a definition holds renders the same variables, and validate parses it ----------
+
+def test_validate_renders_and_parses_every_sql(tmp_path):
+    def query_step(i: int, query: str, **source) -> dict:
+        return {"id": f"e{i}", "kind": "extract", "source": {"query": query, **source},
+                "target": {"schema": "raw", "table": f"q{i}"}}
+
+    data = minimal("sql_everywhere", params={"region": "eu"})
+    data["steps"] = [
+        query_step(0, "SELECT * FROM orders WHERE d = '{{ ds }}' AND r = '{{ params.region }}' AND x >= :from_date"),
+        query_step(1, "SELECT * FROM orders WHERE d = '{{ dss }}'"),
+        query_step(2, "SELECT * FROM orders WHERE d = '{{ ds '"),
+        query_step(3, "SELEC * FRM orders WHERE ((("),
+        query_step(4, "SELECT 1; DROP TABLE orders"),
+        query_step(5, "SELECT * FROM `p.d.t` WHERE x >= :from_date", kind="bigquery"),
+    ]
+    sql = tmp_path / "sql"
+    (sql / "t").mkdir(parents=True)
+    (sql / "t" / "good.sql").write_text("SELECT * FROM {{ ref('e0') }} WHERE day = '{{ ds_nodash }}'")
+    (sql / "t" / "bad.sql").write_text("SELECT FROM WHERE {{ ref('e0') }} (")
+    data["steps"] += [{"id": "t_good", "kind": "transform", "sql": "t/good.sql", "inputs": ["e0"]},
+                      {"id": "t_bad", "kind": "transform", "sql": "t/bad.sql", "inputs": ["e0"], "dialect": "postgres"}]
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(json.dumps(data).encode(), "x.json", sql_dir=sql, check_sql=True)
+    got = {p.path: p.message for p in info.value.problems}
+    assert sorted(got) == ["$.steps[1].source.query", "$.steps[2].source.query", "$.steps[3].source.query",
+                           "$.steps[4].source.query", "$.steps[7].sql"]
+    assert "'dss' is undefined" in got["$.steps[1].source.query"]
+    assert "not a valid Jinja template" in got["$.steps[2].source.query"]
+    assert got["$.steps[3].source.query"].startswith("sqlglot cannot parse the SQL")
+    assert "2 statements" in got["$.steps[4].source.query"]
+    assert got["$.steps[7].sql"].startswith("sqlglot cannot parse the SQL as postgres")
+
+
+def test_an_extract_query_gets_the_same_jinja_variables_as_a_transform(data_home, tmp_path):
+    """{{ ds }} in source.query was sent to the database literally."""
+    import sqlite3
+    from datetime import date
+
+    from dagspec.runner import run_pipeline, window_of_day
+    from dagspec.store import Store
+    from dagspec.connections import env_resolver
+
+    data = minimal("templated_extract", "templated_orders", params={"channel": "web"})
+    data["steps"][0]["source"] = {"query": "SELECT order_id FROM orders WHERE date(ordered_at) = '{{ ds }}' "
+                                           "AND channel = '{{ params.channel }}' AND ordered_at >= :from_date"}
+    pipeline = parse_definition(json.dumps(data).encode(), "t.json", check_sql=True)
+    day = date(2025, 3, 1)
+    run_pipeline(pipeline, window_of_day(pipeline, day))
+    with sqlite3.connect(data_home / "source.db") as db:
+        want = db.execute("SELECT count(*) FROM orders WHERE date(ordered_at) = '2025-03-01' AND channel = 'web'"
+                          ).fetchone()[0]
+    assert want > 0
+    store = Store.from_connection(env_resolver("dagspec_store"))
+    assert store.partition("raw", "templated_orders", day).rows == want

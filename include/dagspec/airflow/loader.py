@@ -30,10 +30,12 @@ class DefinitionImportError(Exception):
     """Raised by a stub so Airflow lists the definition's problems as an import error."""
 
 
-def scan(definitions_dir: Path, *, sql_root: Path | None = None) -> tuple[dict[Path, Pipeline], dict[Path, DefinitionError]]:
-    """Every *.json under the folder: valid pipelines and errors, with duplicate dag ids failing both files."""
+def scan(definitions_dir: Path, *, sql_root: Path | None = None,
+         check_sql: bool = False) -> tuple[dict[Path, Pipeline], dict[Path, DefinitionError]]:
+    """Every *.json under the folder: valid pipelines and errors, with the folder rules (spec/folder.py)
+    failing both files of a pair. ``check_sql``: render and parse every SQL too (`dagspec validate`)."""
     good: dict[Path, Pipeline] = {}
-    bad = _walk(definitions_dir, sql_root, lambda path, pipeline: good.__setitem__(path, pipeline))
+    bad = _walk(definitions_dir, sql_root, lambda path, pipeline: good.__setitem__(path, pipeline), check_sql)
     for path in [p for p in good if p in bad]:
         del good[path]
     return good, bad
@@ -44,7 +46,7 @@ def definition_files(definitions_dir: Path) -> list[Path]:
     return sorted(p for p in definitions_dir.glob("*.json") if not p.name.startswith("."))
 
 
-def _walk(definitions_dir: Path, sql_root: Path | None, on_valid) -> dict[Path, DefinitionError]:
+def _walk(definitions_dir: Path, sql_root: Path | None, on_valid, check_sql: bool = False) -> dict[Path, DefinitionError]:
     """Load each definition once, hand each valid one to ``on_valid`` right away, return the errors.
 
     Handing over as we go keeps one Pipeline alive at a time when the caller builds DAGs. Files the
@@ -58,7 +60,7 @@ def _walk(definitions_dir: Path, sql_root: Path | None, on_valid) -> dict[Path, 
     for path in definition_files(definitions_dir):
         rel = _rel(path, root)
         try:
-            pipeline = load_definition(path, sql_dir=sql)
+            pipeline = load_definition(path, sql_dir=sql, check_sql=check_sql)
         except DefinitionError as exc:
             bad[path] = _relabel(exc, path, root)
             continue
@@ -211,8 +213,10 @@ def _digest(path: Path) -> str:
         return ""
 
 
-def report_definition(stub_file: str, record_digest: str = "") -> None:
-    """Raise the definition's errors, unless it changed since the stub was written (then re-check it)."""
+def report_definition(stub_file: str, record_digest: str = "", *_older_stub: str) -> None:
+    """Raise the definition's errors, unless it changed since the stub was written (then re-check it).
+
+    A stub written by an older dagspec passes more arguments; it is replaced at the next loader parse."""
     stub = Path(stub_file).resolve()
     try:
         record = json.loads((stub.parent / _record_name(stub.name)).read_text())

@@ -50,16 +50,18 @@ def _step_adapter(model: type[BaseModel]) -> TypeAdapter:
     return TypeAdapter(model.model_fields["steps"].annotation.__args__[0])
 
 
-def load_definition(path: str | Path, *, sql_dir: Path | None = None, suite_dir: Path | None = None) -> Pipeline:
+def load_definition(path: str | Path, *, sql_dir: Path | None = None, suite_dir: Path | None = None,
+                    check_sql: bool = False) -> Pipeline:
     """Read and check one definition. With ``sql_dir`` the files it names are checked too: SQL files there,
-    suite files in ``suite_dir`` (default: include/expectations/, or $DAGSPEC_EXPECTATIONS_DIR)."""
+    suite files in ``suite_dir`` (default: include/expectations/, or $DAGSPEC_EXPECTATIONS_DIR). With
+    ``check_sql`` every SQL it holds is rendered for a sample window and parsed (spec/sql_check.py)."""
     path = Path(path)
     name = str(path)
     try:
         raw_bytes = path.read_bytes()
     except OSError as exc:
         raise DefinitionError([Problem(name, "$", f"cannot read the file: {exc.strerror}")]) from None
-    return parse_definition(raw_bytes, name, sql_dir=sql_dir, suite_dir=suite_dir)
+    return parse_definition(raw_bytes, name, sql_dir=sql_dir, suite_dir=suite_dir, check_sql=check_sql)
 
 
 def parse_definition(
@@ -70,6 +72,7 @@ def parse_definition(
     suite_dir: Path | None = None,
     model: type[BaseModel] = Pipeline,
     versions: Versions = CURRENT,
+    check_sql: bool = False,
 ) -> Pipeline:
     """The Pipeline, or DefinitionError with every problem of the file found in one pass.
 
@@ -80,18 +83,19 @@ def parse_definition(
     drop must never stop a caller that is reading a whole folder.
     """
     try:
-        return _parse(raw_bytes, name, sql_dir, suite_dir, model, versions)
+        return _parse(raw_bytes, name, sql_dir, suite_dir, model, versions, check_sql)
     except DefinitionError:
         raise
     except Exception as exc:  # RecursionError and MemoryError included: both are Exceptions
-        log.exception("dagspec: checking %s failed", name)
+        # INFO: a shell's `validate` shows one line, not a traceback; the dag-processor log keeps it.
+        log.info("dagspec: checking %s failed", name, exc_info=True)
         text = f"{type(exc).__name__}: {exc}".splitlines()[0]
         raise DefinitionError([Problem(name, "$", f"dagspec could not check this definition ({text[:200]})",
                                        "simplify the file; if it looks valid, report it with the file")]) from None
 
 
 def _parse(raw_bytes: bytes, name: str, sql_dir: Path | None, suite_dir: Path | None, model: type[BaseModel],
-           versions: Versions) -> Pipeline:
+           versions: Versions, check_sql: bool) -> Pipeline:
     data, found = decode_definition(raw_bytes, name)
     data, written, version_problems = versions.upgrade(data)
     if version_problems:  # another format: its keys mean nothing to this model
@@ -108,6 +112,11 @@ def _parse(raw_bytes: bytes, name: str, sql_dir: Path | None, suite_dir: Path | 
     cross = view_problems(views, model_module._REFERENCE_RULES)
     if pipeline is not None:
         cross += overlaps(pipeline)
+        if check_sql:
+            from dagspec.paths import sql_dir as default_sql_dir
+            from dagspec.spec.sql_check import sql_problems  # sqlglot: imported only when asked for
+
+            cross += sql_problems(pipeline, sql_dir or default_sql_dir())
     if sql_dir is not None:
         cross += _missing_sql(views, sql_dir)
         cross += _missing_suites(data, model, suite_dir)

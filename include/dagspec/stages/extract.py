@@ -7,6 +7,7 @@ from datetime import timedelta
 from dagspec.connections import ConnectionInfo
 from dagspec.sources import read_batches
 from dagspec.spec.model import ExtractStep
+from dagspec.sql import render_window
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.windows import Batch
 
@@ -17,7 +18,7 @@ def run_extract(ctx: RunContext, step: ExtractStep) -> dict[str, int]:
     for batch in ctx.batches:
         refuse_overlap(ctx, step, batch)
         try:
-            schema, chunks = read_batches(info, step.source, batch, step.chunk_rows)
+            schema, chunks = read_batches(info, _rendered(ctx, step.source, batch), batch, step.chunk_rows)
             part = ctx.store.write_partition(step.target.schema_, step.target.table, batch.batch_date, schema, chunks,
                                              window=(batch.from_at, batch.to_at))
         except StepFailed:
@@ -27,6 +28,19 @@ def run_extract(ctx: RunContext, step: ExtractStep) -> dict[str, int]:
         rows[batch.batch_date.isoformat()] = part.rows
         ctx.log.info("extract %s: batch_date=%s rows=%d -> %s", step.id, batch.batch_date, part.rows, part.path)
     return rows
+
+
+def _rendered(ctx: RunContext, source, batch: Batch):
+    """The source with its query rendered like every SQL of a definition ({{ ds }}, {{ params.x }}, ...);
+    the window itself stays a bound :from_date/:to_date."""
+    query = getattr(source, "query", None)
+    if not query or ("{{" not in query and "{%" not in query and "{#" not in query):
+        return source
+    try:
+        text = render_window(query, batch.from_at, batch.to_at, ctx.pipeline.params, batch_date=batch.batch_date)
+    except Exception as exc:  # `dagspec validate` reports these before anything runs
+        raise StepFailed(f"the source query does not render: {type(exc).__name__}: {exc}") from None
+    return source.model_copy(update={"query": text})
 
 
 def refuse_overlap(ctx: RunContext, step: ExtractStep, batch: Batch) -> None:
