@@ -22,7 +22,7 @@ from typing import Callable
 
 from dagspec.connections import ConnectionInfo, env_resolver
 from dagspec.spec.errors import DefinitionError, Problem
-from dagspec.spec.folder import id_key
+from dagspec.spec.folder import Claim, claim_of, folder_problems, id_key
 from dagspec.spec.load import MAX_BYTES, decode_definition, parse_definition
 
 log = logging.getLogger("dagspec.sync")
@@ -67,6 +67,7 @@ def sync(uri: str, conn_id: str, target: Path, *, resolver: Callable[[str], Conn
     # Files deleted remotely go in this pass: their dag_ids are free for a renamed definition now.
     gone = {name for name in set(state) - set(remote) if not _edited_locally(target / name, state[name])}
     live_ids = _local_dag_ids(target, exclude=gone)
+    owners = _Owners(target, gone, sql_dir)
 
     for name, obj in sorted(remote.items()):
         known = state.get(name)
@@ -75,7 +76,7 @@ def sync(uri: str, conn_id: str, target: Path, *, resolver: Callable[[str], Conn
             report.unchanged.append(name)
             continue
         try:
-            problems = _fetch_and_check(fs, obj, target, live_ids, sql_dir)
+            problems = _fetch_and_check(fs, obj, target, live_ids, sql_dir, owners)
         except Exception as exc:  # one unreadable object must not stop the others' sync
             log.exception("dagspec sync: cannot fetch %s", obj.path)
             problems = [Problem(f"{target.name}/{obj.name}", "$", f"cannot fetch it: {type(exc).__name__}: {exc}"[:300],
@@ -126,7 +127,40 @@ def _list(fs, prefix: str) -> dict[str, Remote]:
     return out
 
 
-def _fetch_and_check(fs, obj: Remote, target: Path, live_ids: dict[str, tuple[str, str]], sql_dir: Path | None):
+class _Owners:
+    """Who writes what among the live definitions, read only once a drop needs checking (a full parse of
+    the folder), so a drop that stages into another definition's table is refused before it goes live:
+    in the folder, the loader would refuse both, and the live one would vanish too."""
+
+    def __init__(self, target: Path, exclude: set[str], sql_dir: Path | None) -> None:
+        self.target, self.exclude, self.sql_dir = target, exclude, sql_dir
+        self._claims: dict[str, Claim] | None = None
+
+    def claims(self) -> dict[str, Claim]:
+        if self._claims is None:
+            self._claims = {}
+            for path in sorted(self.target.glob("*.json")):
+                if path.name in self.exclude or path.name.startswith("."):
+                    continue
+                try:
+                    pipeline = parse_definition(path.read_bytes(), f"{self.target.name}/{path.name}",
+                                                sql_dir=self.sql_dir)
+                except (OSError, DefinitionError):
+                    continue
+                self._claims[path.name] = claim_of(f"{self.target.name}/{path.name}", pipeline)
+        return self._claims
+
+    def clashes(self, name: str, claim: Claim) -> list[Problem]:
+        others = [c for n, c in self.claims().items() if n != name]
+        found = folder_problems([claim, *others], verdict="this drop is not brought in").get(claim.file, [])
+        return [p for p in found if p.path != "$.dag_id"]  # dag_ids: checked by the caller, live ids included
+
+    def take(self, name: str, claim: Claim) -> None:
+        self.claims()[name] = claim
+
+
+def _fetch_and_check(fs, obj: Remote, target: Path, live_ids: dict[str, tuple[str, str]], sql_dir: Path | None,
+                     owners: _Owners):
     """(raw bytes, dag_id) for a definition fit to go live, or the problems that keep it out."""
     shown = f"{target.name}/{obj.name}"
     if not NAME.match(obj.name):
@@ -149,6 +183,11 @@ def _fetch_and_check(fs, obj: Remote, target: Path, live_ids: dict[str, tuple[st
         return [Problem(shown, "$.dag_id", f"dag_id {pipeline.dag_id!r} differs from {dag_id!r} in "
                         f"{target.name}/{owner} only by case or '-', '_', '.': they would share warehouse tables",
                         "give each definition a dag_id that differs in letters or digits")]
+    claim = claim_of(shown, pipeline)
+    clashes = owners.clashes(obj.name, claim)
+    if clashes:
+        return clashes
+    owners.take(obj.name, claim)
     return raw, pipeline.dag_id
 
 

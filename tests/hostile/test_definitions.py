@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud_services import s3_server  # noqa: F401  (pytest fixture)
 from dagspec.spec import DefinitionError
 from dagspec.spec.load import parse_definition
 
@@ -121,27 +122,32 @@ def test_loader_files_a_failed_dag_build_under_its_definition_only(tmp_path, mon
     assert "dagspec could not build this DAG: KeyError" in record["problems"]
 
 
-def test_sync_rejects_a_bomb_and_brings_the_rest(tmp_path, monkeypatch):
-    """The sync's own listing is replaced by a local one: what matters is that one object cannot stop it."""
-    import pyarrow.fs as pafs
+def test_sync_rejects_bombs_and_stolen_tables_and_brings_the_rest(s3_server, tmp_path, monkeypatch):
+    """Against moto S3: one bad object costs only itself, and a drop that would take a live definition's
+    table is refused (in the folder, both would stop loading)."""
+    from dagspec.sync import sync
 
-    import dagspec.filesystems as filesystems
-    import dagspec.sync as sync
-
-    remote = tmp_path / "bucket" / "drops"
-    remote.mkdir(parents=True)
-    for name, text in BOMBS.items():
-        (remote / name).write_text(text)
-    (remote / "fine.json").write_text(json.dumps(minimal("fine")))
+    bucket = s3_server.make_bucket("hostile")
+    monkeypatch.setenv("AIRFLOW_CONN_HOSTILE_DROPS", s3_server.connection_json())
+    drops = {**BOMBS, "fine.json": json.dumps(minimal("fine")),
+             "thief.json": json.dumps(minimal("thief", "live_orders")),
+             "rev-a.json": json.dumps(minimal("Live-One", "own_table"))}
+    for name, text in drops.items():
+        s3_server.client().put_object(Bucket=bucket, Key=f"drops/{name}", Body=text.encode())
     target = tmp_path / "definitions"
     target.mkdir()
+    (target / "live.json").write_text(json.dumps(minimal("live_one", "live_orders")))
     (target / "local_bomb.json").write_text(BOMBS["deep_lists.json"])  # the folder itself holds one too
-    monkeypatch.setattr(filesystems, "check_scheme", lambda *a: None)
-    monkeypatch.setattr(filesystems, "split_uri", lambda uri: ("s3", str(remote)))
-    monkeypatch.setattr(filesystems, "filesystem", lambda info: pafs.LocalFileSystem())
-    report = sync.sync("s3://bucket/drops", "any", target, resolver=lambda c: None)
-    assert report.added == ["fine.json"] and sorted(report.rejected) == sorted(BOMBS)
+    report = sync(f"s3://{bucket}/drops", "hostile_drops", target)
+    assert report.added == ["fine.json"]
+    assert sorted(report.rejected) == sorted([*BOMBS, "thief.json", "rev-a.json"])
     assert all(len(p) == 1 for p in report.rejected.values())
+    [stolen] = report.rejected["thief.json"]
+    assert (stolen.path, stolen.message) == (
+        "$.steps[0].target", "writes staged table raw.live_orders in store dagspec_store, which "
+        "definitions/live.json ($.steps[0].target) also writes; this drop is not brought in")
+    assert "differs from 'live_one'" in report.rejected["rev-a.json"][0].message
+    assert sorted(p.name for p in target.glob("*.json")) == ["fine.json", "live.json", "local_bomb.json"]
 
 
 # --- 2. nothing a definition holds is written into generated Python ---------------------------

@@ -37,8 +37,9 @@ def id_key(dag_id: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", dag_id.lower())
 
 
-def folder_problems(claims: Iterable[Claim]) -> dict[str, list[Problem]]:
-    """file -> the cross-definition problems that keep it out (files without any are absent)."""
+def folder_problems(claims: Iterable[Claim], *, verdict: str | None = None) -> dict[str, list[Problem]]:
+    """file -> the cross-definition problems that keep it out (files without any are absent).
+    ``verdict`` replaces "neither is loaded" where the caller decides otherwise (the sync keeps the live one)."""
     claims = list(claims)
     found: dict[str, list[Problem]] = defaultdict(list)
     by_key: dict[str, list[Claim]] = defaultdict(list)
@@ -71,7 +72,8 @@ def folder_problems(claims: Iterable[Claim]) -> dict[str, list[Problem]]:
             others = [(o, w) for o, w in holders if o.file != c.file and frozenset((c.file, o.file)) not in refused_pairs]
             if others:
                 names = ", ".join(f"{o.file} ({w.path})" for o, w in others)
-                tail = "also writes; neither is loaded" if len(others) == 1 else "also write; none of them is loaded"
+                tail = ("also writes; " if len(others) == 1 else "also write; ") + (
+                    verdict or ("neither is loaded" if len(others) == 1 else "none of them is loaded"))
                 found[c.file].append(Problem(c.file, out.path, f"writes {out.what}, which {names} {tail}",
                                              "give each definition its own target table"))
     return dict(found)
