@@ -95,7 +95,7 @@ def load_dags(definitions_dir: Path, *, write_stubs: bool = True) -> dict:
         if found is not None:
             try:
                 return {wanted: build_dag(found[1], found[0])}
-            except Exception:  # the full pass below files it as this definition's import error
+            except Exception:  # the dag-processor's full pass files it as this definition's import error
                 log.exception("dagspec: building the DAG of %s failed", found[0])
                 return {}
     built: dict[Path, object] = {}

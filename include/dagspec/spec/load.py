@@ -14,13 +14,15 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from dagspec.spec import model as model_module
 from dagspec.spec.errors import DefinitionError, Problem, json_path
 from dagspec.spec.graph import StepView, view_of_model, view_of_raw, view_problems
-from dagspec.spec.jsontext import bounds_and_duplicates, decode_json
+from dagspec.spec.jsontext import bounds_and_duplicates, decode_json, too_deep
 from dagspec.spec.migrate import CURRENT, Versions
 from dagspec.spec.model import Pipeline
 from dagspec.spec.outputs import overlaps
 
 log = logging.getLogger(__name__)
 MAX_BYTES = 1_000_000  # a pipeline is a page of JSON; megabytes mean a wrong file was dropped
+MAX_STEPS = 10_000
+MAX_PROBLEMS = 200
 Loc = tuple
 
 
@@ -97,6 +99,10 @@ def parse_definition(
 def _parse(raw_bytes: bytes, name: str, sql_dir: Path | None, suite_dir: Path | None, model: type[BaseModel],
            versions: Versions, check_sql: bool) -> Pipeline:
     data, found = decode_definition(raw_bytes, name)
+    steps = data.get("steps")
+    if isinstance(steps, list) and len(steps) > MAX_STEPS:  # before pydantic: 300,000 `{}` took 22 s to explain
+        raise DefinitionError([Problem(name, "$.steps", f"{len(steps):,} steps; a definition holds at most "
+                                       f"{MAX_STEPS:,}", "split it into several definitions")])
     data, written, version_problems = versions.upgrade(data)
     if version_problems:  # another format: its keys mean nothing to this model
         raise DefinitionError([Problem(name, json_path(loc), msg, fix) for loc, msg, fix in version_problems])
@@ -127,7 +133,11 @@ def _parse(raw_bytes: bytes, name: str, sql_dir: Path | None, suite_dir: Path | 
         seen.add((loc, msg))
         found.append((loc, msg, fix))
     if found:
-        raise DefinitionError(Problem(name, versions.path(loc, written), msg, fix) for loc, msg, fix in found)
+        shown = [Problem(name, versions.path(loc, written), msg, fix) for loc, msg, fix in found[:MAX_PROBLEMS]]
+        if len(found) > MAX_PROBLEMS:  # an import error and a stub record of megabytes help nobody
+            shown.append(Problem(name, "$", f"{len(found) - MAX_PROBLEMS:,} more problem(s) not shown",
+                                 "fix the ones above first"))
+        raise DefinitionError(shown)
     return pipeline
 
 
@@ -172,7 +182,7 @@ def decode_definition(raw_bytes: bytes, name: str) -> tuple[dict[str, Any], list
             [Problem(name, "$", f"the top level is a JSON {type(data).__name__ if data is not None else 'null'}, "
                      "not an object", "write one pipeline per file as a JSON object {...}")]
         )
-    return data, bounds_and_duplicates(data, twice, name)
+    return data, bounds_and_duplicates(data, twice, name, too_deep(text))
 
 
 def _from_pydantic(exc: ValidationError, data: dict[str, Any], model: type[BaseModel]) -> list[tuple[Loc, str, str]]:
