@@ -462,3 +462,19 @@ def test_an_extract_query_gets_the_same_jinja_variables_as_a_transform(data_home
     assert want > 0
     store = Store.from_connection(env_resolver("dagspec_store"))
     assert store.partition("raw", "templated_orders", day).rows == want
+
+
+def test_a_pipe_or_a_huge_file_never_stalls_the_scan(tmp_path):
+    """A FIFO named *.json blocked read_bytes forever; a 2 GB sparse file was read whole before the size check."""
+    import os
+
+    from dagspec.airflow.loader import scan
+
+    folder = folder_with(tmp_path, {"ok.json": minimal("ok")})
+    os.mkfifo(folder / "pipe.json")
+    with open(folder / "sparse.json", "wb") as f:
+        f.truncate(2 * 1024**3)
+    good, bad = scan(folder)
+    assert [p.name for p in good] == ["ok.json"]
+    assert {p.name: e.problems[0].message for p, e in bad.items()} == {
+        "pipe.json": "not a regular file", "sparse.json": "file is 2,147,483,648 bytes; a definition is at most 1,000,000"}

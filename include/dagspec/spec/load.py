@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,14 @@ def load_definition(path: str | Path, *, sql_dir: Path | None = None, suite_dir:
     path = Path(path)
     name = str(path)
     try:
-        raw_bytes = path.read_bytes()
+        # Never more than the limit, and never from a pipe or device: either would stall every DAG's parse.
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise DefinitionError([Problem(name, "$", "not a regular file", "drop a JSON file, not a pipe or device")])
+        if info.st_size > MAX_BYTES:
+            raise _too_big(name, info.st_size)
+        with path.open("rb") as f:
+            raw_bytes = f.read(MAX_BYTES + 1)  # it may have grown since
     except OSError as exc:
         raise DefinitionError([Problem(name, "$", f"cannot read the file: {exc.strerror}")]) from None
     return parse_definition(raw_bytes, name, sql_dir=sql_dir, suite_dir=suite_dir, check_sql=check_sql)
@@ -160,14 +168,16 @@ def _views(pipeline: Any, data: dict[str, Any], found: list, model: type[BaseMod
     return views
 
 
+def _too_big(name: str, size: int) -> DefinitionError:
+    return DefinitionError([Problem(name, "$", f"file is {size:,} bytes; a definition is at most {MAX_BYTES:,}",
+                                    "split it, or check that the right file was dropped")])
+
+
 def decode_definition(raw_bytes: bytes, name: str) -> tuple[dict[str, Any], list[tuple[Loc, str, str]]]:
     """The JSON object of a definition file and the duplicate keys found in it, as (loc, message, fix);
     DefinitionError when it is not one JSON object within the limits a definition keeps to."""
     if len(raw_bytes) > MAX_BYTES:
-        raise DefinitionError(
-            [Problem(name, "$", f"file is {len(raw_bytes):,} bytes; a definition is at most {MAX_BYTES:,}",
-                     "split it, or check that the right file was dropped")]
-        )
+        raise _too_big(name, len(raw_bytes))
     try:
         text = raw_bytes.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
