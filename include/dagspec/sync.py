@@ -23,7 +23,7 @@ from typing import Callable
 from dagspec.connections import ConnectionInfo, env_resolver
 from dagspec.spec.errors import DefinitionError, Problem
 from dagspec.spec.folder import Claim, claim_of, folder_problems, id_key
-from dagspec.spec.load import MAX_BYTES, decode_definition, parse_definition
+from dagspec.spec.load import MAX_BYTES, decode_definition, parse_definition, read_definition
 
 log = logging.getLogger("dagspec.sync")
 STATE_FILE = ".dagspec-sync.state"  # not *.json: never read as a definition
@@ -143,9 +143,9 @@ class _Owners:
                 if path.name in self.exclude or path.name.startswith("."):
                     continue
                 try:
-                    pipeline = parse_definition(path.read_bytes(), f"{self.target.name}/{path.name}",
-                                                sql_dir=self.sql_dir)
-                except (OSError, DefinitionError):
+                    shown = f"{self.target.name}/{path.name}"
+                    pipeline = parse_definition(read_definition(path, shown), shown, sql_dir=self.sql_dir)
+                except DefinitionError:
                     continue
                 self._claims[path.name] = claim_of(f"{self.target.name}/{path.name}", pipeline)
         return self._claims
@@ -198,8 +198,8 @@ def _local_dag_ids(target: Path, exclude: set[str]) -> dict[str, tuple[str, str]
         if path.name in exclude:
             continue
         try:
-            data, _ = decode_definition(path.read_bytes(), path.name)
-        except (OSError, DefinitionError):
+            data, _ = decode_definition(read_definition(path, path.name), path.name)
+        except DefinitionError:
             continue
         if isinstance(data.get("dag_id"), str):
             ids.setdefault(id_key(data["dag_id"]), (data["dag_id"], path.name))

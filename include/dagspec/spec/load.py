@@ -59,7 +59,12 @@ def load_definition(path: str | Path, *, sql_dir: Path | None = None, suite_dir:
     suite files in ``suite_dir`` (default: include/expectations/, or $DAGSPEC_EXPECTATIONS_DIR). With
     ``check_sql`` every SQL it holds is rendered for a sample window and parsed (spec/sql_check.py)."""
     path = Path(path)
-    name = str(path)
+    raw_bytes = read_definition(path, str(path))
+    return parse_definition(raw_bytes, str(path), sql_dir=sql_dir, suite_dir=suite_dir, check_sql=check_sql)
+
+
+def read_definition(path: Path, name: str) -> bytes:
+    """The bytes of a definition file, or DefinitionError (unreadable, not a regular file, too big)."""
     try:
         # Never more than the limit, and never from a pipe or device: either would stall every DAG's parse.
         info = path.stat()
@@ -71,7 +76,7 @@ def load_definition(path: str | Path, *, sql_dir: Path | None = None, suite_dir:
             raw_bytes = f.read(MAX_BYTES + 1)  # it may have grown since
     except OSError as exc:
         raise DefinitionError([Problem(name, "$", f"cannot read the file: {exc.strerror}")]) from None
-    return parse_definition(raw_bytes, name, sql_dir=sql_dir, suite_dir=suite_dir, check_sql=check_sql)
+    return raw_bytes
 
 
 def parse_definition(
