@@ -216,6 +216,11 @@ def test_a_step_in_its_own_after_is_refused_at_validate():
     data["steps"][0]["after"] = ["extract"]
     assert problems_of(data) == [("$.steps[0].after[0]", "a step cannot wait for itself",
                                   "remove it from its own 'after'")]
+    from dagspec.spec.graph import topological
+    from dagspec.spec.model import Pipeline
+
+    with pytest.raises(ValueError, match="cycle: extract -> extract"):  # was a bare StopIteration
+        topological(Pipeline.model_validate(data))  # built in code, past validation
 
 
 def big_pipeline(n: int) -> dict:

@@ -39,7 +39,7 @@ def topological(pipeline: Pipeline) -> list[str]:
     downstream: dict[str, list[str]] = {s: [] for s in deps}
     for step, ups in deps.items():
         for up in ups:
-            if up in downstream and up != step:
+            if up in downstream:
                 waiting[step] += 1
                 downstream[up].append(step)
     ready = [position[s] for s, n in waiting.items() if n == 0]
