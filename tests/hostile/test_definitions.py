@@ -380,14 +380,8 @@ def test_absurd_step_numbers_are_refused():
 
 # --- the corpus: hostile files next to the shipped examples, in a real DagBag ---------------------
 
-@pytest.mark.e2e
-def test_dagbag_holds_every_example_and_one_import_error_per_hostile_file(airflow_db, dags_folder):
-    from airflow.dag_processing.dagbag import DagBag
-
-    from dagspec.airflow.loader import stub_name
-
-    defs = dags_folder / "definitions"
-    examples = {json.loads(p.read_text())["dag_id"] for p in defs.glob("*.json")}
+def write_corpus(defs: Path) -> dict[str, bytes | str]:
+    """The hostile files of this module (and the golden bad corpus but for its folder pairs) into ``defs``."""
     hostile = dict(BOMBS)
     hostile.update({n: json.dumps({"dag_id": "x", "steps": []}) for n in HOSTILE_NAMES})
     selfish = minimal("selfish")
@@ -402,6 +396,18 @@ def test_dagbag_holds_every_example_and_one_import_error_per_hostile_file(airflo
             hostile[name] = (ROOT / "tests" / "definitions" / "bad" / name).read_bytes()
     for name, text in hostile.items():
         (defs / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    return hostile
+
+
+@pytest.mark.e2e
+def test_dagbag_holds_every_example_and_one_import_error_per_hostile_file(airflow_db, dags_folder):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from dagspec.airflow.loader import stub_name
+
+    defs = dags_folder / "definitions"
+    examples = {json.loads(p.read_text())["dag_id"] for p in defs.glob("*.json")}
+    hostile = write_corpus(defs)
     DagBag(dag_folder=str(dags_folder))  # the first pass writes the stubs
     bag = DagBag(dag_folder=str(dags_folder))
     assert set(bag.dags) == examples - {"orders_daily"}  # orders_daily shares its id key with twin.json
@@ -483,3 +489,37 @@ def test_a_pipe_or_a_huge_file_never_stalls_the_scan(tmp_path):
     assert [p.name for p in good] == ["ok.json"]
     assert {p.name: e.problems[0].message for p, e in bad.items()} == {
         "pipe.json": "not a regular file", "sparse.json": "file is 2,147,483,648 bytes; a definition is at most 1,000,000"}
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
+def test_the_dag_processor_loads_every_example_beside_the_hostile_corpus(airflow_db, dags_folder):
+    """The real `airflow dag-processor` (two passes: the first writes the stubs), read back from its database."""
+    import os
+
+    from dagspec.airflow.loader import stub_name
+
+    defs = dags_folder / "definitions"
+    examples = {json.loads(p.read_text())["dag_id"] for p in defs.glob("*.json")}
+    hostile = write_corpus(defs)
+    airflow = Path(sys.executable).with_name("airflow")
+    env = {**os.environ, "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "1",
+           "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "0"}
+    for _ in range(2):
+        res = subprocess.run([str(airflow), "dag-processor", "-n", "1"], capture_output=True, text=True,
+                             timeout=400, env=env, cwd=dags_folder)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    listed = subprocess.run([str(airflow), "dags", "list", "-o", "json"], capture_output=True, text=True,
+                            timeout=120, env=env)
+    errors = subprocess.run([str(airflow), "dags", "list-import-errors", "-o", "json"], capture_output=True,
+                            text=True, timeout=120, env=env)
+    dag_ids = {d["dag_id"] for d in first_json(listed.stdout)}
+    assert examples - {"orders_daily"} <= dag_ids and "orders_daily" not in dag_ids  # twin.json takes its id
+    files = {Path(e["filepath"]).name for e in first_json(errors.stdout)}
+    assert files == {stub_name(defs / n) for n in [*hostile, "orders_daily.json"]}
+    assert not list(dags_folder.glob("pwned*"))
+
+
+def first_json(stdout: str):
+    """The JSON list a CLI printed (the command may append a warning line after it)."""
+    return json.JSONDecoder().raw_decode(stdout[stdout.index("[{"):])[0]
