@@ -23,7 +23,8 @@ from typing import Callable
 from dagspec.connections import ConnectionInfo, env_resolver
 from dagspec.spec.errors import DefinitionError, Problem
 from dagspec.spec.folder import Claim, claim_of, folder_problems, id_key
-from dagspec.spec.load import MAX_BYTES, decode_definition, parse_definition, read_definition
+from dagspec.spec.jsontext import MAX_BYTES, decode_definition, read_definition
+from dagspec.spec.load import parse_definition
 
 log = logging.getLogger("dagspec.sync")
 STATE_FILE = ".dagspec-sync.state"  # not *.json: never read as a definition

@@ -1,4 +1,4 @@
-"""JSON text -> Python values, within the limits a definition keeps to, with every break a DefinitionError.
+"""A definition file -> its JSON object, within the limits a definition keeps to; every break a DefinitionError.
 
 Python's json module takes things a definition must not hold, or fails on them with errors that are
 not JSONDecodeError: an integer of thousands of digits (ValueError from int's digit limit), deep
@@ -11,15 +11,61 @@ from __future__ import annotations
 import json
 import math
 import re
+import stat
 from collections import Counter
 from itertools import accumulate
+from pathlib import Path
 from typing import Any
 
 from dagspec.spec.errors import DefinitionError, Problem, json_path
 
+MAX_BYTES = 1_000_000  # a pipeline is a page of JSON; megabytes mean a wrong file was dropped
 MAX_DEPTH = 64  # a definition nests about six levels; far more means a generated or hostile file
 MAX_DIGITS = 50  # any count, id or bound in a definition fits; int() of thousands of digits is the bomb
 Loc = tuple
+
+
+def read_definition(path: Path, name: str) -> bytes:
+    """The bytes of a definition file, or DefinitionError (unreadable, not a regular file, too big)."""
+    try:
+        # Never more than the limit, and never from a pipe or device: either would stall every DAG's parse.
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise DefinitionError([Problem(name, "$", "not a regular file", "drop a JSON file, not a pipe or device")])
+        if info.st_size > MAX_BYTES:
+            raise _file_too_big(name, info.st_size)
+        with path.open("rb") as f:
+            raw_bytes = f.read(MAX_BYTES + 1)  # it may have grown since
+    except OSError as exc:
+        raise DefinitionError([Problem(name, "$", f"cannot read the file: {exc.strerror}")]) from None
+    return raw_bytes
+
+
+def _file_too_big(name: str, size: int) -> DefinitionError:
+    return DefinitionError([Problem(name, "$", f"file is {size:,} bytes; a definition is at most {MAX_BYTES:,}",
+                                    "split it, or check that the right file was dropped")])
+
+
+def decode_definition(raw_bytes: bytes, name: str) -> tuple[dict[str, Any], list[tuple[Loc, str, str]]]:
+    """The JSON object of a definition file and the duplicate keys found in it, as (loc, message, fix);
+    DefinitionError when it is not one JSON object within the limits a definition keeps to."""
+    if len(raw_bytes) > MAX_BYTES:
+        raise _file_too_big(name, len(raw_bytes))
+    try:
+        text = raw_bytes.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(
+            [Problem(name, "$", f"not UTF-8 text (bad byte at offset {exc.start})", "save the file as UTF-8")]
+        ) from None
+    if not text.strip():
+        raise DefinitionError([Problem(name, "$", "the file is empty", "write a JSON object with dag_id and steps")])
+    data, twice = decode_json(text, name)
+    if not isinstance(data, dict):
+        raise DefinitionError(
+            [Problem(name, "$", f"the top level is a JSON {type(data).__name__ if data is not None else 'null'}, "
+                     "not an object", "write one pipeline per file as a JSON object {...}")]
+        )
+    return data, bounds_and_duplicates(data, twice, name, too_deep(text))
 
 
 class _Refused(Exception):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import json
 import logging
-import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from dagspec.spec import model as model_module
 from dagspec.spec.errors import DefinitionError, Problem, json_path
 from dagspec.spec.graph import StepView, view_of_model, view_of_raw, view_problems
-from dagspec.spec.jsontext import bounds_and_duplicates, decode_json, too_deep
+from dagspec.spec.jsontext import MAX_BYTES, decode_definition, read_definition  # noqa: F401  (re-exported)
 from dagspec.spec.migrate import CURRENT, Versions
 from dagspec.spec.model import Pipeline
 from dagspec.spec.outputs import overlaps
 
 log = logging.getLogger(__name__)
-MAX_BYTES = 1_000_000  # a pipeline is a page of JSON; megabytes mean a wrong file was dropped
 MAX_STEPS = 10_000
 MAX_PROBLEMS = 200
 Loc = tuple
@@ -59,24 +57,8 @@ def load_definition(path: str | Path, *, sql_dir: Path | None = None, suite_dir:
     suite files in ``suite_dir`` (default: include/expectations/, or $DAGSPEC_EXPECTATIONS_DIR). With
     ``check_sql`` every SQL it holds is rendered for a sample window and parsed (spec/sql_check.py)."""
     path = Path(path)
-    raw_bytes = read_definition(path, str(path))
+    raw_bytes = _guarded(str(path), read_definition, path, str(path))
     return parse_definition(raw_bytes, str(path), sql_dir=sql_dir, suite_dir=suite_dir, check_sql=check_sql)
-
-
-def read_definition(path: Path, name: str) -> bytes:
-    """The bytes of a definition file, or DefinitionError (unreadable, not a regular file, too big)."""
-    try:
-        # Never more than the limit, and never from a pipe or device: either would stall every DAG's parse.
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise DefinitionError([Problem(name, "$", "not a regular file", "drop a JSON file, not a pipe or device")])
-        if info.st_size > MAX_BYTES:
-            raise _too_big(name, info.st_size)
-        with path.open("rb") as f:
-            raw_bytes = f.read(MAX_BYTES + 1)  # it may have grown since
-    except OSError as exc:
-        raise DefinitionError([Problem(name, "$", f"cannot read the file: {exc.strerror}")]) from None
-    return raw_bytes
 
 
 def parse_definition(
@@ -97,14 +79,19 @@ def parse_definition(
     Whatever goes wrong inside (a parser limit, a bug in a rule) is this file's DefinitionError: one bad
     drop must never stop a caller that is reading a whole folder.
     """
+    return _guarded(name, _parse, raw_bytes, name, sql_dir, suite_dir, model, versions, check_sql)
+
+
+def _guarded(name: str, work, *args):
+    """``work(*args)``, with anything but a DefinitionError turned into one for ``name``."""
     try:
-        return _parse(raw_bytes, name, sql_dir, suite_dir, model, versions, check_sql)
+        return work(*args)
     except DefinitionError:
         raise
     except Exception as exc:  # RecursionError and MemoryError included: both are Exceptions
         # INFO: a shell's `validate` shows one line, not a traceback; the dag-processor log keeps it.
         log.info("dagspec: checking %s failed", name, exc_info=True)
-        text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
         raise DefinitionError([Problem(name, "$", f"dagspec could not check this definition ({text[:200]})",
                                        "simplify the file; if it looks valid, report it with the file")]) from None
 
@@ -171,33 +158,6 @@ def _views(pipeline: Any, data: dict[str, Any], found: list, model: type[BaseMod
                 pass
         views.append(view_of_raw(i, raw))
     return views
-
-
-def _too_big(name: str, size: int) -> DefinitionError:
-    return DefinitionError([Problem(name, "$", f"file is {size:,} bytes; a definition is at most {MAX_BYTES:,}",
-                                    "split it, or check that the right file was dropped")])
-
-
-def decode_definition(raw_bytes: bytes, name: str) -> tuple[dict[str, Any], list[tuple[Loc, str, str]]]:
-    """The JSON object of a definition file and the duplicate keys found in it, as (loc, message, fix);
-    DefinitionError when it is not one JSON object within the limits a definition keeps to."""
-    if len(raw_bytes) > MAX_BYTES:
-        raise _too_big(name, len(raw_bytes))
-    try:
-        text = raw_bytes.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DefinitionError(
-            [Problem(name, "$", f"not UTF-8 text (bad byte at offset {exc.start})", "save the file as UTF-8")]
-        ) from None
-    if not text.strip():
-        raise DefinitionError([Problem(name, "$", "the file is empty", "write a JSON object with dag_id and steps")])
-    data, twice = decode_json(text, name)
-    if not isinstance(data, dict):
-        raise DefinitionError(
-            [Problem(name, "$", f"the top level is a JSON {type(data).__name__ if data is not None else 'null'}, "
-                     "not an object", "write one pipeline per file as a JSON object {...}")]
-        )
-    return data, bounds_and_duplicates(data, twice, name, too_deep(text))
 
 
 def _from_pydantic(exc: ValidationError, data: dict[str, Any], model: type[BaseModel]) -> list[tuple[Loc, str, str]]:
