@@ -184,6 +184,9 @@ def test_hostile_file_names_never_run_as_code(tmp_path, monkeypatch):
         (folder / name).write_text(json.dumps({"dag_id": "bad", "steps": [], 'key"\n__import__("os")': 1}))
     _, bad = scan(folder)
     assert len(bad) == len(HOSTILE_NAMES)
+    for error in bad.values():  # one plain line per problem, whatever the file and its keys are called
+        lines = str(error).split("\n")
+        assert len(lines) == len(error.problems) and all(line.isprintable() for line in lines)
     sync_error_stubs(folder, bad)
     stubs = sorted((tmp_path / "dags" / "_definition_errors").glob("*.py"))
     assert len(stubs) == len(HOSTILE_NAMES)

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_$-]+$")
+
+
 def json_path(loc: Sequence[str | int]) -> str:
-    """('steps', 2, 'source') -> '$.steps[2].source' (the notation editors and jq users know)."""
+    """('steps', 2, 'source') -> '$.steps[2].source' (the notation editors and jq users know). Any other
+    key is written ["..."], JSON- and ASCII-escaped: a key holding a newline or a terminal escape must
+    not split or colour the one line a problem takes."""
     out = "$"
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if _PLAIN_KEY.match(str(part)) else f"[{json.dumps(str(part))}]"
     return out
 
 
@@ -22,7 +32,9 @@ class Problem:
     fix: str = ""
 
     def __str__(self) -> str:
-        text = f"{self.file}: {self.path}: {self.message}"
+        # A file name may hold a newline or a terminal escape: shown escaped, a problem stays one plain line.
+        file = self.file if self.file.isprintable() else ascii(self.file)[1:-1]
+        text = f"{file}: {self.path}: {self.message}"
         return f"{text} (fix: {self.fix})" if self.fix else text
 
 
