@@ -12,9 +12,12 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from dagspec.paths import data_home, definitions_dir, schema_file
+from dagspec.spec.errors import printable
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="JSON definitions in, Airflow pipelines out.")
 app.add_typer(__import__("dagspec.cli_models", fromlist=["app"]).app, name="models")  # dagspec models list|rollback
@@ -84,9 +87,9 @@ def list_definitions(folder: Path = typer.Option(None, help="Definitions folder 
     for path in sorted({*good, *bad}):
         if path in good:
             p = good[path]
-            table.add_row(path.name, p.dag_id, str(p.schedule), str(len(p.steps)), "[green]valid[/]")
+            table.add_row(Text(printable(path.name)), p.dag_id, Text(str(p.schedule)), str(len(p.steps)), "[green]valid[/]")
         else:
-            table.add_row(path.name, "", "", "", f"[red]{len(bad[path].problems)} problem(s)[/]")
+            table.add_row(Text(printable(path.name)), "", "", "", f"[red]{len(bad[path].problems)} problem(s)[/]")
     out.print(table)
 
 
@@ -99,9 +102,9 @@ def _find(dag_id: str):
             return path, pipeline
     for path, error in bad.items():
         if path.stem == dag_id:
-            err.print(f"[red]{path.name} is invalid:[/]\n{error}")
+            err.print(f"[red]{escape(printable(path.name))} is invalid:[/]\n{escape(str(error))}")
             raise typer.Exit(2)
-    err.print(f"[red]no definition with dag_id {dag_id!r} in {definitions_dir()}[/]")
+    err.print(f"[red]no definition with dag_id {escape(repr(dag_id))} in {escape(str(definitions_dir()))}[/]")
     raise typer.Exit(2)
 
 
@@ -195,7 +198,7 @@ def _parse_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        err.print(f"[red]{text!r} is not a date; use YYYY-MM-DD[/]")
+        err.print(f"[red]{escape(repr(text))} is not a date; use YYYY-MM-DD[/]")
         raise typer.Exit(2) from None
 
 

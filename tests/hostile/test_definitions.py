@@ -526,3 +526,16 @@ def test_the_dag_processor_loads_every_example_beside_the_hostile_corpus(airflow
 def first_json(stdout: str):
     """The JSON list a CLI printed (the command may append a warning line after it)."""
     return json.JSONDecoder().raw_decode(stdout[stdout.index("[{"):])[0]
+
+
+def test_list_shows_file_names_as_text_not_markup(tmp_path):
+    """rich read '[bold red]x.json' as markup: file names are text."""
+    folder = tmp_path / "definitions"
+    folder.mkdir()
+    for name in ["[bold red]x.json", "[blink]y[\\].json", "line\nbreak.json"]:
+        (folder / name).write_text("{}")
+    res = subprocess.run([str(DAGSPEC), "list", "--folder", str(folder)], capture_output=True, text=True,
+                         timeout=120, env={"COLUMNS": "250", "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+    assert "[bold red]x.json" in res.stdout and "[blink]y[\\].json" in res.stdout
+    assert "line\\nbreak.json" in res.stdout

@@ -24,6 +24,11 @@ def json_path(loc: Sequence[str | int]) -> str:
     return out
 
 
+def printable(name: str) -> str:
+    """A file name as one plain line of text: a newline, bidi mark or terminal escape in it is written escaped."""
+    return name if name.isprintable() else ascii(name)[1:-1]
+
+
 @dataclass(frozen=True)
 class Problem:
     file: str
@@ -32,9 +37,7 @@ class Problem:
     fix: str = ""
 
     def __str__(self) -> str:
-        # A file name may hold a newline or a terminal escape: shown escaped, a problem stays one plain line.
-        file = self.file if self.file.isprintable() else ascii(self.file)[1:-1]
-        text = f"{file}: {self.path}: {self.message}"
+        text = f"{printable(self.file)}: {self.path}: {self.message}"
         return f"{text} (fix: {self.fix})" if self.fix else text
 
 
