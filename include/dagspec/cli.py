@@ -12,9 +12,12 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from dagspec.paths import data_home, definitions_dir, schema_file
+from dagspec.spec.errors import printable
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="JSON definitions in, Airflow pipelines out.")
 app.add_typer(__import__("dagspec.cli_models", fromlist=["app"]).app, name="models")  # dagspec models list|rollback
@@ -36,6 +39,7 @@ def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Files or f
     """Check definitions; one line per problem (file: JSON path: message (fix)), non-zero exit if any."""
     from dagspec.airflow.loader import scan
     from dagspec.spec.errors import DefinitionError
+    from dagspec.spec.folder import claim_of, folder_problems
     from dagspec.spec.load import load_definition
 
     problems = 0
@@ -43,20 +47,26 @@ def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Files or f
     folders = [p for p in (paths or [definitions_dir()]) if p.is_dir()]
     files = [p for p in (paths or []) if not p.is_dir()]
     for folder in folders:  # a folder also gets the cross-file check (duplicate dag ids)
-        good, bad = scan(folder)
+        good, bad = scan(folder, check_sql=True)
         valid += len(good)
         for error in bad.values():
             for problem in error.problems:
                 print(problem, flush=True)
                 problems += 1
+    claims = {}
     for path in files:
         try:
-            load_definition(path, sql_dir=_sql_dir())
-            valid += 1
+            claims[str(path)] = claim_of(str(path), load_definition(path, sql_dir=_sql_dir(), check_sql=True))
         except DefinitionError as exc:
             for problem in exc.problems:
                 print(problem, flush=True)
                 problems += 1
+    refused = folder_problems(claims.values())  # files named together are checked against each other too
+    valid += len(claims) - len(refused)
+    for found in refused.values():
+        for problem in found:
+            print(problem, flush=True)
+            problems += 1
     err.print(f"{valid} valid definition(s), {problems} problem(s)")
     raise typer.Exit(1 if problems else 0)
 
@@ -79,9 +89,9 @@ def list_definitions(folder: Path = typer.Option(None, help="Definitions folder 
     for path in sorted({*good, *bad}):
         if path in good:
             p = good[path]
-            table.add_row(path.name, p.dag_id, str(p.schedule), str(len(p.steps)), "[green]valid[/]")
+            table.add_row(Text(printable(path.name)), p.dag_id, Text(str(p.schedule)), str(len(p.steps)), "[green]valid[/]")
         else:
-            table.add_row(path.name, "", "", "", f"[red]{len(bad[path].problems)} problem(s)[/]")
+            table.add_row(Text(printable(path.name)), "", "", "", f"[red]{len(bad[path].problems)} problem(s)[/]")
     out.print(table)
 
 
@@ -94,9 +104,9 @@ def _find(dag_id: str):
             return path, pipeline
     for path, error in bad.items():
         if path.stem == dag_id:
-            err.print(f"[red]{path.name} is invalid:[/]\n{error}")
+            err.print(f"[red]{escape(printable(path.name))} is invalid:[/]\n{escape(str(error))}")
             raise typer.Exit(2)
-    err.print(f"[red]no definition with dag_id {dag_id!r} in {definitions_dir()}[/]")
+    err.print(f"[red]no definition with dag_id {escape(repr(dag_id))} in {escape(str(definitions_dir()))}[/]")
     raise typer.Exit(2)
 
 
@@ -217,7 +227,7 @@ def _parse_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        err.print(f"[red]{text!r} is not a date; use YYYY-MM-DD[/]")
+        err.print(f"[red]{escape(repr(text))} is not a date; use YYYY-MM-DD[/]")
         raise typer.Exit(2) from None
 
 

@@ -84,6 +84,13 @@ def render(template_text: str, context: dict[str, Any], functions: dict[str, Cal
     return env.from_string(template_text).render(**context)
 
 
+def render_window(template_text: str, start: datetime, end: datetime, params: dict[str, Any],
+                  functions: dict[str, Callable[..., str]] | None = None, **extra: Any) -> str:
+    """A definition's SQL for the window [start, end). Every SQL a definition holds (extract queries,
+    transforms, model data) renders here, so each sees the same variables (template_context)."""
+    return render(template_text, {**template_context(start, end, params), **extra}, functions or {})
+
+
 def to_dialect(sql_text: str, read: str, write: str) -> tuple[str, list[str]]:
     """Transpile one statement; returns the SQL in `write` and the names of its bound parameters.
 

@@ -22,7 +22,9 @@ from typing import Callable
 
 from dagspec.connections import ConnectionInfo, env_resolver
 from dagspec.spec.errors import DefinitionError, Problem
-from dagspec.spec.load import MAX_BYTES, parse_definition
+from dagspec.spec.folder import Claim, claim_of, folder_problems, id_key
+from dagspec.spec.jsontext import MAX_BYTES, decode_definition, read_definition
+from dagspec.spec.load import parse_definition
 
 log = logging.getLogger("dagspec.sync")
 STATE_FILE = ".dagspec-sync.state"  # not *.json: never read as a definition
@@ -66,6 +68,7 @@ def sync(uri: str, conn_id: str, target: Path, *, resolver: Callable[[str], Conn
     # Files deleted remotely go in this pass: their dag_ids are free for a renamed definition now.
     gone = {name for name in set(state) - set(remote) if not _edited_locally(target / name, state[name])}
     live_ids = _local_dag_ids(target, exclude=gone)
+    owners = _Owners(target, gone, sql_dir)
 
     for name, obj in sorted(remote.items()):
         known = state.get(name)
@@ -73,7 +76,12 @@ def sync(uri: str, conn_id: str, target: Path, *, resolver: Callable[[str], Conn
         if known and known.get("version") == obj.version and local.exists():
             report.unchanged.append(name)
             continue
-        problems = _fetch_and_check(fs, obj, target, live_ids, sql_dir)
+        try:
+            problems = _fetch_and_check(fs, obj, target, live_ids, sql_dir, owners)
+        except Exception as exc:  # one unreadable object must not stop the others' sync
+            log.exception("dagspec sync: cannot fetch %s", obj.path)
+            problems = [Problem(f"{target.name}/{obj.name}", "$", f"cannot fetch it: {type(exc).__name__}: {exc}"[:300],
+                                "check the object and the connection; the next sync tries again")]
         if isinstance(problems, list):
             report.rejected[name] = problems
             for p in problems:
@@ -86,7 +94,7 @@ def sync(uri: str, conn_id: str, target: Path, *, resolver: Callable[[str], Conn
         else:
             (report.updated if local.exists() else report.added).append(name)
             _write_atomic(local, raw)
-        live_ids[dag_id] = name
+        live_ids[id_key(dag_id)] = (dag_id, name)
         state[name] = {"version": obj.version, "sha256": digest, "source": uri.rstrip("/") + "/" + name}
 
     for name in sorted(set(state) - set(remote)):
@@ -120,7 +128,40 @@ def _list(fs, prefix: str) -> dict[str, Remote]:
     return out
 
 
-def _fetch_and_check(fs, obj: Remote, target: Path, live_ids: dict[str, str], sql_dir: Path | None):
+class _Owners:
+    """Who writes what among the live definitions, read only once a drop needs checking (a full parse of
+    the folder), so a drop that stages into another definition's table is refused before it goes live:
+    in the folder, the loader would refuse both, and the live one would vanish too."""
+
+    def __init__(self, target: Path, exclude: set[str], sql_dir: Path | None) -> None:
+        self.target, self.exclude, self.sql_dir = target, exclude, sql_dir
+        self._claims: dict[str, Claim] | None = None
+
+    def claims(self) -> dict[str, Claim]:
+        if self._claims is None:
+            self._claims = {}
+            for path in sorted(self.target.glob("*.json")):
+                if path.name in self.exclude or path.name.startswith("."):
+                    continue
+                try:
+                    shown = f"{self.target.name}/{path.name}"
+                    pipeline = parse_definition(read_definition(path, shown), shown, sql_dir=self.sql_dir)
+                except DefinitionError:
+                    continue
+                self._claims[path.name] = claim_of(f"{self.target.name}/{path.name}", pipeline)
+        return self._claims
+
+    def clashes(self, name: str, claim: Claim) -> list[Problem]:
+        others = [c for n, c in self.claims().items() if n != name]
+        found = folder_problems([claim, *others], verdict="this drop is not brought in").get(claim.file, [])
+        return [p for p in found if p.path != "$.dag_id"]  # dag_ids: checked by the caller, live ids included
+
+    def take(self, name: str, claim: Claim) -> None:
+        self.claims()[name] = claim
+
+
+def _fetch_and_check(fs, obj: Remote, target: Path, live_ids: dict[str, tuple[str, str]], sql_dir: Path | None,
+                     owners: _Owners):
     """(raw bytes, dag_id) for a definition fit to go live, or the problems that keep it out."""
     shown = f"{target.name}/{obj.name}"
     if not NAME.match(obj.name):
@@ -132,28 +173,37 @@ def _fetch_and_check(fs, obj: Remote, target: Path, live_ids: dict[str, str], sq
     with fs.open_input_stream(obj.path) as f:
         raw = f.read(MAX_BYTES + 1)
     try:
-        pipeline = parse_definition(raw, shown, sql_dir=sql_dir)
+        pipeline = parse_definition(raw, shown, sql_dir=sql_dir, check_sql=True)
     except DefinitionError as exc:
         return exc.problems
-    owner = live_ids.get(pipeline.dag_id)
+    dag_id, owner = live_ids.get(id_key(pipeline.dag_id), (None, None))
     if owner is not None and owner != obj.name:
-        return [Problem(shown, "$.dag_id", f"dag_id {pipeline.dag_id!r} is already used by {target.name}/{owner}",
-                        "give each definition its own dag_id")]
+        if dag_id == pipeline.dag_id:
+            return [Problem(shown, "$.dag_id", f"dag_id {pipeline.dag_id!r} is already used by {target.name}/{owner}",
+                            "give each definition its own dag_id")]
+        return [Problem(shown, "$.dag_id", f"dag_id {pipeline.dag_id!r} differs from {dag_id!r} in "
+                        f"{target.name}/{owner} only by case or '-', '_', '.': they would share warehouse tables",
+                        "give each definition a dag_id that differs in letters or digits")]
+    claim = claim_of(shown, pipeline)
+    clashes = owners.clashes(obj.name, claim)
+    if clashes:
+        return clashes
+    owners.take(obj.name, claim)
     return raw, pipeline.dag_id
 
 
-def _local_dag_ids(target: Path, exclude: set[str]) -> dict[str, str]:
-    """dag_id -> file name for the folder's definitions (a cheap read: only the dag_id is needed)."""
-    ids: dict[str, str] = {}
+def _local_dag_ids(target: Path, exclude: set[str]) -> dict[str, tuple[str, str]]:
+    """id_key(dag_id) -> (dag_id, file name) for the folder's definitions (a cheap read: JSON, no model)."""
+    ids: dict[str, tuple[str, str]] = {}
     for path in sorted(target.glob("*.json")):
         if path.name in exclude:
             continue
         try:
-            data = json.loads(path.read_bytes())
-        except (OSError, ValueError):
+            data, _ = decode_definition(read_definition(path, path.name), path.name)
+        except DefinitionError:
             continue
-        if isinstance(data, dict) and isinstance(data.get("dag_id"), str):
-            ids.setdefault(data["dag_id"], path.name)
+        if isinstance(data.get("dag_id"), str):
+            ids.setdefault(id_key(data["dag_id"]), (data["dag_id"], path.name))
     return ids
 
 
@@ -174,7 +224,7 @@ def _write_atomic(path: Path, raw: bytes) -> None:
 def _load_state(target: Path) -> dict[str, dict]:
     try:
         data = json.loads((target / STATE_FILE).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -66,6 +66,7 @@ def test_fixing_a_definition_drops_its_error_and_loads_its_dag(airflow_db, mixed
     dagbag(mixed)
     good = json.loads((GOOD / "minimal.json").read_text())
     good["dag_id"] = "was_a_typo"
+    good["steps"][0]["target"]["table"] = "was_a_typo"  # minimal.json owns its table
     (defs / "unknown_key_top.json").write_text(json.dumps(good))
     (defs / "dup_b.json").unlink()
     bag = dagbag(mixed)

@@ -10,21 +10,12 @@ URIs name connections by id, never by host or secret, and are computed from the 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from dagspec.spec.model import Pipeline, PublishStep, StepBase, TransformStep
-
-# Same as dagspec.stages.context (a test checks it): importing that module here would pull pyarrow into
-# every DAG parse.
-WORK_SCHEMA = "dagspec_work"
-
-
-def work_table_name(dag_id: str, step_id: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9_]", "_", f"{dag_id}__{step_id}")
-    return name[:63] if name[0].isalpha() or name[0] == "_" else f"_{name}"[:63]
+from dagspec.spec.outputs import WORK_SCHEMA, work_table_name  # noqa: F401  (re-exported)
 
 
 def asset_uris(pipeline: Pipeline, step: StepBase) -> list[str]:

@@ -15,14 +15,14 @@ import json
 import logging
 import os
 import re
-from collections import defaultdict
 from pathlib import Path
 
 from dagspec.paths import sql_dir
 from dagspec.spec.errors import DefinitionError, Problem
+from dagspec.spec.folder import Claim, claim_of, folder_problems
 from dagspec.spec.load import load_definition
 from dagspec.spec.model import Pipeline
-from dagspec.spec.shards import Summary, read_share, shard_of, stamp_of, write_share
+from dagspec.spec.shards import read_share, shard_of, stamp_of, write_share
 
 log = logging.getLogger(__name__)
 ERRORS_DIR = "_definition_errors"
@@ -32,12 +32,12 @@ class DefinitionImportError(Exception):
     """Raised by a stub so Airflow lists the definition's problems as an import error."""
 
 
-def scan(definitions_dir: Path, *, sql_root: Path | None = None, shard: tuple[int, int] = (0, 1)
-         ) -> tuple[dict[Path, Pipeline], dict[Path, DefinitionError]]:
-    """Every *.json under the folder (with ``shard``, of that share): valid pipelines and errors, with duplicate
-    dag ids failing both files."""
+def scan(definitions_dir: Path, *, sql_root: Path | None = None, check_sql: bool = False,
+         shard: tuple[int, int] = (0, 1)) -> tuple[dict[Path, Pipeline], dict[Path, DefinitionError]]:
+    """Every *.json under the folder (with ``shard``, of that share): valid pipelines and errors, with the folder
+    rules (spec/folder.py) failing both files of a pair. ``check_sql``: render and parse every SQL too."""
     good: dict[Path, Pipeline] = {}
-    bad = _walk(definitions_dir, sql_root, lambda path, pipeline: good.__setitem__(path, pipeline), shard)
+    bad = _walk(definitions_dir, sql_root, lambda path, pipeline: good.__setitem__(path, pipeline), check_sql, shard)
     for path in [p for p in good if p in bad]:
         del good[path]
     return good, bad
@@ -48,92 +48,85 @@ def definition_files(definitions_dir: Path) -> list[Path]:
     return sorted(p for p in definitions_dir.glob("*.json") if not p.name.startswith("."))
 
 
-def _walk(definitions_dir: Path, sql_root: Path | None, on_valid, shard: tuple[int, int] = (0, 1)
-          ) -> dict[Path, DefinitionError]:
-    """Load each definition of this loader's share once, hand each valid one to ``on_valid`` right away, return
-    the share's errors.
+def _walk(definitions_dir: Path, sql_root: Path | None, on_valid, check_sql: bool = False,
+          shard: tuple[int, int] = (0, 1)) -> dict[Path, DefinitionError]:
+    """Load each definition of this share once, hand each valid one to ``on_valid`` right away, return the
+    share's errors.
 
-    Handing over as we go keeps one Pipeline alive at a time when the caller builds DAGs. Files whose
-    dag_id another file also uses come back as errors (both of them): the caller drops what it made.
-    The other shares' definitions take part in that check through their index (see spec/shards.py).
+    Handing over as we go keeps one Pipeline alive at a time when the caller builds DAGs. Files the
+    folder rules refuse (a dag_id or a target another file also has) come back as errors, both of
+    them: the caller drops what it made. Anything ``on_valid`` raises is that file's error alone.
+    The other shares' definitions take part in the folder rules through their indexes (spec/shards.py).
     """
     root = definitions_dir.parent
     sql = sql_root or sql_dir()
     index, count = shard
     bad: dict[Path, DefinitionError] = {}
-    summaries: dict[Path, Summary] = {}
+    claims: dict[str, tuple[Path, Claim]] = {}
     own: dict[str, tuple] = {}
-    files = definition_files(definitions_dir)
-    others = []
-    for path in files:
+    others: list[Path] = []
+    for path in definition_files(definitions_dir):
         if shard_of(path.name, count) != index:
             others.append(path)
             continue
+        rel = _rel(path, root)
         stamp = stamp_of(path)
         try:
-            pipeline = load_definition(path, sql_dir=sql)
+            pipeline = load_definition(path, sql_dir=sql, check_sql=check_sql)
         except DefinitionError as exc:
             bad[path] = _relabel(exc, path, root)
             own[path.name] = (stamp, None)
             continue
-        summaries[path] = summary_of(pipeline)
-        own[path.name] = (stamp, summaries[path])
-        on_valid(path, pipeline)
+        claims[rel] = (path, claim_of(rel, pipeline))
+        own[path.name] = (stamp, claims[rel][1])
+        try:
+            on_valid(path, pipeline)
+        except Exception as exc:  # a dagspec bug building one DAG must not cost the others theirs
+            log.exception("dagspec: building the DAG of %s failed", rel)
+            bad[path] = DefinitionError([Problem(rel, "$", f"dagspec could not build this DAG: {_short(exc)}",
+                                                 "the dag-processor log has the traceback; report it with the file")])
     if count > 1:
         write_share(definitions_dir, index, count, own)
-        summaries.update(_other_summaries(definitions_dir, others, sql, shard))
-    for path, error in _conflicts(summaries, root).items():
+        for path, claim in _other_claims(definitions_dir, others, sql, shard).items():
+            claims[claim.file] = (path, claim)
+    for rel, problems in folder_problems(c for _, c in claims.values()).items():
+        path = claims[rel][0]
         if shard_of(path.name, count) == index:
-            bad[path] = error
+            bad[path] = DefinitionError([*(bad[path].problems if path in bad else ()), *problems])
     return bad
 
 
-def summary_of(pipeline: Pipeline) -> Summary:
-    return Summary(pipeline.dag_id)
-
-
-def _other_summaries(definitions_dir: Path, paths: list[Path], sql: Path, shard: tuple[int, int]) -> dict[Path, Summary]:
-    """The other shares' valid definitions, from their indexes where those still describe the file."""
+def _other_claims(definitions_dir: Path, paths: list[Path], sql: Path, shard: tuple[int, int]) -> dict[Path, Claim]:
+    """The other shares' valid definitions, from their indexes where those still describe the file as it is."""
     index, count = shard
     known: dict[str, tuple] = {}
     for other in range(count):
         if other != index:
             known.update(read_share(definitions_dir, other, count))
-    out: dict[Path, Summary] = {}
+    root = definitions_dir.parent
+    out: dict[Path, Claim] = {}
     for path in paths:
         entry = known.get(path.name)
         if entry is not None and entry[0] == stamp_of(path):
-            summary = entry[1]
+            claim = entry[1]
         else:  # new, changed, or its share's index is not written yet
             try:
-                summary = summary_of(load_definition(path, sql_dir=sql))
+                claim = claim_of(_rel(path, root), load_definition(path, sql_dir=sql))
             except DefinitionError:
-                summary = None
-        if summary is not None:
-            out[path] = summary
+                claim = None
+        if claim is not None:
+            out[path] = claim
     return out
 
 
-def _conflicts(summaries: dict[Path, Summary], root: Path) -> dict[Path, DefinitionError]:
-    by_id: dict[str, list[Path]] = defaultdict(list)
-    for path, summary in summaries.items():
-        by_id[summary.dag_id].append(path)
-    bad: dict[Path, DefinitionError] = {}
-    for dag_id, paths in by_id.items():
-        if len(paths) < 2:
-            continue
-        for path in paths:
-            others = ", ".join(_rel(p, root) for p in sorted(paths) if p != path)
-            bad[path] = DefinitionError(
-                [Problem(_rel(path, root), "$.dag_id", f"dag_id {dag_id!r} is also used by {others}; neither is loaded",
-                         "give each definition its own dag_id")]
-            )
-    return bad
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def load_dags(definitions_dir: Path, *, write_stubs: bool = True, shard: tuple[int, int] = (0, 1)) -> dict:
     """Build the DAGs of a definitions folder (with ``shard=(i, k)``, only the i-th of k shares); called from
-    the loader file(s) in the DAGs folder at parse time."""
+    the loader files in the DAGs folder at parse time."""
     from airflow.sdk import get_parsing_context
 
     from dagspec.airflow.build import build_dag
@@ -143,14 +136,18 @@ def load_dags(definitions_dir: Path, *, write_stubs: bool = True, shard: tuple[i
         # A worker running one task: build that DAG only, found without reading every definition.
         found = _find(definitions_dir, wanted)
         if found is not None and shard_of(found[0].name, shard[1]) == shard[0]:
-            return {wanted: build_dag(found[1], found[0])}
+            try:
+                return {wanted: build_dag(found[1], found[0])}
+            except Exception:  # the dag-processor's full pass files it as this definition's import error
+                log.exception("dagspec: building the DAG of %s failed", found[0])
+                return {}
     built: dict[Path, object] = {}
 
     def build(path: Path, pipeline: Pipeline) -> None:
         if wanted is None or pipeline.dag_id == wanted:
             built[path] = build_dag(pipeline, path)
 
-    bad = _walk(definitions_dir, None, build, shard)
+    bad = _walk(definitions_dir, None, build, shard=shard)
     if write_stubs and wanted is None:
         # Only the dag-processor keeps stubs in step; a worker running one task just reads.
         sync_error_stubs(definitions_dir, bad, shard)
@@ -197,29 +194,42 @@ def _relabel(error: DefinitionError, path: Path, root: Path) -> DefinitionError:
 
 
 def stub_name(definition: Path) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_]", "_", definition.stem)
-    if safe != definition.stem:  # 'a-b.json' and 'a_b.json' must not share one stub
-        safe += "_" + hashlib.sha1(definition.name.encode()).hexdigest()[:6]
-    return safe + ".py"
+    """The stub's file name: the definition's stem when it is a plain identifier, else a digest of it
+    ('a-b.json' and 'a_b.json' must not share one stub, and no file name is ever spelled in Python)."""
+    stem = definition.stem
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,100}", stem) and definition.name == stem + ".json":
+        return stem + ".py"
+    return "definition_" + hashlib.sha1(definition.name.encode("utf-8", "surrogateescape")).hexdigest()[:16] + ".py"
 
 
 def sync_error_stubs(definitions_dir: Path, bad: dict[Path, DefinitionError], shard: tuple[int, int] = (0, 1)) -> None:
-    """Stubs of this share's invalid definitions written, those of its fixed ones removed. A stub whose definition
-    no longer exists belongs to no share: the first one removes it."""
+    """One stub per invalid definition of this share; what it reports sits beside it in a hidden JSON file.
+    A share removes only its own stale stubs; one whose definition no longer exists belongs to the first."""
     folder = definitions_dir.parent / ERRORS_DIR
     index, count = shard
-    wanted = {stub_name(path): _stub_text(path, error) for path, error in bad.items()}
+    wanted: dict[str, str] = {}
+    for path, error in bad.items():
+        name = stub_name(path)
+        record = json.dumps({"definition": path.name, "digest": _digest(path), "problems": str(error)},
+                            ensure_ascii=True, sort_keys=True)
+        wanted[name] = _stub_text(hashlib.sha1(record.encode()).hexdigest())
+        wanted[_record_name(name)] = record + "\n"
     try:
         if wanted:
             folder.mkdir(exist_ok=True)
-        existing = {p.name: p for p in folder.glob("*.py")} if folder.is_dir() else {}
+        existing = {p.name: p for p in [*folder.glob("*.py"), *folder.glob(".*.json")]} if folder.is_dir() else {}
+        owner: dict[str, int] = {}
         if existing:
-            owner = {stub_name(p): shard_of(p.name, count) for p in definition_files(definitions_dir)}
-            for name, path in existing.items():
-                if name not in wanted and owner.get(name, 0) == index:
-                    path.unlink(missing_ok=True)
-        for name, text in wanted.items():
+            for p in definition_files(definitions_dir):
+                stub = stub_name(p)
+                owner[stub] = owner[_record_name(stub)] = shard_of(p.name, count)
+        for name, path in existing.items():
+            if name not in wanted and owner.get(name, 0) == index:
+                path.unlink(missing_ok=True)
+        # Records first: a stub never points at a record that is not there yet.
+        for name in sorted(wanted, key=lambda n: not n.endswith(".json")):
             target = folder / name
+            text = wanted[name]
             if target.exists() and target.read_text() == text:
                 continue  # unchanged: keep the mtime so Airflow does not re-parse it for nothing
             tmp = folder / f".{name}.{os.getpid()}.tmp"
@@ -229,15 +239,20 @@ def sync_error_stubs(definitions_dir: Path, bad: dict[Path, DefinitionError], sh
         log.warning("dagspec: cannot write definition error stubs in %s: %s", folder, exc)
 
 
-def _stub_text(definition: Path, error: DefinitionError) -> str:
-    digest = _digest(definition)
+def _record_name(stub: str) -> str:
+    return f".{stub.removesuffix('.py')}.json"  # hidden, not .py: neither Airflow nor the loader parses it
+
+
+def _stub_text(record_digest: str) -> str:
+    # Only constants and a hex digest: nothing a definition holds (its name, ids, keys, the problems
+    # quoting them) is ever Python source. The digest changes the file when the record does, so
+    # Airflow re-parses it and shows the new problems.
     return (
-        f"# Generated by dagspec: definitions/{definition.name} is invalid. This file makes Airflow list its\n"
+        "# Generated by dagspec: a definition in ../definitions is invalid. This file makes Airflow list its\n"
         "# errors as an import error of their own. Fix the definition and this file goes away. Do not edit.\n"
         "from dagspec.airflow.loader import report_definition  # airflow dag\n\n"
-        f"PROBLEMS = {str(error)!r}\n\n"
-        "# The traceback in the UI shows this line, so the problems are not repeated in it.\n"
-        f"report_definition(__file__, {definition.name!r}, {digest!r}, PROBLEMS)\n"
+        "# The traceback in the UI shows this line; the problems are in the error message above it.\n"
+        f"report_definition(__file__, \"{record_digest}\")\n"
     )
 
 
@@ -248,9 +263,18 @@ def _digest(path: Path) -> str:
         return ""
 
 
-def report_definition(stub_file: str, definition_name: str, digest: str, message: str) -> None:
-    """Raise the definition's errors, unless it changed since the stub was written (then re-check it)."""
-    definition = Path(stub_file).resolve().parent.parent / "definitions" / definition_name
+def report_definition(stub_file: str, record_digest: str = "", *_older_stub: str) -> None:
+    """Raise the definition's errors, unless it changed since the stub was written (then re-check it).
+
+    A stub written by an older dagspec passes more arguments; it is replaced at the next loader parse."""
+    stub = Path(stub_file).resolve()
+    try:
+        record = json.loads((stub.parent / _record_name(stub.name)).read_text())
+        definition = stub.parent.parent / "definitions" / Path(str(record["definition"])).name
+        digest, message = str(record["digest"]), str(record["problems"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DefinitionImportError("\nthe record of this stub's definition is missing; the next parse of "
+                                    "its loader file rewrites it") from None
     if not definition.exists():
         return
     if _digest(definition) == digest:

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from dagspec.spec.ml_steps import MLData
 from dagspec.spec.model import ExtractStep
-from dagspec.sql import qualified, quote, read_sql_file, render, template_context, to_dialect
+from dagspec.sql import qualified, quote, read_sql_file, render_window, to_dialect
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.windows import Window
 
@@ -25,8 +25,7 @@ def read(ctx: RunContext, session, data: MLData, window: Window, columns: list[s
     if data.input is not None and isinstance(ctx.pipeline.step(data.input), ExtractStep):
         return _staged(ctx, data.input, window, columns, chunk_rows)
     if data.sql is not None:
-        text = render(read_sql_file(ctx.sql_root, data.sql),
-                      template_context(window.start, window.end, ctx.pipeline.params), {})
+        text = render_window(read_sql_file(ctx.sql_root, data.sql), window.start, window.end, ctx.pipeline.params)
         sql, names = to_dialect(text, read=session.dialect, write=session.dialect)
         bound = {"from_date": _naive(window.start), "to_date": _naive(window.end)}
         unknown = [n for n in names if n not in bound]

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_$-]+$")
+
+
 def json_path(loc: Sequence[str | int]) -> str:
-    """('steps', 2, 'source') -> '$.steps[2].source' (the notation editors and jq users know)."""
+    """('steps', 2, 'source') -> '$.steps[2].source' (the notation editors and jq users know). Any other
+    key is written ["..."], JSON- and ASCII-escaped: a key holding a newline or a terminal escape must
+    not split or colour the one line a problem takes."""
     out = "$"
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if _PLAIN_KEY.match(str(part)) else f"[{json.dumps(str(part))}]"
     return out
+
+
+def printable(name: str) -> str:
+    """A file name as one plain line of text: a newline, bidi mark or terminal escape in it is written escaped."""
+    return name if name.isprintable() else ascii(name)[1:-1]
 
 
 @dataclass(frozen=True)
@@ -22,7 +37,7 @@ class Problem:
     fix: str = ""
 
     def __str__(self) -> str:
-        text = f"{self.file}: {self.path}: {self.message}"
+        text = f"{printable(self.file)}: {self.path}: {self.message}"
         return f"{text} (fix: {self.fix})" if self.fix else text
 
 

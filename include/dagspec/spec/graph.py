@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import heapq
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,45 +24,74 @@ def upstream(pipeline: Pipeline) -> dict[str, list[str]]:
 
 def find_cycle(pipeline: Pipeline) -> list[tuple[int, str]]:
     """A cycle as [(index, step id), ...] ending where it started, or [] when the graph is acyclic."""
-    deps = upstream(pipeline)
     index = {s.id: i for i, s in enumerate(pipeline.steps)}
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str]:
-        state[node] = 1
-        path.append(node)
-        for dep in deps.get(node, []):
-            if dep not in index:
-                continue
-            if state.get(dep) == 1:
-                return path[path.index(dep):] + [dep]
-            if state.get(dep) is None:
-                found = visit(dep)
-                if found:
-                    return found
-        state[node] = 2
-        path.pop()
-        return []
-
-    for step in pipeline.steps:
-        if state.get(step.id) is None:
-            cycle = visit(step.id)
-            if cycle:
-                return [(index[s], s) for s in cycle]
-    return []
+    return [(index[s], s) for s in cycle_in(upstream(pipeline))]
 
 
 def topological(pipeline: Pipeline) -> list[str]:
-    """Step ids in an order that respects every dependency, ties broken by definition order."""
+    """Step ids in an order that respects every dependency, ties broken by definition order.
+
+    Kahn's algorithm with a heap of ready steps keyed by position: O((steps + edges) log steps).
+    """
     deps = upstream(pipeline)
-    done: list[str] = []
-    remaining = [s.id for s in pipeline.steps]
-    while remaining:
-        ready = next(s for s in remaining if all(d in done for d in deps[s]))
-        done.append(ready)
-        remaining.remove(ready)
-    return done
+    position = {s.id: i for i, s in enumerate(pipeline.steps)}
+    waiting = {s: 0 for s in deps}
+    downstream: dict[str, list[str]] = {s: [] for s in deps}
+    for step, ups in deps.items():
+        for up in ups:
+            if up in downstream:
+                waiting[step] += 1
+                downstream[up].append(step)
+    ready = [position[s] for s, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    ids = [s.id for s in pipeline.steps]
+    while ready:
+        step = ids[heapq.heappop(ready)]
+        order.append(step)
+        for down in downstream[step]:
+            waiting[down] -= 1
+            if waiting[down] == 0:
+                heapq.heappush(ready, position[down])
+    if len(order) < len(deps):  # validation refuses cycles; a Pipeline built in code may still hold one
+        cycle = cycle_in(deps)
+        raise ValueError("steps depend on each other in a cycle: " + " -> ".join(cycle or sorted(set(deps) - set(order))))
+    return order
+
+
+def cycle_in(deps: dict[str, list[str]]) -> list[str]:
+    """A cycle of the graph (node -> nodes it waits for) as [a, b, ..., a], or []. Self-loops count.
+
+    Iterative depth-first search: a definition may hold thousands of steps; recursion would overflow.
+    """
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in deps:
+        if start in state:
+            continue
+        path: list[str] = []
+        on_path: dict[str, int] = {}
+        stack: list[tuple[str, int]] = [(start, 0)]
+        while stack:
+            node, i = stack.pop()
+            if i == 0:
+                state[node] = 1
+                on_path[node] = len(path)
+                path.append(node)
+            children = deps.get(node, [])
+            if i < len(children):
+                stack.append((node, i + 1))
+                child = children[i]
+                if child not in deps:
+                    continue
+                if state.get(child) == 1:
+                    return path[on_path[child]:] + [child]
+                if child not in state:
+                    stack.append((child, 0))
+            else:
+                state[node] = 2
+                path.pop()
+                del on_path[node]
+    return []
 
 
 # --- Checks that run even when pydantic rejected part of the file ------------------------------
@@ -147,6 +177,9 @@ def view_problems(views: list[StepView], rules: dict[str, set[str]]) -> list[tup
         for j, name in v.after or []:
             if name not in index:
                 problems.append((("steps", v.index, "after", j), f"unknown step {name!r}", _fix_unknown(name, index)))
+            elif name == v.id:
+                problems.append((("steps", v.index, "after", j), "a step cannot wait for itself",
+                                 "remove it from its own 'after'"))
         for loc, ref in v.refs:
             target = index.get(ref)
             where = ("steps", v.index, *loc)
@@ -184,29 +217,7 @@ def _view_cycle(views: list[StepView], index: dict[str, StepView]) -> list[str]:
             previous = v.id if v.id is not None else previous
             continue
         base = [a for _, a in v.after] if v.after is not None else ([previous] if previous else [])
+        # Waiting for or reading itself is reported on its own, at the entry that says so.
         deps[v.id] = [d for d in dict.fromkeys([*base, *(r for _, r in v.refs)]) if d in index and d != v.id]
         previous = v.id
-    state: dict[str, int] = {}
-    for start in deps:
-        if start in state:
-            continue
-        # Iterative DFS: a 5 MB definition may hold thousands of steps; recursion would overflow.
-        path: list[str] = []
-        stack: list[tuple[str, int]] = [(start, 0)]
-        while stack:
-            node, i = stack.pop()
-            if i == 0:
-                state[node] = 1
-                path.append(node)
-            children = deps.get(node, [])
-            if i < len(children):
-                stack.append((node, i + 1))
-                child = children[i]
-                if state.get(child) == 1:
-                    return path[path.index(child):] + [child]
-                if child not in state:
-                    stack.append((child, 0))
-            else:
-                state[node] = 2
-                path.pop()
-    return []
+    return cycle_in(deps)

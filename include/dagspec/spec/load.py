@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,14 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from dagspec.spec import model as model_module
 from dagspec.spec.errors import DefinitionError, Problem, json_path
 from dagspec.spec.graph import StepView, view_of_model, view_of_raw, view_problems
+from dagspec.spec.jsontext import MAX_BYTES, decode_definition, read_definition  # noqa: F401  (re-exported)
 from dagspec.spec.migrate import CURRENT, Versions
 from dagspec.spec.model import Pipeline
+from dagspec.spec.outputs import overlaps
 
-MAX_BYTES = 1_000_000  # a pipeline is a page of JSON; megabytes mean a wrong file was dropped
+log = logging.getLogger(__name__)
+MAX_STEPS = 10_000
+MAX_PROBLEMS = 200
 Loc = tuple
 
 
@@ -46,16 +51,14 @@ def _step_adapter(model: type[BaseModel]) -> TypeAdapter:
     return TypeAdapter(model.model_fields["steps"].annotation.__args__[0])
 
 
-def load_definition(path: str | Path, *, sql_dir: Path | None = None, suite_dir: Path | None = None) -> Pipeline:
+def load_definition(path: str | Path, *, sql_dir: Path | None = None, suite_dir: Path | None = None,
+                    check_sql: bool = False) -> Pipeline:
     """Read and check one definition. With ``sql_dir`` the files it names are checked too: SQL files there,
-    suite files in ``suite_dir`` (default: include/expectations/, or $DAGSPEC_EXPECTATIONS_DIR)."""
+    suite files in ``suite_dir`` (default: include/expectations/, or $DAGSPEC_EXPECTATIONS_DIR). With
+    ``check_sql`` every SQL it holds is rendered for a sample window and parsed (spec/sql_check.py)."""
     path = Path(path)
-    name = str(path)
-    try:
-        raw_bytes = path.read_bytes()
-    except OSError as exc:
-        raise DefinitionError([Problem(name, "$", f"cannot read the file: {exc.strerror}")]) from None
-    return parse_definition(raw_bytes, name, sql_dir=sql_dir, suite_dir=suite_dir)
+    raw_bytes = _guarded(str(path), read_definition, path, str(path))
+    return parse_definition(raw_bytes, str(path), sql_dir=sql_dir, suite_dir=suite_dir, check_sql=check_sql)
 
 
 def parse_definition(
@@ -66,27 +69,60 @@ def parse_definition(
     suite_dir: Path | None = None,
     model: type[BaseModel] = Pipeline,
     versions: Versions = CURRENT,
+    check_sql: bool = False,
 ) -> Pipeline:
     """The Pipeline, or DefinitionError with every problem of the file found in one pass.
 
     With ``sql_dir`` the files the definition names must exist: SQL files under it, GX suite files under
     ``suite_dir`` (default: the project's include/expectations/).
+
+    Whatever goes wrong inside (a parser limit, a bug in a rule) is this file's DefinitionError: one bad
+    drop must never stop a caller that is reading a whole folder.
     """
-    data = _decode(raw_bytes, name)
+    return _guarded(name, _parse, raw_bytes, name, sql_dir, suite_dir, model, versions, check_sql)
+
+
+def _guarded(name: str, work, *args):
+    """``work(*args)``, with anything but a DefinitionError turned into one for ``name``."""
+    try:
+        return work(*args)
+    except DefinitionError:
+        raise
+    except Exception as exc:  # RecursionError and MemoryError included: both are Exceptions
+        # INFO: a shell's `validate` shows one line, not a traceback; the dag-processor log keeps it.
+        log.info("dagspec: checking %s failed", name, exc_info=True)
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        raise DefinitionError([Problem(name, "$", f"dagspec could not check this definition ({text[:200]})",
+                                       "simplify the file; if it looks valid, report it with the file")]) from None
+
+
+def _parse(raw_bytes: bytes, name: str, sql_dir: Path | None, suite_dir: Path | None, model: type[BaseModel],
+           versions: Versions, check_sql: bool) -> Pipeline:
+    data, found = decode_definition(raw_bytes, name)
+    steps = data.get("steps")
+    if isinstance(steps, list) and len(steps) > MAX_STEPS:  # before pydantic: 300,000 `{}` took 22 s to explain
+        raise DefinitionError([Problem(name, "$.steps", f"{len(steps):,} steps; a definition holds at most "
+                                       f"{MAX_STEPS:,}", "split it into several definitions")])
     data, written, version_problems = versions.upgrade(data)
     if version_problems:  # another format: its keys mean nothing to this model
         raise DefinitionError([Problem(name, json_path(loc), msg, fix) for loc, msg, fix in version_problems])
     pipeline = None
-    found: list[tuple[Loc, str, str]] = []
     try:
         pipeline = model.model_validate(data)
     except ValidationError as exc:
-        found = _from_pydantic(exc, data, model)
+        found += _from_pydantic(exc, data, model)
     views = _views(pipeline, data, found, model)
     taken = {loc for loc, _, _ in found}
     # The model's reference rules (_REFERENCE_RULES, each kind's ref_fields) applied to views, so they
     # hold for the steps pydantic accepted even when others in the file were rejected.
     cross = view_problems(views, model_module._REFERENCE_RULES)
+    if pipeline is not None:
+        cross += overlaps(pipeline)
+        if check_sql:
+            from dagspec.paths import sql_dir as default_sql_dir
+            from dagspec.spec.sql_check import sql_problems  # sqlglot: imported only when asked for
+
+            cross += sql_problems(pipeline, sql_dir or default_sql_dir())
     if sql_dir is not None:
         cross += _missing_sql(views, sql_dir)
         cross += _missing_suites(data, model, suite_dir)
@@ -97,7 +133,11 @@ def parse_definition(
         seen.add((loc, msg))
         found.append((loc, msg, fix))
     if found:
-        raise DefinitionError(Problem(name, versions.path(loc, written), msg, fix) for loc, msg, fix in found)
+        shown = [Problem(name, versions.path(loc, written), msg, fix) for loc, msg, fix in found[:MAX_PROBLEMS]]
+        if len(found) > MAX_PROBLEMS:  # an import error and a stub record of megabytes help nobody
+            shown.append(Problem(name, "$", f"{len(found) - MAX_PROBLEMS:,} more problem(s) not shown",
+                                 "fix the ones above first"))
+        raise DefinitionError(shown)
     return pipeline
 
 
@@ -118,39 +158,6 @@ def _views(pipeline: Any, data: dict[str, Any], found: list, model: type[BaseMod
                 pass
         views.append(view_of_raw(i, raw))
     return views
-
-
-def _decode(raw_bytes: bytes, name: str) -> dict[str, Any]:
-    if len(raw_bytes) > MAX_BYTES:
-        raise DefinitionError(
-            [Problem(name, "$", f"file is {len(raw_bytes):,} bytes; a definition is at most {MAX_BYTES:,}",
-                     "split it, or check that the right file was dropped")]
-        )
-    try:
-        text = raw_bytes.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DefinitionError(
-            [Problem(name, "$", f"not UTF-8 text (bad byte at offset {exc.start})", "save the file as UTF-8")]
-        ) from None
-    if not text.strip():
-        raise DefinitionError([Problem(name, "$", "the file is empty", "write a JSON object with dag_id and steps")])
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        fix = "remove comments: JSON has none (use a \"description\" field)" if _has_comment(text) else "fix the JSON syntax"
-        raise DefinitionError(
-            [Problem(name, f"line {exc.lineno}, column {exc.colno}", f"invalid JSON: {exc.msg}", fix)]
-        ) from None
-    if not isinstance(data, dict):
-        raise DefinitionError(
-            [Problem(name, "$", f"the top level is a JSON {type(data).__name__ if data is not None else 'null'}, "
-                     "not an object", "write one pipeline per file as a JSON object {...}")]
-        )
-    return data
-
-
-def _has_comment(text: str) -> bool:
-    return any(line.lstrip().startswith(("//", "/*", "#")) for line in text.splitlines())
 
 
 def _from_pydantic(exc: ValidationError, data: dict[str, Any], model: type[BaseModel]) -> list[tuple[Loc, str, str]]:
@@ -230,7 +237,11 @@ def _explain(err: dict[str, Any], loc: tuple, data: dict[str, Any], model: type[
         return message, _fix_for_value_error(field, message)
     got = _short(err.get("input"))
     if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"expected a whole number, got {got}", "write a number without quotes, e.g. 3"
+        value = err.get("input")
+        fix = ("write a whole number without a decimal point or exponent, e.g. 3" if isinstance(value, float)
+               else "write a number, not true or false" if isinstance(value, bool)
+               else "write a number without quotes, e.g. 3")
+        return f"expected a whole number, got {got}", fix
     if kind in ("float_parsing", "float_type"):
         return f"expected a number, got {got}", "write a number without quotes, e.g. 2.5"
     if kind in ("bool_parsing", "bool_type"):

@@ -75,7 +75,7 @@ class Feature(Strict):
         examples=["minmax"],
     )
     min_frequency: int | None = Field(
-        default=None, ge=1, description="Categorical: categories seen fewer times are grouped as infrequent.",
+        default=None, ge=1, le=1_000_000_000, strict=True, description="Categorical: categories seen fewer times are grouped as infrequent.",
         examples=[20],
     )
 
@@ -103,7 +103,7 @@ class MLData(Strict):
         examples=["ordered_at"],
     )
     days: int | None = Field(
-        default=None, ge=1, le=3660,
+        default=None, ge=1, le=3660, strict=True,
         description="Look back this many days from the end of the run's window (default: just the run's window).",
         examples=[90],
     )
@@ -161,9 +161,9 @@ class TrainStep(ModelStepBase):
                          examples=[{"table": {"schema": "ml", "table": "order_features"}, "days": 90}])
     split: Split = Field(description="How the holdout used by the evaluate step is cut.",
                          examples=[{"by": "time", "column": "ordered_at", "holdout": 0.2}])
-    seed: int = Field(default=42, description="Seeds the estimator (when it takes random_state) and the entity split.",
+    seed: int = Field(default=42, ge=0, le=2**32 - 1, strict=True, description="Seeds the estimator (when it takes random_state) and the entity split.",
                       examples=[7])
-    min_rows: int = Field(default=100, ge=10, description="Fewer training rows than this fails the step.",
+    min_rows: int = Field(default=100, ge=10, le=1_000_000_000, strict=True, description="Fewer training rows than this fails the step.",
                           examples=[1000])
 
     @field_validator("estimator")
@@ -287,7 +287,8 @@ class ScoreStep(ModelStepBase):
                                    examples=[["order_id", "customer_id"]])
     output: ScoreOutput = Field(description="Where the predictions go: a warehouse table, the store, or both.",
                                 examples=[{"table": {"schema": "ml", "table": "order_scores"}}])
-    chunk_rows: int = Field(default=100_000, ge=100, description="Rows predicted at a time; bounds memory.",
+    chunk_rows: int = Field(default=100_000, ge=100, le=10_000_000, strict=True,
+                            description="Rows predicted at a time; bounds memory.",
                             examples=[20_000])
 
     @model_validator(mode="after")

@@ -221,7 +221,8 @@ class ExtractStep(StepBase):
     )
     target: TableRef = Field(description="Where the batch is staged: <store>/<schema>/<table>/batch_date=YYYY-MM-DD/.",
                              examples=[{"schema": "raw", "table": "orders"}])
-    chunk_rows: int = Field(default=50_000, ge=100, description="Rows fetched per round trip; bounds memory.",
+    chunk_rows: int = Field(default=50_000, ge=100, le=10_000_000, strict=True,
+                            description="Rows fetched per round trip; bounds memory.",
                             examples=[50_000, 200_000])
 
 
@@ -387,7 +388,8 @@ class SheetTarget(Strict):
     )
     worksheet: str = Field(default="Sheet1", min_length=1, max_length=100, description="Worksheet (tab) title.",
                            examples=["Daily revenue"])
-    max_rows: int = Field(default=100_000, ge=1, description="Refuse batches larger than this many rows.",
+    max_rows: int = Field(default=100_000, ge=1, le=10_000_000, strict=True,
+                          description="Refuse batches larger than this many rows (Sheets holds 10 million cells).",
                           examples=[10_000])
 
 
@@ -454,7 +456,8 @@ class Freshness(Strict):
     """How old the newest staged partition of the pipeline's tables may be before they count as stale."""
 
     max_age_hours: float = Field(
-        gt=0, description="Hours since the end of the newest partition's data after which a table is stale.",
+        gt=0, le=87_600, description="Hours since the end of the newest partition's data after which a table is "
+        "stale (at most ten years).",
         examples=[36],
     )
 
@@ -495,11 +498,13 @@ class Pipeline(Strict):
     end_date: date | None = Field(default=None, description="Last date to process (optional), YYYY-MM-DD.",
                                   examples=["2025-12-31"])
     catchup: bool = Field(default=False, description="Run every missed interval since start_date.", examples=[True])
-    retries: int = Field(default=1, ge=0, le=20, description="Retries of a failed task.", examples=[2])
-    retry_delay_minutes: float = Field(default=5, ge=0, description="Minutes between retries.", examples=[10])
-    max_active_runs: int = Field(default=1, ge=1, le=64, description="Runs of this DAG at the same time "
+    retries: int = Field(default=1, ge=0, le=20, strict=True, description="Retries of a failed task.", examples=[2])
+    retry_delay_minutes: float = Field(default=5, ge=0, le=1440, description="Minutes between retries (at most a day).",
+                                       examples=[10])
+    max_active_runs: int = Field(default=1, ge=1, le=64, strict=True, description="Runs of this DAG at the same time "
                                  "(backfills included).", examples=[4])
-    batch_days: int = Field(default=1, ge=1, description="Days per staged partition when a window spans several.",
+    batch_days: int = Field(default=1, ge=1, le=366, strict=True,
+                            description="Days per staged partition when a window spans several (at most a year).",
                             examples=[7])
     warehouse: ConnRef = Field(
         default_factory=lambda: ConnRef(conn_id="dagspec_warehouse"),

@@ -20,24 +20,17 @@ import logging
 import os
 import tempfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
+from dagspec.spec.folder import Claim, claim_from_json, claim_to_json
+
 log = logging.getLogger(__name__)
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 def shard_of(file_name: str, count: int) -> int:
     """The loader (0..count-1) that builds a definition: a stable hash of its file name, not Python's hash()."""
     return zlib.crc32(file_name.encode("utf-8", "surrogateescape")) % count if count > 1 else 0
-
-
-@dataclass(frozen=True)
-class Summary:
-    """What the folder-wide rules need of a valid definition."""
-
-    dag_id: str
-    claims: tuple[str, ...] = ()
 
 
 def index_dir(definitions_dir: Path) -> Path:
@@ -58,25 +51,25 @@ def stamp_of(path: Path) -> tuple[int, ...] | None:
     return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
 
 
-def read_share(definitions_dir: Path, shard: int, count: int) -> dict[str, tuple[tuple[int, ...], Summary | None]]:
-    """Another loader's index: file name -> (stamp, summary or None for an invalid file)."""
+def read_share(definitions_dir: Path, shard: int, count: int) -> dict[str, tuple[tuple[int, ...], Claim | None]]:
+    """Another loader's index: file name -> (stamp, claim, or None for an invalid file)."""
     path = index_dir(definitions_dir) / f"share-{shard}-of-{count}.json"
     try:
         data = json.loads(path.read_bytes())
         if data.get("version") != INDEX_VERSION:
             return {}
-        return {name: (tuple(e["t"]), Summary(e["id"], tuple(e.get("c", ()))) if e.get("id") else None)
+        return {name: (tuple(e["t"]), claim_from_json(e["claim"]) if e.get("claim") else None)
                 for name, e in data["files"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}  # absent, torn or foreign: the files it would describe get validated instead
 
 
 def write_share(definitions_dir: Path, shard: int, count: int,
-                entries: dict[str, tuple[tuple[int, ...] | None, Summary | None]]) -> None:
+                entries: dict[str, tuple[tuple[int, ...] | None, Claim | None]]) -> None:
     folder = index_dir(definitions_dir)
     body = {"version": INDEX_VERSION, "files": {
-        name: {"t": list(stamp), **({"id": s.dag_id, "c": list(s.claims)} if s else {})}
-        for name, (stamp, s) in entries.items() if stamp is not None}}
+        name: {"t": list(stamp), **({"claim": claim_to_json(c)} if c else {})}
+        for name, (stamp, c) in entries.items() if stamp is not None}}
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".share-{shard}-of-{count}.{os.getpid()}.tmp"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -14,10 +13,9 @@ from dagspec.errors import StepFailed  # noqa: F401  (re-exported for stages)
 from dagspec.paths import data_home, sql_dir
 from dagspec.spec.graph import upstream
 from dagspec.spec.model import ExtractStep, Pipeline, TableRef, TransformStep
+from dagspec.spec.outputs import WORK_SCHEMA, work_table_name  # noqa: F401  (re-exported)
 from dagspec.store import PartitionChanged, Store
 from dagspec.windows import Batch, Window
-
-WORK_SCHEMA = "dagspec_work"
 
 
 @dataclass
@@ -119,7 +117,3 @@ class RunContext:
             pinned = record["manifest_sha256"]
         return pinned
 
-
-def work_table_name(dag_id: str, step_id: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9_]", "_", f"{dag_id}__{step_id}")
-    return name[:63] if name[0].isalpha() or name[0] == "_" else f"_{name}"[:63]

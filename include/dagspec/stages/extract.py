@@ -7,6 +7,7 @@ from datetime import timedelta
 from dagspec.connections import ConnectionInfo
 from dagspec.sources import read_batches
 from dagspec.spec.model import ExtractStep
+from dagspec.sql import render_window
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.windows import Batch
 
@@ -17,7 +18,7 @@ def run_extract(ctx: RunContext, step: ExtractStep) -> dict[str, int]:
     for batch in ctx.batches:
         refuse_overlap(ctx, step, batch)
         try:
-            schema, chunks = read_batches(info, step.source, batch, step.chunk_rows)
+            schema, chunks = read_batches(info, _rendered(ctx, step.source, batch), batch, step.chunk_rows)
             part = ctx.store.write_partition(step.target.schema_, step.target.table, batch.batch_date, schema, chunks,
                                              window=(batch.from_at, batch.to_at))
         except StepFailed:
@@ -38,6 +39,19 @@ def warn_null_keys(ctx: RunContext, step: ExtractStep, info: ConnectionInfo) -> 
         ctx.log.warning("extract %s: %d row(s) of %s have a NULL %s; no window holds them, so no run stages them "
                         "(fix: give them a value, or read the table with a 'query' that maps NULL to a date)",
                         step.id, missing, step.source.table, step.source.incremental_column)
+
+
+def _rendered(ctx: RunContext, source, batch: Batch):
+    """The source with its query rendered like every SQL of a definition ({{ ds }}, {{ params.x }}, ...);
+    the window itself stays a bound :from_date/:to_date."""
+    query = getattr(source, "query", None)
+    if not query or ("{{" not in query and "{%" not in query and "{#" not in query):
+        return source
+    try:
+        text = render_window(query, batch.from_at, batch.to_at, ctx.pipeline.params, batch_date=batch.batch_date)
+    except Exception as exc:  # `dagspec validate` reports these before anything runs
+        raise StepFailed(f"the source query does not render: {type(exc).__name__}: {exc}") from None
+    return source.model_copy(update={"query": text})
 
 
 def refuse_overlap(ctx: RunContext, step: ExtractStep, batch: Batch) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from dagspec.spec.model import ExtractStep, TransformStep
-from dagspec.sql import read_sql_file, render, template_context, to_dialect
+from dagspec.sql import read_sql_file, render_window, to_dialect
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.warehouse import materialize
 
@@ -36,7 +36,8 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
                 refs[token] = ctx.expose(session, step_id, batch)
                 return token
 
-            rendered = render(template, _jinja_context(ctx, batch), {"ref": ref})
+            rendered = render_window(template, batch.from_at, batch.to_at, ctx.pipeline.params, {"ref": ref},
+                                     batch_date=batch.batch_date)
             sql, names = _transpile(ctx, step, session, rendered)
             sql = _put_refs(sql, refs)
             unknown = [n for n in names if n not in batch.params()]
@@ -84,7 +85,9 @@ def _create_view(ctx: RunContext, step: TransformStep, session, template: str) -
         return token
 
     batch = ctx.batches[0]
-    sql, names = _transpile(ctx, step, session, render(template, _jinja_context(ctx, batch), {"ref": token_ref}))
+    rendered = render_window(template, batch.from_at, batch.to_at, ctx.pipeline.params, {"ref": token_ref},
+                             batch_date=batch.batch_date)
+    sql, names = _transpile(ctx, step, session, rendered)
     sql = _put_refs(sql, refs)
     if names:
         raise StepFailed(f"{step.sql}: a view cannot hold bound parameters ({', '.join(':' + n for n in names)}); "
@@ -95,10 +98,6 @@ def _create_view(ctx: RunContext, step: TransformStep, session, template: str) -
         raise StepFailed(f"transform {step.id} ({step.sql}): creating view {target.qualified} failed, the previous "
                          f"one is unchanged: {type(exc).__name__}: {_first_line(exc)}") from exc
     ctx.log.info("transform %s: view %s created", step.id, target.qualified)
-
-
-def _jinja_context(ctx: RunContext, batch) -> dict:
-    return {**template_context(batch.from_at, batch.to_at, ctx.pipeline.params), "batch_date": batch.batch_date}
 
 
 def _transpile(ctx: RunContext, step: TransformStep, session, rendered: str) -> tuple[str, list[str]]:

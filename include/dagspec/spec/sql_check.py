@@ -1,0 +1,87 @@
+"""Every SQL a definition holds, rendered for a sample window and parsed by sqlglot before anything runs.
+
+The run renders the same text the same way (dagspec.sql.render_window), so a template typo or SQL
+that no parser reads is a line in `dagspec validate` instead of a failed task at night. Where the
+dialect is not known without the connection (a SQL source, a transform on the default warehouse),
+the SQL must parse in one of the dialects dagspec reads; the database has the last word at run time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dagspec.spec.model import Pipeline
+
+SAMPLE_WINDOW = (datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 2, tzinfo=timezone.utc))
+ANY_DIALECT = ("duckdb", "postgres", "mysql", "sqlite", "bigquery", "snowflake", "redshift")
+Loc = tuple
+
+
+def sql_problems(pipeline: Pipeline, sql_dir: Path) -> list[tuple[Loc, str, str]]:
+    problems: list[tuple[Loc, str, str]] = []
+    for loc, text, dialects in _sql_texts(pipeline, sql_dir):
+        problem = _check(text, dialects, pipeline.params)
+        if problem is not None:
+            problems.append((loc, *problem))
+    return problems
+
+
+def _sql_texts(pipeline: Pipeline, sql_dir: Path):
+    """(loc, SQL text, dialects it may be in) for every SQL the definition holds or names."""
+    for i, step in enumerate(pipeline.steps):
+        source = getattr(step, "source", None) if step.kind == "extract" else None
+        if source is not None and getattr(source, "query", None):
+            yield ("steps", i, "source", "query"), source.query, ("bigquery",) if source.kind == "bigquery" else ANY_DIALECT
+        if step.kind == "transform":
+            text = _read(sql_dir, step.sql)
+            if text is not None:
+                yield ("steps", i, "sql"), text, (step.dialect,) if step.dialect else ANY_DIALECT
+        data = getattr(step, "data", None)
+        if data is not None and getattr(data, "sql", None):
+            text = _read(sql_dir, data.sql)
+            if text is not None:
+                yield ("steps", i, "data", "sql"), text, ANY_DIALECT
+
+
+def _read(sql_dir: Path, relative: str) -> str | None:
+    from dagspec.sql import read_sql_file
+
+    try:
+        return read_sql_file(sql_dir, relative)
+    except (OSError, ValueError):  # a missing or misplaced file is reported on its own
+        return None
+
+
+def _check(text: str, dialects: tuple[str, ...], params: dict[str, Any]) -> tuple[str, str] | None:
+    import jinja2
+    import sqlglot
+
+    from dagspec.sql import render_window
+
+    try:
+        rendered = render_window(text, *SAMPLE_WINDOW, params, {"ref": lambda step_id: f"__ref_{step_id}"})
+    except jinja2.TemplateSyntaxError as exc:
+        return (f"the SQL is not a valid Jinja template (line {exc.lineno}): {exc.message}",
+                "fix the {{ ... }} / {% ... %} syntax")
+    except jinja2.UndefinedError as exc:
+        return (f"the SQL does not render: {exc.message}",
+                "use ds, ds_nodash, ts, data_interval_start, data_interval_end, batch_date, from_date, to_date, "
+                "macros or params.<name> (a key of 'params')")
+    except Exception as exc:  # a template may raise anything (a macro called wrongly); it is the SQL's problem
+        return f"the SQL does not render: {type(exc).__name__}: {exc}", "fix the template expression"
+    first = ""
+    for dialect in dialects:
+        try:
+            statements = [s for s in sqlglot.parse(rendered, read=dialect) if s is not None]
+        except Exception as exc:  # sqlglot raises ParseError, TokenError and, on odd input, others
+            first = first or f"{dialect}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            continue
+        if len(statements) == 1:
+            return None
+        return (f"the SQL holds {len(statements)} statements; a step runs exactly one",
+                "keep one statement (no trailing second query)")
+    shown = dialects[0] if len(dialects) == 1 else "any of " + ", ".join(dialects)
+    return f"sqlglot cannot parse the SQL as {shown} ({first[:200]})", "fix the SQL syntax"
