@@ -61,7 +61,7 @@ def _columns(schema: pa.Schema) -> str:
 
 
 class StoreAdopt:
-    """Mixed into Store: needs location, fs, local, _table_path, _put_manifest and local_temp."""
+    """Mixed into Store: needs location, fs, local, _table_path, _read_json, _put_manifest and local_temp."""
 
     def found_partitions(self, schema: str, table: str, start: date | None = None, end: date | None = None
                          ) -> list[Found]:
@@ -92,14 +92,21 @@ class StoreAdopt:
             return Adoption(found.name, "refused", reason="the folder name is not batch_date=YYYY-MM-DD")
         if MANIFEST in found.files and not replace:
             return Adoption(found.name, "skipped", reason="it has a manifest already (--force replaces it)")
+        prefix = f"{self._table_path(schema, table)}/{found.name}"
+        if MANIFEST in found.files and not (self._read_json(f"{prefix}/{MANIFEST}") or {}).get("adopted"):
+            return Adoption(found.name, "refused", reason="its manifest was written by a dagspec run, not by adopt: "
+                            "adopting it again would hide that run's rows (fix: re-run the date instead)")
         parts = sorted(n for n in found.files if not _marker(n))
         if not parts:
             return Adoption(found.name, "skipped", reason="no data files in it (an empty partition)")
+        nested = [n for n in parts if "/" in n]
+        if nested:
+            return Adoption(found.name, "refused", reason=f"{nested[0]!r} is in a subfolder: a partition is flat and "
+                            "a subfolder's key=value would be a column lost (fix: rewrite it flat, the key as a column)")
         clash = [n for n in parts if is_ours(n)]
         if clash:
             return Adoption(found.name, "refused", reason=f"{clash[0]!r} is named like dagspec's own parts, so a "
                             "re-run could delete it (fix: rename the file, then adopt again)")
-        prefix = f"{self._table_path(schema, table)}/{found.name}"
         first: tuple[str, pa.Schema] | None = None
         files = []
         for name in parts:

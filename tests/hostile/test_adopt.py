@@ -125,10 +125,11 @@ def test_adopt_writes_true_manifests_and_refuses_bad_partitions(bucket):
 
 def test_a_rerun_over_an_adopted_date_keeps_every_foreign_object(bucket):
     good = seed_history(bucket)
-    bucket.put(f"sales/orders/batch_date={D1}/extra/notes.txt", b"kept")
-    good[f"sales/orders/batch_date={D1}/extra/notes.txt"] = b"kept"
     store = bucket.store(stray_grace=timedelta(0))  # every stray counts as stale: the harshest cleanup
     outcomes(store)
+    for key in ("extra/notes.txt", "part-00000.parquet.bak", "late arrival.parquet"):  # copied in after adopting
+        good[f"sales/orders/batch_date={D1}/{key}"] = key.encode()
+        bucket.put(f"sales/orders/batch_date={D1}/{key}", key.encode())
     new = pa.RecordBatch.from_pydict({"order_id": [100, 101], "amount": [1.0, 2.0], "batch_date": [D1, D1]},
                                      schema=SEED)
     for _ in range(2):  # the first re-run replaces the adopted manifest, the second a manifest dagspec wrote
@@ -139,13 +140,20 @@ def test_a_rerun_over_an_adopted_date_keeps_every_foreign_object(bucket):
         assert not json.loads(after[f"sales/orders/batch_date={D1}/{MANIFEST}"]).get("adopted")
     ours = [k for k in after if k not in good]
     assert len(ours) == 2 and all(is_ours(k.rsplit("/", 1)[1]) for k in ours)  # the manifest and one part
+    refused = outcomes(store, replace=True)[D1]  # --force would hide the run's rows behind the seed's
+    assert refused[0] == "refused" and "written by a dagspec run" in refused[2]
+    assert bucket.objects(f"sales/orders/batch_date={D1}/") == after
 
 
-def test_a_file_named_like_dagspecs_own_parts_is_refused(bucket):
+def test_own_names_nested_parts_and_bad_folder_names_are_refused(bucket):
     bucket.put(f"sales/orders/batch_date={D1}/part-00000.parquet", parquet(range(2)))
     bucket.put(f"sales/orders/batch_date={D1}/0000_part_00.parquet", parquet(range(2)))
+    bucket.put(f"sales/orders/batch_date={D2}/region=eu/0000_part_00.parquet", parquet(range(2)))
+    bucket.put("sales/orders/batch_date=2024-13-01/0000_part_00.parquet", parquet(range(2)))
     got = outcomes(bucket.store())
     assert got[D1][0] == "refused" and "'part-00000.parquet' is named like dagspec's own parts" in got[D1][2]
+    assert got[D2][0] == "refused" and "'region=eu/0000_part_00.parquet' is in a subfolder" in got[D2][2]
+    assert got[None][0] == "refused" and "not batch_date=YYYY-MM-DD" in got[None][2]
     assert not any(k.endswith(MANIFEST) for k in bucket.objects())
 
 
@@ -177,3 +185,26 @@ def test_the_command_adopts_and_reports(tmp_path):
     bad = subprocess.run([DAGSPEC, "adopt", "--schema", "_tmp", "--table", "orders", "--store-conn", "adopt_store"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "the store's own folder" in bad.stderr
+
+
+@pytest.mark.parametrize("trouble", ["no hard links", "foreign file lands after the carry"])
+def test_the_local_swap_keeps_foreign_files_whatever_the_file_system(tmp_path, monkeypatch, trouble):
+    import dagspec.store_io as store_io
+
+    final, new = tmp_path / "batch_date=2024-05-01", tmp_path / "new"
+    (final / "sub").mkdir(parents=True)
+    new.mkdir()
+    foreign = {"0000_part_00.parquet": b"seed", "sub/x": b"nested", "_SUCCESS": b""}
+    for name, data in foreign.items():
+        (final / name).write_bytes(data)
+    (final / "part-00000.parquet").write_bytes(b"old own part")
+    (new / "part-00000.parquet").write_bytes(b"new own part")
+    if trouble == "no hard links":
+        def refuse(*_a, **_k):
+            raise OSError(1, "Operation not permitted")
+        monkeypatch.setattr(store_io.os, "link", refuse)
+    else:
+        monkeypatch.setattr(store_io, "_carry_foreign", lambda final, new: None)
+    store_io.swap_in(new, final)
+    assert {n: (final / n).read_bytes() for n in foreign} == foreign
+    assert (final / "part-00000.parquet").read_bytes() == b"new own part" and not new.exists()
