@@ -1,5 +1,5 @@
 """`dagspec adopt` over the seed's history (Parquet without manifests, UNLOAD's file names, markers beside them),
-locally and on moto's S3 server; and the store never deleting an object it did not write itself."""
+locally, on moto's S3 server and on the GCS emulator; and the store never deleting an object it did not write itself."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cloud_services import s3_server  # noqa: F401  (fixture)
+from cloud_services import gcs_server, s3_server  # noqa: F401  (fixtures)
 from dagspec.connections import parse_connection
 from dagspec.store import MANIFEST, Store
 from dagspec.store_owned import is_ours
@@ -42,9 +42,10 @@ class Bucket:
             self.root = tmp_path / "store"
             self.conn = parse_connection("adopt_store", json.dumps({"conn_type": "fs", "extra": {"path": str(self.root)}}))
         else:
-            self.server = request.getfixturevalue("s3_server")
+            self.server = request.getfixturevalue(f"{kind}_server")
             self.bucket = self.server.make_bucket("adopt")
-            self.conn = parse_connection("adopt_store", self.server.connection_json(f"s3://{self.bucket}/lake"))
+            scheme = "s3" if kind == "s3" else "gs"
+            self.conn = parse_connection("adopt_store", self.server.connection_json(f"{scheme}://{self.bucket}/lake"))
 
     def store(self, **kw) -> Store:
         return Store(Store.from_connection(self.conn).location, **kw)
@@ -53,6 +54,8 @@ class Bucket:
         if self.kind == "local":
             (self.root / key).parent.mkdir(parents=True, exist_ok=True)
             (self.root / key).write_bytes(data)
+        elif self.kind == "gcs":
+            self.server.client().bucket(self.bucket).blob(f"lake/{key}").upload_from_string(data)
         else:
             self.server.client().put_object(Bucket=self.bucket, Key=f"lake/{key}", Body=data)
 
@@ -60,13 +63,17 @@ class Bucket:
         if self.kind == "local":
             base = self.root / prefix
             return {str(p.relative_to(self.root)): p.read_bytes() for p in base.rglob("*") if p.is_file()}
+        if self.kind == "gcs":
+            listed = self.server.client().bucket(self.bucket).list_blobs(prefix=f"lake/{prefix}")
+            return {b.name[5:]: b.download_as_bytes() for b in listed if not b.name.endswith("/")}
         client = self.server.client()
         listed = client.list_objects_v2(Bucket=self.bucket, Prefix=f"lake/{prefix}").get("Contents", [])
         return {o["Key"][5:]: client.get_object(Bucket=self.bucket, Key=o["Key"])["Body"].read() for o in listed
                 if not o["Key"].endswith("/")}
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.service),
+                        pytest.param("gcs", marks=pytest.mark.service)])
 def bucket(request, tmp_path) -> Bucket:
     return Bucket(request.param, tmp_path, request)
 
