@@ -30,6 +30,7 @@ def adopt(
     from dagspec.airflow.connections import cli_resolver
     from dagspec.connections import ConnectionNotFound
     from dagspec.store import Store
+    from dagspec.store_adopt import Adoption
 
     try:
         store = Store.from_connection(cli_resolver(store_conn))
@@ -37,7 +38,7 @@ def adopt(
     except ConnectionNotFound:
         err.print(f"no connection {store_conn!r} (fix: define AIRFLOW_CONN_{store_conn.upper()} or pass --store-conn)")
         raise typer.Exit(2) from None
-    except ValueError as exc:  # a schema or table that cannot name a folder, a bad connection
+    except (ValueError, OSError) as exc:  # a schema or table that cannot name a folder, a bad connection or store
         err.print(escape(str(exc)))
         raise typer.Exit(2) from None
     where = store.location.uri(f"{store.location.path}/{schema}/{table}")
@@ -50,7 +51,10 @@ def adopt(
         task = progress.add_task("adopting", total=len(found))
         for partition in found:
             progress.update(task, description=escape(partition.name))
-            done.append(store.adopt(schema, table, partition, replace=force, dry_run=dry_run))
+            try:
+                done.append(store.adopt(schema, table, partition, replace=force, dry_run=dry_run))
+            except OSError as exc:  # the store itself failed (network, permissions): this partition only
+                done.append(Adoption(partition.name, "refused", reason=f"could not read it: {exc}"))
             progress.advance(task)
     report = Table(title=f"{escape(where)}{' (dry run: nothing written)' if dry_run else ''}")
     for column in ("partition", "outcome", "rows", "why"):

@@ -103,6 +103,10 @@ class StoreAdopt:
         if nested:
             return Adoption(found.name, "refused", reason=f"{nested[0]!r} is in a subfolder: a partition is flat and "
                             "a subfolder's key=value would be a column lost (fix: rewrite it flat, the key as a column)")
+        globby = [n for n in parts if any(c in n for c in "*?[")]
+        if globby:  # measured: a listed 'x[1].parquet' made DuckDB read x1.parquet's rows instead
+            return Adoption(found.name, "refused", reason=f"{globby[0]!r} holds a glob character (* ? [): DuckDB, "
+                            "which validate reads parts with, would take it for a pattern (fix: rename the file)")
         clash = [n for n in parts if is_ours(n)]
         if clash:
             return Adoption(found.name, "refused", reason=f"{clash[0]!r} is named like dagspec's own parts, so a "
@@ -113,7 +117,7 @@ class StoreAdopt:
             try:
                 with self.fs.open_input_file(f"{prefix}/{name}") as fh:
                     meta = pq.read_metadata(fh)
-            except (pa.ArrowException, OSError) as exc:
+            except pa.ArrowInvalid as exc:  # a store that cannot be read (OSError) is not the file's fault
                 return Adoption(found.name, "refused", reason=f"{name!r} is not a Parquet file ({str(exc)[:120]})")
             arrow = meta.schema.to_arrow_schema()
             if first is None:

@@ -152,15 +152,19 @@ def test_a_rerun_over_an_adopted_date_keeps_every_foreign_object(bucket):
     assert bucket.objects(f"sales/orders/batch_date={D1}/") == after
 
 
-def test_own_names_nested_parts_and_bad_folder_names_are_refused(bucket):
+def test_own_names_nested_parts_glob_names_and_bad_folder_names_are_refused(bucket):
     bucket.put(f"sales/orders/batch_date={D1}/part-00000.parquet", parquet(range(2)))
     bucket.put(f"sales/orders/batch_date={D1}/0000_part_00.parquet", parquet(range(2)))
     bucket.put(f"sales/orders/batch_date={D2}/region=eu/0000_part_00.parquet", parquet(range(2)))
     bucket.put("sales/orders/batch_date=2024-13-01/0000_part_00.parquet", parquet(range(2)))
+    bucket.put(f"sales/orders/batch_date={D3}/0000_part_[00].parquet", parquet(range(2)))
+    bucket.put(f"sales/orders/batch_date={D4}/0000_part_00.parquet", b"")
     got = outcomes(bucket.store())
     assert got[D1][0] == "refused" and "'part-00000.parquet' is named like dagspec's own parts" in got[D1][2]
     assert got[D2][0] == "refused" and "'region=eu/0000_part_00.parquet' is in a subfolder" in got[D2][2]
     assert got[None][0] == "refused" and "not batch_date=YYYY-MM-DD" in got[None][2]
+    assert got[D3][0] == "refused" and "'0000_part_[00].parquet' holds a glob character" in got[D3][2]
+    assert got[D4][0] == "refused" and "not a Parquet file (Parquet file size is 0 bytes)" in got[D4][2]
     assert not any(k.endswith(MANIFEST) for k in bucket.objects())
 
 
@@ -174,11 +178,12 @@ def test_is_ours_names_only_what_dagspec_writes(name, ours):
     assert is_ours(name) is ours
 
 
-def test_the_command_adopts_and_reports(tmp_path):
-    b = Bucket("local", tmp_path, None)
+def test_the_command_adopts_and_reports(bucket):
+    b = bucket
     seed_history(b)
-    env = {**os.environ, "AIRFLOW_CONN_ADOPT_STORE": json.dumps({"conn_type": "fs", "extra": {"path": str(b.root)}}),
-           "COLUMNS": "200"}
+    conn = (json.dumps({"conn_type": "fs", "extra": {"path": str(b.root)}}) if b.kind == "local" else
+            b.server.connection_json(f"{'s3' if b.kind == 's3' else 'gs'}://{b.bucket}/lake"))
+    env = {**os.environ, "AIRFLOW_CONN_ADOPT_STORE": conn, "COLUMNS": "200"}
     cmd = [DAGSPEC, "adopt", "--schema", "sales", "--table", "orders", "--store-conn", "adopt_store"]
     dry = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, env=env, timeout=120)
     assert "would adopt 2, skipped 1, refused 2; rows 12" in dry.stdout, dry.stdout + dry.stderr
@@ -189,6 +194,7 @@ def test_the_command_adopts_and_reports(tmp_path):
     assert done.returncode == 1  # a partition was refused
     assert "adopted 1, skipped 2, refused 2; rows 5" in done.stdout, done.stdout
     assert "commandes été 00.parquet" not in done.stderr and "Traceback" not in done.stdout + done.stderr
+    assert b.kind != "s3" or b.server.secret_key not in done.stdout + done.stderr
     bad = subprocess.run([DAGSPEC, "adopt", "--schema", "_tmp", "--table", "orders", "--store-conn", "adopt_store"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "the store's own folder" in bad.stderr
