@@ -21,6 +21,7 @@ from dagspec.spec.errors import printable
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="JSON definitions in, Airflow pipelines out.")
 app.add_typer(__import__("dagspec.cli_models", fromlist=["app"]).app, name="models")  # dagspec models list|rollback
+app.command("adopt")(__import__("dagspec.cli_adopt", fromlist=["adopt"]).adopt)
 app.command("import")(__import__("dagspec.cli_import", fromlist=["import_seeds"]).import_seeds)
 app.command("init")(__import__("dagspec.cli_init", fromlist=["init"]).init)
 out = Console()

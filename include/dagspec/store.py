@@ -20,6 +20,9 @@ How a partition is committed depends on what the file system can do atomically:
   replaced manifest are deleted; strays are deleted once they are older than `stray_grace`
   (a crashed run's leftovers), never sooner, because a younger stray may be a concurrent
   writer's part in flight. Copy-then-commit was rejected: it moves every byte twice.
+  Only objects dagspec wrote itself are ever deleted (store_owned.is_ours): the foreign files of an
+  adopted partition (see store_adopt) stay in place through a re-run, unlisted by the new manifest,
+  and so does any name dagspec never writes; locally the swap carries them into the new folder.
   Consequence: read a partition through its manifest (Store.partition / Store.dataset), not by
   globbing `part-*.parquet`; a reader holding the previous manifest while a re-run of the same
   date commits may find its files gone and must re-read the manifest.
@@ -49,12 +52,13 @@ import pyarrow.parquet as pq
 from dagspec.connections import ConnectionInfo
 from dagspec.filesystems import Location, location
 from dagspec.store_io import HashingSink, delete_quietly, dictionary_columns, make_dirs, swap_in, written_by
+from dagspec.store_adopt import StoreAdopt
+from dagspec.store_owned import MANIFEST, is_ours
 from dagspec.store_records import CHECKS, RUNS, TEMP, PartitionChanged, StoreRecords
 
 if TYPE_CHECKING:
     import pyarrow.dataset as pads
 
-MANIFEST = "_manifest.json"
 ROWS_PER_FILE = 5_000_000
 ROW_GROUP_ROWS = 250_000
 STRAY_GRACE = timedelta(hours=6)
@@ -70,7 +74,7 @@ class PartitionInfo:
     digest: str = ""  # sha256 of the manifest: this version of the partition
 
 
-class Store(StoreRecords):
+class Store(StoreRecords, StoreAdopt):
     """Partitions under a root: a local folder (`Store("/data/store")`) or a bucket prefix
     (`Store("s3://bucket/prefix", filesystem=...)`, usually built by `Store.from_connection`)."""
 
@@ -182,7 +186,7 @@ class Store(StoreRecords):
         cutoff = datetime.now().timestamp() - self.stray_grace.total_seconds()
         in_temp = folder.name == TEMP and folder.parent == Path(self.location.path)
         for p in folder.iterdir():
-            if in_temp or p.name.startswith(("_tmp_batch_date=", "_old_batch_date=")):
+            if in_temp or (p.name.startswith(("_tmp_batch_date=", "_old_batch_date=")) and is_ours(p.name)):
                 try:
                     if p.stat().st_mtime < cutoff:
                         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
@@ -213,7 +217,7 @@ class Store(StoreRecords):
             if entry.type != pafs.FileType.File:
                 continue
             name = entry.path[len(prefix) + 1:]
-            if name in keep:
+            if name in keep or not is_ours(name):  # a foreign object (an adopted part, _SUCCESS, ...) stays
                 continue
             mtime = entry.mtime
             stale = mtime is not None and (mtime if mtime.tzinfo else mtime.replace(tzinfo=timezone.utc)) < cutoff
@@ -358,7 +362,8 @@ class Store(StoreRecords):
             path = Path(folder)
             if not path.is_dir():
                 return []
-            found = [m.group(1) for p in path.iterdir() if (m := _PARTITION.match(p.name))]
+            # a folder without a manifest (the seed's history before `dagspec adopt`) is not a partition
+            found = [m.group(1) for p in path.iterdir() if (m := _PARTITION.match(p.name)) and (p / MANIFEST).is_file()]
             return sorted(date.fromisoformat(d) for d in found)
         found = set()
         for entry in self.fs.get_file_info(pafs.FileSelector(folder, recursive=True, allow_not_found=True)):

@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from dagspec.store_owned import is_ours
+
 
 def fsync_path(path: str | Path) -> None:
     """Flush a file's data, or a folder's entries, to disk (Linux fsyncs a read-only descriptor too)."""
@@ -79,23 +81,55 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True
 
 def swap_in(new: Path, final: Path) -> None:
     """Make the folder `new` visible at `final` in one step; readers see the old partition or the new, never
-    neither. `new` is fsynced first; both folders are fsynced after, so the swap survives a power cut."""
-    fsync_folder(new)
+    neither. `new` is fsynced first; both folders are fsynced after, so the swap survives a power cut.
+    Files in `final` dagspec did not write (store_owned.is_ours) are carried into `new` first and survive."""
     if not final.exists():
+        fsync_folder(new)
         os.rename(new, final)
         _sync_sides(new, final)
         return
+    _carry_foreign(final, new)
+    fsync_folder(new)
     renameat2 = getattr(_libc, "renameat2", None)
     AT_FDCWD = -100
     if renameat2 is not None and renameat2(AT_FDCWD, bytes(new), AT_FDCWD, bytes(final), _RENAME_EXCHANGE) == 0:
-        _sync_sides(new, final)
-        shutil.rmtree(new)  # `new` now holds the old partition
-        return
-    # No atomic exchange (old kernel or file system): two renames, the old copy kept until the second lands.
-    old = new.parent / f"{new.name}_old"
-    os.rename(final, old)
-    os.rename(new, final)
+        old = new  # `new` now holds the old partition
+    else:
+        # No atomic exchange (old kernel or file system): two renames, the old copy kept until the second lands.
+        old = new.parent / f"{new.name}_old"
+        os.rename(final, old)
+        os.rename(new, final)
     _sync_sides(new, final)
+    _drop_replaced(old, final)
+
+
+def _carry_foreign(final: Path, new: Path) -> None:
+    """Hard-link (where links are refused: copy) every foreign entry of `final` into `new`: the swap then
+    keeps them in the partition's folder without a moment's absence and without moving their bytes."""
+    for entry in os.scandir(final):
+        if is_ours(entry.name) or os.path.lexists(new / entry.name):
+            continue
+        try:
+            _copy_entry(entry, new / entry.name, os.link)
+        except OSError:  # a file system without hard links (a folder may be half linked: start it again)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(new / entry.name, ignore_errors=True)
+            _copy_entry(entry, new / entry.name, shutil.copy2)
+
+
+def _copy_entry(entry: os.DirEntry, target: Path, copy) -> None:
+    if entry.is_dir(follow_symlinks=False):
+        shutil.copytree(entry.path, target, symlinks=True, copy_function=copy)
+    else:
+        copy(entry.path, target)
+
+
+def _drop_replaced(old: Path, final: Path) -> None:
+    """The replaced partition's folder, after the swap: dagspec's own files go; a foreign one that appeared
+    after it was carried over (so is not in `final`) is moved into `final`, never deleted."""
+    for entry in os.scandir(old):
+        if not is_ours(entry.name) and not os.path.lexists(final / entry.name):
+            os.rename(entry.path, final / entry.name)
     shutil.rmtree(old)
 
 
