@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dagspec.paths import sql_dir
 from dagspec.spec.errors import DefinitionError, Problem
-from dagspec.spec.folder import Claim, claim_of, folder_problems
+from dagspec.spec.folder import Claim, claim_of, folder_problems, keys_of
 from dagspec.spec.load import load_definition
 from dagspec.spec.model import Pipeline
 from dagspec.spec.shards import read_share, shard_of, stamp_of, write_share
@@ -87,7 +87,7 @@ def _walk(definitions_dir: Path, sql_root: Path | None, on_valid, check_sql: boo
                                                  "the dag-processor log has the traceback; report it with the file")])
     if count > 1:
         write_share(definitions_dir, index, count, own)
-        for path, claim in _other_claims(definitions_dir, others, sql, shard).items():
+        for path, claim in _met_claims(definitions_dir, others, sql, shard, [c for _, c in claims.values()]).items():
             claims[claim.file] = (path, claim)
     for rel, problems in folder_problems(c for _, c in claims.values()).items():
         path = claims[rel][0]
@@ -96,27 +96,40 @@ def _walk(definitions_dir: Path, sql_root: Path | None, on_valid, check_sql: boo
     return bad
 
 
-def _other_claims(definitions_dir: Path, paths: list[Path], sql: Path, shard: tuple[int, int]) -> dict[Path, Claim]:
-    """The other shares' valid definitions, from their indexes where those still describe the file as it is."""
+def _met_claims(definitions_dir: Path, paths: list[Path], sql: Path, shard: tuple[int, int],
+                mine: list[Claim]) -> dict[Path, Claim]:
+    """The other shares' valid definitions that share a dag_id key or a written place with one of ``mine``: the
+    only ones a folder rule can join to this share's files. Their indexes say which; those read in full."""
     index, count = shard
     known: dict[str, tuple] = {}
     for other in range(count):
         if other != index:
             known.update(read_share(definitions_dir, other, count))
+    my_ids = {keys_of(c)[0] for c in mine}
+    my_places = set().union(*(keys_of(c)[1] for c in mine)) if mine else set()
     root = definitions_dir.parent
     out: dict[Path, Claim] = {}
     for path in paths:
         entry = known.get(path.name)
+        claim = None
         if entry is not None and entry[0] == stamp_of(path):
-            claim = entry[1]
+            keys = entry[1]
         else:  # new, changed, or its share's index is not written yet
-            try:
-                claim = claim_of(_rel(path, root), load_definition(path, sql_dir=sql))
-            except DefinitionError:
-                claim = None
+            claim = _claim_or_none(path, root, sql)
+            keys = keys_of(claim) if claim is not None else None
+        if keys is None or (keys[0] not in my_ids and not keys[1] & my_places):
+            continue
+        claim = claim or _claim_or_none(path, root, sql)
         if claim is not None:
             out[path] = claim
     return out
+
+
+def _claim_or_none(path: Path, root: Path, sql: Path) -> Claim | None:
+    try:
+        return claim_of(_rel(path, root), load_definition(path, sql_dir=sql))
+    except DefinitionError:
+        return None
 
 
 def _short(exc: BaseException) -> str:

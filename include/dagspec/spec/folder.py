@@ -32,18 +32,9 @@ def claim_of(file: str, pipeline: Pipeline) -> Claim:
     return Claim(file, pipeline.dag_id, tuple(writes(pipeline)))
 
 
-def claim_to_json(claim: Claim) -> dict:
-    """A claim as plain JSON, for the loader shares' indexes (spec/shards.py)."""
-    return {"file": claim.file, "dag_id": claim.dag_id,
-            "writes": [[list(o.place), o.what, list(o.loc)] for o in claim.writes]}
-
-
-def claim_from_json(data: dict) -> Claim:
-    """The inverse of claim_to_json; a malformed index raises (KeyError, TypeError, ValueError)."""
-    writes_ = tuple(Output(tuple(str(p) for p in place), str(what), tuple(loc)) for place, what, loc in data["writes"])
-    if any(len(o.place) != 4 for o in writes_):
-        raise ValueError("a claim's place has four parts")
-    return Claim(str(data["file"]), str(data["dag_id"]), writes_)
+def keys_of(claim: Claim) -> tuple[str, frozenset[tuple[str, ...]]]:
+    """What two claims must share for a rule to join them: the dag_id's key, or a place written."""
+    return id_key(claim.dag_id), frozenset(o.place for o in claim.writes)
 
 
 def id_key(dag_id: str) -> str:

@@ -4,8 +4,9 @@ Airflow gives every DAG file its own parse timeout (30 s) and parses files in pa
 loader holding 20,000 definitions times out and loses every DAG, while K loader files each build
 the share whose file name hashes to them. Rules that span the folder (one dag_id per definition,
 one owner per output) still need every definition's dag_id and outputs: each loader writes a small
-index of its own share (file name, stat stamp, dag_id, claims) and reads the others', so a
-warm parse reads N index entries and validates only its own N/K files. A file another share's
+index of its own share (file name, stat stamp, the dag_id's key and the places it writes) and reads
+the others', so a warm parse reads N small index entries and validates only its own N/K files; an
+other share's definition is read in full only when it meets one of this share's on a key. A file another share's
 index does not describe as it is now (new, changed, or that index not written yet) is validated on
 the spot, so a stale index can cost time but never a wrong answer.
 
@@ -22,7 +23,9 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from dagspec.spec.folder import Claim, claim_from_json, claim_to_json
+from dagspec.spec.folder import Claim, keys_of
+
+Keys = tuple[str, frozenset[tuple[str, ...]]]  # a valid definition's id key and the places it writes
 
 log = logging.getLogger(__name__)
 INDEX_VERSION = 2
@@ -51,24 +54,28 @@ def stamp_of(path: Path) -> tuple[int, ...] | None:
     return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
 
 
-def read_share(definitions_dir: Path, shard: int, count: int) -> dict[str, tuple[tuple[int, ...], Claim | None]]:
-    """Another loader's index: file name -> (stamp, claim, or None for an invalid file)."""
+def read_share(definitions_dir: Path, shard: int, count: int) -> dict[str, tuple[tuple[int, ...], Keys | None]]:
+    """Another loader's index: file name -> (stamp, keys, or None for an invalid file)."""
     path = index_dir(definitions_dir) / f"share-{shard}-of-{count}.json"
     try:
         data = json.loads(path.read_bytes())
         if data.get("version") != INDEX_VERSION:
             return {}
-        return {name: (tuple(e["t"]), claim_from_json(e["claim"]) if e.get("claim") else None)
+        return {name: (tuple(e["t"]), (e["k"], frozenset(tuple(p) for p in e["p"])) if "k" in e else None)
                 for name, e in data["files"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}  # absent, torn or foreign: the files it would describe get validated instead
+
+
+def _keys(claim: Claim | None) -> Keys | None:
+    return keys_of(claim) if claim is not None else None
 
 
 def write_share(definitions_dir: Path, shard: int, count: int,
                 entries: dict[str, tuple[tuple[int, ...] | None, Claim | None]]) -> None:
     folder = index_dir(definitions_dir)
     body = {"version": INDEX_VERSION, "files": {
-        name: {"t": list(stamp), **({"claim": claim_to_json(c)} if c else {})}
+        name: {"t": list(stamp), **({"k": keys[0], "p": [list(p) for p in keys[1]]} if (keys := _keys(c)) else {})}
         for name, (stamp, c) in entries.items() if stamp is not None}}
     try:
         folder.mkdir(parents=True, exist_ok=True)
