@@ -99,7 +99,11 @@ def _find(dag_id: str):
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.WARNING, handlers=[RichHandler(console=err, show_path=False)], format="%(message)s")
+    from dagspec.secrets import ScrubFilter
+
+    handler = RichHandler(console=err, show_path=False)
+    handler.addFilter(ScrubFilter())  # what reaches stderr loses every form of every connection's secret
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
     logging.getLogger("dagspec").setLevel(logging.DEBUG if verbose else logging.INFO)
     os.environ.setdefault("TQDM_DISABLE", "1")  # GX draws a progress bar per metric otherwise
 
@@ -150,7 +154,8 @@ def run_days(dag_id: str, pipeline, days: list[date], *, keep_going: bool) -> li
                 run_pipeline(pipeline, window_of_day(pipeline, d), on_step=on_step, resolver=resolver)
                 _record(pipeline, resolver, d, "success")
             except Exception as exc:
-                text = str(exc) if isinstance(exc, StepFailed) else _error_summary(exc, pipeline, resolver)
+                # A StepFailed is already worded for people; both still lose every form of every secret.
+                text = _error_summary(str(exc) if isinstance(exc, StepFailed) else exc, pipeline, resolver)
                 _record(pipeline, resolver, d, "failed", text)
                 failures.append((d, text))
                 progress.update(bar, completed=completed + len(order))
@@ -170,10 +175,13 @@ def _record(pipeline, resolver, day: date, state: str, error: str | None = None)
         logging.getLogger("dagspec").warning("could not record the run of %s %s: %s", pipeline.dag_id, day, exc)
 
 
-def _error_summary(exc: Exception, pipeline, resolver) -> str:
-    """An unexpected error, short and without the secrets of the pipeline's connections."""
+def _error_summary(exc: Exception | str, pipeline, resolver) -> str:
+    """An error without the secrets of the pipeline's connections; an unexpected one also short."""
     from dagspec.alerts import pipeline_secrets, summarize_error
+    from dagspec.secrets import scrub_known
 
+    if isinstance(exc, str):
+        return scrub_known(exc, pipeline_secrets(pipeline, resolver))
     return summarize_error(exc, pipeline_secrets(pipeline, resolver))
 
 

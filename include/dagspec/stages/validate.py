@@ -25,6 +25,7 @@ from dagspec.checks.suite import Check, SuiteError, step_checks
 from dagspec.paths import expectations_dir
 from dagspec.spec.model import ExtractStep, ValidateStep
 from dagspec.stages.context import RunContext, StepFailed
+from dagspec.utc import LIBPQ_OPTIONS, duckdb_utc
 from dagspec.windows import Batch
 
 DUCKDB_MEMORY = "256MB"
@@ -98,7 +99,7 @@ def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session,
                f"WHERE batch_date = DATE '{batch.batch_date.isoformat()}')")
         return session.con, rel
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dagspec-validate-"))
-    con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2})
+    con = duckdb_utc(duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2}))
     stack.callback(con.close)
     if session is None:
         part = ctx.store.partition(table.schema_, table.table, batch.batch_date)
@@ -187,7 +188,7 @@ def _arrow_to_df(reader):
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="dagspec-validate-") as tmp:
-        con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2})
+        con = duckdb_utc(duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2}))
         try:
             con.register("_dagspec_columns", reader)
             return con.execute("SELECT * FROM _dagspec_columns").fetch_df()
@@ -240,7 +241,7 @@ def _gx_in_postgres(ctx, step, batch, checks, suite_name, session):
              f"{qualified(table.schema_, table.table, 'postgres')} "
              f"WHERE batch_date = DATE '{batch.batch_date.isoformat()}'")
     url = URL.create("postgresql+psycopg", info.login, info.password, info.host or "127.0.0.1", info.port or 5432,
-                     info.schema).render_as_string(hide_password=False)
+                     info.schema, query={"options": LIBPQ_OPTIONS}).render_as_string(hide_password=False)
     try:
         results = gx_engine.run_sql(url, query, checks, suite_name)
     except Exception as exc:

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from dagspec.sql import qualified, quote
+from dagspec.utc import duckdb_utc
 from dagspec.warehouse.base import SchemaDrift, columns_diff
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class DuckDBWarehouse:
         delay = 0.2
         while True:
             try:
-                con = duckdb.connect(str(self.path))
+                con = duckdb_utc(duckdb.connect(str(self.path)))
                 break
             except duckdb.IOException as exc:
                 # Another task holds the file; DuckDB allows one writing process at a time.
