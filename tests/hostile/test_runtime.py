@@ -125,3 +125,191 @@ def test_every_source_stages_the_same_values_whatever_the_hosts_time_zone(tz_sou
         got = _staged_under(tz, tz_sources, tmp_path / tz.replace("/", "_"))
         for case in utc:
             assert got[case] == utc[case], f"TZ={tz} {case}: {got[case]} != {utc[case]}"
+
+
+# ---------------------------------------------------------------- defect 9: connections across dates
+
+from datetime import date, timedelta  # noqa: E402
+
+from dagspec.errors import StepFailed  # noqa: E402
+from dagspec.runner import run_pipeline, window_of_day  # noqa: E402
+from dagspec.spec.model import Pipeline  # noqa: E402
+from warehouse_fixtures import pg_db  # noqa: E402,F401  (fixture)
+
+CHECKED_IN_POSTGRES = [
+    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "orders", "min_value": 1, "max_value": 100000}},
+    {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "channel"}},
+]
+
+
+def revenue_checked_in_postgres(expectations=CHECKED_IN_POSTGRES) -> Pipeline:
+    return Pipeline.model_validate({"dag_id": "ds_leak", "start_date": "2025-01-01", "steps": [
+        {"id": "extract_orders", "kind": "extract", "source": {"table": "orders", "incremental_column": "ordered_at"},
+         "target": {"schema": "raw", "table": "orders"}},
+        {"id": "daily_revenue", "kind": "transform", "sql": "orders/daily_revenue.sql", "inputs": ["extract_orders"]},
+        {"id": "check_revenue", "kind": "validate", "input": "daily_revenue", "run_on": "warehouse",
+         "expectations": expectations}]})
+
+
+def _sessions(dbname: str, settle_s: float = 2.0) -> int:
+    """Sessions of `dbname`, given a moment to go: a closed client's backend leaves pg_stat_activity a few
+    milliseconds after the close, so one counted straight away is not a leak; one still there after
+    `settle_s` is."""
+    import time
+
+    deadline = time.monotonic() + settle_s
+    with _pg_admin() as admin:
+        while True:
+            count = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [dbname]).fetchone()[0]
+            if count == 0 or time.monotonic() > deadline:
+                return count
+            time.sleep(0.05)
+
+
+def test_connections_stay_flat_over_a_200_date_run(data_home, pg_db):
+    """Before: each date left GX's two engines (and their pools) open until garbage collection; 130 dates
+    held 98 of PostgreSQL's 100 connections."""
+    pipeline = revenue_checked_in_postgres()
+    before = _sessions(pg_db)
+    counts = []
+    for i in range(200):
+        run_pipeline(pipeline, window_of_day(pipeline, date(2025, 1, 1) + timedelta(days=i)))
+        counts.append(_sessions(pg_db))
+    assert max(counts) == before == 0, counts
+
+
+@pytest.mark.parametrize("limit", [1, 2], ids=["at-connect", "while-computing"])
+def test_too_many_clients_while_checking_is_an_error_of_the_run_not_a_failed_expectation(data_home, pg_db,
+                                                                                          monkeypatch, limit):
+    """The role may hold `limit` connections: with 1 (the step's own session has it) GX cannot connect at all;
+    with 2 its connection test passes and its execution engine's own pool then fails while computing metrics,
+    where GX puts the exception in each result's exception_info with success false: that was recorded as a
+    validation failure. Both must fail the task naming the connection."""
+    from dagspec.stages.validate import ValidationFailed
+
+    from dagspec.runner import run_step
+
+    pipeline = revenue_checked_in_postgres()
+    window = window_of_day(pipeline, date(2025, 3, 1))
+    run_pipeline(pipeline, window)  # as postgres: passes
+    role = f"ds_one_{uuid.uuid4().hex[:8]}"
+    with _pg_admin() as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT {limit}")
+    with _pg_admin(pg_db) as c:
+        c.execute(f"GRANT USAGE ON SCHEMA dagspec_work TO {role}")
+        c.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA dagspec_work TO {role}")
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE", f"postgres://{role}@127.0.0.1:5432/{pg_db}")
+        with pytest.raises(StepFailed) as err:
+            run_step(pipeline, "check_revenue", window.start, window.end)
+        assert not isinstance(err.value, ValidationFailed), err.value
+        message = str(err.value)
+        assert "'dagspec_warehouse'" in message and "not a failed expectation" in message, message
+        assert "too many connections" in message, message
+    finally:
+        with _pg_admin(pg_db) as c:
+            c.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
+            c.execute(f"DROP OWNED BY {role}")
+        with _pg_admin() as admin:
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_a_column_missing_in_the_warehouse_is_an_error_not_a_failed_expectation(data_home, pg_db):
+    from dagspec.stages.validate import ValidationFailed
+
+    pipeline = revenue_checked_in_postgres([
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "no_such_column"}}])
+    with pytest.raises(StepFailed) as err:
+        run_pipeline(pipeline, window_of_day(pipeline, date(2025, 3, 1)))
+    assert not isinstance(err.value, ValidationFailed), err.value
+    message = str(err.value)
+    assert "'dagspec_warehouse'" in message and "no_such_column" in message, message
+    assert _sessions(pg_db) == 0
+
+
+# ---------------------------------------------------------------- defect 8: a full disk names itself
+
+from contextlib import contextmanager  # noqa: E402
+
+BIG = ("SELECT i AS id, md5(i::text) || md5((i + 1)::text) || md5((i + 2)::text) AS s FROM range(100000) r(i)")  # under one row group (122,880): DuckDB writes it at COMMIT, not during the INSERT
+
+
+@contextmanager
+def _tiny_disk(path: Path, size: str = "2m"):
+    """A 2 MB tmpfs at `path` (root may mount one); None where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True).returncode == 0
+    try:
+        yield path if mounted else None
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _enospc(*_args, **_kwargs):
+    raise OSError(28, "No space left on device")
+
+
+@pytest.fixture()
+def big_duckdb_source(tmp_path, monkeypatch) -> str:
+    import duckdb
+
+    path = tmp_path / "big.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(f"CREATE TABLE big AS {BIG}")
+    con.close()
+    monkeypatch.setenv("AIRFLOW_CONN_DS_BIG", json.dumps({"conn_type": "duckdb", "host": str(path)}))
+    return "ds_big"
+
+
+def _extract_big(conn_id: str, extra_steps=()) -> Pipeline:
+    return Pipeline.model_validate({"dag_id": "ds_full", "start_date": "2025-01-01", "steps": [
+        {"id": "extract", "kind": "extract", "source": {"conn_id": conn_id, "table": "big"},
+         "target": {"schema": "raw", "table": "big"}}, *extra_steps]})
+
+
+def test_a_full_store_is_named_as_the_store_not_the_source(data_home, tmp_path, monkeypatch, big_duckdb_source):
+    """Before: 'source connection ... No space left on device' sent people to look at the source database."""
+    from dagspec.store import Store
+
+    with _tiny_disk(tmp_path / "full") as disk:
+        folder = (disk or tmp_path) / "store"
+        monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_STORE", json.dumps({"conn_type": "fs", "extra": {"path": str(folder)}}))
+        if disk is None:  # no tmpfs here: the store's write fails as a full disk does
+            import dagspec.store
+
+            monkeypatch.setattr(dagspec.store, "_swap_in", _enospc)
+        pipeline = _extract_big(big_duckdb_source)
+        with pytest.raises(StepFailed) as err:
+            run_pipeline(pipeline, window_of_day(pipeline, date(2025, 3, 1)))
+        message = str(err.value)
+        assert "No space left on device" in message, message
+        assert message.startswith("store connection 'dagspec_store'") and "source connection" not in message, message
+        assert Store(folder).batch_dates("raw", "big") == []
+
+
+def test_a_full_warehouse_keeps_no_space_left_and_not_the_failed_rollback(data_home, tmp_path, monkeypatch,
+                                                                          big_duckdb_source):
+    """DuckDB's failed COMMIT ends the transaction; the ROLLBACK after it then raised 'cannot rollback - no
+    transaction is active', which replaced the cause."""
+    sql = tmp_path / "sql"
+    sql.mkdir()
+    (sql / "copy.sql").write_text("SELECT * FROM {{ ref('extract') }}")
+    monkeypatch.setenv("DAGSPEC_SQL_DIR", str(sql))
+    pipeline = _extract_big(big_duckdb_source, [
+        {"id": "copy", "kind": "transform", "sql": "copy.sql", "inputs": ["extract"],
+         "target": {"schema": "analytics", "table": "big"}}])
+    window = window_of_day(pipeline, date(2025, 3, 1))
+    from dagspec.runner import run_step
+
+    run_step(pipeline, "extract", window.start, window.end)
+    with _tiny_disk(tmp_path / "full") as disk:
+        need(disk is not None, "a tmpfs (mount -t tmpfs needs root): DuckDB's own COMMIT must hit the full disk")
+        warehouse = disk / "warehouse.duckdb"
+        monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE", json.dumps({"conn_type": "duckdb", "host": str(warehouse)}))
+        with pytest.raises(StepFailed) as err:
+            run_step(pipeline, "copy", window.start, window.end)
+        message = str(err.value)
+        assert "No space left on device" in message and "cannot rollback" not in message, message
+        assert "in the warehouse" in message and "analytics.big is unchanged" in message, message

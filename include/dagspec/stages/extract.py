@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import re
 from datetime import timedelta
 
 from dagspec.connections import ConnectionInfo
+from dagspec.secrets import scrub_known
 from dagspec.sources import read_batches
 from dagspec.spec.model import ExtractStep
 from dagspec.stages.context import RunContext, StepFailed
@@ -23,7 +26,10 @@ def run_extract(ctx: RunContext, step: ExtractStep) -> dict[str, int]:
         except StepFailed:
             raise
         except Exception as exc:
-            raise StepFailed(source_error(info, exc)) from None
+            # Reading and writing interleave (the store drains the source's stream), so the error names the side
+            # that failed: a full or read-only store is not the source's fault.
+            message = store_error(ctx, step, batch, exc) if store_failure(exc) else source_error(info, exc)
+            raise StepFailed(message) from None
         rows[batch.batch_date.isoformat()] = part.rows
         ctx.log.info("extract %s: batch_date=%s rows=%d -> %s", step.id, batch.batch_date, part.rows, part.path)
     return rows
@@ -44,6 +50,25 @@ def refuse_overlap(ctx: RunContext, step: ExtractStep, batch: Batch) -> None:
         f"{hi:%Y-%m-%d %H:%M}); writing it would hold those rows twice. Nothing was written "
         f"(fix: re-run {first} .. {last} as one window cut the same way, or delete the partitions of "
         f"{target.qualified} from {first} to {last} before re-running)")
+
+
+# What a write to the store (pyarrow's writer, DuckDB's COPY into the partition) fails with when the store's
+# disk is full, over quota or read-only; errors of a source's network or query are none of these.
+_STORE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+_STORE_TEXT = re.compile(r"No space left on device|Disk quota exceeded|Read-only file system|File too large", re.I)
+
+
+def store_failure(exc: BaseException) -> bool:
+    return (isinstance(exc, OSError) and exc.errno in _STORE_ERRNOS) or bool(_STORE_TEXT.search(str(exc)))
+
+
+def store_error(ctx: RunContext, step: ExtractStep, batch: Batch, exc: Exception) -> str:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return scrub_known(
+        f"store connection {ctx.pipeline.store.conn_id!r}: writing {step.target.qualified} "
+        f"batch_date={batch.batch_date} failed: {type(exc).__name__}: {first}. Nothing was written and the "
+        f"previous partition (if any) is unchanged (fix: free space in the store, or point the store "
+        f"connection at a larger one)")
 
 
 def source_error(info: ConnectionInfo, exc: Exception) -> str:

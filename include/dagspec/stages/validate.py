@@ -119,7 +119,6 @@ def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session,
 
 
 def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
-    from dagspec.checks import gx_engine
     from dagspec.checks.sql_engine import Evaluator, supported
 
     ev = Evaluator(con, relation)
@@ -132,7 +131,7 @@ def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
                      ", ".join(c.type for c in theirs), ", ".join(cols))
         select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols) or "*"
         df = con.execute(f"SELECT {select} FROM {relation}").fetch_df()
-        by_index.update(zip((c.index for c in theirs), gx_engine.run_pandas(df, theirs, suite_name)))
+        by_index.update(zip((c.index for c in theirs), _run_pandas(step, df, theirs, suite_name)))
         del df
     results = [by_index[c.index] for c in checks]
     for c, r in zip(checks, results):
@@ -145,7 +144,6 @@ def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
 
 def _in_bigquery(ctx, step, batch, checks, suite_name, session):
     """The SQL evaluator's queries run inside BigQuery over the batch's partition; nothing is copied out."""
-    from dagspec.checks import gx_engine
     from dagspec.checks.warehouse_sql import BigQueryConnection, supported_in_bigquery
     from dagspec.checks.sql_engine import Evaluator
 
@@ -173,7 +171,7 @@ def _in_bigquery(ctx, step, batch, checks, suite_name, session):
         select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols) or "*"
         sql, params = con.translate(f"SELECT {select} FROM {con.relation}")
         df = _arrow_to_df(session.arrow(sql, params))
-        by_index.update(zip((c.index for c in theirs), gx_engine.run_pandas(df, theirs, suite_name)))
+        by_index.update(zip((c.index for c in theirs), _run_pandas(step, df, theirs, suite_name)))
         del df
     results = [by_index[c.index] for c in checks]
     for c, r in zip(checks, results):
@@ -181,6 +179,16 @@ def _in_bigquery(ctx, step, batch, checks, suite_name, session):
     if step.quarantine is not None:
         _quarantine(ctx, step, batch, ev, [(c, by_index[c.index]) for c in mine], session)
     return results, rows
+
+
+def _run_pandas(step: ValidateStep, df, checks: list[Check], suite_name: str) -> list[dict[str, Any]]:
+    from dagspec.checks import gx_engine
+
+    try:
+        return gx_engine.run_pandas(df, checks, suite_name)
+    except gx_engine.CheckError as exc:
+        raise StepFailed(f"validate {step.id}: GX's pandas engine could not compute the checks, an error of the "
+                         f"run, not a failed expectation: {exc}") from None
 
 
 def _arrow_to_df(reader):
@@ -245,8 +253,11 @@ def _gx_in_postgres(ctx, step, batch, checks, suite_name, session):
     try:
         results = gx_engine.run_sql(url, query, checks, suite_name)
     except Exception as exc:
-        raise StepFailed(info.scrub(f"validate {step.id}: GX could not run in warehouse {info.conn_id!r}: "
-                                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")) from None
+        # Connection refused, too many clients, a column gone: the run failed, the data was not judged.
+        raise StepFailed(info.scrub(
+            f"validate {step.id}: GX could not compute the checks in warehouse connection {info.conn_id!r} "
+            f"(postgres), an infrastructure error, not a failed expectation: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}")) from None
     for c, r in zip(checks, results):
         r["type"], r["severity"], r["index"] = c.type, c.severity, c.index
     rows = session.execute(f"SELECT count(*) FROM ({query}) AS q")[0][0]
