@@ -60,14 +60,16 @@ def _bigquery(ctx: RunContext, step: PublishStep, batch, reader) -> int:
     target = step.bigquery
     info = ctx.resolver(target.conn_id)
     table_id = f"{project(info, target.project)}.{target.dataset}.{target.table}"
+    client = bigquery_client(info, target.project)
     try:
-        count = publish_batch(bigquery_client(info, target.project), table_id, batch.batch_date, reader.schema,
-                              reader, target.unique_key)
+        count = publish_batch(client, table_id, batch.batch_date, reader.schema, reader, target.unique_key)
     except ValueError:
         raise
     except Exception as exc:
         raise StepFailed(info.scrub(f"publish {step.id}: BigQuery {table_id} via connection {info.conn_id!r}: "
                                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")) from exc
+    finally:
+        client.close()  # its HTTP pool, with the step
     ctx.log.info("publish %s: batch_date=%s rows=%d -> BigQuery %s (%s)", step.id, batch.batch_date, count, table_id,
                  "merge on " + ", ".join(target.unique_key) if target.unique_key else "partition replaced")
     return count
