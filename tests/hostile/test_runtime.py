@@ -116,6 +116,10 @@ def test_every_source_stages_the_same_values_whatever_the_hosts_time_zone(tz_sou
     """Defect 4: under TZ=Europe/Berlin a PostgreSQL extract of a timestamptz column failed (DuckDB's session
     rendered it in the host's zone); every source session must run in UTC."""
     utc = _staged_under("UTC", tz_sources, tmp_path / "utc")
+    warehouse = utc.pop("warehouse")
+    assert [(r["id"], r["hour"], r["day"]) for r in warehouse] == [
+        ("2", "0", "datetime.date(2025, 3, 1)"), ("3", "23", "datetime.date(2025, 3, 2)"),
+        ("4", "0", "datetime.date(2025, 3, 3)"), ("5", "4", "datetime.date(2025, 3, 3)")], warehouse
     for case, staged in utc.items():  # the reference itself is right: rows 2..5 in two batches, in UTC
         assert sorted(staged) == ["2025-03-01", "2025-03-03"], case
         ids = [[int(r["id"]) for r in staged[d]["rows"]] for d in sorted(staged)]
@@ -123,6 +127,7 @@ def test_every_source_stages_the_same_values_whatever_the_hosts_time_zone(tz_sou
         assert any("tz=UTC" in f for f in staged["2025-03-01"]["schema"]) or case.startswith("my_scanner"), case
     for tz in ("Europe/Berlin", "America/New_York"):
         got = _staged_under(tz, tz_sources, tmp_path / tz.replace("/", "_"))
+        assert got.pop("warehouse") == warehouse, f"TZ={tz}: the DuckDB warehouse's transform differs"
         for case in utc:
             assert got[case] == utc[case], f"TZ={tz} {case}: {got[case]} != {utc[case]}"
 
