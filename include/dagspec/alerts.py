@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from typing import Iterable, Iterator
 
 from dagspec.connections import ConnectionInfo, Resolver, env_resolver
-from dagspec.secrets import MASK, scrub, scrub_known  # noqa: F401  (scrub and MASK: re-exported, alerts API)
+from dagspec.secrets import MASK, extra_secrets, scrub, scrub_known  # noqa: F401  (scrub and MASK: re-exported, alerts API)
 from dagspec.spec.model import Alerts, Pipeline
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def pipeline_secrets(pipeline: Pipeline, resolver: Resolver) -> list[str]:
             info = resolver(conn_id)
         except Exception:  # an unknown connection has no secret to hide
             continue
-        found.extend(v for v in [info.password, *_secret_extras(info.extra)] if v)
+        found.extend(v for v in [info.password, *extra_secrets(info.extra)] if v)
     return found
 
 
@@ -83,28 +83,6 @@ def _conn_ids(node) -> Iterator[str]:
     elif isinstance(node, list):
         for value in node:
             yield from _conn_ids(value)
-
-
-_SECRET_KEY = re.compile(r"secret|token|password|private_key|webhook_url|keyfile", re.I)
-
-
-def _secret_extras(extra) -> Iterator[str]:
-    """Values of extra keys that hold credentials (a keyfile_dict's private key, a session token, ...)."""
-    if isinstance(extra, dict):
-        for key, value in extra.items():
-            if isinstance(value, str) and _SECRET_KEY.search(str(key)):
-                if key.endswith("keyfile_dict") and value.lstrip().startswith("{"):
-                    try:
-                        yield from _secret_extras(json.loads(value))
-                        continue
-                    except ValueError:
-                        pass
-                yield value
-            elif isinstance(value, (dict, list)):
-                yield from _secret_extras(value)
-    elif isinstance(extra, list):
-        for value in extra:
-            yield from _secret_extras(value)
 
 
 def email_message(event: AlertEvent, recipients: list[str], sender: str) -> EmailMessage:

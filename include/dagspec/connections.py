@@ -14,7 +14,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from dagspec.paths import data_home
-from dagspec.secrets import register, scrub_known
+from dagspec.secrets import extra_secrets, register, scrub_known
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class ConnectionInfo:
     def __post_init__(self) -> None:
         # Every connection's password is hidden from every log line and error from now on (dagspec.secrets).
         register(self.password, self.login)
+        for value in extra_secrets(self.extra):
+            register(value)
 
     def scrub(self, text: str) -> str:
         """Remove every form of this connection's secret (and of any other known one) from a message: drivers

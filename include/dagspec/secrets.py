@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 from functools import lru_cache
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
@@ -106,6 +106,29 @@ def _basic_auth(login: str, password: str) -> tuple[str, ...]:
     raw = f"{login}:{password}".encode()
     forms = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
     return tuple(sorted(forms | {f.rstrip("=") for f in forms}, key=len, reverse=True))
+
+
+_SECRET_KEY = re.compile(r"secret|token|password|private_key|webhook_url|keyfile", re.I)
+
+
+def extra_secrets(extra) -> Iterator[str]:
+    """Values of a connection's extra that hold credentials (a keyfile_dict's private key, a session token, a
+    webhook URL, ...)."""
+    if isinstance(extra, dict):
+        for key, value in extra.items():
+            if isinstance(value, str) and _SECRET_KEY.search(str(key)):
+                if key.endswith("keyfile_dict") and value.lstrip().startswith("{"):
+                    try:
+                        yield from extra_secrets(json.loads(value))
+                        continue
+                    except ValueError:
+                        pass
+                yield value
+            elif isinstance(value, (dict, list)):
+                yield from extra_secrets(value)
+    elif isinstance(extra, list):
+        for value in extra:
+            yield from extra_secrets(value)
 
 
 def register(password: str | None, login: str | None = None) -> None:

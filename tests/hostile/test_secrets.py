@@ -90,6 +90,18 @@ def test_airflows_masker_learns_every_form(monkeypatch):
     assert secret not in redact(f"postgres://u:{quote(secret, safe='')}@h/db")
 
 
+def test_every_connection_seen_is_hidden_from_any_later_output_extras_too():
+    """Registered when the connection is built, so a log line or an error far from the connection is
+    scrubbed as well (the CLI's log handler, run_step's escaping exceptions, validation reports)."""
+    from dagspec.secrets import scrub_known
+
+    password, token = f"pw'{uuid.uuid4().hex[:6]}\\", f"tok-{uuid.uuid4().hex}"
+    ConnectionInfo("ds_sec_seen", "http", login="me", password=password, extra={"nested": {"api_token": token}})
+    text = f"GET failed: Authorization: {token} dsn password='{password.replace(chr(92), chr(92) * 2)}'"
+    clean = scrub_known(text)
+    assert token not in clean and password not in clean and clean.count("***") == 2, clean
+
+
 # ---------------------------------------------------------------- real databases
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from dagspec.checks.suite import Check, SuiteError, step_checks
 from dagspec.paths import expectations_dir
+from dagspec.secrets import scrub_known
 from dagspec.spec.model import ExtractStep, ValidateStep
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.utc import LIBPQ_OPTIONS, duckdb_utc
@@ -318,7 +319,8 @@ def _write_reports(ctx: RunContext, step: ValidateStep, batch: Batch, rows: int,
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"batch_date={batch.batch_date.isoformat()}"
     json_path = folder / f"{stem}.json"
-    json_path.write_text(json.dumps(results, indent=1, default=str))
+    # GX's result fields may quote a driver's error: the report is scrubbed like every other output.
+    json_path.write_text(scrub_known(json.dumps(results, indent=1, default=str)))
     html_path = folder / f"{stem}.html"
     html_path.write_text(_html(ctx.pipeline.dag_id, step.id, batch, rows, results))
     return json_path, html_path
