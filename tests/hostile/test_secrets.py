@@ -267,3 +267,40 @@ def test_dagspec_run_writes_no_form_to_stderr_or_the_run_record(pg_role, data_ho
         text = record.read_text()
         assert json.loads(text)["state"] == "failed"
         assert_clean(text, secret, roles[secret])
+
+
+# ---------------------------------------------------------------- a real Airflow task's log
+
+AIRFLOW_RUN = """
+import sys
+from datetime import datetime, timezone
+from dagspec.sources import postgres
+postgres.catalog = lambda info, source: ("public", {"id": postgres.Column("id", "int4", -1)})
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(dag_folder=sys.argv[1]).dags["ds_secrets_airflow"]
+run = dag.test(logical_date=datetime(2025, 3, 2, tzinfo=timezone.utc))
+print("RUN STATE", run.state)
+"""
+
+
+@pytest.mark.e2e
+def test_an_airflow_tasks_log_holds_no_form(pg_role, airflow_db, dags_folder, data_home):
+    """dag.test() runs the task in Airflow's task runner: its log (stdout here, and any log file) gets the
+    exception Airflow prints and what the task logs; Airflow's masker and dagspec's scrub both apply."""
+    db, roles = pg_role
+    secret = PASSWORDS[0]
+    (dags_folder / "definitions" / "ds_secrets_airflow.json").write_text(json.dumps({
+        "dag_id": "ds_secrets_airflow", "start_date": "2025-01-01", "schedule": "@daily", "retries": 0,
+        "steps": [{"id": "extract", "kind": "extract", "source": {"conn_id": "ds_sec_af", "table": "t"},
+                   "target": {"schema": "raw", "table": "t"}}]}))
+    conn = {"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": roles[secret],
+            "password": secret, "schema": db + "_missing"}
+    env = {**os.environ, "DAGSPEC_HOME": str(data_home), "AIRFLOW_CONN_DS_SEC_AF": json.dumps(conn),
+           "COLUMNS": "10000", "PYTHONPATH": f"{ROOT / 'include'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run([sys.executable, "-c", AIRFLOW_RUN, str(dags_folder)], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=ROOT)
+    output = done.stdout + done.stderr
+    assert "RUN STATE failed" in output, output[-3000:]
+    assert "Unable to connect to Postgres" in output, output[-3000:]
+    logs = [p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log") if p.is_file()]
+    assert_clean(output + "\n".join(logs), secret, roles[secret])
