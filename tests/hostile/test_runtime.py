@@ -318,3 +318,30 @@ def test_a_full_warehouse_keeps_no_space_left_and_not_the_failed_rollback(data_h
         message = str(err.value)
         assert "No space left on device" in message and "cannot rollback" not in message, message
         assert "in the warehouse" in message and "analytics.big is unchanged" in message, message
+
+
+@pytest.mark.parametrize("target", ["table", "export"])
+def test_publishing_onto_a_full_disk_names_that_target(data_home, tmp_path, monkeypatch, big_duckdb_source, target):
+    from dagspec.runner import run_step
+
+    with _tiny_disk(tmp_path / "full") as disk:
+        need(disk is not None, "a tmpfs (mount -t tmpfs needs root)")
+        publish = {"id": "publish", "kind": "publish", "input": "extract"}
+        if target == "table":
+            publish["table"] = {"schema": "analytics", "table": "big"}
+            monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE",
+                               json.dumps({"conn_type": "duckdb", "host": str(disk / "warehouse.duckdb")}))
+        else:
+            publish["export"] = {"format": "parquet", "conn_id": "ds_full_lake",
+                                 "target": {"schema": "lake", "table": "big"}}
+            monkeypatch.setenv("AIRFLOW_CONN_DS_FULL_LAKE",
+                               json.dumps({"conn_type": "fs", "extra": {"path": str(disk / "lake")}}))
+        pipeline = _extract_big(big_duckdb_source, [publish])
+        window = window_of_day(pipeline, date(2025, 3, 1))
+        run_step(pipeline, "extract", window.start, window.end)
+        with pytest.raises(StepFailed) as err:
+            run_step(pipeline, "publish", window.start, window.end)
+        message = str(err.value)
+        named = "warehouse connection 'dagspec_warehouse'" if target == "table" else "store connection 'ds_full_lake'"
+        assert message.startswith(f"publish publish: {named}") and "No space left on device" in message, message
+        assert "cannot rollback" not in message, message

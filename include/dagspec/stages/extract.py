@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import errno
-import re
 from datetime import timedelta
 
 from dagspec.connections import ConnectionInfo
+from dagspec.errors import disk_full, first_line
 from dagspec.secrets import scrub_known
 from dagspec.sources import read_batches
 from dagspec.spec.model import ExtractStep
@@ -28,7 +27,7 @@ def run_extract(ctx: RunContext, step: ExtractStep) -> dict[str, int]:
         except Exception as exc:
             # Reading and writing interleave (the store drains the source's stream), so the error names the side
             # that failed: a full or read-only store is not the source's fault.
-            message = store_error(ctx, step, batch, exc) if store_failure(exc) else source_error(info, exc)
+            message = store_error(ctx, step, batch, exc) if disk_full(exc) else source_error(info, exc)
             raise StepFailed(message) from None
         rows[batch.batch_date.isoformat()] = part.rows
         ctx.log.info("extract %s: batch_date=%s rows=%d -> %s", step.id, batch.batch_date, part.rows, part.path)
@@ -52,21 +51,10 @@ def refuse_overlap(ctx: RunContext, step: ExtractStep, batch: Batch) -> None:
         f"{target.qualified} from {first} to {last} before re-running)")
 
 
-# What a write to the store (pyarrow's writer, DuckDB's COPY into the partition) fails with when the store's
-# disk is full, over quota or read-only; errors of a source's network or query are none of these.
-_STORE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
-_STORE_TEXT = re.compile(r"No space left on device|Disk quota exceeded|Read-only file system|File too large", re.I)
-
-
-def store_failure(exc: BaseException) -> bool:
-    return (isinstance(exc, OSError) and exc.errno in _STORE_ERRNOS) or bool(_STORE_TEXT.search(str(exc)))
-
-
 def store_error(ctx: RunContext, step: ExtractStep, batch: Batch, exc: Exception) -> str:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return scrub_known(
         f"store connection {ctx.pipeline.store.conn_id!r}: writing {step.target.qualified} "
-        f"batch_date={batch.batch_date} failed: {type(exc).__name__}: {first}. Nothing was written and the "
+        f"batch_date={batch.batch_date} failed: {first_line(exc)}. Nothing was written and the "
         f"previous partition (if any) is unchanged (fix: free space in the store, or point the store "
         f"connection at a larger one)")
 
