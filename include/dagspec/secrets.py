@@ -27,6 +27,7 @@ MIN_SECRET_CHARS = 3
 
 _registered: set[str] = set()
 _registered_pairs: set[tuple[str, str]] = set()
+_told_airflow: set[str] = set()
 _lock = threading.Lock()
 
 
@@ -139,7 +140,9 @@ def register(password: str | None, login: str | None = None) -> None:
         _registered.add(password)
         if login:
             _registered_pairs.add((login, password))
-    _tell_airflow(password)
+        told = password in _told_airflow
+    if not told:
+        _tell_airflow(password)
 
 
 def _tell_airflow(password: str) -> None:
@@ -154,6 +157,10 @@ def _tell_airflow(password: str) -> None:
 
         for form in encodings(password):
             mask_secret(form)
+        # Once per secret: each call is also a message to the task's supervisor, and connections are resolved
+        # many times in a task.
+        with _lock:
+            _told_airflow.add(password)
     except Exception:  # masking is best effort there; our own scrub still runs on what we write
         pass
 

@@ -345,3 +345,39 @@ def test_publishing_onto_a_full_disk_names_that_target(data_home, tmp_path, monk
         named = "warehouse connection 'dagspec_warehouse'" if target == "table" else "store connection 'ds_full_lake'"
         assert message.startswith(f"publish publish: {named}") and "No space left on device" in message, message
         assert "cannot rollback" not in message, message
+
+
+def test_a_postgres_warehouse_session_is_utc_even_when_the_database_says_otherwise(data_home, tmp_path, pg_db,
+                                                                                   monkeypatch):
+    """The host's TZ never reaches libpq, but a database's (or role's) TimeZone default does: the session's
+    own options override both."""
+    import duckdb
+
+    from dagspec.runner import run_step
+    from warehouse_fixtures import pg_rows
+
+    source = tmp_path / "events.duckdb"
+    con = duckdb.connect(str(source))
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("CREATE TABLE events (id INTEGER, ts TIMESTAMPTZ)")
+    con.execute("INSERT INTO events VALUES " + ", ".join(f"({i}, TIMESTAMPTZ '{t}+00')" for i, t in EVENTS))
+    con.close()
+    monkeypatch.setenv("AIRFLOW_CONN_DS_TZ_EVENTS", json.dumps({"conn_type": "duckdb", "host": str(source)}))
+    sql = tmp_path / "sql"
+    sql.mkdir()
+    (sql / "tz.sql").write_text("SELECT id, CAST(ts AS DATE) AS day, CAST(EXTRACT(hour FROM ts) AS INTEGER) AS hour "
+                                "FROM {{ ref('extract') }}")
+    monkeypatch.setenv("DAGSPEC_SQL_DIR", str(sql))
+    with _pg_admin() as admin:
+        admin.execute(f"ALTER DATABASE {pg_db} SET TimeZone = 'Asia/Tokyo'")
+    pipeline = Pipeline.model_validate({"dag_id": "ds_tz_wh", "start_date": "2025-01-01", "steps": [
+        {"id": "extract", "kind": "extract", "source": {"conn_id": "ds_tz_events", "table": "events"},
+         "target": {"schema": "raw", "table": "events"}},
+        {"id": "tz", "kind": "transform", "sql": "tz.sql", "inputs": ["extract"],
+         "target": {"schema": "analytics", "table": "tz"}}]})
+    window = window_of_day(pipeline, date(2025, 3, 2))
+    run_step(pipeline, "extract", window.start, window.end)
+    run_step(pipeline, "tz", window.start, window.end)
+    assert pg_rows(pg_db, "SELECT id, day::text, hour FROM analytics.tz ORDER BY id") == [
+        (1, "2025-02-28", 23), (2, "2025-03-01", 0), (3, "2025-03-02", 23), (4, "2025-03-03", 0),
+        (5, "2025-03-03", 4), (6, "2025-03-04", 0)]
