@@ -129,6 +129,7 @@ def run(
 def run_days(dag_id: str, pipeline, days: list[date], *, keep_going: bool) -> list[tuple[date, str]]:
     """Every step of each date's window in this process, with a progress bar; returns (date, error) per failure.
     `keep_going` moves on to the next date after a failure (a backfill), else stops there."""
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from dagspec.runner import run_pipeline, window_of_day
@@ -159,7 +160,8 @@ def run_days(dag_id: str, pipeline, days: list[date], *, keep_going: bool) -> li
                 _record(pipeline, resolver, d, "failed", text)
                 failures.append((d, text))
                 progress.update(bar, completed=completed + len(order))
-                progress.console.print(f"[red]{dag_id} {d}: failed[/]: {text}")
+                # Escaped: an error quoting '[/]' (a password's characters, a value) is text, not Rich markup.
+                progress.console.print(f"[red]{dag_id} {d}: failed[/]: {escape(text)}")
                 if not keep_going:
                     break
     return failures

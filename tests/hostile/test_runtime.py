@@ -381,3 +381,21 @@ def test_a_postgres_warehouse_session_is_utc_even_when_the_database_says_otherwi
     assert pg_rows(pg_db, "SELECT id, day::text, hour FROM analytics.tz ORDER BY id") == [
         (1, "2025-02-28", 23), (2, "2025-03-01", 0), (3, "2025-03-02", 23), (4, "2025-03-03", 0),
         (5, "2025-03-03", 4), (6, "2025-03-04", 0)]
+
+
+def test_an_error_quoting_rich_markup_is_printed_as_text(data_home, tmp_path):
+    """`dagspec run` printed each failure through Rich markup: an error quoting '[/]' (a table name, a value,
+    a password's characters) raised MarkupError instead of showing the failure."""
+    folder = tmp_path / "definitions"
+    folder.mkdir()
+    (folder / "ds_markup.json").write_text(json.dumps({
+        "dag_id": "ds_markup", "start_date": "2025-01-01", "schedule": "@daily",
+        "steps": [{"id": "extract", "kind": "extract", "source": {"query": 'SELECT * FROM "[/]" WHERE :from_date < 1'},
+                   "target": {"schema": "raw", "table": "t"}}]}))
+    env = {**os.environ, "DAGSPEC_HOME": str(data_home), "DAGSPEC_DEFINITIONS": str(folder), "COLUMNS": "10000"}
+    done = subprocess.run([str(Path(sys.executable).with_name("dagspec")), "run", "ds_markup", "--date", "2025-03-01"],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1 and "MarkupError" not in output, output[-3000:]
+    assert "ds_markup 2025-03-01: failed: source connection 'dagspec_source'" in output, output[-3000:]
+    assert "no such table: [/]" in output, output[-3000:]
