@@ -3,8 +3,9 @@
 Drivers echo connection strings in their errors, each in its own escaping: DuckDB's ATTACH error
 repeats the libpq string (`\\'`, `\\\\`), SQL quoting doubles `'`, URLs percent-encode (quote and
 quote_plus, upper or lower hex), JSON and Python's repr escape backslashes, quotes and non-ASCII,
-and HTTP basic auth sends base64 of `user:password`. A message can also be encoded twice on its
-way out (a repr of a libpq string inside a JSON run record), so pairs of encodings are removed too.
+and HTTP basic auth sends base64 of `user:password`. A message can also be encoded more than once on
+its way out (a repr of a libpq string inside a JSON run record), so each secret becomes one pattern
+that takes, character by character, every one of those encodings nested in any order.
 
 Every connection dagspec builds registers its password here (see ConnectionInfo), so a log
 handler or an error written anywhere can be scrubbed even where no connection is at hand.
