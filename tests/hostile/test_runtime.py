@@ -256,6 +256,37 @@ def _enospc(*_args, **_kwargs):
     raise OSError(28, "No space left on device")
 
 
+class _FullOnCommit:
+    """Where no tmpfs can be mounted: a DuckDB connection whose COMMIT fails as DuckDB's does on a full disk
+    (the transaction is over, then the error is raised), everything else passed through."""
+
+    def __init__(self, con):
+        self._con = con
+
+    def execute(self, sql, *args, **kwargs):
+        if sql.strip().upper() == "COMMIT":
+            import duckdb
+
+            self._con.execute("ROLLBACK")
+            raise duckdb.TransactionException('TransactionContext Error: Failed to commit: Could not write file '
+                                              '"warehouse.duckdb.wal": No space left on device')
+        return self._con.execute(sql, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+def _warehouse_on(disk: Path | None, folder: Path, monkeypatch) -> None:
+    """The embedded warehouse on the full disk, or (no tmpfs) one whose COMMIT fails as on a full disk."""
+    monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE",
+                       json.dumps({"conn_type": "duckdb", "host": str((disk or folder) / "warehouse.duckdb")}))
+    if disk is None:
+        import dagspec.warehouse.duckdb as warehouse
+
+        real = warehouse.duckdb_utc
+        monkeypatch.setattr(warehouse, "duckdb_utc", lambda con: _FullOnCommit(real(con)))
+
+
 @pytest.fixture()
 def big_duckdb_source(tmp_path, monkeypatch) -> str:
     import duckdb
@@ -310,9 +341,7 @@ def test_a_full_warehouse_keeps_no_space_left_and_not_the_failed_rollback(data_h
 
     run_step(pipeline, "extract", window.start, window.end)
     with _tiny_disk(tmp_path / "full") as disk:
-        need(disk is not None, "a tmpfs (mount -t tmpfs needs root): DuckDB's own COMMIT must hit the full disk")
-        warehouse = disk / "warehouse.duckdb"
-        monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE", json.dumps({"conn_type": "duckdb", "host": str(warehouse)}))
+        _warehouse_on(disk, tmp_path, monkeypatch)
         with pytest.raises(StepFailed) as err:
             run_step(pipeline, "copy", window.start, window.end)
         message = str(err.value)
@@ -325,20 +354,23 @@ def test_publishing_onto_a_full_disk_names_that_target(data_home, tmp_path, monk
     from dagspec.runner import run_step
 
     with _tiny_disk(tmp_path / "full") as disk:
-        need(disk is not None, "a tmpfs (mount -t tmpfs needs root)")
         publish = {"id": "publish", "kind": "publish", "input": "extract"}
         if target == "table":
             publish["table"] = {"schema": "analytics", "table": "big"}
-            monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE",
-                               json.dumps({"conn_type": "duckdb", "host": str(disk / "warehouse.duckdb")}))
         else:
             publish["export"] = {"format": "parquet", "conn_id": "ds_full_lake",
                                  "target": {"schema": "lake", "table": "big"}}
             monkeypatch.setenv("AIRFLOW_CONN_DS_FULL_LAKE",
-                               json.dumps({"conn_type": "fs", "extra": {"path": str(disk / "lake")}}))
+                               json.dumps({"conn_type": "fs", "extra": {"path": str((disk or tmp_path) / "lake")}}))
         pipeline = _extract_big(big_duckdb_source, [publish])
         window = window_of_day(pipeline, date(2025, 3, 1))
-        run_step(pipeline, "extract", window.start, window.end)
+        run_step(pipeline, "extract", window.start, window.end)  # into the store on the ordinary disk
+        if target == "table":
+            _warehouse_on(disk, tmp_path, monkeypatch)
+        elif disk is None:
+            import dagspec.store
+
+            monkeypatch.setattr(dagspec.store, "_swap_in", _enospc)
         with pytest.raises(StepFailed) as err:
             run_step(pipeline, "publish", window.start, window.end)
         message = str(err.value)
