@@ -19,24 +19,13 @@ from email.message import EmailMessage
 from typing import Iterable, Iterator
 
 from dagspec.connections import ConnectionInfo, Resolver, env_resolver
+from dagspec.secrets import MASK, extra_secrets, scrub, scrub_known  # noqa: F401  (scrub and MASK: re-exported, alerts API)
 from dagspec.spec.model import Alerts, Pipeline
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 600
 SEND_TIMEOUT_S = 15
-MASK = "***"
-
-# Credentials that show up in driver and HTTP errors even when no connection password is known.
-_PATTERNS = [
-    (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(?=@)", re.I), rf"\g<keep>{MASK}"),
-    (re.compile(r"(?P<keep>\b(?:password|passwd|pwd|secret|token|api_key|apikey|access_key)\b\s*[=:]\s*)"
-                r"(?P<q>['\"]?)[^'\"\s,;&)]+", re.I), rf"\g<keep>\g<q>{MASK}"),
-    (re.compile(r"(?P<keep>\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.I), rf"\g<keep>{MASK}"),
-    (re.compile(r"(?P<keep>hooks\.slack\.com/services/)[A-Za-z0-9/_-]+", re.I), rf"\g<keep>{MASK}"),
-]
-
-
 @dataclass(frozen=True)
 class AlertEvent:
     kind: str  # "failure" or "retry"
@@ -55,21 +44,12 @@ class AlertEvent:
         return f"[dagspec] {self.dag_id}.{self.task_id} {verb} for {self.date}"
 
 
-def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """`text` without the given secret values and without credential-looking fragments."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
 def summarize_error(error: BaseException | str | None, secrets: Iterable[str | None] = ()) -> str:
     """One short paragraph: the exception type and message, cut to MAX_ERROR_CHARS, secrets removed."""
     if error is None:
         return "(no error details: see the log)"
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    text = scrub(text.strip(), secrets)
+    text = scrub_known(text.strip(), secrets)
     if len(text) > MAX_ERROR_CHARS:
         text = text[: MAX_ERROR_CHARS - 1].rstrip() + "…"
     return text
@@ -89,7 +69,7 @@ def pipeline_secrets(pipeline: Pipeline, resolver: Resolver) -> list[str]:
             info = resolver(conn_id)
         except Exception:  # an unknown connection has no secret to hide
             continue
-        found.extend(v for v in [info.password, *_secret_extras(info.extra)] if v)
+        found.extend(v for v in [info.password, *extra_secrets(info.extra)] if v)
     return found
 
 
@@ -103,28 +83,6 @@ def _conn_ids(node) -> Iterator[str]:
     elif isinstance(node, list):
         for value in node:
             yield from _conn_ids(value)
-
-
-_SECRET_KEY = re.compile(r"secret|token|password|private_key|webhook_url|keyfile", re.I)
-
-
-def _secret_extras(extra) -> Iterator[str]:
-    """Values of extra keys that hold credentials (a keyfile_dict's private key, a session token, ...)."""
-    if isinstance(extra, dict):
-        for key, value in extra.items():
-            if isinstance(value, str) and _SECRET_KEY.search(str(key)):
-                if key.endswith("keyfile_dict") and value.lstrip().startswith("{"):
-                    try:
-                        yield from _secret_extras(json.loads(value))
-                        continue
-                    except ValueError:
-                        pass
-                yield value
-            elif isinstance(value, (dict, list)):
-                yield from _secret_extras(value)
-    elif isinstance(extra, list):
-        for value in extra:
-            yield from _secret_extras(value)
 
 
 def email_message(event: AlertEvent, recipients: list[str], sender: str) -> EmailMessage:
@@ -229,7 +187,7 @@ def send_alerts(
         except Exception as exc:
             delivered["email"] = False
             log.warning("alert email for %s.%s not sent: %s", event.dag_id, event.task_id,
-                        scrub(f"{type(exc).__name__}: {exc}", secrets))
+                        scrub_known(f"{type(exc).__name__}: {exc}", secrets))
     if alerts.webhook_conn_id:
         try:
             info = resolver(alerts.webhook_conn_id)
@@ -239,7 +197,7 @@ def send_alerts(
         except Exception as exc:
             delivered["webhook"] = False
             log.warning("alert webhook for %s.%s not sent: %s", event.dag_id, event.task_id,
-                        scrub(f"{type(exc).__name__}: {exc}", secrets))
+                        scrub_known(f"{type(exc).__name__}: {exc}", secrets))
     return delivered
 
 

@@ -112,7 +112,11 @@ def _find(dag_id: str):
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.WARNING, handlers=[RichHandler(console=err, show_path=False)], format="%(message)s")
+    from dagspec.secrets import ScrubFilter
+
+    handler = RichHandler(console=err, show_path=False)
+    handler.addFilter(ScrubFilter())  # what reaches stderr loses every form of every connection's secret
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
     logging.getLogger("dagspec").setLevel(logging.DEBUG if verbose else logging.INFO)
     os.environ.setdefault("TQDM_DISABLE", "1")  # GX draws a progress bar per metric otherwise
 
@@ -138,6 +142,7 @@ def run(
 def run_days(dag_id: str, pipeline, days: list[date], *, keep_going: bool) -> list[tuple[date, str]]:
     """Every step of each date's window in this process, with a progress bar; returns (date, error) per failure.
     `keep_going` moves on to the next date after a failure (a backfill), else stops there."""
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from dagspec.runner import run_pipeline, window_of_day
@@ -165,11 +170,13 @@ def run_days(dag_id: str, pipeline, days: list[date], *, keep_going: bool) -> li
                 run_pipeline(pipeline, window_of_day(pipeline, d), on_step=on_step, resolver=resolver)
                 record.finish("success")
             except Exception as exc:
-                text = str(exc) if isinstance(exc, StepFailed) else _error_summary(exc, pipeline, resolver)
+                # A StepFailed is already worded for people; both still lose every form of every secret.
+                text = _error_summary(str(exc) if isinstance(exc, StepFailed) else exc, pipeline, resolver)
                 record.finish("failed", text)
                 failures.append((d, text))
                 progress.update(bar, completed=completed + len(order))
-                progress.console.print(f"[red]{dag_id} {d}: failed[/]: {text}")
+                # Escaped: an error quoting '[/]' (a password's characters, a value) is text, not Rich markup.
+                progress.console.print(f"[red]{dag_id} {d}: failed[/]: {escape(text)}")
                 if not keep_going:
                     break
     return failures
@@ -210,10 +217,13 @@ class RunRecord:
                                                  self.day, exc)
 
 
-def _error_summary(exc: Exception, pipeline, resolver) -> str:
-    """An unexpected error, short and without the secrets of the pipeline's connections."""
+def _error_summary(exc: Exception | str, pipeline, resolver) -> str:
+    """An error without the secrets of the pipeline's connections; an unexpected one also short."""
     from dagspec.alerts import pipeline_secrets, summarize_error
+    from dagspec.secrets import scrub_known
 
+    if isinstance(exc, str):
+        return scrub_known(exc, pipeline_secrets(pipeline, resolver))
     return summarize_error(exc, pipeline_secrets(pipeline, resolver))
 
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from dagspec.paths import data_home
+from dagspec.secrets import extra_secrets, register, scrub_known
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,16 @@ class ConnectionInfo:
     schema: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Every connection's password is hidden from every log line and error from now on (dagspec.secrets).
+        register(self.password, self.login)
+        for value in extra_secrets(self.extra):
+            register(value)
+
     def scrub(self, text: str) -> str:
-        """Remove this connection's secret from a message (drivers sometimes echo DSNs)."""
-        return text.replace(self.password, "***") if self.password else text
+        """Remove every form of this connection's secret (and of any other known one) from a message: drivers
+        echo DSNs, escaped or URL-encoded."""
+        return scrub_known(text, [self.password])
 
 
 Resolver = Callable[[str], ConnectionInfo]

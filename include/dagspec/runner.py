@@ -32,9 +32,29 @@ def run_step(
                      step_id=step_id)
     step = pipeline.step(step_id)
     try:
-        return stage_for(step.kind)(ctx, step)
+        try:
+            return stage_for(step.kind)(ctx, step)
+        except Exception as exc:
+            scrubbed = _scrubbed(exc)
+            if scrubbed is None:
+                raise
+        # Raised outside the except block: the original (which holds the secret) is not even its context, so
+        # no traceback printer (Airflow's task log, the CLI) can reach it.
+        raise scrubbed
     finally:
         ctx.close()
+
+
+def _scrubbed(exc: Exception) -> Exception | None:
+    """A StepFailed without any form of a known secret, or None when `exc`'s message holds none."""
+    from dagspec.errors import StepFailed
+    from dagspec.secrets import scrub_known
+
+    text = str(exc)
+    clean = scrub_known(text)
+    if clean == text:
+        return None
+    return type(exc)(clean) if isinstance(exc, StepFailed) else StepFailed(f"{type(exc).__name__}: {clean}")
 
 
 def run_pipeline(

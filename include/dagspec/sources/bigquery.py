@@ -29,6 +29,16 @@ def read_batches(info: ConnectionInfo, source, batch: Batch, chunk_rows: int) ->
     from google.cloud import bigquery
 
     client = bigquery_client(info, source.project)
+    try:
+        return _read(client, info, source, batch, chunk_rows)
+    except BaseException:
+        client.close()
+        raise
+
+
+def _read(client, info: ConnectionInfo, source, batch: Batch, chunk_rows: int):
+    from google.cloud import bigquery
+
     window = batch.params()
     if source.query is not None:
         sql, names = to_dialect(source.query, read="bigquery", write="bigquery")
@@ -53,12 +63,35 @@ def read_batches(info: ConnectionInfo, source, batch: Batch, chunk_rows: int) ->
     job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
     rows = job.result(page_size=chunk_rows)
     read_client = bigquery_read_client(info)
-    batches = iter(rows.to_arrow_iterable(bqstorage_client=read_client))
-    first = next(batches, None)
-    if first is None:
-        empty = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params)).result()
-        return empty.to_arrow(create_bqstorage_client=False).schema, iter(())
-    return first.schema, (b for b in itertools.chain([first], batches) if b.num_rows)
+
+    def close_reader() -> None:
+        if read_client is not None:  # None: no Storage Read API (rows come over REST)
+            read_client.transport.close()
+
+    def close() -> None:
+        # Both clients hold connections (HTTP pool, gRPC channel): closed with the step, not at exit.
+        close_reader()
+        client.close()
+
+    try:
+        batches = iter(rows.to_arrow_iterable(bqstorage_client=read_client))
+        first = next(batches, None)
+        if first is None:
+            empty = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params)).result()
+            schema = empty.to_arrow(create_bqstorage_client=False).schema
+            close()
+            return schema, iter(())
+    except BaseException:
+        close_reader()
+        raise
+
+    def drain() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from (b for b in itertools.chain([first], batches) if b.num_rows)
+        finally:
+            close()
+
+    return first.schema, drain()
 
 
 def _param(name: str, value, bq_type: str):

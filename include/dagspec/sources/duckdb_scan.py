@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 import pyarrow as pa
 
 from dagspec.sources.prefetch import prefetched
+from dagspec.utc import duckdb_utc
 
 # Enough for the scanners' buffers; DuckDB spills or fails rather than growing the worker past it.
 MEMORY_LIMIT = os.environ.get("DAGSPEC_EXTRACT_MEMORY_LIMIT", "320MB")
@@ -59,6 +60,7 @@ def connect(extension: str | None, settings: dict[str, object] | None = None):
     )
     try:
         con.execute("SET enable_progress_bar = false")  # it draws on stderr, i.e. into task logs
+        duckdb_utc(con)
         if extension:
             con.execute(f"LOAD '{literal(extension_path(extension))}'")
         for key, value in (settings or {}).items():

@@ -17,6 +17,7 @@ from dagspec.errors import StepFailed
 from dagspec.sources import duckdb_scan
 from dagspec.spec.model import SqlSource
 from dagspec.sql import quote, select_window
+from dagspec.utc import MYSQL_INIT
 from dagspec.windows import Batch
 
 CONNECT_TIMEOUT = 10
@@ -89,7 +90,7 @@ def _over_the_wire(info: ConnectionInfo, database: str, source: SqlSource, colum
                                 [quote(c.name, "mysql") for c in columns], source.incremental_column, edges,
                                 dialect="mysql", mark="%s")
     wire = [mysql_wire.WireColumn(c.name, c.wire_type) for c in columns]
-    return mysql_wire.stream(connect(info, database, utc=True), sql, params, wire, chunk_rows)
+    return mysql_wire.stream(connect(info, database), sql, params, wire, chunk_rows)
 
 
 def _selected(column: Column) -> str:
@@ -119,8 +120,8 @@ def _secret(info: ConnectionInfo, database: str) -> str:
     return f"CREATE OR REPLACE TEMPORARY SECRET dagspec_source ({', '.join(parts)})"
 
 
-def connect(info: ConnectionInfo, database: str | None = None, utc: bool = False):
-    """`utc`: the session's time zone is UTC, so TIMESTAMP values come as UTC text."""
+def connect(info: ConnectionInfo, database: str | None = None):
+    """A session in UTC: TIMESTAMP values come as UTC text, whatever the server's or host's zone."""
     import pymysql
 
     return pymysql.connect(
@@ -131,7 +132,7 @@ def connect(info: ConnectionInfo, database: str | None = None, utc: bool = False
         database=database or info.schema,
         connect_timeout=int(info.extra.get("connect_timeout", CONNECT_TIMEOUT)),
         charset="utf8mb4",
-        init_command="SET time_zone = '+00:00'" if utc else None,
+        init_command=MYSQL_INIT,
     )
 
 

@@ -21,6 +21,7 @@ from dagspec.errors import StepFailed
 from dagspec.sources import duckdb_scan
 from dagspec.spec.model import SqlSource
 from dagspec.sql import quote, select_window
+from dagspec.utc import LIBPQ_OPTIONS
 from dagspec.windows import Batch
 
 CONNECT_TIMEOUT = 10
@@ -102,6 +103,7 @@ def conninfo(info: ConnectionInfo) -> str:
         "connect_timeout": info.extra.get("connect_timeout", CONNECT_TIMEOUT),
         "sslmode": info.extra.get("sslmode"),
         "application_name": "dagspec",
+        "options": LIBPQ_OPTIONS,
     }
     return " ".join(f"{k}={_libpq_value(v)}" for k, v in parts.items() if v not in (None, ""))
 

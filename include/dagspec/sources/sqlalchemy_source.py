@@ -15,6 +15,7 @@ import pyarrow as pa
 from dagspec.connections import ConnectionInfo, sqlalchemy_url
 from dagspec.spec.model import SqlSource
 from dagspec.errors import StepFailed
+from dagspec.utc import MYSQL_INIT
 from dagspec.windows import Batch
 
 
@@ -32,7 +33,9 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     try:
         if conn.dialect.name in ("mysql", "mariadb"):
             # TIMESTAMP values are instants: read them in UTC so they land as timestamp[us, tz=UTC].
-            conn.exec_driver_sql("SET time_zone = '+00:00'")
+            conn.exec_driver_sql(MYSQL_INIT)
+        elif conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET TimeZone = 'UTC'")
         schema, chunks = _read(conn, source, batch, chunk_rows)
     except BaseException:
         conn.close()

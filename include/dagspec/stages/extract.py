@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dagspec.connections import ConnectionInfo
+from dagspec.errors import disk_full, first_line
+from dagspec.secrets import scrub_known
 from dagspec.sources import read_batches
 from dagspec.spec.model import ExtractStep
 from dagspec.sql import render_window
@@ -24,7 +26,10 @@ def run_extract(ctx: RunContext, step: ExtractStep) -> dict[str, int]:
         except StepFailed:
             raise
         except Exception as exc:
-            raise StepFailed(source_error(info, exc)) from None
+            # Reading and writing interleave (the store drains the source's stream), so the error names the side
+            # that failed: a full or read-only store is not the source's fault.
+            message = store_error(ctx, step, batch, exc) if disk_full(exc) else source_error(info, exc)
+            raise StepFailed(message) from None
         rows[batch.batch_date.isoformat()] = part.rows
         ctx.log.info("extract %s: batch_date=%s rows=%d -> %s", step.id, batch.batch_date, part.rows, part.path)
     warn_null_keys(ctx, step, info)
@@ -69,6 +74,14 @@ def refuse_overlap(ctx: RunContext, step: ExtractStep, batch: Batch) -> None:
         f"{hi:%Y-%m-%d %H:%M}); writing it would hold those rows twice. Nothing was written "
         f"(fix: re-run {first} .. {last} as one window cut the same way, or delete the partitions of "
         f"{target.qualified} from {first} to {last} before re-running)")
+
+
+def store_error(ctx: RunContext, step: ExtractStep, batch: Batch, exc: Exception) -> str:
+    return scrub_known(
+        f"store connection {ctx.pipeline.store.conn_id!r}: writing {step.target.qualified} "
+        f"batch_date={batch.batch_date} failed: {first_line(exc)}. Nothing was written and the "
+        f"previous partition (if any) is unchanged (fix: free space in the store, or point the store "
+        f"connection at a larger one)")
 
 
 def source_error(info: ConnectionInfo, exc: Exception) -> str:

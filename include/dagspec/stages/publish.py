@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dagspec.errors import disk_full, first_line
 from dagspec.spec.model import PublishStep
 from dagspec.stages.context import RunContext, StepFailed
 
@@ -27,8 +28,13 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
                 return session.arrow(f"SELECT * FROM {rel}", {})
 
             if step.table is not None:
-                count = session.replace_batch(step.table.schema_, step.table.table, batch.batch_date,
-                                              f"SELECT * FROM {rel}", {})
+                try:
+                    count = session.replace_batch(step.table.schema_, step.table.table, batch.batch_date,
+                                                  f"SELECT * FROM {rel}", {})
+                except Exception as exc:
+                    _no_room(exc, f"publish {step.id}: warehouse connection {ctx.pipeline.warehouse.conn_id!r}: "
+                                  f"{step.table.qualified} batch_date={day}")
+                    raise
                 ctx.log.info("publish %s: batch_date=%s rows=%d -> table %s", step.id, day, count, step.table.qualified)
                 done["table"] = count
             if step.export is not None:
@@ -41,14 +47,25 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
     return rows
 
 
+def _no_room(exc: Exception, where: str) -> None:
+    """A full disk under the target is named as that target's, with its cause (else the caller re-raises)."""
+    if disk_full(exc):
+        raise StepFailed(f"{where}: {first_line(exc)}; the previous batch is unchanged (fix: free space there)") from None
+
+
 def _export(ctx: RunContext, step: PublishStep, batch, reader) -> int:
     from dagspec.publish.files import export_partition
     from dagspec.store import Store
 
     dest = step.export.target or step.table
     store = Store.from_connection(ctx.resolver(step.export.conn_id)) if step.export.conn_id else ctx.store
-    part = export_partition(store, step.export.format, dest.schema_, dest.table, batch.batch_date, reader.schema,
-                            reader)
+    try:
+        part = export_partition(store, step.export.format, dest.schema_, dest.table, batch.batch_date,
+                                reader.schema, reader)
+    except Exception as exc:
+        _no_room(exc, f"publish {step.id}: store connection {step.export.conn_id or ctx.pipeline.store.conn_id!r}: "
+                      f"export {dest.qualified} batch_date={batch.batch_date}")
+        raise
     ctx.log.info("publish %s: batch_date=%s rows=%d -> %s (%s)", step.id, batch.batch_date, part.rows, part.path,
                  step.export.format)
     return part.rows
@@ -61,14 +78,16 @@ def _bigquery(ctx: RunContext, step: PublishStep, batch, reader) -> int:
     target = step.bigquery
     info = ctx.resolver(target.conn_id)
     table_id = f"{project(info, target.project)}.{target.dataset}.{target.table}"
+    client = bigquery_client(info, target.project)
     try:
-        count = publish_batch(bigquery_client(info, target.project), table_id, batch.batch_date, reader.schema,
-                              reader, target.unique_key)
+        count = publish_batch(client, table_id, batch.batch_date, reader.schema, reader, target.unique_key)
     except ValueError:
         raise
     except Exception as exc:
         raise StepFailed(info.scrub(f"publish {step.id}: BigQuery {table_id} via connection {info.conn_id!r}: "
                                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")) from exc
+    finally:
+        client.close()  # its HTTP pool, with the step
     ctx.log.info("publish %s: batch_date=%s rows=%d -> BigQuery %s (%s)", step.id, batch.batch_date, count, table_id,
                  "merge on " + ", ".join(target.unique_key) if target.unique_key else "partition replaced")
     return count

@@ -23,8 +23,10 @@ from typing import Any
 
 from dagspec.checks.suite import Check, SuiteError, step_checks
 from dagspec.paths import expectations_dir
+from dagspec.secrets import scrub_known
 from dagspec.spec.model import ExtractStep, ValidateStep
 from dagspec.stages.context import RunContext, StepFailed
+from dagspec.utc import LIBPQ_OPTIONS, duckdb_utc
 from dagspec.windows import Batch
 
 DUCKDB_MEMORY = "256MB"
@@ -114,7 +116,7 @@ def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session,
                f"WHERE batch_date = DATE '{batch.batch_date.isoformat()}')")
         return session.con, rel
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dagspec-validate-"))
-    con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2})
+    con = duckdb_utc(duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2}))
     stack.callback(con.close)
     if session is None:
         part = ctx.store.partition(table.schema_, table.table, batch.batch_date)
@@ -134,7 +136,6 @@ def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session,
 
 
 def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
-    from dagspec.checks import gx_engine
     from dagspec.checks.sql_engine import Evaluator, supported
 
     ev = Evaluator(con, relation)
@@ -147,7 +148,7 @@ def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
                      ", ".join(c.type for c in theirs), ", ".join(cols))
         select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols) or "*"
         df = con.execute(f"SELECT {select} FROM {relation}").fetch_df()
-        by_index.update(zip((c.index for c in theirs), gx_engine.run_pandas(df, theirs, suite_name)))
+        by_index.update(zip((c.index for c in theirs), _run_pandas(step, df, theirs, suite_name)))
         del df
     results = [by_index[c.index] for c in checks]
     for c, r in zip(checks, results):
@@ -160,7 +161,6 @@ def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
 
 def _in_bigquery(ctx, step, batch, checks, suite_name, session):
     """The SQL evaluator's queries run inside BigQuery over the batch's partition; nothing is copied out."""
-    from dagspec.checks import gx_engine
     from dagspec.checks.warehouse_sql import BigQueryConnection, supported_in_bigquery
     from dagspec.checks.sql_engine import Evaluator
 
@@ -188,7 +188,7 @@ def _in_bigquery(ctx, step, batch, checks, suite_name, session):
         select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols) or "*"
         sql, params = con.translate(f"SELECT {select} FROM {con.relation}")
         df = _arrow_to_df(session.arrow(sql, params))
-        by_index.update(zip((c.index for c in theirs), gx_engine.run_pandas(df, theirs, suite_name)))
+        by_index.update(zip((c.index for c in theirs), _run_pandas(step, df, theirs, suite_name)))
         del df
     results = [by_index[c.index] for c in checks]
     for c, r in zip(checks, results):
@@ -198,12 +198,22 @@ def _in_bigquery(ctx, step, batch, checks, suite_name, session):
     return results, rows
 
 
+def _run_pandas(step: ValidateStep, df, checks: list[Check], suite_name: str) -> list[dict[str, Any]]:
+    from dagspec.checks import gx_engine
+
+    try:
+        return gx_engine.run_pandas(df, checks, suite_name)
+    except gx_engine.CheckError as exc:
+        raise StepFailed(f"validate {step.id}: GX's pandas engine could not compute the checks, an error of the "
+                         f"run, not a failed expectation: {exc}") from None
+
+
 def _arrow_to_df(reader):
     """A pandas frame typed as on the DuckDB path (DuckDB's fetch_df), from a few columns' Arrow stream."""
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="dagspec-validate-") as tmp:
-        con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2})
+        con = duckdb_utc(duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2}))
         try:
             con.register("_dagspec_columns", reader)
             return con.execute("SELECT * FROM _dagspec_columns").fetch_df()
@@ -256,12 +266,15 @@ def _gx_in_postgres(ctx, step, batch, checks, suite_name, session):
              f"{qualified(table.schema_, table.table, 'postgres')} "
              f"WHERE batch_date = DATE '{batch.batch_date.isoformat()}'")
     url = URL.create("postgresql+psycopg", info.login, info.password, info.host or "127.0.0.1", info.port or 5432,
-                     info.schema).render_as_string(hide_password=False)
+                     info.schema, query={"options": LIBPQ_OPTIONS}).render_as_string(hide_password=False)
     try:
         results = gx_engine.run_sql(url, query, checks, suite_name)
     except Exception as exc:
-        raise StepFailed(info.scrub(f"validate {step.id}: GX could not run in warehouse {info.conn_id!r}: "
-                                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")) from None
+        # Connection refused, too many clients, a column gone: the run failed, the data was not judged.
+        raise StepFailed(info.scrub(
+            f"validate {step.id}: GX could not compute the checks in warehouse connection {info.conn_id!r} "
+            f"(postgres), an infrastructure error, not a failed expectation: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}")) from None
     for c, r in zip(checks, results):
         r["type"], r["severity"], r["index"] = c.type, c.severity, c.index
     rows = session.execute(f"SELECT count(*) FROM ({query}) AS q")[0][0]
@@ -322,7 +335,8 @@ def _write_reports(ctx: RunContext, step: ValidateStep, batch: Batch, rows: int,
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"batch_date={batch.batch_date.isoformat()}"
     json_path = folder / f"{stem}.json"
-    json_path.write_text(json.dumps(results, indent=1, default=str))
+    # GX's result fields may quote a driver's error: the report is scrubbed like every other output.
+    json_path.write_text(scrub_known(json.dumps(results, indent=1, default=str)))
     html_path = folder / f"{stem}.html"
     html_path.write_text(_html(ctx.pipeline.dag_id, step.id, batch, rows, results))
     return json_path, html_path

@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from dagspec.sql import qualified, quote
+from dagspec.utc import duckdb_utc
 from dagspec.warehouse.base import SchemaDrift, columns_diff
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class DuckDBWarehouse:
         delay = 0.2
         while True:
             try:
-                con = duckdb.connect(str(self.path))
+                con = duckdb_utc(duckdb.connect(str(self.path)))
                 break
             except duckdb.IOException as exc:
                 # Another task holds the file; DuckDB allows one writing process at a time.
@@ -53,6 +54,22 @@ class DuckDBSession:
 
     def __init__(self, con):
         self.con = con
+
+    @contextmanager
+    def transaction(self):
+        """One transaction; the error that ended it is the one raised. A COMMIT that fails (disk full) has
+        already ended the transaction, so the ROLLBACK after it fails too ("no transaction is active"):
+        that second error is only logged, never put in place of "No space left on device"."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+            self.con.execute("COMMIT")
+        except BaseException:
+            try:
+                self.con.execute("ROLLBACK")
+            except Exception as exc:
+                log.debug("ROLLBACK after a failed transaction: %s", exc)
+            raise
 
     def expose(self, name: str, relation: Any) -> str:
         """Make an Arrow dataset/table/reader queryable as `name` (DuckDB scans it lazily, in batches)."""
@@ -88,8 +105,7 @@ class DuckDBSession:
         produced = self.columns(select_sql, params)
         if any(name == "batch_date" for name, _ in produced):
             raise ValueError("the query returns a column named batch_date; dagspec adds it: rename or drop yours")
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self.transaction():
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, self.dialect)}")
             existing = self.table_columns(schema, table)
             wanted = produced + [("batch_date", "DATE")]
@@ -102,10 +118,6 @@ class DuckDBSession:
             rows = self.con.execute(
                 f"SELECT count(*) FROM {target} WHERE batch_date = $batch_date", {"batch_date": batch_date}
             ).fetchone()[0]
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
         return rows
 
     def arrow(self, select_sql: str, params: dict[str, Any], batch_rows: int = 100_000) -> pa.RecordBatchReader:

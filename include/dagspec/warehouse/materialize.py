@@ -27,8 +27,7 @@ def merge_batch(session, schema: str, table: str, batch_date: date, select_sql: 
         raise ValueError(f"merge key column(s) {', '.join(missing)} are not in the result")
     keys = ", ".join(quote(k, d) for k in key)
     con = session.con
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with session.transaction():
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, d)}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _dagspec_merge AS SELECT *, CAST($batch_date AS DATE) AS batch_date "
                     f"FROM ({select_sql}) AS _dagspec_src", {**params, "batch_date": batch_date})
@@ -46,10 +45,6 @@ def merge_batch(session, schema: str, table: str, batch_date: date, select_sql: 
         con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _dagspec_merge")
         con.execute("DROP TABLE _dagspec_merge")
         rows = con.execute(f"SELECT count(*) FROM {target} WHERE batch_date = $b", {"b": batch_date}).fetchone()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return rows
 
 
@@ -60,18 +55,13 @@ def replace_table(session, schema: str, table: str, batch_date: date, select_sql
     target = qualified(schema, table, d)
     _no_batch_date(session.columns(select_sql, params))
     con = session.con
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with session.transaction():
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, d)}")
         if _kind(con, schema, table) == "VIEW":
             con.execute(f"DROP VIEW {target}")
         con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT *, CAST($batch_date AS DATE) AS batch_date "
                     f"FROM ({select_sql}) AS _dagspec_src", {**params, "batch_date": batch_date})
         rows = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return rows
 
 
@@ -81,16 +71,11 @@ def create_view(session, schema: str, table: str, select_sql: str) -> None:
     d = session.dialect
     target = qualified(schema, table, d)
     con = session.con
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with session.transaction():
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, d)}")
         if _kind(con, schema, table) == "BASE TABLE":
             con.execute(f"DROP TABLE {target}")
         con.execute(f"CREATE OR REPLACE VIEW {target} AS {select_sql}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def relation(session, schema: str, table: str) -> str:

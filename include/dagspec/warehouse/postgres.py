@@ -18,6 +18,7 @@ import pyarrow.csv as pacsv
 
 from dagspec.connections import ConnectionInfo
 from dagspec.sql import qualified, quote
+from dagspec.utc import LIBPQ_OPTIONS
 from dagspec.warehouse.base import SchemaDrift, columns_diff
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class PostgresWarehouse:
         kwargs = {k: v for k, v in {
             "host": i.host or "127.0.0.1", "port": i.port or 5432, "user": i.login, "password": i.password,
             "dbname": i.schema or i.extra.get("database"), "sslmode": i.extra.get("sslmode"),
-            "application_name": "dagspec",
+            "application_name": "dagspec", "options": LIBPQ_OPTIONS,
         }.items() if v is not None}
         try:
             return psycopg.connect(autocommit=True, **kwargs)
