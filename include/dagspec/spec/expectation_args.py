@@ -24,6 +24,7 @@ SubProblem = tuple[tuple[str | int, ...], str, str]  # (location under the expec
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?")
 _REGEX_KEYS = ("regex", "regex_list")
+_ORDER = ["string", "number", "integer", "boolean", "array", "object", "enum", "date", "datetime", "null"]
 _NAMES = {
     "string": "a string", "number": "a number", "integer": "a whole number", "boolean": "true or false",
     "array": "a list", "object": "an object", "null": "null", "date": "an ISO date string ('2025-01-31')",
@@ -92,14 +93,16 @@ def _short(value: Any) -> str:
 
 def _wanted(field: dict[str, Any]) -> str:
     names = []
-    for kind in field["types"]:
+    for kind in sorted(field["types"], key=lambda k: _ORDER.index(k) if k in _ORDER else len(_ORDER)):
         if kind == "enum":
             names.append("one of " + ", ".join(json.dumps(v) for v in field.get("enum", ())))
         elif kind == "array" and field.get("items") == ["string"]:
             names.append("a list of strings")
         elif kind in _NAMES:
             names.append(_NAMES[kind])
-    return " or ".join(names) or "another value"
+    if not names:
+        return "another value"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _fix(key: str, value: Any, field: dict[str, Any]) -> str:

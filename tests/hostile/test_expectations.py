@@ -1,0 +1,146 @@
+"""Hostile expectations: arguments GX would refuse, misread or only fail on at run time are refused by
+`dagspec validate` with a JSON path and a fix; where dagspec computes a check itself it gives GX's verdict.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from dagspec.checks.sql_engine import Evaluator
+from dagspec.checks.suite import Check, SuiteError, load_suite
+from dagspec.spec import DefinitionError, parse_definition
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def definition(expectations: list | None = None, suite: str | None = None) -> bytes:
+    check = {"id": "check_orders", "kind": "validate", "input": "extract_orders"}
+    if expectations is not None:
+        check["expectations"] = expectations
+    if suite is not None:
+        check["suite"] = suite
+    return json.dumps({"dag_id": "hostile_expect", "start_date": "2025-01-01", "steps": [
+        {"id": "extract_orders", "kind": "extract",
+         "source": {"conn_id": "dagspec_source", "table": "orders", "incremental_column": "ordered_at"},
+         "target": {"schema": "raw", "table": "orders"}},
+        check]}).encode()
+
+
+def problems(raw: bytes, **kw) -> list[tuple[str, str, str]]:
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(raw, "hostile.json", **kw)
+    return [(p.path, p.message, p.fix) for p in info.value.problems]
+
+
+def one(type_: str, kwargs: dict) -> list[tuple[str, str, str]]:
+    return problems(definition([{"type": type_, "kwargs": kwargs}]))
+
+
+def test_value_set_as_a_string_is_refused_and_no_longer_passes_43_cancelled_rows():
+    """Before: value_set "cancelled" became the letters c,a,n,e,l,d and 43 'cancelled' rows passed."""
+    kwargs = {"column": "status", "value_set": "cancelled"}
+    [(path, message, fix)] = one("expect_column_values_to_not_be_in_set", kwargs)
+    assert path == "$.steps[1].expectations[0].kwargs.value_set"
+    assert message == 'expected a list, got "cancelled"' and fix == 'write a list, e.g. ["cancelled"]'
+    # The same check written right fails on the 43 rows.
+    con = duckdb.connect()
+    con.register("t", pa.table({"status": ["cancelled"] * 43 + ["placed"] * 57}))
+    [result] = Evaluator(con, "t").run([Check("expect_column_values_to_not_be_in_set",
+                                              {"column": "status", "value_set": ["cancelled"]})])
+    assert result["success"] is False and result["result"]["unexpected_count"] == 43
+
+
+@pytest.mark.parametrize("type_, kwargs, path, message", [
+    ("expect_column_values_to_not_be_null", {"column": "status", "mostly": -5}, "kwargs.mostly",
+     "must be between 0 and 1, got -5"),
+    ("expect_column_values_to_not_be_null", {"column": "status", "mostly": 1.5}, "kwargs.mostly",
+     "must be between 0 and 1, got 1.5"),
+    ("expect_column_values_to_not_be_null", {"column": "status", "mostly": "0.9"}, "kwargs.mostly",
+     'expected a number, got "0.9"'),
+    ("expect_column_values_to_not_be_null", {"column": 5}, "kwargs.column", "expected a string, got 5"),
+    ("expect_column_values_to_not_be_null", {"column": ""}, "kwargs.column", "the column name is empty"),
+    ("expect_column_values_to_be_in_set", {"value_set": ["a"]}, "kwargs",
+     "required argument 'column' of expect_column_values_to_be_in_set is missing"),
+    ("expect_column_values_to_be_in_set", {"column": "a", "value_set": [["a"]]}, "kwargs.value_set[0]",
+     'expected a plain value (string, number, true/false, null), got ["a"]'),
+    ("expect_column_values_to_match_regex", {"column": "a", "regex": "(unclosed"}, "kwargs.regex",
+     'regex "(unclosed" does not compile: missing ), unterminated subpattern at position 0'),
+    ("expect_column_values_to_match_regex_list", {"column": "a", "regex_list": ["ok", "*bad"]}, "kwargs.regex_list[1]",
+     'regex "*bad" does not compile: nothing to repeat at position 0'),
+    ("expect_column_values_to_be_between", {"column": "a", "min_value": 9, "max_value": 1}, "kwargs.min_value",
+     "min_value 9 is above max_value 1: no value can pass"),
+    ("expect_column_values_to_be_between", {"column": "a", "min_value": 1, "max_value": 1, "strict_max": True},
+     "kwargs.min_value", "min_value 1 is above max_value 1 (strict bounds): no value can pass"),
+    ("expect_column_values_to_be_between", {"column": "a", "min_value": "2025-03-01", "max_value": "2025-01-01"},
+     "kwargs.min_value", 'min_value "2025-03-01" is above max_value "2025-01-01": no value can pass'),
+    ("expect_column_values_to_be_between", {"column": "a", "min_value": 1, "max_value": "2025-01-01"},
+     "kwargs.max_value", 'min_value 1 and max_value "2025-01-01" cannot be compared (a number and a date, '
+     'or a time zone on one only)'),
+    ("expect_column_values_to_be_between", {"column": "a", "min_value": "yesterday"}, "kwargs.min_value",
+     "expected a number, an ISO date string ('2025-01-31'), an ISO date-time string ('2025-01-31T12:00:00Z') "
+     'or null, got "yesterday"'),
+    ("expect_column_values_to_be_between", {"column": "a", "min_value": True}, "kwargs.min_value",
+     "expected a number, an ISO date string ('2025-01-31'), an ISO date-time string ('2025-01-31T12:00:00Z') "
+     "or null, got true"),
+    ("expect_column_values_to_be_between", {"column": "a", "min_value": {"$PARAMETER": "lo"}}, "kwargs.min_value",
+     'suite parameter {"$PARAMETER": "lo"} is not supported: dagspec passes no parameter values to Great '
+     "Expectations, so it would never be resolved"),
+    ("expect_column_values_to_be_between", {"column": "a", "strict_min": "false"}, "kwargs.strict_min",
+     'expected true or false, got "false"'),
+    ("expect_column_value_lengths_to_be_between", {"column": "a", "min_value": 2.5}, "kwargs.min_value",
+     "expected a whole number or null, got 2.5"),
+    ("expect_table_row_count_to_equal", {"value": "10"}, "kwargs.value", 'expected a whole number, got "10"'),
+    ("expect_table_row_count_to_be_between", {"min_value": 1, "max_vale": 2}, "kwargs.max_vale",
+     "unknown argument 'max_vale' for expect_table_row_count_to_be_between"),
+    ("expect_compound_columns_to_be_unique", {"column_list": "a,b"}, "kwargs.column_list",
+     'expected a list of strings, got "a,b"'),
+    ("expect_compound_columns_to_be_unique", {"column_list": ["a"], "ignore_row_if": "nver"},
+     "kwargs.ignore_row_if",
+     'expected one of "all_values_are_missing", "any_value_is_missing", "never", got "nver"'),
+])
+def test_bad_arguments_are_refused_at_validate_time(type_, kwargs, path, message):
+    got = one(type_, kwargs)
+    assert [(p, m) for p, m, _ in got] == [(f"$.steps[1].expectations[0].{path}", message)]
+    assert all(fix for _, _, fix in got)  # every refusal says what to write instead
+
+
+def test_good_arguments_pass():
+    raw = definition([
+        {"type": "expect_column_values_to_be_between",
+         "kwargs": {"column": "ordered_at", "min_value": "2025-01-01", "max_value": "2025-12-31T23:59:59"}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0, "mostly": 1}},
+        {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "currency", "regex": "^[A-Z]{3}$"}},
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "s", "value_set": []}},
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1, "result_format": "SUMMARY"}},
+    ])
+    assert len(parse_definition(raw, "good.json").steps[1].expectations) == 5
+
+
+def test_suite_file_arguments_are_checked_at_validate_time_and_at_run_time(tmp_path):
+    suite = {"name": "s", "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "order_id", "mostly": "high"}},
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "status", "value_set": "placed"}},
+    ]}
+    (tmp_path / "bad.json").write_text(json.dumps(suite))
+    got = problems(definition(suite="bad.json"), sql_dir=tmp_path, suite_dir=tmp_path)
+    assert got == [
+        ("$.steps[1].suite", 'suite file bad.json: expectations[0].kwargs.mostly: expected a number, got "high"',
+         "use a number from 0 to 1, e.g. 0.95"),
+        ("$.steps[1].suite", 'suite file bad.json: expectations[1].kwargs.value_set: expected a list, got "placed"',
+         'write a list, e.g. ["placed"]'),
+    ]
+    with pytest.raises(SuiteError, match=r"expectations\[1\]\.kwargs\.value_set: expected a list"):
+        load_suite(tmp_path / "bad.json", "bad.json")
+
+
+def test_the_shipped_suite_and_definitions_still_pass():
+    from dagspec.spec import load_definition
+
+    assert len(load_suite(ROOT / "include" / "expectations" / "orders.json", "orders.json")) == 8
+    for path in (ROOT / "dags" / "definitions").glob("*.json"):
+        load_definition(path, sql_dir=ROOT / "include" / "sql")
