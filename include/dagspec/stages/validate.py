@@ -119,11 +119,11 @@ def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session,
 
 def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
     from dagspec.checks import gx_engine
-    from dagspec.checks.sql_engine import Evaluator, supported
+    from dagspec.checks.sql_engine import Evaluator
 
     ev = Evaluator(con, relation)
-    mine = [c for c in checks if supported(c)]
-    theirs = [c for c in checks if not supported(c)]
+    mine = [c for c in checks if ev.handles(c)]
+    theirs = [c for c in checks if not ev.handles(c)]
     by_index = dict(zip((c.index for c in mine), ev.run(mine)))
     if theirs:
         cols = sorted({col for c in theirs for col in (c.columns() or ev.columns)} & set(ev.columns))
@@ -151,11 +151,11 @@ def _in_bigquery(ctx, step, batch, checks, suite_name, session):
     table = ctx.output_table(step.input)
     if session.table_columns(table.schema_, table.table) is None:
         raise StepFailed(f"warehouse table {table.qualified} does not exist in BigQuery: did step {step.input!r} run?")
-    mine = [c for c in checks if supported_in_bigquery(c)]
-    theirs = [c for c in checks if not supported_in_bigquery(c)]
     try:
         con = BigQueryConnection(session, session.project, table.schema_, table.table, batch.batch_date)
         ev = Evaluator(con, con.relation)
+        mine = [c for c in checks if supported_in_bigquery(c) and ev.handles(c)]
+        theirs = [c for c in checks if c not in mine]
         by_index = dict(zip((c.index for c in mine), ev.run(mine)))
         rows = con.execute(f"SELECT count(*) FROM {con.relation}").fetchone()[0]
     except Exception as exc:
