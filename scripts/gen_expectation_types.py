@@ -101,9 +101,29 @@ def describe(kind: str) -> dict[str, dict]:
     return fields
 
 
+_DUMMY = {"string": "x", "array": ["x"], "number": 1, "integer": 1, "boolean": True, "any": "x", "parameter": {}}
+
+
+def needs_a_bound(kind: str, fields: dict[str, dict]) -> bool:
+    """Whether GX's class (a root validator) refuses the expectation with neither min_value nor max_value."""
+    if not {"min_value", "max_value"} <= set(fields):
+        return False
+    cls = get_expectation_impl(kind)
+    required = {k: _DUMMY[next(t for t in f["types"] if t in _DUMMY)] for k, f in fields.items() if f["required"]}
+    try:
+        cls(**required)
+        return False
+    except Exception:
+        cls(**required, min_value=1)  # and the reason was the missing bound
+        return True
+
+
 def current_args() -> dict:
-    return {"great_expectations": great_expectations.__version__,
-            "arguments": {kind: describe(kind) for kind in current_types()}}
+    arguments = {}
+    for kind in current_types():
+        fields = describe(kind)
+        arguments[kind] = {"fields": fields, "needs_a_bound": needs_a_bound(kind, fields)}
+    return {"great_expectations": great_expectations.__version__, "arguments": arguments}
 
 
 def render(data: dict) -> str:

@@ -90,10 +90,12 @@ def test_value_set_as_a_string_is_refused_and_no_longer_passes_43_cancelled_rows
     ("expect_column_values_to_be_between", {"column": "a", "min_value": {"$PARAMETER": "lo"}}, "kwargs.min_value",
      'suite parameter {"$PARAMETER": "lo"} is not supported: dagspec passes no parameter values to Great '
      "Expectations, so it would never be resolved"),
-    ("expect_column_values_to_be_between", {"column": "a", "strict_min": "false"}, "kwargs.strict_min",
+    ("expect_column_values_to_be_between", {"column": "a", "min_value": 0, "strict_min": "false"}, "kwargs.strict_min",
      'expected true or false, got "false"'),
     ("expect_column_value_lengths_to_be_between", {"column": "a", "min_value": 2.5}, "kwargs.min_value",
      "expected a whole number or null, got 2.5"),
+    ("expect_column_values_to_be_between", {"column": "a", "mostly": 0.5}, "kwargs",
+     "expect_column_values_to_be_between needs min_value, max_value or both (Great Expectations refuses neither)"),
     ("expect_table_row_count_to_equal", {"value": "10"}, "kwargs.value", 'expected a whole number, got "10"'),
     ("expect_table_row_count_to_be_between", {"min_value": 1, "max_vale": 2}, "kwargs.max_vale",
      "unknown argument 'max_vale' for expect_table_row_count_to_be_between"),

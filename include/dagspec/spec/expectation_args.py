@@ -198,9 +198,10 @@ def _rule_problems(kwargs: dict[str, Any]) -> list[SubProblem]:
 
 def argument_problems(kind: str, kwargs: dict[str, Any]) -> list[SubProblem]:
     """Every problem with one expectation's kwargs (empty when GX would take them and they make sense)."""
-    spec = argument_specs().get(kind)
-    if spec is None:
+    described = argument_specs().get(kind)
+    if described is None:
         return []  # an unknown type is reported by its own check
+    spec = described["fields"]
     out: list[SubProblem] = []
     for key, value in kwargs.items():
         field = spec.get(key)
@@ -214,6 +215,9 @@ def argument_problems(kind: str, kwargs: dict[str, Any]) -> list[SubProblem]:
         if field["required"] and key not in kwargs:
             out.append((("kwargs",), f"required argument {key!r} of {kind} is missing",
                         f"add \"{key}\": {_example(field)}"))
+    if described["needs_a_bound"] and kwargs.get("min_value") is None and kwargs.get("max_value") is None:
+        out.append((("kwargs",), f"{kind} needs min_value, max_value or both (Great Expectations refuses neither)",
+                    'add "min_value": ... or "max_value": ...'))
     if not out:
         out += _rule_problems(kwargs)
     return out
