@@ -9,6 +9,7 @@ check never passes in dagspec that GX would fail.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from dagspec.spec.expectation_args import iso_value
@@ -63,7 +64,9 @@ def bound(value: Any, column_type: str, key: str) -> Any:
 
 
 def comparable(observed: Any) -> Any:
-    """An aggregate as DuckDB returns it, in the type bounds are given in (a date is its midnight)."""
+    """An aggregate as DuckDB returns it, as GX's pandas engine sees it (a date is its midnight)."""
     if isinstance(observed, dt.date) and not isinstance(observed, dt.datetime):
         return dt.datetime.combine(observed, dt.time())
+    if isinstance(observed, Decimal):
+        return float(observed)  # GX gets DECIMAL columns as floats (DuckDB's fetch_df) and compares those
     return observed

@@ -50,9 +50,9 @@ class PandasBatches:
         self._definition = (context.data_sources.add_pandas("dagspec").add_dataframe_asset(name)
                             .add_batch_definition_whole_dataframe("batch"))
 
-    def validate(self, df, checks: list[Check], name: str) -> list[dict[str, Any]]:
+    def validate(self, df, checks: list[Check], name: str, result_format: str = "SUMMARY") -> list[dict[str, Any]]:
         batch = self._definition.get_batch(batch_parameters={"dataframe": nanosecond_times(df)})
-        return _results(batch.validate(_suite(checks, name), result_format="SUMMARY"))
+        return _results(batch.validate(_suite(checks, name), result_format=result_format))
 
 
 def nanosecond_times(df):
