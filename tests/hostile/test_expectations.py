@@ -146,3 +146,61 @@ def test_the_shipped_suite_and_definitions_still_pass():
     assert len(load_suite(ROOT / "include" / "expectations" / "orders.json", "orders.json")) == 8
     for path in (ROOT / "dags" / "definitions").glob("*.json"):
         load_definition(path, sql_dir=ROOT / "include" / "sql")
+
+
+# Defect 7: where dagspec computes a check itself it gives GX's verdict (the differential test in
+# tests/unit/test_gx_differential.py covers the rest); these are the three disagreements reported.
+
+def _both(table: pa.Table, checks: list[Check]) -> list[tuple[dict, dict]]:
+    from dagspec.checks import gx_engine
+
+    con = duckdb.connect()
+    con.register("batch", table)
+    ev = Evaluator(con, "batch")
+    assert all(ev.handles(c) for c in checks)
+    ours = ev.run(checks)
+    theirs = gx_engine.run_pandas(con.execute("SELECT * FROM batch").fetch_df(), checks, "hostile")
+    return list(zip(ours, theirs))
+
+
+def test_iso_bounds_on_a_timestamp_column_are_compared_as_gx_compares_them():
+    """Before: max/min checks raised "'<' not supported between datetime and str" and failed the task."""
+    import datetime as dt
+
+    table = pa.table({"ordered_at": pa.array([dt.datetime(2025, 3, 1, 8), dt.datetime(2025, 3, 1, 23)],
+                                             pa.timestamp("us"))})
+    checks = [Check("expect_column_max_to_be_between", {"column": "ordered_at", "max_value": "2025-03-02T00:00:00"},
+                    index=0),
+              Check("expect_column_min_to_be_between", {"column": "ordered_at", "min_value": "2025-03-01 09:00:00"},
+                    index=1),
+              Check("expect_column_values_to_be_between", {"column": "ordered_at", "min_value": "2025-03-01T09:00:00"},
+                    index=2),
+              Check("expect_column_max_to_be_between", {"column": "ordered_at", "max_value": "2025-03-02"}, index=3)]
+    got = _both(table, checks)
+    assert [o["success"] for o, _ in got] == [g["success"] for _, g in got] == [True, False, False, False]
+    assert got[0][0]["result"]["observed_value"] == "2025-03-01T23:00:00"
+    assert got[2][0]["result"]["unexpected_count"] == got[2][1]["result"]["unexpected_count"] == 1
+    # A date-only bound: GX cannot compare it with timestamps; dagspec says so, and what to write.
+    assert "write \"2025-03-02T00:00:00\"" in got[3][0]["exception_info"]["exception_message"]
+
+
+def test_suite_parameters_are_refused_with_a_clear_error_not_a_crash():
+    con = duckdb.connect()
+    con.register("batch", pa.table({"amount": [1.0, 2.0]}))
+    [result] = Evaluator(con, "batch").run([Check("expect_column_values_to_be_between",
+                                                  {"column": "amount", "min_value": {"$PARAMETER": "lo"}})])
+    assert result["success"] is False and result["exception_info"]["raised_exception"] is True
+    assert "suite parameter(s) min_value={'$PARAMETER': 'lo'} are not supported" in \
+        result["exception_info"]["exception_message"]
+
+
+def test_regex_on_a_non_text_column_goes_to_gx_which_passes_it():
+    """Before: DuckDB raised a binder error (regexp_matches(INTEGER, ...)); GX passes an all-NULL column."""
+    from dagspec.checks import gx_engine
+
+    con = duckdb.connect()
+    con.register("batch", pa.table({"code": pa.array([None, None, None], pa.int32())}))
+    check = Check("expect_column_values_to_match_regex", {"column": "code", "regex": "^[A-Z]{3}$"})
+    assert Evaluator(con, "batch").handles(check) is False
+    [result] = gx_engine.run_pandas(con.execute("SELECT * FROM batch").fetch_df(), [check], "hostile")
+    assert result["success"] is True and result["result"]["unexpected_count"] == 0

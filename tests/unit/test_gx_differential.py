@@ -295,3 +295,60 @@ def test_evaluator_agrees_with_great_expectations_on_generated_cases(gx_pandas):
 
     run()
     assert sum(compared) >= 2000, compared
+
+
+# Each disagreement the generator found, kept as a plain regression case (same comparison, fixed data).
+REGRESSIONS = {
+    "ISO bounds on timestamp, zoned and date columns (a Python TypeError before)": (
+        {"ts": (pa.timestamp("us"), [dt.datetime(2024, 1, 1), dt.datetime(2024, 3, 1), None]),
+         "tz": (pa.timestamp("us", "UTC"), [dt.datetime(2024, 1, 1, tzinfo=UTC), None, None]),
+         "d": (pa.date32(), [dt.date(2024, 1, 1), dt.date(2024, 3, 1), None])},
+        [(t, {"column": col, **kw}) for col in ("ts", "tz", "d")
+         for t in ("expect_column_values_to_be_between", "expect_column_max_to_be_between",
+                   "expect_column_min_to_be_between")
+         for kw in ({"min_value": "2024-02-01"}, {"min_value": "2024-02-01T00:00:00"},
+                    {"max_value": "2024-02-01 00:00:00"}, {"min_value": "2024-02-01T00:00:00+02:00"},
+                    {"min_value": "2023-01-01T00:00:00Z", "max_value": "2024-02-01T00:00:00Z"})]),
+    "columns with no values: NaT and NaN aggregates, the sum of nothing, bounds never compared": (
+        {"ts": (pa.timestamp("us"), [None, None]), "tz": (pa.timestamp("us", "UTC"), [None, None]),
+         "f": (pa.float64(), [None, math.nan])},
+        [("expect_column_max_to_be_between", {"column": "ts"}),
+         ("expect_column_max_to_be_between", {"column": "ts", "max_value": "2024-01-01T00:00:00Z"}),
+         ("expect_column_min_to_be_between", {"column": "tz", "min_value": "2024-01-01"}),
+         ("expect_column_values_to_be_between", {"column": "ts", "max_value": "2050-08-11"}),
+         ("expect_column_values_to_be_between", {"column": "tz", "max_value": "2050-08-11T00:00:00"}),
+         ("expect_column_sum_to_be_between", {"column": "f", "min_value": 0}),
+         ("expect_column_mean_to_be_between", {"column": "f"}),
+         ("expect_column_unique_value_count_to_be_between", {"column": "f", "max_value": 0})]),
+    "NaN is missing, as in GX's pandas engine": (
+        {"f": (pa.float64(), [math.nan, 1.0, None, math.inf, 1.0])},
+        [("expect_column_values_to_not_be_null", {"column": "f"}),
+         ("expect_column_values_to_be_null", {"column": "f", "mostly": 0.1}),
+         ("expect_column_values_to_be_in_set", {"column": "f", "value_set": [1.0]}),
+         ("expect_column_values_to_be_unique", {"column": "f"}),
+         ("expect_column_mean_to_be_between", {"column": "f", "min_value": 0}),
+         ("expect_column_sum_to_be_between", {"column": "f", "min_value": 0}),
+         ("expect_column_unique_value_count_to_be_between", {"column": "f", "min_value": 2, "max_value": 2})]),
+    "mostly is GX's float comparison, without tolerance": (
+        {"b": (pa.bool_(), [True])},
+        [("expect_column_values_to_not_be_in_set", {"column": "b", "value_set": [True], "mostly": 1.2778e-74})]),
+    "DECIMAL aggregates as the floats GX sees (a median between two values, a bound equal to it)": (
+        {"d": (pa.decimal128(9, 2), [Decimal("4.26"), Decimal("-81.79")]),
+         "e": (pa.decimal128(9, 2), [Decimal("2.07"), None])},
+        [("expect_column_median_to_be_between", {"column": "d", "min_value": -81.79, "max_value": -38.765}),
+         ("expect_column_median_to_be_between", {"column": "e", "max_value": 2.07})]),
+    "regexes: $ before a final newline and Unicode \\d as Python's re reads them": (
+        {"s": (pa.string(), ["a\n", "٣", "ab", None, ""])},
+        [("expect_column_values_to_match_regex", {"column": "s", "regex": "a$"}),
+         ("expect_column_values_to_match_regex", {"column": "s", "regex": r"^\d$"}),
+         ("expect_column_values_to_not_match_regex", {"column": "s", "regex": "[$]|^$"}),
+         ("expect_column_value_lengths_to_be_between", {"column": "s", "min_value": 1, "max_value": 1})]),
+}
+
+
+@pytest.mark.parametrize("name", list(REGRESSIONS))
+def test_regression_cases_agree_with_great_expectations(name, gx_pandas):
+    columns, cases = REGRESSIONS[name]
+    table = pa.table({col: pa.array(values, type_) for col, (type_, values) in columns.items()})
+    checks = [Check(t, k, "fail", {}, i) for i, (t, k) in enumerate(cases)]
+    assert compare(table, checks, gx_pandas) == len(checks)  # every case computed by dagspec itself

@@ -219,6 +219,17 @@ class Evaluator:
                     "to Great Expectations; write the values themselves")
         return None
 
+    def _as_gx_sees(self, c: Check) -> str:
+        """The aggregated column as GX's pandas engine holds it: NaN missing, DECIMAL as float (its median is
+        the midpoint, not rounded to the column's scale)."""
+        name = c.kwargs["column"]
+        col = _q(name)
+        if name in self._nan:
+            return f"CASE WHEN isnan({col}) THEN NULL ELSE {col} END"
+        if self.types.get(name, "").startswith("DECIMAL") and c.type != "expect_column_unique_value_count_to_be_between":
+            return f"CAST({col} AS DOUBLE)"
+        return col
+
     def _bound_problem(self, c: Check) -> str | None:
         """Bounds GX cannot compare with the column: GX raises only once it has values to compare, so this is
         reported after the scan (a batch with no values of the column passes as it does in GX)."""
@@ -269,9 +280,7 @@ class Evaluator:
                 select.append(f"count(*) FILTER (WHERE {self.missing(k['column'])})")
             elif c.type in _AGG:
                 slots[c.index] = len(select)
-                col = _q(k["column"])
-                select.append(_AGG[c.type].format(f"CASE WHEN isnan({col}) THEN NULL ELSE {col} END"
-                                                  if k["column"] in self._nan else col))
+                select.append(_AGG[c.type].format(self._as_gx_sees(c)))
             elif c.type == "expect_column_values_to_be_unique":
                 slots[c.index] = len(select)
                 select.append(f"count(*) FILTER (WHERE {self.missing(k['column'])})")
