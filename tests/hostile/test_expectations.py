@@ -159,7 +159,7 @@ def _both(table: pa.Table, checks: list[Check]) -> list[tuple[dict, dict]]:
     ev = Evaluator(con, "batch")
     assert all(ev.handles(c) for c in checks)
     ours = ev.run(checks)
-    theirs = gx_engine.run_pandas(con.execute("SELECT * FROM batch").fetch_df(), checks, "hostile")
+    theirs = gx_engine.run_pandas(con.execute("SELECT * FROM batch").fetch_df(), checks, "hostile", ev.date_columns())
     return list(zip(ours, theirs))
 
 

@@ -1,8 +1,8 @@
 """min_value/max_value as Great Expectations reads them, for a column of a given DuckDB type.
 
 GX's models turn ISO strings into dates and date-times, and its pandas engine compares column
-values and aggregates with those; a date-only bound against timestamps (DuckDB's DATE columns reach
-GX as timestamps too), or a naive bound against zoned values (or the reverse), raises there. The same cases here raise CheckError with a message that says what to write instead, so a
+values and aggregates with those; a date-only bound against timestamps, a date-time against dates,
+or a naive bound against zoned values (or the reverse), raises there. The same cases here raise CheckError with a message that says what to write instead, so a
 check never passes in dagspec that GX would fail.
 """
 
@@ -52,6 +52,11 @@ def bound(value: Any, column_type: str, key: str) -> Any:
         if numeric(column_type) or column_type in NOT_ORDERED:
             raise CheckError(f"{key} {value!r} is a date and column values are {column_type}: write a number")
         return parsed  # a type this module does not know: the database compares
+    if column_type == "DATE":
+        if isinstance(parsed, dt.datetime):
+            raise CheckError(f"{key} {value!r} is a date-time and column values are dates (Great Expectations "
+                             f"cannot compare them): write \"{parsed.date().isoformat()}\"")
+        return parsed
     if not isinstance(parsed, dt.datetime):
         raise CheckError(f"{key} {value!r} is a date and column values are {column_type}, compared as date-times "
                          f"(Great Expectations cannot compare a date with them): write \"{value}T00:00:00\"")
@@ -64,9 +69,7 @@ def bound(value: Any, column_type: str, key: str) -> Any:
 
 
 def comparable(observed: Any) -> Any:
-    """An aggregate as DuckDB returns it, as GX's pandas engine sees it (a date is its midnight)."""
-    if isinstance(observed, dt.date) and not isinstance(observed, dt.datetime):
-        return dt.datetime.combine(observed, dt.time())
+    """An aggregate as DuckDB returns it, as GX's pandas engine sees it."""
     if isinstance(observed, Decimal):
         return float(observed)  # GX gets DECIMAL columns as floats (DuckDB's fetch_df) and compares those
     return observed

@@ -50,19 +50,24 @@ class PandasBatches:
         self._definition = (context.data_sources.add_pandas("dagspec").add_dataframe_asset(name)
                             .add_batch_definition_whole_dataframe("batch"))
 
-    def validate(self, df, checks: list[Check], name: str, result_format: str = "SUMMARY") -> list[dict[str, Any]]:
-        batch = self._definition.get_batch(batch_parameters={"dataframe": nanosecond_times(df)})
+    def validate(self, df, checks: list[Check], name: str, result_format: str = "SUMMARY",
+                 date_columns: tuple[str, ...] | list[str] = ()) -> list[dict[str, Any]]:
+        batch = self._definition.get_batch(batch_parameters={"dataframe": gx_frame(df, date_columns)})
         return _results(batch.validate(_suite(checks, name), result_format=result_format))
 
 
-def nanosecond_times(df):
-    """Date-time columns in nanoseconds: GX's pandas engine parses ISO string bounds only for datetime64[ns]
-    columns (on the microsecond columns DuckDB and pyarrow give it raises a TypeError instead)."""
+def gx_frame(df, date_columns=()):
+    """The frame as GX's pandas engine reads a batch right: date-times in nanoseconds (GX parses ISO string
+    bounds only for datetime64[ns] columns; on the microsecond ones DuckDB and pyarrow give it, it raises a
+    TypeError) and DATE columns as dates (DuckDB's fetch_df makes them midnight timestamps, which GX then
+    cannot compare with a date bound)."""
     import pandas as pd
 
     for col in df.columns:
         dtype = df[col].dtype
-        if pd.api.types.is_datetime64_any_dtype(dtype) and getattr(dtype, "unit", "ns") != "ns":
+        if col in date_columns and pd.api.types.is_datetime64_any_dtype(dtype):
+            df[col] = pd.Series([None if pd.isna(v) else v.date() for v in df[col]], index=df.index, dtype=object)
+        elif pd.api.types.is_datetime64_any_dtype(dtype) and getattr(dtype, "unit", "ns") != "ns":
             try:
                 df[col] = df[col].dt.as_unit("ns")
             except (OverflowError, ValueError):  # outside 1677-2262: left as it is
@@ -70,9 +75,9 @@ def nanosecond_times(df):
     return df
 
 
-def run_pandas(df, checks: list[Check], name: str) -> list[dict[str, Any]]:
+def run_pandas(df, checks: list[Check], name: str, date_columns=()) -> list[dict[str, Any]]:
     """GX's pandas engine on a DataFrame (only the columns the checks read are loaded by the caller)."""
-    return PandasBatches(name).validate(df, checks, name)
+    return PandasBatches(name).validate(df, checks, name, date_columns=date_columns)
 
 
 def run_sql(connection_string: str, query: str, checks: list[Check], name: str) -> list[dict[str, Any]]:

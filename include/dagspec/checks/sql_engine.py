@@ -162,6 +162,9 @@ class Evaluator:
         self._re2 = dialect in ("duckdb", "bigquery")
         self._nan = {c for c, t in self.types.items() if t in ("FLOAT", "DOUBLE", "REAL")} if dialect == "duckdb" else set()
 
+    def date_columns(self) -> list[str]:
+        return [c for c, t in self.types.items() if t == "DATE"]
+
     def handles(self, check: Check) -> bool:
         """Whether this evaluator gives GX's verdict for the check on this relation (else GX computes it)."""
         if not supported(check):
@@ -242,13 +245,15 @@ class Evaluator:
         return None
 
     def _aggregate_result(self, c: Check, value: Any) -> dict[str, Any]:
-        if value is None and temporal(self.types.get(c.kwargs["column"], "")):
+        if value is None and self.types.get(c.kwargs["column"], "").startswith("TIMESTAMP"):
             # GX's aggregate of no timestamps is NaT: no bound is met, none is refused but a date-only one.
             given = [c.kwargs.get(key) for key in ("min_value", "max_value") if c.kwargs.get(key) is not None]
             for key in ("min_value", "max_value"):
                 if type(iso_value(c.kwargs.get(key))) is dt.date:
                     return _result(c, False, {}, _bound_error(c.kwargs[key], self.types[c.kwargs["column"]], key))
             return _result(c, not given, {"observed_value": "NaT"})
+        if value is None:  # GX: no value, no verdict to compute (and no bound looked at)
+            return _result(c, False, {"observed_value": None})
         try:
             k = self._kwargs(c)
         except CheckError as exc:

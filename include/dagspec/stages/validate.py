@@ -131,7 +131,7 @@ def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
                      ", ".join(c.type for c in theirs), ", ".join(cols))
         select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols) or "*"
         df = con.execute(f"SELECT {select} FROM {relation}").fetch_df()
-        by_index.update(zip((c.index for c in theirs), gx_engine.run_pandas(df, theirs, suite_name)))
+        by_index.update(zip((c.index for c in theirs), gx_engine.run_pandas(df, theirs, suite_name, ev.date_columns())))
         del df
     results = [by_index[c.index] for c in checks]
     for c, r in zip(checks, results):
@@ -172,7 +172,7 @@ def _in_bigquery(ctx, step, batch, checks, suite_name, session):
         select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols) or "*"
         sql, params = con.translate(f"SELECT {select} FROM {con.relation}")
         df = _arrow_to_df(session.arrow(sql, params))
-        by_index.update(zip((c.index for c in theirs), gx_engine.run_pandas(df, theirs, suite_name)))
+        by_index.update(zip((c.index for c in theirs), gx_engine.run_pandas(df, theirs, suite_name, ev.date_columns())))
         del df
     results = [by_index[c.index] for c in checks]
     for c, r in zip(checks, results):
