@@ -299,16 +299,18 @@ def test_evaluator_agrees_with_great_expectations_on_generated_cases(gx_pandas):
 
 # Each disagreement the generator found, kept as a plain regression case (same comparison, fixed data).
 REGRESSIONS = {
-    "ISO bounds on timestamp, zoned and date columns (a Python TypeError before)": (
+    "ISO bounds on timestamp, zoned and DATE columns, empty ones too (a Python TypeError before)": (
         {"ts": (pa.timestamp("us"), [dt.datetime(2024, 1, 1), dt.datetime(2024, 3, 1), None]),
          "tz": (pa.timestamp("us", "UTC"), [dt.datetime(2024, 1, 1, tzinfo=UTC), None, None]),
-         "d": (pa.date32(), [dt.date(2024, 1, 1), dt.date(2024, 3, 1), None])},
-        [(t, {"column": col, **kw}) for col in ("ts", "tz", "d")
+         "d": (pa.date32(), [dt.date(2024, 1, 1), dt.date(2024, 3, 1), None]),
+         "nd": (pa.date32(), [None, None, None])},
+        [(t, {"column": col, **kw}) for col in ("ts", "tz", "d", "nd")
          for t in ("expect_column_values_to_be_between", "expect_column_max_to_be_between",
                    "expect_column_min_to_be_between")
          for kw in ({"min_value": "2024-02-01"}, {"min_value": "2024-02-01T00:00:00"},
                     {"max_value": "2024-02-01 00:00:00"}, {"min_value": "2024-02-01T00:00:00+02:00"},
-                    {"min_value": "2023-01-01T00:00:00Z", "max_value": "2024-02-01T00:00:00Z"})]),
+                    {"min_value": "2023-01-01T00:00:00Z", "max_value": "2024-02-01T00:00:00Z"},
+                    {"min_value": "2023-01-01", "max_value": "2024-02-01"})]),
     "columns with no values: NaT and NaN aggregates, the sum of nothing, bounds never compared": (
         {"ts": (pa.timestamp("us"), [None, None]), "tz": (pa.timestamp("us", "UTC"), [None, None]),
          "f": (pa.float64(), [None, math.nan])},
