@@ -204,3 +204,30 @@ def test_regex_on_a_non_text_column_goes_to_gx_which_passes_it():
     assert Evaluator(con, "batch").handles(check) is False
     [result] = gx_engine.run_pandas(con.execute("SELECT * FROM batch").fetch_df(), [check], "hostile")
     assert result["success"] is True and result["result"]["unexpected_count"] == 0
+
+
+# Defect 10 (part): a model file swapped in the artifact store for another valid model is refused on load.
+
+def test_a_swapped_model_file_is_refused_by_its_pinned_sha256(data_home, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    from dagspec.connections import env_resolver
+    from dagspec.ml.registry import MODEL_FILE, SHA256_TAG, Registry, UnsafeModel, file_sha256, save_model
+
+    reg = Registry.open(env_resolver)
+    X, y = [[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1]
+    registered, other = LogisticRegression().fit(X, y), LogisticRegression(C=0.01).fit(X, [1, 1, 0, 0])
+    run_id = reg.start_run("hostile_model", {}, "hostile")
+    (tmp_path / "model").mkdir()
+    save_model(registered, tmp_path / "model" / MODEL_FILE)
+    reg.log_files(run_id, tmp_path / "model", "model")
+    version = reg.register("hostile_model", run_id, {})
+    reg.finish(run_id)
+    pinned = file_sha256(tmp_path / "model" / MODEL_FILE)
+    assert reg.version("hostile_model", version).tags[SHA256_TAG] == pinned
+    assert reg.load(run_id).predict([[3.0]]).tolist() == [1]
+
+    artifact = Path(reg.client.get_run(run_id).info.artifact_uri.removeprefix("file://")) / "model" / MODEL_FILE
+    save_model(other, artifact)  # a valid skops model of a trusted type: only the hash tells them apart
+    with pytest.raises(UnsafeModel, match="it is not the file registered .* pinned at registration"):
+        reg.load(run_id)
