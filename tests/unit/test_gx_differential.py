@@ -164,7 +164,8 @@ def case(draw, i: int, n: int) -> tuple[dict[str, list], list, tuple[str, dict]]
         extra = draw(st.lists(values_of(kind).filter(lambda v: not (isinstance(v, float) and math.isnan(v))),
                               max_size=2)) if kind != "null" else [1]
         chosen = draw(st.lists(st.sampled_from(seen), max_size=3)) if seen else []
-        k["value_set"] = list(dict.fromkeys(chosen + [plain(v) for v in extra]))
+        strays = draw(st.lists(st.sampled_from([1, 2.5, "1", "a", True, False, None]), max_size=2))  # other types
+        k["value_set"] = list(dict.fromkeys(chosen + [plain(v) for v in extra] + strays))
     elif t == "expect_column_values_to_be_between":
         k.update(bounds(draw, vals, kind, need_one=True))
     elif t == "expect_column_value_lengths_to_be_between":
@@ -331,6 +332,14 @@ REGRESSIONS = {
          ("expect_column_mean_to_be_between", {"column": "f", "min_value": 0}),
          ("expect_column_sum_to_be_between", {"column": "f", "min_value": 0}),
          ("expect_column_unique_value_count_to_be_between", {"column": "f", "min_value": 2, "max_value": 2})]),
+    "value sets mixing types: what pandas compares equal (1 == True), never a SQL cast error": (
+        {"s": (pa.string(), ["1", "a", None]), "i": (pa.int64(), [1, 2, None]), "b": (pa.bool_(), [True, False, None])},
+        [("expect_column_values_to_be_in_set", {"column": "s", "value_set": [1, "a"]}),
+         ("expect_column_values_to_be_in_set", {"column": "s", "value_set": [True, None]}),
+         ("expect_column_values_to_not_be_in_set", {"column": "s", "value_set": [None, "a"]}),
+         ("expect_column_values_to_be_in_set", {"column": "i", "value_set": ["1", 2]}),
+         ("expect_column_values_to_be_in_set", {"column": "i", "value_set": [True, 2.5]}),
+         ("expect_column_values_to_be_in_set", {"column": "b", "value_set": [1, "True"]})]),
     "mostly is GX's float comparison, without tolerance": (
         {"b": (pa.bool_(), [True])},
         [("expect_column_values_to_not_be_in_set", {"column": "b", "value_set": [True], "mostly": 1.2778e-74})]),

@@ -73,3 +73,14 @@ def comparable(observed: Any) -> Any:
     if isinstance(observed, Decimal):
         return float(observed)  # GX gets DECIMAL columns as floats (DuckDB's fetch_df) and compares those
     return observed
+
+
+def comparable_values(values: list, column_type: str) -> list:
+    """The value_set members that can equal a value of the column as pandas compares (1 == True, 1 != "1");
+    SQL would cast the others (and fail on "a" for a number) or, for null, make every row's test unknown."""
+    values = [v for v in values if v is not None]
+    if column_type == "VARCHAR":
+        return [v for v in values if isinstance(v, str)]
+    if numeric(column_type) or column_type == "BOOLEAN":
+        return [v for v in values if isinstance(v, (bool, int, float))]
+    return values

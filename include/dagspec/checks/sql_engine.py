@@ -14,7 +14,7 @@ import math
 from decimal import Decimal
 from typing import Any, Callable
 
-from dagspec.checks.bounds import CheckError, bound, comparable, temporal, zoned
+from dagspec.checks.bounds import CheckError, bound, comparable, comparable_values, temporal, zoned
 from dagspec.checks.re2 import re2_pattern
 from dagspec.checks.suite import Check
 from dagspec.spec.expectation_args import is_parameter, iso_value
@@ -189,6 +189,8 @@ class Evaluator:
                 k[key] = bound(k[key], kind, key)
         if check.type in _REGEX and self._re2:
             k["regex"] = re2_pattern(k["regex"])
+        if isinstance(k.get("value_set"), list):
+            k["value_set"] = comparable_values(k["value_set"], kind)
         return k
 
     def unexpected_predicate(self, check: Check) -> tuple[str, list] | None:
