@@ -3,8 +3,11 @@
 GX's SQL engine cannot run on DuckDB (through duckdb_engine a metric bundle query returns no rows)
 and its pandas engine loads the whole batch in memory. Here the common expectations become one
 aggregate scan (plus one GROUP BY per uniqueness check) over Parquet or a warehouse table, so memory
-stays flat whatever the batch size. Semantics follow GX: nulls are "missing" and not unexpected
-(except for the null checks), `mostly` is the share of non-missing values that must pass.
+stays flat whatever the batch size. Semantics follow GX's pandas engine on the frame dagspec would
+give it (tests/unit/test_gx_differential.py holds them to it): nulls and NaN are "missing" and not
+unexpected (except for the null checks), `mostly` is the share of non-missing values that must pass,
+bounds and value sets compare as pandas compares them; what this module cannot compute exactly
+(`handles` says False) goes to GX itself.
 """
 
 from __future__ import annotations
