@@ -174,10 +174,16 @@ class Registry:
                 raise
         source = f"{self.client.get_run(run_id).info.artifact_uri}/model"
         # The stored file's hash, pinned on the run and the version: load() refuses any other file later.
+        # (A run without a model file gets no pin; loading it fails on the missing file anyway.)
         with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:
-            digest = file_sha256(self.download(run_id, f"model/{MODEL_FILE}", Path(tmp)))
-        self.client.set_tag(run_id, SHA256_TAG, digest)
-        version = self.client.create_model_version(model, source, run_id, tags={**tags, SHA256_TAG: digest})
+            try:
+                digest = file_sha256(self.download(run_id, f"model/{MODEL_FILE}", Path(tmp)))
+            except MlflowException:
+                digest = None
+        if digest is not None:
+            self.client.set_tag(run_id, SHA256_TAG, digest)
+            tags = {**tags, SHA256_TAG: digest}
+        version = self.client.create_model_version(model, source, run_id, tags=tags)
         return str(version.version)
 
     def version(self, model: str, version: str):
