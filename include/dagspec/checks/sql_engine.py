@@ -17,7 +17,7 @@ import math
 from decimal import Decimal
 from typing import Any, Callable
 
-from dagspec.checks.bounds import CheckError, bound, comparable, comparable_values, temporal, zoned
+from dagspec.checks.bounds import CheckError, bound, comparable, comparable_values, zoned
 from dagspec.checks.re2 import re2_pattern
 from dagspec.checks.suite import Check
 from dagspec.spec.expectation_args import is_parameter, iso_value
