@@ -206,6 +206,23 @@ def test_regex_on_a_non_text_column_goes_to_gx_which_passes_it():
     assert result["success"] is True and result["result"]["unexpected_count"] == 0
 
 
+def test_an_error_inside_gx_reaches_the_report_as_one_message():
+    """GX files a metric's error under the metric's id; the summary in the task log showed nothing."""
+    import datetime as dt
+
+    from dagspec.checks import gx_engine
+    from dagspec.stages.validate import summary
+
+    con = duckdb.connect()
+    con.register("batch", pa.table({"ts": pa.array([dt.datetime(2025, 3, 1)], pa.timestamp("us"))}))
+    check = Check("expect_column_values_to_be_between", {"column": "ts", "min_value": "2025-03-01"})
+    [result] = gx_engine.run_pandas(con.execute("SELECT * FROM batch").fetch_df(), [check], "hostile")
+    assert result["exception_info"]["raised_exception"] is True
+    assert "Cannot compare Timestamp with datetime.date" in result["exception_info"]["exception_message"]
+    result.update(type=check.type, severity="fail")
+    assert "error: Cannot compare Timestamp" in summary({"results": [result]})
+
+
 # Defect 10 (part): a model file swapped in the artifact store for another valid model is refused on load.
 
 def test_a_swapped_model_file_is_refused_by_its_pinned_sha256(data_home, tmp_path):

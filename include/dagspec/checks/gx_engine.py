@@ -26,6 +26,7 @@ def _suite(checks: list[Check], name: str):
 def _results(validation) -> list[dict[str, Any]]:
     out = validation.to_json_dict()["results"]
     for r in out:
+        r["exception_info"] = _one_exception(r["exception_info"])
         r["expectation_config"]["kwargs"].pop("batch_id", None)
         # GX's own severity field mirrors dagspec's (fail = critical, warn = warning).
         r["expectation_config"]["severity"] = "critical" if r["expectation_config"]["meta"].get(
@@ -33,6 +34,18 @@ def _results(validation) -> list[dict[str, Any]]:
         r["expectation_config"]["meta"].pop("dagspec_index", None)
     order = [r.expectation_config.meta["dagspec_index"] for r in validation.results]
     return [r for _, r in sorted(zip(order, out), key=lambda t: t[0])]
+
+
+def _one_exception(info: dict[str, Any]) -> dict[str, Any]:
+    """GX keys an error raised while computing a metric by the metric's id; reports (and the summary in the
+    task log) read one {raised_exception, exception_message, exception_traceback}, as dagspec's engine writes."""
+    if "raised_exception" in info:
+        return info
+    raised = [v for v in info.values() if isinstance(v, dict) and v.get("raised_exception")]
+    if not raised:
+        return {"raised_exception": False, "exception_traceback": None, "exception_message": None}
+    return {"raised_exception": True, "exception_traceback": raised[0].get("exception_traceback"),
+            "exception_message": raised[0].get("exception_message")}
 
 
 def _quiet():
