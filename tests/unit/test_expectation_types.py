@@ -9,3 +9,16 @@ def test_expectation_list_matches_installed_great_expectations():
     assert list(known_types()) == installed, (
         f"GX {great_expectations.__version__}: run scripts/gen_expectation_types.py"
     )
+
+
+def test_argument_description_matches_installed_great_expectations():
+    """gx_expectation_args.json is what scripts/gen_expectation_types.py derives from GX's classes today."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("gen_expectation_types", root / "scripts" / "gen_expectation_types.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert gen.ARGS_OUT.read_text() == gen.render(gen.current_args()), (
+        "GX's expectation classes changed: run scripts/gen_expectation_types.py")

@@ -3,8 +3,11 @@
 GX's SQL engine cannot run on DuckDB (through duckdb_engine a metric bundle query returns no rows)
 and its pandas engine loads the whole batch in memory. Here the common expectations become one
 aggregate scan (plus one GROUP BY per uniqueness check) over Parquet or a warehouse table, so memory
-stays flat whatever the batch size. Semantics follow GX: nulls are "missing" and not unexpected
-(except for the null checks), `mostly` is the share of non-missing values that must pass.
+stays flat whatever the batch size. Semantics follow GX's pandas engine on the frame dagspec would
+give it (tests/unit/test_gx_differential.py holds them to it): nulls and NaN are "missing" and not
+unexpected (except for the null checks), `mostly` is the share of non-missing values that must pass,
+bounds and value sets compare as pandas compares them; what this module cannot compute exactly
+(`handles` says False) goes to GX itself.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import math
 from decimal import Decimal
 from typing import Any, Callable
 
+from dagspec.checks.bounds import CheckError, bound, comparable, comparable_values, zoned
+from dagspec.checks.re2 import re2_pattern
 from dagspec.checks.suite import Check
+from dagspec.spec.expectation_args import is_parameter, iso_value
 
 PARTIAL = 20
 
@@ -53,12 +59,17 @@ _MAP: dict[str, Callable[[str, dict, list], str | None]] = {
     "expect_column_values_to_match_regex": lambda c, k, p: (p.append(k["regex"]), f"NOT regexp_matches({c}, ?)")[1],
     "expect_column_values_to_not_match_regex": lambda c, k, p: (p.append(k["regex"]), f"regexp_matches({c}, ?)")[1],
 }
-_NULLS = {"expect_column_values_to_not_be_null": "IS NULL", "expect_column_values_to_be_null": "IS NOT NULL"}
+_REGEX = {"expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex"}
+# Checks of text: on a column of another type GX's pandas engine reads str(value) (a regex) or fails (lengths),
+# so those go to GX itself.
+_TEXT = _REGEX | {"expect_column_value_lengths_to_equal", "expect_column_value_lengths_to_be_between"}
+_NULLS = {"expect_column_values_to_not_be_null": True, "expect_column_values_to_be_null": False}
+
 _AGG = {
     "expect_column_mean_to_be_between": "avg({})",
     "expect_column_min_to_be_between": "min({})",
     "expect_column_max_to_be_between": "max({})",
-    "expect_column_sum_to_be_between": "sum({})",
+    "expect_column_sum_to_be_between": "coalesce(sum({}), 0)",  # pandas: the sum of nothing is 0
     "expect_column_median_to_be_between": "median({})",
     "expect_column_stdev_to_be_between": "stddev_samp({})",
     "expect_column_unique_value_count_to_be_between": "count(DISTINCT {})",
@@ -66,6 +77,7 @@ _AGG = {
 _UNIQUE = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique",
            "expect_select_column_values_to_be_unique_within_record"}
 _TABLE = {"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"}
+_COUNTS = {"expect_column_value_lengths_to_be_between", "expect_column_unique_value_count_to_be_between"}
 
 SUPPORTED = set(_MAP) | set(_NULLS) | set(_AGG) | {"expect_column_values_to_be_unique",
                                                    "expect_compound_columns_to_be_unique"} | _TABLE
@@ -80,6 +92,8 @@ def supported(check: Check) -> bool:
         return False
     if check.type == "expect_compound_columns_to_be_unique":
         return check.kwargs.get("ignore_row_if", "all_values_are_missing") == "all_values_are_missing"
+    if check.type in _REGEX:
+        return re2_pattern(check.kwargs.get("regex")) is not None
     return True
 
 
@@ -88,15 +102,23 @@ def _json(v: Any) -> Any:
         return float(v)
     if isinstance(v, (dt.datetime, dt.date, dt.time)):
         return v.isoformat()
-    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-        return str(v)
+    if isinstance(v, float) and math.isnan(v):
+        return None  # GX reports no observed value for NaN
     if isinstance(v, bytes):
         return v.hex()
     return v
 
 
+def _bound_error(value: Any, column_type: str, key: str) -> str:
+    try:
+        bound(value, column_type, key)
+    except CheckError as exc:
+        return str(exc)
+    return ""
+
+
 def _in_range(value, k: dict) -> bool:
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
     lo, hi = k.get("min_value"), k.get("max_value")
     if lo is not None and (value <= lo if k.get("strict_min") else value < lo):
@@ -121,6 +143,11 @@ def _result(check: Check, success: bool, result: dict, error: str | None = None)
     }
 
 
+_BIGQUERY_TYPES = {"TIMESTAMP": "TIMESTAMP WITH TIME ZONE", "DATETIME": "TIMESTAMP", "STRING": "VARCHAR",
+                   "FLOAT64": "DOUBLE", "FLOAT": "DOUBLE", "INT64": "BIGINT", "INTEGER": "BIGINT",
+                   "NUMERIC": "DECIMAL", "BIGNUMERIC": "DECIMAL", "BOOL": "BOOLEAN"}
+
+
 class Evaluator:
     """Runs checks against one relation (a SQL FROM item) on a DuckDB connection."""
 
@@ -129,73 +156,168 @@ class Evaluator:
         self.relation = relation
         described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
         self.columns = [r[0] for r in described]
+        dialect = getattr(con, "dialect", "duckdb")
+        # Column types in DuckDB's names (BigQuery's TIMESTAMP has a zone, its DATETIME has none).
+        names = _BIGQUERY_TYPES if dialect == "bigquery" else {}
+        self.types = {r[0]: names.get(str(r[1]).upper(), str(r[1]).upper()) for r in described}
+        # NaN is a value to SQL and missing to GX's pandas engine (it is what a NULL float becomes there).
+        # PostgreSQL (quarantine after GX's SQL engine) reads the pattern as GX's SQL engine gave it.
+        self._re2 = dialect in ("duckdb", "bigquery")
+        self._nan = {c for c, t in self.types.items() if t in ("FLOAT", "DOUBLE", "REAL")} if dialect == "duckdb" else set()
+
+    def date_columns(self) -> list[str]:
+        return [c for c, t in self.types.items() if t == "DATE"]
+
+    def handles(self, check: Check) -> bool:
+        """Whether this evaluator gives GX's verdict for the check on this relation (else GX computes it)."""
+        if not supported(check):
+            return False
+        col = check.kwargs.get("column")
+        return not (check.type in _TEXT and col in self.types and self.types[col] not in ("VARCHAR", "STRING"))
 
     def _scalar(self, sql: str, params: list | None = None):
         return self.con.execute(sql, params or []).fetchone()[0]
 
+    def missing(self, name: str) -> str:
+        col = _q(name)
+        return f"({col} IS NULL OR isnan({col}))" if name in self._nan else f"{col} IS NULL"
+
+    def _kwargs(self, check: Check) -> dict:
+        """The check's kwargs with min_value/max_value as values to compare (CheckError if GX cannot)."""
+        k = dict(check.kwargs)
+        counts = check.type in _TABLE or check.type in _COUNTS
+        kind = "BIGINT" if counts else self.types.get(k.get("column"), "")
+        for key in ("min_value", "max_value"):
+            if key in k:
+                k[key] = bound(k[key], kind, key)
+        if check.type in _REGEX and self._re2:
+            k["regex"] = re2_pattern(k["regex"])
+        if isinstance(k.get("value_set"), list):
+            k["value_set"] = comparable_values(k["value_set"], kind)
+        return k
+
     def unexpected_predicate(self, check: Check) -> tuple[str, list] | None:
         """SQL that is true for a row this check counts as unexpected (None for table/aggregate checks)."""
-        k, params = check.kwargs, []
+        k, params = self._kwargs(check), []
         if check.type in _NULLS:
-            return f"{_q(k['column'])} {_NULLS[check.type]}", params
+            pred = self.missing(k["column"])
+            return (pred if _NULLS[check.type] else f"NOT {pred}"), params
         if check.type in _MAP:
             col = _q(k["column"])
             pred = _MAP[check.type](col, k, params)
-            return (f"{col} IS NOT NULL AND ({pred})" if pred else "FALSE"), params
+            return (f"NOT {self.missing(k['column'])} AND ({pred})" if pred else "FALSE"), params
         if check.type == "expect_column_values_to_be_unique":
             col = _q(k["column"])
-            return (f"{col} IN (SELECT {col} FROM {self.relation} WHERE {col} IS NOT NULL "
+            return (f"{col} IN (SELECT {col} FROM {self.relation} WHERE NOT {self.missing(k['column'])} "
                     f"GROUP BY {col} HAVING count(*) > 1)"), params
         if check.type == "expect_compound_columns_to_be_unique":
             cols = ", ".join(_q(c) for c in k["column_list"])
             return (f"({cols}) IN (SELECT ({cols}) FROM {self.relation} GROUP BY {cols} HAVING count(*) > 1) "
-                    f"AND NOT ({' AND '.join(f'{_q(c)} IS NULL' for c in k['column_list'])})"), params
+                    f"AND NOT ({' AND '.join(self.missing(c) for c in k['column_list'])})"), params
         return None
 
+    def _problem(self, c: Check) -> str | None:
+        """Why the check cannot be computed as written (reported on its result, as GX reports its errors)."""
+        absent = [col for col in (c.columns() or []) if col not in self.columns]
+        if absent:
+            return f"column(s) {', '.join(absent)} not found; the batch has: {', '.join(self.columns)}"
+        params = [f"{key}={v}" for key, v in c.kwargs.items() if is_parameter(v)]
+        if params:
+            return (f"suite parameter(s) {', '.join(params)} are not supported: dagspec passes no parameter values "
+                    "to Great Expectations; write the values themselves")
+        return None
+
+    def _as_gx_sees(self, c: Check) -> str:
+        """The aggregated column as GX's pandas engine holds it: NaN missing, DECIMAL as float (its median is
+        the midpoint, not rounded to the column's scale)."""
+        name = c.kwargs["column"]
+        col = _q(name)
+        if name in self._nan:
+            return f"CASE WHEN isnan({col}) THEN NULL ELSE {col} END"
+        if self.types.get(name, "").startswith("DECIMAL") and c.type != "expect_column_unique_value_count_to_be_between":
+            return f"CAST({col} AS DOUBLE)"
+        return col
+
+    def _bound_problem(self, c: Check) -> str | None:
+        """Bounds GX cannot compare with the column: GX raises only once it has values to compare, so this is
+        reported after the scan (a batch with no values of the column passes as it does in GX)."""
+        if c.type in _AGG:
+            return None  # read once its value is known (see _aggregate_result)
+        try:
+            self._kwargs(c)
+        except CheckError as exc:
+            return str(exc)
+        return None
+
+    def _aggregate_result(self, c: Check, value: Any) -> dict[str, Any]:
+        if value is None and self.types.get(c.kwargs["column"], "").startswith("TIMESTAMP"):
+            # GX's aggregate of no timestamps is NaT: no bound is met, none is refused but a date-only one.
+            given = [c.kwargs.get(key) for key in ("min_value", "max_value") if c.kwargs.get(key) is not None]
+            for key in ("min_value", "max_value"):
+                if type(iso_value(c.kwargs.get(key))) is dt.date:
+                    return _result(c, False, {}, _bound_error(c.kwargs[key], self.types[c.kwargs["column"]], key))
+            return _result(c, not given, {"observed_value": "NaT"})
+        if value is None:  # GX: no value, no verdict to compute (and no bound looked at)
+            return _result(c, False, {"observed_value": None})
+        try:
+            k = self._kwargs(c)
+        except CheckError as exc:
+            return _result(c, False, {}, str(exc))
+        return _result(c, _in_range(comparable(value), k), {"observed_value": _json(comparable(value))})
+
     def run(self, checks: list[Check]) -> list[dict[str, Any]]:
-        missing_cols = {}
+        problems = {c.index: p for c in checks if (p := self._problem(c)) is not None}
+        deferred = {}
         for c in checks:
-            absent = [col for col in (c.columns() or []) if col not in self.columns]
-            if absent:
-                missing_cols[c.index] = f"column(s) {', '.join(absent)} not found; the batch has: {', '.join(self.columns)}"
+            if c.index not in problems and (p := self._bound_problem(c)):
+                # pandas refuses a naive bound against a zoned column even when it holds no values: so does GX.
+                (problems if zoned(self.types.get(c.kwargs.get("column"), "")) else deferred)[c.index] = p
 
         # One scan for every count and aggregate.
         select, params, slots = ["count(*)"], [], {}
         for c in checks:
-            if c.index in missing_cols:
+            if c.index in problems:
                 continue
             k = c.kwargs
-            if c.type in _NULLS or c.type in _MAP:
+            if c.index in deferred:
+                slots[c.index] = len(select)
+                select += ["0", f"count(*) FILTER (WHERE {self.missing(k['column'])})"]
+            elif c.type in _NULLS or c.type in _MAP:
                 pred, p = self.unexpected_predicate(c)
                 slots[c.index] = len(select)
                 select.append(f"count(*) FILTER (WHERE {pred})")
                 params += p
-                select.append(f"count(*) FILTER (WHERE {_q(k['column'])} IS NULL)")
+                select.append(f"count(*) FILTER (WHERE {self.missing(k['column'])})")
             elif c.type in _AGG:
                 slots[c.index] = len(select)
-                select.append(_AGG[c.type].format(_q(k["column"])))
+                select.append(_AGG[c.type].format(self._as_gx_sees(c)))
             elif c.type == "expect_column_values_to_be_unique":
                 slots[c.index] = len(select)
-                select.append(f"count(*) FILTER (WHERE {_q(k['column'])} IS NULL)")
+                select.append(f"count(*) FILTER (WHERE {self.missing(k['column'])})")
             elif c.type == "expect_compound_columns_to_be_unique":
                 slots[c.index] = len(select)
-                select.append(f"count(*) FILTER (WHERE {' AND '.join(_q(x) + ' IS NULL' for x in k['column_list'])})")
+                select.append(f"count(*) FILTER (WHERE {' AND '.join(self.missing(x) for x in k['column_list'])})")
         row = self.con.execute(f"SELECT {', '.join(select)} FROM {self.relation}", params).fetchone()
         n = row[0]
 
         out = []
         for c in checks:
-            if c.index in missing_cols:
-                out.append(_result(c, False, {}, missing_cols[c.index]))
+            if c.index in problems:
+                out.append(_result(c, False, {}, problems[c.index]))
                 continue
-            k = c.kwargs
+            if c.type in _AGG:
+                out.append(self._aggregate_result(c, row[slots[c.index]]))
+                continue
+            if c.index in deferred:
+                nonmissing = n - row[slots[c.index] + 1]
+                out.append(self._map_result(c, n, 0, row[slots[c.index] + 1]) if nonmissing == 0 else
+                           _result(c, False, {}, deferred[c.index]))
+                continue
+            k = self._kwargs(c)
             if c.type == "expect_table_row_count_to_be_between":
                 out.append(_result(c, _in_range(n, k), {"observed_value": n}))
             elif c.type == "expect_table_row_count_to_equal":
                 out.append(_result(c, n == k.get("value"), {"observed_value": n}))
-            elif c.type in _AGG:
-                value = row[slots[c.index]]
-                out.append(_result(c, _in_range(value, k), {"observed_value": _json(value)}))
             elif c.type in _NULLS:
                 unexpected = row[slots[c.index]]
                 out.append(self._map_result(c, n, unexpected, None))
@@ -206,7 +328,7 @@ class Evaluator:
                 missing = row[slots[c.index]]
                 cols = [k["column"]] if "column" in k else list(k["column_list"])
                 keys = ", ".join(_q(x) for x in cols)
-                not_all_null = " OR ".join(f"{_q(x)} IS NOT NULL" for x in cols)
+                not_all_null = " OR ".join(f"NOT {self.missing(x)}" for x in cols)
                 unexpected = self._scalar(
                     f"SELECT coalesce(sum(c), 0) FROM (SELECT count(*) AS c FROM {self.relation} "
                     f"WHERE {not_all_null} GROUP BY {keys} HAVING count(*) > 1)") if n else 0
@@ -216,7 +338,8 @@ class Evaluator:
     def _map_result(self, c: Check, n: int, unexpected: int, missing: int | None) -> dict[str, Any]:
         nonmissing = n if missing is None else n - missing
         mostly = c.kwargs["mostly"] if c.kwargs.get("mostly") is not None else 1
-        success = nonmissing == 0 or (nonmissing - unexpected) / nonmissing >= mostly - 1e-12
+        # GX's own float arithmetic (no tolerance: a tolerance passes checks GX fails).
+        success = nonmissing == 0 or (float(nonmissing) - float(unexpected)) / float(nonmissing) >= mostly
         res: dict[str, Any] = {"element_count": n, "unexpected_count": unexpected,
                                "unexpected_percent": _pct(unexpected, nonmissing)}
         partial, counts = self._samples(c) if unexpected else ([], [])

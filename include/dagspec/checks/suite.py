@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dagspec.spec.errors import json_path
+from dagspec.spec.expectation_args import argument_problems
 from dagspec.spec.expectation_types import check_expectation_type
 
 # GX 1.x's own severity names; dagspec's are fail (stop the run) and warn (record, continue).
@@ -40,33 +42,56 @@ class SuiteError(ValueError):
 
 def load_suite(path: Path, shown_as: str) -> list[Check]:
     """Read a GX suite JSON file (1.x: name/expectations[type]; 0.x: expectation_suite_name/expectation_type)."""
+    checks, problems = _read_suite(path, shown_as)
+    if problems:
+        raise SuiteError("; ".join(f"{msg} (fix: {fix})" if fix else msg for msg, fix in problems))
+    return checks
+
+
+def suite_problems(path: Path, shown_as: str) -> list[tuple[str, str]]:
+    """Every (message, fix) wrong in a suite file: checked by `dagspec validate`, long before a run."""
+    return _read_suite(path, shown_as)[1]
+
+
+def _read_suite(path: Path, shown_as: str) -> tuple[list[Check], list[tuple[str, str]]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SuiteError(f"suite file {shown_as} does not exist under include/expectations/") from None
-    except json.JSONDecodeError as exc:
-        raise SuiteError(f"suite file {shown_as}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        return [], [(f"suite file {shown_as} does not exist under include/expectations/", "")]
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        return [], [(f"suite file {shown_as}: not valid JSON ({where})", "fix the JSON syntax")]
     items = data.get("expectations") if isinstance(data, dict) else None
     if not isinstance(items, list):
-        raise SuiteError(f"suite file {shown_as}: no 'expectations' list (is it a GX expectation suite?)")
-    checks = []
+        return [], [(f"suite file {shown_as}: no 'expectations' list (is it a GX expectation suite?)", "")]
+    checks, problems = [], []
     for i, item in enumerate(items):
         where = f"suite file {shown_as}: expectations[{i}]"
         if not isinstance(item, dict):
-            raise SuiteError(f"{where}: expected an object")
+            problems.append((f"{where}: expected an object", "write it as { \"type\": ..., \"kwargs\": ... }"))
+            continue
         kind = item.get("type") or item.get("expectation_type")
         if not kind:
-            raise SuiteError(f"{where}: no 'type'")
+            problems.append((f"{where}: no 'type'", "add \"type\": an expectation type"))
+            continue
         try:
             check_expectation_type(kind)
         except ValueError as exc:
-            raise SuiteError(f"{where}: {exc}") from None
+            problems.append((f"{where}: {exc}", ""))
+            continue
+        kwargs = item.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            problems.append((f"{where}.kwargs: expected an object", "write it as { ... }"))
+            continue
+        found = argument_problems(kind, kwargs)
+        problems += [(f"{where}{json_path(loc)[1:]}: {msg}", fix) for loc, msg, fix in found]
         meta = dict(item.get("meta") or {})
         severity = meta.get("severity") or _GX_SEVERITY.get(item.get("severity", "critical"), "fail")
         if severity not in ("fail", "warn"):
-            raise SuiteError(f"{where}: meta.severity must be 'fail' or 'warn', not {severity!r}")
-        checks.append(Check(kind, dict(item.get("kwargs") or {}), severity, meta))
-    return checks
+            problems.append((f"{where}: meta.severity must be 'fail' or 'warn', not {severity!r}",
+                             "use \"fail\" or \"warn\""))
+        checks.append(Check(kind, dict(kwargs), severity, meta))
+    return checks, problems
 
 
 def step_checks(step, expectations_root: Path) -> list[Check]:

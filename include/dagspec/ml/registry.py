@@ -8,6 +8,7 @@ outside the few that the allow-listed estimators need, and plain pickles are nev
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ from dagspec.paths import data_home
 REGISTRY_CONN_ID = "dagspec_mlflow"
 CHAMPION = "champion"
 MODEL_FILE = "model.skops"
+SHA256_TAG = "dagspec.model_sha256"
 # Beyond skops' own defaults (numpy, scikit-learn estimators), only what the allow-listed estimators hold.
 TRUSTED_TYPES = frozenset({
     "numpy.dtype",
@@ -59,8 +61,17 @@ def save_model(obj: Any, path: Path) -> Path:
     return path
 
 
-def load_model(path: Path) -> Any:
-    """Load a skops model file; anything else, or any untrusted type inside, is refused before loading."""
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_model(path: Path, sha256: str | None = None) -> Any:
+    """Load a skops model file; anything else, any untrusted type inside, or (given the sha256 pinned at
+    registration) a file that is not the registered one, is refused before loading."""
     import zipfile
 
     import skops.io as sio
@@ -75,6 +86,10 @@ def load_model(path: Path) -> Any:
         if unknown:
             raise UnsafeModel(f"refusing to load {path.name}: it holds type(s) dagspec does not trust: "
                               f"{', '.join(unknown)}")
+        if sha256 is not None and (got := file_sha256(path)) != sha256:
+            raise UnsafeModel(f"refusing to load {path.name}: it is not the file registered (sha256 {got[:16]}... "
+                              f"where {sha256[:16]}... was pinned at registration); it was replaced in the "
+                              "artifact store: retrain, or restore the registered file")
         return sio.load(path, trusted=list(untrusted))
 
 
@@ -158,6 +173,16 @@ class Registry:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                 raise
         source = f"{self.client.get_run(run_id).info.artifact_uri}/model"
+        # The stored file's hash, pinned on the run and the version: load() refuses any other file later.
+        # (A run without a model file gets no pin; loading it fails on the missing file anyway.)
+        with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:
+            try:
+                digest = file_sha256(self.download(run_id, f"model/{MODEL_FILE}", Path(tmp)))
+            except MlflowException:
+                digest = None
+        if digest is not None:
+            self.client.set_tag(run_id, SHA256_TAG, digest)
+            tags = {**tags, SHA256_TAG: digest}
         version = self.client.create_model_version(model, source, run_id, tags=tags)
         return str(version.version)
 
@@ -205,8 +230,12 @@ class Registry:
         return Path(self.client.download_artifacts(run_id, path, str(into)))
 
     def load(self, run_id: str) -> Any:
+        pinned = self.client.get_run(run_id).data.tags.get(SHA256_TAG)
+        if pinned is None:
+            log.warning("model of run %s was registered before dagspec pinned model hashes: its file is not "
+                        "verified (retrain to pin it)", run_id)
         with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:
-            return load_model(self.download(run_id, f"model/{MODEL_FILE}", Path(tmp)))
+            return load_model(self.download(run_id, f"model/{MODEL_FILE}", Path(tmp)), pinned)
 
     def read_json(self, run_id: str, path: str) -> Any:
         with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:

@@ -164,6 +164,9 @@ def _from_pydantic(exc: ValidationError, data: dict[str, Any], model: type[BaseM
     problems = []
     for err in exc.errors(include_url=False):
         loc = _strip_tags(err["loc"], data)
+        if err["type"] == "dagspec_problems":  # a rule reporting several problems, each at its own sub-path
+            problems += [((*loc, *sub), msg, fix) for sub, msg, fix in err["ctx"]["problems"]]
+            continue
         if loc == () and "end_date is before" in str(err.get("msg", "")):
             loc = ("end_date",)  # a model-level rule, but the key to change is end_date
         problems.append((loc, *_explain(err, loc, data, model)))
@@ -367,6 +370,10 @@ def _missing_suites(data: dict[str, Any], model: type[BaseModel], suite_dir: Pat
             problems.append((("steps", i, "suite"),
                              f"suite file {suite!r} does not exist in {_short_dir(suite_dir)}",
                              "create it, or fix the path (relative to include/expectations/)"))
+        else:
+            from dagspec.checks.suite import suite_problems
+
+            problems += [(("steps", i, "suite"), msg, fix) for msg, fix in suite_problems(suite_dir / suite, suite)]
     return problems
 
 

@@ -248,6 +248,13 @@ class Expectation(Strict):
 
         return check_expectation_type(value)
 
+    @model_validator(mode="after")
+    def _arguments(self) -> Expectation:
+        from dagspec.spec.expectation_args import raise_problems
+
+        raise_problems(self.type, self.kwargs)
+        return self
+
 
 class ValidateStep(StepBase):
     """Run Great Expectations on a step's batch; a failed 'fail' expectation stops the run."""

@@ -136,11 +136,11 @@ def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session,
 
 
 def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
-    from dagspec.checks.sql_engine import Evaluator, supported
+    from dagspec.checks.sql_engine import Evaluator
 
     ev = Evaluator(con, relation)
-    mine = [c for c in checks if supported(c)]
-    theirs = [c for c in checks if not supported(c)]
+    mine = [c for c in checks if ev.handles(c)]
+    theirs = [c for c in checks if not ev.handles(c)]
     by_index = dict(zip((c.index for c in mine), ev.run(mine)))
     if theirs:
         cols = sorted({col for c in theirs for col in (c.columns() or ev.columns)} & set(ev.columns))
@@ -148,7 +148,7 @@ def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
                      ", ".join(c.type for c in theirs), ", ".join(cols))
         select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols) or "*"
         df = con.execute(f"SELECT {select} FROM {relation}").fetch_df()
-        by_index.update(zip((c.index for c in theirs), _run_pandas(step, df, theirs, suite_name)))
+        by_index.update(zip((c.index for c in theirs), _run_pandas(step, df, theirs, suite_name, ev.date_columns())))
         del df
     results = [by_index[c.index] for c in checks]
     for c, r in zip(checks, results):
@@ -167,11 +167,11 @@ def _in_bigquery(ctx, step, batch, checks, suite_name, session):
     table = ctx.output_table(step.input)
     if session.table_columns(table.schema_, table.table) is None:
         raise StepFailed(f"warehouse table {table.qualified} does not exist in BigQuery: did step {step.input!r} run?")
-    mine = [c for c in checks if supported_in_bigquery(c)]
-    theirs = [c for c in checks if not supported_in_bigquery(c)]
     try:
         con = BigQueryConnection(session, session.project, table.schema_, table.table, batch.batch_date)
         ev = Evaluator(con, con.relation)
+        mine = [c for c in checks if supported_in_bigquery(c) and ev.handles(c)]
+        theirs = [c for c in checks if c not in mine]
         by_index = dict(zip((c.index for c in mine), ev.run(mine)))
         rows = con.execute(f"SELECT count(*) FROM {con.relation}").fetchone()[0]
     except Exception as exc:
@@ -188,7 +188,7 @@ def _in_bigquery(ctx, step, batch, checks, suite_name, session):
         select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols) or "*"
         sql, params = con.translate(f"SELECT {select} FROM {con.relation}")
         df = _arrow_to_df(session.arrow(sql, params))
-        by_index.update(zip((c.index for c in theirs), _run_pandas(step, df, theirs, suite_name)))
+        by_index.update(zip((c.index for c in theirs), _run_pandas(step, df, theirs, suite_name, ev.date_columns())))
         del df
     results = [by_index[c.index] for c in checks]
     for c, r in zip(checks, results):
@@ -198,11 +198,11 @@ def _in_bigquery(ctx, step, batch, checks, suite_name, session):
     return results, rows
 
 
-def _run_pandas(step: ValidateStep, df, checks: list[Check], suite_name: str) -> list[dict[str, Any]]:
+def _run_pandas(step: ValidateStep, df, checks: list[Check], suite_name: str, date_columns=()) -> list[dict[str, Any]]:
     from dagspec.checks import gx_engine
 
     try:
-        return gx_engine.run_pandas(df, checks, suite_name)
+        return gx_engine.run_pandas(df, checks, suite_name, date_columns)
     except gx_engine.CheckError as exc:
         raise StepFailed(f"validate {step.id}: GX's pandas engine could not compute the checks, an error of the "
                          f"run, not a failed expectation: {exc}") from None
