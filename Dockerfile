@@ -17,7 +17,8 @@ COPY --chown=airflow:0 include/ /opt/airflow/include/
 # Redis, PostgreSQL metadata, the FAB auth manager with its `airflow users create`.
 RUN pip install --no-cache-dir "apache-airflow[celery,redis,postgres,fab]==${AIRFLOW_VERSION}" \
         -r /opt/airflow/requirements.txt \
- && pip install --no-cache-dir --no-deps -e /opt/airflow
+ && pip install --no-cache-dir --no-deps -e /opt/airflow \
+ && rm -rf /opt/airflow/include/*.egg-info
 
 # A named volume mounted here starts with this directory's owner (the airflow user).
 RUN mkdir -p /opt/airflow/dagspec-data

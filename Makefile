@@ -17,6 +17,9 @@ $(BIN)/uv:
 $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/uv
 	@echo "installing pinned requirements into $(VENV) ..."
 	@time VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install -q --compile-bytecode -r requirements.txt -e .
+	@# setuptools leaves include/dagspec.egg-info, which the editable path puts on sys.path: a second copy of the
+	@# package's metadata, and Airflow would register the plugin's entry point twice (a plugin import error).
+	@rm -rf include/*.egg-info
 	@touch $@
 
 install: $(VENV)/.installed

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -32,7 +33,12 @@ def _run(args: list, env: dict, cwd: Path, timeout: int = 600) -> subprocess.Com
 def test_the_wheel_with_extras_runs_an_example_in_a_clean_airflow(tmp_path):
     base_env = {k: v for k, v in os.environ.items()
                 if not k.startswith(("AIRFLOW", "_AIRFLOW", "DAGSPEC", "VIRTUAL_ENV", "PYTHONPATH"))}
-    _run([UV, "build", "--wheel", "--out-dir", tmp_path / "dist", ROOT], base_env, tmp_path)
+    # Built from a copy: setuptools writes an egg-info into the source tree, which the repository's editable
+    # install would then see as a second dagspec (its Airflow plugin registered twice).
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "include", src / "include", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copy(ROOT / "pyproject.toml", src / "pyproject.toml")
+    _run([UV, "build", "--wheel", "--out-dir", tmp_path / "dist", src], base_env, tmp_path)
     wheel = next((tmp_path / "dist").glob("dagspec-*.whl"))
     venv = tmp_path / "venv"
     _run([UV, "venv", "-q", "--python", sys._base_executable, venv], base_env, tmp_path)

@@ -1,12 +1,23 @@
 """Airflow plugin: the dagspec Definitions page (Browse > Definitions), registered through the
-`airflow.plugins` entry point (pyproject.toml), so an installed dagspec needs no file in plugins/."""
+`airflow.plugins` entry point (pyproject.toml), so an installed dagspec needs no file in plugins/.
+
+Every Airflow process loads every plugin (each task, each DAG file parse), but only the api-server
+serves pages: the FastAPI app (half a second of imports) is built when the api-server first asks.
+"""
+
+from functools import cached_property
 
 from airflow.plugins_manager import AirflowPlugin
 
-from dagspec.airflow.ui import EXTERNAL_VIEW, URL_PREFIX, create_app
+from dagspec.airflow.ui_route import EXTERNAL_VIEW, URL_PREFIX
 
 
 class DagspecPlugin(AirflowPlugin):
     name = "dagspec"
-    fastapi_apps = [{"name": "dagspec_definitions", "app": create_app(), "url_prefix": URL_PREFIX}]
     external_views = [EXTERNAL_VIEW]
+
+    @cached_property
+    def fastapi_apps(self) -> list[dict]:
+        from dagspec.airflow.ui import create_app
+
+        return [{"name": "dagspec_definitions", "app": create_app(), "url_prefix": URL_PREFIX}]

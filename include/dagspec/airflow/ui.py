@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse
 from dagspec.connections import ConnectionInfo, ConnectionNotFound, embedded_default
 
 log = logging.getLogger(__name__)
-URL_PREFIX = "/dagspec"
+from dagspec.airflow.ui_route import URL_PREFIX
 
 
 @dataclass
@@ -289,10 +289,3 @@ def create_app() -> FastAPI:
     return app
 
 
-EXTERNAL_VIEW = {
-    "name": "Definitions",
-    "href": f"{URL_PREFIX.lstrip('/')}/",
-    "destination": "nav",
-    "category": "browse",
-    "url_route": "dagspec-definitions",
-}
