@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from dagspec.spec.schedule import check_schedule
+from dagspec.store_names import RESERVED
 
 # A thousand definitions share a handful of schedules; checking one with croniter costs 0.2 ms.
 _checked_schedule = lru_cache(maxsize=256)(check_schedule)
@@ -50,6 +51,13 @@ class ConnRef(Strict):
 class TableRef(Strict):
     schema_: Identifier = Field(alias="schema", description="Schema (dataset) name.", examples=["raw", "analytics"])
     table: Identifier = Field(description="Table name.", examples=["orders", "daily_revenue"])
+
+    @field_validator("schema_")
+    @classmethod
+    def _not_the_stores_own(cls, value: str) -> str:
+        if value.lower() in RESERVED:
+            raise ValueError(f"schema {value!r} is a folder the store keeps for itself ({', '.join(sorted(RESERVED))})")
+        return value
 
     @property
     def qualified(self) -> str:
