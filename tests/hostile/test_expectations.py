@@ -159,7 +159,8 @@ def _both(table: pa.Table, checks: list[Check]) -> list[tuple[dict, dict]]:
     ev = Evaluator(con, "batch")
     assert all(ev.handles(c) for c in checks)
     ours = ev.run(checks)
-    theirs = gx_engine.run_pandas(con.execute("SELECT * FROM batch").fetch_df(), checks, "hostile", ev.date_columns())
+    theirs = gx_engine.run_pandas(con.execute("SELECT * FROM batch").fetch_df(), checks, "hostile", ev.date_columns(),
+                                  keep_errors=True)
     return list(zip(ours, theirs))
 
 
@@ -216,7 +217,8 @@ def test_an_error_inside_gx_reaches_the_report_as_one_message():
     con = duckdb.connect()
     con.register("batch", pa.table({"ts": pa.array([dt.datetime(2025, 3, 1)], pa.timestamp("us"))}))
     check = Check("expect_column_values_to_be_between", {"column": "ts", "min_value": "2025-03-01"})
-    [result] = gx_engine.run_pandas(con.execute("SELECT * FROM batch").fetch_df(), [check], "hostile")
+    [result] = gx_engine.run_pandas(con.execute("SELECT * FROM batch").fetch_df(), [check], "hostile",
+                                    keep_errors=True)
     assert result["exception_info"]["raised_exception"] is True
     assert "Cannot compare Timestamp with datetime.date" in result["exception_info"]["exception_message"]
     result.update(type=check.type, severity="fail")

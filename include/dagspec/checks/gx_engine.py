@@ -40,10 +40,12 @@ def raised(result: dict[str, Any]) -> str | None:
     return None
 
 
-def _results(validation) -> list[dict[str, Any]]:
+def _results(validation, keep_errors: bool = False) -> list[dict[str, Any]]:
+    """GX's results in the checks' order. An exception GX caught is a CheckError, unless ``keep_errors`` (a
+    comparison with GX's own verdict, where a raised check is an answer too)."""
     out = validation.to_json_dict()["results"]
     errors = [(r["expectation_config"], raised(r)) for r in out if raised(r)]
-    if errors:
+    if errors and not keep_errors:
         config, message = errors[0]
         column = config["kwargs"].get("column")
         what = f"{config['type']}({column})" if column else config["type"]
@@ -87,9 +89,9 @@ class PandasBatches:
                             .add_batch_definition_whole_dataframe("batch"))
 
     def validate(self, df, checks: list[Check], name: str, result_format: str = "SUMMARY",
-                 date_columns: tuple[str, ...] | list[str] = ()) -> list[dict[str, Any]]:
+                 date_columns: tuple[str, ...] | list[str] = (), keep_errors: bool = False) -> list[dict[str, Any]]:
         batch = self._definition.get_batch(batch_parameters={"dataframe": gx_frame(df, date_columns)})
-        return _results(batch.validate(_suite(checks, name), result_format=result_format))
+        return _results(batch.validate(_suite(checks, name), result_format=result_format), keep_errors)
 
 
 def gx_frame(df, date_columns=()):
@@ -111,9 +113,9 @@ def gx_frame(df, date_columns=()):
     return df
 
 
-def run_pandas(df, checks: list[Check], name: str, date_columns=()) -> list[dict[str, Any]]:
+def run_pandas(df, checks: list[Check], name: str, date_columns=(), keep_errors: bool = False) -> list[dict[str, Any]]:
     """GX's pandas engine on a DataFrame (only the columns the checks read are loaded by the caller)."""
-    return PandasBatches(name).validate(df, checks, name, date_columns=date_columns)
+    return PandasBatches(name).validate(df, checks, name, date_columns=date_columns, keep_errors=keep_errors)
 
 
 def run_sql(connection_string: str, query: str, checks: list[Check], name: str) -> list[dict[str, Any]]:
