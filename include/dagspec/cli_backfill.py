@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -79,7 +80,7 @@ def freshness(
         try:
             verdicts = check_freshness(pipeline, max_age_hours=max_age_hours, resolver=cli_resolver())
         except ValueError as exc:
-            err.print(f"[red]{exc}[/] (use --max-age-hours)")
+            err.print(f"[red]{escape(str(exc))}[/] (use --max-age-hours)")
             raise typer.Exit(2) from None
         for v in verdicts:
             stale += v.stale
@@ -125,8 +126,9 @@ def _loaded_days(pipeline, days: list[date], tables, context_cls) -> set[date]:
                 and set(record["steps"].values()) == {"success"}:
             done.add(d)
         elif record.get("state") == "running":
-            err.print(f"{pipeline.dag_id} {d}: run {record.get('run_id', '?')[:8]} started "
-                      f"{record.get('started_at', '?')} never ended (killed?): running the date again", soft_wrap=True)
+            err.print(escape(f"{pipeline.dag_id} {d}: run {str(record.get('run_id', '?'))[:8]} started "
+                             f"{record.get('started_at', '?')} never ended (killed?): running the date again"),
+                      soft_wrap=True)
     return done
 
 
@@ -148,11 +150,11 @@ class AirflowClient:
         try:
             resp = self.http.post(f"{self.url}/auth/token", json={"username": username, "password": password}, timeout=30)
         except (requests.Timeout, requests.ConnectionError):
-            err.print(f"[red]no Airflow api-server answers at {self.url}[/] (start one with `make up`, "
+            err.print(f"[red]no Airflow api-server answers at {escape(self.url)}[/] (start one with `make up`, "
                       "give --url, or run the dates in-process with --local)")
             raise typer.Exit(2) from None
         if resp.status_code not in (200, 201):
-            err.print(f"[red]Airflow refused the login of {username!r} (HTTP {resp.status_code})[/]")
+            err.print(f"[red]Airflow refused the login of {escape(repr(username))} (HTTP {resp.status_code})[/]")
             raise typer.Exit(2)
         self.http.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
 
@@ -220,7 +222,7 @@ def _remote(client: AirflowClient, dag_id: str, first: date, last: date, reproce
             return 0
         backfill = client.call("POST", "/backfills", json=body)
     except ApiError as exc:
-        err.print(f"[red]Airflow refused the backfill of {dag_id}[/]: {exc}")
+        err.print(f"[red]Airflow refused the backfill of {dag_id}[/]: {escape(str(exc))}")
         return 2
     state = BackfillState(sorted(p["logical_date"] for p in planned if p.get("logical_date")))
     err.print(f"backfill {backfill['id']} of {dag_id}: {len(state.dates)} run(s) from {first} to {last}"

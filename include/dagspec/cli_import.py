@@ -21,6 +21,8 @@ def import_seeds(
                                                "(default: dags/definitions, or $DAGSPEC_DEFINITIONS)."),
     sql: Optional[Path] = typer.Option(None, "--sql-dir", help="SQL folder (default: include/sql, or $DAGSPEC_SQL_DIR)."),
     force: bool = typer.Option(False, "--force", help="Replace a definition or SQL file that exists already."),
+    inline: bool = typer.Option(False, "--inline", help="Keep the SQL inside the definition (a drop that carries "
+                                "its own SQL) instead of writing a SQL file."),
 ):
     """Write an equivalent dagspec definition (and SQL file) for each seed file, report every field not carried
     over and why, and print the backfill command that replaces back_date_from."""
@@ -35,7 +37,7 @@ def import_seeds(
     for path in files:
         try:
             seed = json.loads(path.read_text(encoding="utf-8-sig"))
-            done = import_seed(seed)
+            done = import_seed(seed, inline=inline)
         except (OSError, UnicodeDecodeError, ValueError) as exc:  # SeedError and JSONDecodeError are ValueErrors
             message = str(exc) if isinstance(exc, SeedError) else f"$: cannot read it as JSON: {exc}"
             err.print(f"{path}: {message}")
@@ -43,7 +45,7 @@ def import_seeds(
             continue
         target = definitions / f"{done.definition['dag_id']}.json"
         sql_file = sql / done.sql_path
-        clash = [p for p in (target, sql_file) if p.exists()] if not force else []
+        clash = [p for p in (target, *([] if inline else [sql_file])) if p.exists()] if not force else []
         if clash:
             err.print(f"{path}: {', '.join(map(str, clash))} exists already (fix: pass --force to replace it)")
             failed += 1
@@ -58,9 +60,10 @@ def import_seeds(
                 err.print(f"{path}: the converted definition is not valid:\n{exc}")
                 failed += 1
                 continue
-        _write(sql_file, done.sql)
+        if not inline:
+            _write(sql_file, done.sql)
         _write(target, text)
-        out.print(f"{path} -> {target} + {sql_file}")
+        out.print(f"{path} -> {target}" + ("" if inline else f" + {sql_file}"))
         for note in done.notes:
             out.print(f"  {note}")
         if done.backfill:

@@ -42,8 +42,9 @@ class Imported:
     backfill: str | None = None  # the command that replaces back_date_from
 
 
-def import_seed(seed: dict[str, Any]) -> Imported:
-    """One seed definition -> an equivalent dagspec definition; SeedError when a field cannot be converted."""
+def import_seed(seed: dict[str, Any], *, inline: bool = False) -> Imported:
+    """One seed definition -> an equivalent dagspec definition (its SQL in a file, or ``inline`` in the
+    definition); SeedError when a field cannot be converted."""
     if not isinstance(seed, dict):
         raise SeedError("$: the seed file is not a JSON object")
     for key in ("dag_id", "schema", "table_name", "query", "start_date"):
@@ -63,8 +64,8 @@ def import_seed(seed: dict[str, Any]) -> Imported:
         "schedule": _schedule(seed.get("schedule_interval")),
         "start_date": _date(seed["start_date"], "start_date"),
         "steps": [
-            {"id": step_id, "kind": "transform", "sql": sql_path, "dialect": "redshift",
-             "target": {"schema": schema, "table": table}},
+            {"id": step_id, "kind": "transform", **({"query": sql} if inline else {"sql": sql_path}),
+             "dialect": "redshift", "target": {"schema": schema, "table": table}},
             {"id": f"publish_{table}", "kind": "publish", "input": step_id,
              "export": {"format": "parquet", "target": {"schema": schema, "table": table}}},
         ],

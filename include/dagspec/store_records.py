@@ -19,8 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from dagspec.store_io import make_dirs, write_bytes
-
-TEMP, CHECKS, RUNS = "_tmp", "_checks", "_runs"
+from dagspec.store_names import CHECKS, RUNS, TEMP  # noqa: F401  (re-exported for store.py)
 
 
 class PartitionChanged(ValueError):

@@ -539,3 +539,21 @@ def test_list_shows_file_names_as_text_not_markup(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "[bold red]x.json" in res.stdout and "[blink]y[\\].json" in res.stdout
     assert "line\\nbreak.json" in res.stdout
+
+
+def test_an_inline_query_is_rendered_and_parsed_at_validate_like_a_file(tmp_path):
+    """A drop carrying its own SQL gets the same checks as a SQL file: a typo is a line in validate, with its path."""
+    from dagspec.spec.errors import DefinitionError
+    from dagspec.spec.load import load_definition
+
+    definition = {"dag_id": "inline_bad", "start_date": "2025-01-01", "steps": [
+        {"id": "extract_orders", "kind": "extract", "source": {"table": "orders"},
+         "target": {"schema": "raw_inline", "table": "orders"}},
+        {"id": "by_channel", "kind": "transform", "inputs": ["extract_orders"],
+         "query": "SELEC channel FROM {{ ref('extract_orders') }} WHERE {{ nope.x }}"}]}
+    path = tmp_path / "inline_bad.json"
+    path.write_text(json.dumps(definition))
+    with pytest.raises(DefinitionError) as err:
+        load_definition(path, sql_dir=tmp_path, check_sql=True)
+    assert [p.path for p in err.value.problems] == ["$.steps[1].query"]
+    assert "does not render" in err.value.problems[0].message

@@ -253,3 +253,16 @@ def test_an_error_quoting_rich_markup_is_printed_as_text(data_home, tmp_path):
     assert done.returncode == 1 and "MarkupError" not in output, output[-3000:]
     assert "ds_markup 2025-03-01: failed: source connection 'dagspec_source'" in output, output[-3000:]
     assert "no such table: [/]" in output, output[-3000:]
+
+
+def test_backfill_prints_an_api_servers_text_as_text_not_markup(monkeypatch, tmp_path):
+    """An api-server URL (or an error it sends back) holding '[/]' is text: Rich markup would crash on it."""
+    from typer.testing import CliRunner
+
+    from dagspec.cli import app
+
+    monkeypatch.setenv("DAGSPEC_AIRFLOW_PASSWORD", "x")
+    result = CliRunner().invoke(app, ["backfill", "orders_daily", "--from", "2025-03-01", "--to", "2025-03-01",
+                                      "--url", "http://127.0.0.1:9/[/]not-markup"])
+    assert result.exit_code == 2, result.output
+    assert "[/]not-markup" in result.output and "MarkupError" not in result.output

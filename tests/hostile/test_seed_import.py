@@ -69,3 +69,15 @@ def test_one_bad_seed_file_does_not_stop_the_others_and_writes_nothing_of_its_ow
                            capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 1 and "exists already (fix: pass --force" in again.stderr
     assert (definitions / "redshift_orders_daily.json").read_text() == before
+
+
+def test_inline_import_keeps_the_sql_in_the_definition_and_writes_no_file(tmp_path):
+    definitions, sql = tmp_path / "definitions", tmp_path / "sql"
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps(SEED))
+    env = {**os.environ, "DAGSPEC_HOME": str(tmp_path / "home")}
+    res = subprocess.run([DAGSPEC, "import", str(seed), "--inline", "--definitions", str(definitions),
+                          "--sql-dir", str(sql)], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    step = json.loads((definitions / "redshift_orders_daily.json").read_text())["steps"][0]
+    assert "sql" not in step and "CAST(:from_date AS DATE)" in step["query"] and not sql.exists()

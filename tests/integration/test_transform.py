@@ -188,3 +188,30 @@ def test_sql_files_get_airflow_template_variables_and_macros(tmp_path, monkeypat
     assert rows_of("SELECT ds, week_ago, ds_eu, ds_nodash, end_day, six_am, prev_ds, next_ds, orders "
                    "FROM mart.stamp") == [("2025-03-01", "2025-02-22", "01/03/2025", "20250301", "2025-03-02",
                                            "2025-03-01T06:00:00+00:00", "2025-02-28", "2025-03-02", n)]
+
+
+def test_an_inline_query_runs_like_a_sql_file(tmp_path, monkeypatch, data_home):
+    """A drop that carries its own SQL: the same Jinja, ref() and window as a file, no file deployed."""
+    query = ("SELECT channel, count(*) AS orders FROM {{ ref('extract_orders') }} "
+             "WHERE ordered_at >= :from_date AND ordered_at < :to_date AND '{{ ds }}' = '{{ batch_date }}' "
+             "GROUP BY channel")
+    target = {"schema": "analytics", "table": "inline_orders"}
+    path = pipeline_with(tmp_path, monkeypatch, {}, [
+        {"id": "by_channel", "kind": "transform", "query": query, "inputs": ["extract_orders"], "target": target}])
+    run(path, D1)
+    want = source(data_home, "SELECT channel, count(*) FROM orders WHERE substr(ordered_at, 1, 10) = ? "
+                  "GROUP BY channel ORDER BY channel", (D1.isoformat(),))
+    got = warehouse_rows(data_home / "warehouse.duckdb",
+                         "SELECT channel, orders FROM analytics.inline_orders ORDER BY channel")
+    assert got == want and sum(n for _, n in want) > 100
+
+
+def test_a_transform_needs_exactly_one_of_sql_and_query(tmp_path, monkeypatch, data_home):
+    from dagspec.spec.errors import DefinitionError
+
+    for step in ({"id": "t", "kind": "transform", "inputs": ["extract_orders"]},
+                 {"id": "t", "kind": "transform", "sql": "a.sql", "query": "SELECT 1", "inputs": ["extract_orders"]}):
+        path = pipeline_with(tmp_path, monkeypatch, {"a.sql": "SELECT 1"}, [step])
+        with pytest.raises(DefinitionError) as err:
+            load_definition(path)
+        assert "give exactly one of 'sql' (a SQL file) or 'query' (the SQL inline)" in str(err.value)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from dagspec.spec.schedule import check_schedule
+from dagspec.store_names import RESERVED
 
 # A thousand definitions share a handful of schedules; checking one with croniter costs 0.2 ms.
 _checked_schedule = lru_cache(maxsize=256)(check_schedule)
@@ -50,6 +51,13 @@ class ConnRef(Strict):
 class TableRef(Strict):
     schema_: Identifier = Field(alias="schema", description="Schema (dataset) name.", examples=["raw", "analytics"])
     table: Identifier = Field(description="Table name.", examples=["orders", "daily_revenue"])
+
+    @field_validator("schema_")
+    @classmethod
+    def _not_the_stores_own(cls, value: str) -> str:
+        if value.lower() in RESERVED:
+            raise ValueError(f"schema {value!r} is a folder the store keeps for itself ({', '.join(sorted(RESERVED))})")
+        return value
 
     @property
     def qualified(self) -> str:
@@ -303,11 +311,18 @@ class TransformStep(StepBase):
 
     kind: Literal["transform"] = Field(description="Step kind: run a SQL file in the warehouse once per batch.",
                                        examples=["transform"])
-    sql: str = Field(
+    sql: str | None = Field(
+        default=None,
         description="Path of a SQL file under include/sql/. In it, {{ ref('step_id') }} names a step's batch, "
-        ":from_date and :to_date are the window (bound parameters).",
+        ":from_date and :to_date are the window (bound parameters). Give either sql or query.",
         examples=["orders/daily_revenue.sql"],
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.sql$",
+    )
+    query: str | None = Field(
+        default=None, min_length=1, max_length=100_000,
+        description="The SQL itself, inline, for a drop that carries its own SQL: the same Jinja, ref() and "
+        ":from_date/:to_date as a SQL file. Give either sql or query.",
+        examples=["SELECT channel, count(*) AS orders FROM {{ ref('extract_orders') }} GROUP BY channel"],
     )
     dialect: Literal["duckdb", "postgres", "redshift", "bigquery", "mysql", "sqlite", "snowflake"] | None = Field(
         default=None,
@@ -336,14 +351,21 @@ class TransformStep(StepBase):
 
     @model_validator(mode="after")
     def _key_needs_incremental(self) -> TransformStep:
+        if (self.sql is None) == (self.query is None):
+            raise ValueError("give exactly one of 'sql' (a SQL file) or 'query' (the SQL inline)")
         if self.unique_key is not None and self.materialization != "incremental":
             raise ValueError("'unique_key' goes with materialization 'incremental' (it merges batches on the key)")
         return self
 
+    @property
+    def sql_label(self) -> str:
+        """How messages name the step's SQL: its file, or the step's inline query."""
+        return self.sql or f"the inline query of {self.id}"
+
     @field_validator("sql")
     @classmethod
-    def _inside_sql_dir(cls, value: str) -> str:
-        if ".." in value.split("/"):
+    def _inside_sql_dir(cls, value: str | None) -> str | None:
+        if value is not None and ".." in value.split("/"):
             raise ValueError("the SQL file must be inside include/sql/ (no '..')")
         return value
 

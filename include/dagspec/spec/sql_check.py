@@ -36,9 +36,10 @@ def _sql_texts(pipeline: Pipeline, sql_dir: Path):
         if source is not None and getattr(source, "query", None):
             yield ("steps", i, "source", "query"), source.query, ("bigquery",) if source.kind == "bigquery" else ANY_DIALECT
         if step.kind == "transform":
-            text = _read(sql_dir, step.sql)
+            text = step.query if step.query is not None else _read(sql_dir, step.sql)
             if text is not None:
-                yield ("steps", i, "sql"), text, (step.dialect,) if step.dialect else ANY_DIALECT
+                where = "query" if step.query is not None else "sql"
+                yield ("steps", i, where), text, (step.dialect,) if step.dialect else ANY_DIALECT
         data = getattr(step, "data", None)
         if data is not None and getattr(data, "sql", None):
             text = _read(sql_dir, data.sql)

@@ -16,7 +16,7 @@ from dagspec.warehouse import materialize
 
 
 def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
-    template = read_sql_file(ctx.sql_root, step.sql)
+    template = step.query if step.query is not None else read_sql_file(ctx.sql_root, step.sql)
     target = ctx.output_table(step.id)
     rows: dict[str, int] = {}
     with ctx.warehouse.session() as session:
@@ -29,7 +29,7 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
 
             def ref(step_id: str) -> str:
                 if step_id not in step.inputs:
-                    raise StepFailed(f"{step.sql}: ref({step_id!r}) is not in the step's inputs; add it to 'inputs'")
+                    raise StepFailed(f"{step.sql_label}: ref({step_id!r}) is not in the step's inputs; add it to 'inputs'")
                 # A plain token while sqlglot reads the file; the warehouse's own relation text goes in after,
                 # so it never has to parse in the file's dialect (BigQuery's `project.dataset.table`).
                 token = f"__dagspec_ref_{step_id}"
@@ -42,7 +42,7 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
             sql = _put_refs(sql, refs)
             unknown = [n for n in names if n not in batch.params()]
             if unknown:
-                raise StepFailed(f"{step.sql}: unknown parameter(s) {', '.join(':' + n for n in unknown)}; "
+                raise StepFailed(f"{step.sql_label}: unknown parameter(s) {', '.join(':' + n for n in unknown)}; "
                                  "available: :from_date, :to_date, :batch_date")
             params = {n: _naive(batch.params()[n]) for n in names}
             try:
@@ -57,7 +57,7 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
             except StepFailed:
                 raise
             except Exception as exc:
-                raise StepFailed(f"transform {step.id} ({step.sql}) failed in the warehouse, {target.qualified} is "
+                raise StepFailed(f"transform {step.id} ({step.sql_label}) failed in the warehouse, {target.qualified} is "
                                  f"unchanged: {type(exc).__name__}: {_first_line(exc)}") from exc
             rows[batch.batch_date.isoformat()] = count
             ctx.log.info("transform %s: batch_date=%s rows=%d -> %s (%s)", step.id, batch.batch_date, count,
@@ -70,9 +70,9 @@ def _create_view(ctx: RunContext, step: TransformStep, session, template: str) -
 
     def ref(step_id: str) -> str:
         if step_id not in step.inputs:
-            raise StepFailed(f"{step.sql}: ref({step_id!r}) is not in the step's inputs; add it to 'inputs'")
+            raise StepFailed(f"{step.sql_label}: ref({step_id!r}) is not in the step's inputs; add it to 'inputs'")
         if isinstance(ctx.pipeline.step(step_id), ExtractStep):
-            raise StepFailed(f"{step.sql}: a view can only read warehouse tables; {step_id!r} is staged Parquet "
+            raise StepFailed(f"{step.sql_label}: a view can only read warehouse tables; {step_id!r} is staged Parquet "
                              "(make it a table or incremental transform, or read a transform's output)")
         table = ctx.output_table(step_id)
         return materialize.relation(session, table.schema_, table.table)
@@ -90,12 +90,12 @@ def _create_view(ctx: RunContext, step: TransformStep, session, template: str) -
     sql, names = _transpile(ctx, step, session, rendered)
     sql = _put_refs(sql, refs)
     if names:
-        raise StepFailed(f"{step.sql}: a view cannot hold bound parameters ({', '.join(':' + n for n in names)}); "
+        raise StepFailed(f"{step.sql_label}: a view cannot hold bound parameters ({', '.join(':' + n for n in names)}); "
                          "use materialization 'incremental' or 'table' for windowed SQL")
     try:
         materialize.create_view(session, target.schema_, target.table, sql)
     except Exception as exc:
-        raise StepFailed(f"transform {step.id} ({step.sql}): creating view {target.qualified} failed, the previous "
+        raise StepFailed(f"transform {step.id} ({step.sql_label}): creating view {target.qualified} failed, the previous "
                          f"one is unchanged: {type(exc).__name__}: {_first_line(exc)}") from exc
     ctx.log.info("transform %s: view %s created", step.id, target.qualified)
 
@@ -105,9 +105,9 @@ def _transpile(ctx: RunContext, step: TransformStep, session, rendered: str) -> 
     try:
         sql, names = to_dialect(rendered, read=read, write=session.dialect)
     except Exception as exc:
-        raise StepFailed(f"{step.sql}: sqlglot could not read it as {read} SQL: {_first_line(exc)}") from exc
+        raise StepFailed(f"{step.sql_label}: sqlglot could not read it as {read} SQL: {_first_line(exc)}") from exc
     if read != session.dialect:
-        ctx.log.info("transform %s: %s transpiled from %s to %s by sqlglot", step.id, step.sql, read, session.dialect)
+        ctx.log.info("transform %s: %s transpiled from %s to %s by sqlglot", step.id, step.sql_label, read, session.dialect)
     return sql, names
 
 
