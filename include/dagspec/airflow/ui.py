@@ -1,7 +1,8 @@
 """The Definitions page: every definition with its DAG, schedule, validity, last run, newest partition and
 current model champion.
 
-A small FastAPI app the plugin (plugins/dagspec_plugin.py) mounts in Airflow's api-server at
+A small FastAPI app the plugin (dagspec.airflow.plugin, registered through the `airflow.plugins`
+entry point) mounts in Airflow's api-server at
 /dagspec, shown in the UI's Browse menu as an external view (an iframe of /dagspec/). It
 answers only to a signed-in user: Airflow's own JWT, as a Bearer header or the UI's cookie.
 
