@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Protocol
 
 import pyarrow as pa
 
+from dagspec.errors import StepFailed
 from dagspec.spec.ml_steps import MLData
-from dagspec.spec.model import ExtractStep
+from dagspec.spec.model import ExtractStep, Pipeline, TableRef
 from dagspec.sql import qualified, quote, read_sql_file, render_window, to_dialect
-from dagspec.stages.context import RunContext, StepFailed
 from dagspec.windows import Window
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
+
+    from dagspec.store import Store
+
+
+class RunData(Protocol):
+    """What reading a model step's rows needs from the run (the stages' RunContext is one)."""
+
+    pipeline: Pipeline
+    sql_root: Path
+
+    @property
+    def store(self) -> Store: ...
+
+    def output_table(self, step_id: str) -> TableRef: ...
+
+    def staged(self, step_id: str, dates: list[date]) -> pads.Dataset: ...
 
 
 def lookback(window: Window, days: int | None) -> Window:
@@ -19,7 +39,7 @@ def lookback(window: Window, days: int | None) -> Window:
     return Window(window.end - timedelta(days=days), window.end) if days else window
 
 
-def read(ctx: RunContext, session, data: MLData, window: Window, columns: list[str] | None,
+def read(ctx: RunData, session, data: MLData, window: Window, columns: list[str] | None,
          chunk_rows: int = 100_000) -> pa.RecordBatchReader:
     """A stream of the rows of `data` that fall in `window` (only `columns`, when given)."""
     if data.input is not None and isinstance(ctx.pipeline.step(data.input), ExtractStep):
@@ -57,11 +77,11 @@ def read(ctx: RunContext, session, data: MLData, window: Window, columns: list[s
     return session.arrow(sql, params, chunk_rows)
 
 
-def read_all(ctx: RunContext, session, data: MLData, window: Window, columns: list[str] | None) -> pa.Table:
+def read_all(ctx: RunData, session, data: MLData, window: Window, columns: list[str] | None) -> pa.Table:
     return read(ctx, session, data, window, columns).read_all()
 
 
-def _staged(ctx: RunContext, step_id: str, window: Window, columns: list[str] | None,
+def _staged(ctx: RunData, step_id: str, window: Window, columns: list[str] | None,
             chunk_rows: int) -> pa.RecordBatchReader:
     table = ctx.output_table(step_id)
     dates = [d for d in ctx.store.batch_dates(table.schema_, table.table)
