@@ -10,7 +10,7 @@ import pytest
 
 from dagspec.ml.metrics import decide
 from dagspec.spec.ml_steps import PromoteStep
-from dagspec.stages.ml_stages import json_safe
+from dagspec.stages.ml.common import json_safe
 
 NAN = math.nan
 CHAMP = {"roc_auc": 0.70, "log_loss": 0.40}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from dagspec.stages.context import RunContext, StepFailed
+from dagspec.stages.ml import ML_KINDS
+from dagspec.stages.ml import stage as ml_stage
 
 
 def stage_for(kind: str) -> Callable[..., Any]:
@@ -17,10 +19,8 @@ def stage_for(kind: str) -> Callable[..., Any]:
         from dagspec.stages.transform import run_transform as fn
     elif kind == "publish":
         from dagspec.stages.publish import run_publish as fn
-    elif kind in ("train", "evaluate", "promote", "score", "drift"):
-        from dagspec.stages.ml_stages import stage as _ml_stage
-
-        fn = _ml_stage(kind)
+    elif kind in ML_KINDS:
+        fn = ml_stage(kind)
     else:
         raise ValueError(f"no stage for step kind {kind!r}")
     return fn

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagspec.connections import Resolver, env_resolver
 from dagspec.errors import StepFailed  # noqa: F401  (re-exported for stages)
@@ -16,6 +17,9 @@ from dagspec.spec.model import ExtractStep, Pipeline, TableRef, TransformStep
 from dagspec.spec.outputs import WORK_SCHEMA, work_table_name  # noqa: F401  (re-exported)
 from dagspec.store import PartitionChanged, Store
 from dagspec.windows import Batch, Window
+
+if TYPE_CHECKING:
+    from dagspec.ml.registry import Registry
 
 
 @dataclass
@@ -41,6 +45,13 @@ class RunContext:
         from dagspec.warehouse.base import open_warehouse
 
         return open_warehouse(self.resolver(self.pipeline.warehouse.conn_id))
+
+    @cached_property
+    def model_registry(self) -> Registry:
+        """One registry client for the step: opening the registry's store costs a migration check."""
+        from dagspec.ml.registry import Registry
+
+        return Registry.open(self.resolver)
 
     def close(self) -> None:
         """The step has ended: release what it held in the store."""

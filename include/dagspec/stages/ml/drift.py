@@ -12,12 +12,12 @@ from dagspec.ml import data as ml_data
 from dagspec.ml import drift, features
 from dagspec.spec.ml_steps import DriftStep, Feature
 from dagspec.stages.context import RunContext
-from dagspec.stages.ml_stages import json_safe, registry, report_dir, write_record
+from dagspec.stages.ml.common import json_safe, report_dir, write_record
 
 
 def run_drift(ctx: RunContext, step: DriftStep) -> dict[str, Any]:
     window = ml_data.lookback(ctx.window, step.data.days)
-    reg = registry(ctx)
+    reg = ctx.model_registry
     champ = reg.champion(step.model)
     result: dict[str, Any] = {"model": step.model, "window": [window.start.isoformat(), window.end.isoformat()],
                               "retrain": step.retrain, "psi_threshold": step.psi_threshold,

@@ -8,16 +8,18 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from dagspec.errors import StepFailed
 from dagspec.ml import features, metrics
 from dagspec.spec.ml_steps import EvaluateStep, PromoteStep, TrainStep
-from dagspec.stages.context import RunContext, StepFailed
-from dagspec.stages.ml_stages import champion_features, json_safe, registry, report_dir, run_key, write_record
+from dagspec.stages.context import RunContext
+from dagspec.stages.ml.common import champion_features, json_safe, report_dir, run_key, write_record
+from dagspec.stages.ml.training_report import champion_curve, write_report
 
 
 def _challenger(ctx: RunContext, train_id: str):
     train = ctx.pipeline.step(train_id)
     assert isinstance(train, TrainStep)
-    reg = registry(ctx)
+    reg = ctx.model_registry
     try:
         version = reg.find_version(train.model, run_key(ctx, train.id))
     except LookupError as exc:
@@ -107,8 +109,6 @@ def run_promote(ctx: RunContext, step: PromoteStep) -> dict[str, Any]:
 
 def _update_report(ctx, train: TrainStep, reg, version, challenger, decision, champ) -> None:
     """`champ`: the champion the decision was made against (the alias may point at `version` by now)."""
-    from dagspec.stages.ml_train import champion_curve, write_report
-
     try:
         holdout = _holdout(reg, version.run_id)
         df = features.frame(holdout, train.features, [train.target])

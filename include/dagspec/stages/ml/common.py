@@ -1,39 +1,19 @@
-"""Shared plumbing of the model stages: dispatch by kind, the registry, the hand-off key, JSON-safe results."""
+"""Shared plumbing of the model stages: the hand-off key, report folders and records, JSON-safe results,
+what a registered version was trained on."""
 
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from dagspec.stages.context import RunContext, StepFailed
+from dagspec.errors import StepFailed
+from dagspec.spec.ml_steps import Feature
+from dagspec.stages.context import RunContext
 
-
-def stage(kind: str) -> Callable[..., Any]:
-    if kind == "train":
-        from dagspec.stages.ml_train import run_train as fn
-    elif kind == "evaluate":
-        from dagspec.stages.ml_evaluate import run_evaluate as fn
-    elif kind == "promote":
-        from dagspec.stages.ml_evaluate import run_promote as fn
-    elif kind == "score":
-        from dagspec.stages.ml_score import run_score as fn
-    elif kind == "drift":
-        from dagspec.stages.ml_drift import run_drift as fn
-    else:
-        raise ValueError(f"no model stage for step kind {kind!r}")
-    return fn
-
-
-def registry(ctx: RunContext):
+if TYPE_CHECKING:
     from dagspec.ml.registry import Registry
-
-    cached = getattr(ctx, "_ml_registry", None)
-    if cached is None:
-        cached = Registry.open(ctx.resolver)
-        ctx._ml_registry = cached  # one client per task: opening the store costs a migration check
-    return cached
 
 
 def run_key(ctx: RunContext, train_step_id: str) -> str:
@@ -64,10 +44,8 @@ def write_record(path: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def champion_features(reg, version) -> tuple[list, str, str]:
+def champion_features(reg: Registry, version: Any) -> tuple[list[Feature], str, str]:
     """(features, target, task) the version was trained with, as its training run recorded them."""
-    from dagspec.spec.ml_steps import Feature
-
     run = reg.client.get_run(version.run_id)
     try:
         features = [Feature.model_validate(f) for f in json.loads(run.data.tags["dagspec.features"])]
@@ -76,4 +54,4 @@ def champion_features(reg, version) -> tuple[list, str, str]:
         raise StepFailed(f"model version {version.version} was not made by dagspec (no feature list recorded)") from None
 
 
-__all__ = ["StepFailed", "champion_features", "json_safe", "registry", "report_dir", "run_key", "stage", "write_record"]
+__all__ = ["champion_features", "json_safe", "report_dir", "run_key", "write_record"]

@@ -13,19 +13,21 @@ from typing import Any, Iterator
 import numpy as np
 import pyarrow as pa
 
+from dagspec.errors import StepFailed
 from dagspec.ml import data as ml_data
 from dagspec.ml import features
 from dagspec.paths import data_home
 from dagspec.spec.ml_steps import ScoreStep
 from dagspec.sql import quote
-from dagspec.stages.context import RunContext, StepFailed
-from dagspec.stages.ml_stages import champion_features, json_safe, registry
+from dagspec.stages.context import RunContext
+from dagspec.stages.ml.common import champion_features, json_safe
 from dagspec.store import Store
+from dagspec.warehouse.duckdb import DuckDBSession
 from dagspec.windows import Window
 
 
 def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
-    reg = registry(ctx)
+    reg = ctx.model_registry
     champ = reg.champion(step.model)
     if champ is None:
         raise StepFailed(f"model {step.model!r} has no champion yet: run the pipeline that trains it "
@@ -65,7 +67,7 @@ def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
 
 
 def _expose_parquet(session, name: str, files: list[str]) -> str:
-    if session.dialect == "duckdb" and hasattr(session, "con"):
+    if isinstance(session, DuckDBSession):
         # DuckDB keeps every Arrow batch it scans alive until the INSERT commits (memory grows with the
         # batch); its own Parquet reader streams. A warehouse method for this would be the cleaner home.
         session.con.read_parquet(files).create_view(name, replace=True)
