@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from dagspec.spec.model import Identifier, StepBase, StepId, Strict, TableRef
+from dagspec.spec.base import Identifier, StepBase, StepId, Strict, TableRef
 
 ModelName = Identifier  # a registered model name doubles as an Asset and folder name: keep it plain
 

@@ -1,0 +1,166 @@
+"""The steps that make and check a batch: extract (from a source), validate (Great Expectations) and
+transform (SQL in the warehouse)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from dagspec.spec.base import Identifier, StepBase, StepId, Strict, TableRef
+from dagspec.spec.sources import Source
+
+
+class ExtractStep(StepBase):
+    """Copy rows for the run's window from a source into staged Parquet partitions."""
+
+    kind: Literal["extract"] = Field(description="Step kind: copy the window's rows into staged partitions.",
+                                     examples=["extract"])
+    source: Source = Field(
+        description="Where the rows come from. Without \"kind\" it is a SQL source (a table or a query).",
+        examples=[{"conn_id": "dagspec_source", "table": "orders", "incremental_column": "ordered_at"}],
+    )
+    target: TableRef = Field(description="Where the batch is staged: <store>/<schema>/<table>/batch_date=YYYY-MM-DD/.",
+                             examples=[{"schema": "raw", "table": "orders"}])
+    chunk_rows: int = Field(default=50_000, ge=100, le=10_000_000, strict=True,
+                            description="Rows fetched per round trip; bounds memory.",
+                            examples=[50_000, 200_000])
+
+
+class Expectation(Strict):
+    """One Great Expectations expectation, in GX's own JSON form plus a severity."""
+
+    type: str = Field(
+        description="A Great Expectations expectation type.", examples=["expect_column_values_to_not_be_null"]
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="The expectation's arguments.",
+                                   examples=[{"column": "order_id"}], json_schema_extra={"default": {}})
+    meta: dict[str, Any] = Field(default_factory=dict, description="Free-form notes kept with the result.",
+                                 examples=[{"owner": "analytics"}], json_schema_extra={"default": {}})
+    severity: Literal["fail", "warn"] = Field(
+        default="fail", description="fail: stop the run before anything is published. warn: record and continue.",
+        examples=["fail", "warn"],
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        from dagspec.spec.expectation_types import check_expectation_type
+
+        return check_expectation_type(value)
+
+    @model_validator(mode="after")
+    def _arguments(self) -> Expectation:
+        from dagspec.spec.expectation_args import raise_problems
+
+        raise_problems(self.type, self.kwargs)
+        return self
+
+
+class ValidateStep(StepBase):
+    """Run Great Expectations on a step's batch; a failed 'fail' expectation stops the run."""
+
+    kind: Literal["validate"] = Field(description="Step kind: check a batch with Great Expectations.",
+                                      examples=["validate"])
+    input: StepId = Field(description="The extract or transform step whose batch is checked.",
+                          examples=["extract_orders"])
+    expectations: list[Expectation] = Field(
+        default_factory=list, description="Expectations written inline.", json_schema_extra={"default": []},
+        examples=[[{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "order_id"}}]],
+    )
+    suite: str | None = Field(
+        default=None,
+        description="A Great Expectations suite file (GX's own JSON) under include/expectations/. Severity per "
+        "expectation: its meta.severity ('fail'/'warn') or GX's severity ('critical' = fail, else warn).",
+        examples=["orders.json"],
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.json$",
+    )
+    run_on: Literal["batch", "warehouse"] = Field(
+        default="batch",
+        description="batch: check the staged batch with SQL in embedded DuckDB, streaming (cheap default). "
+        "warehouse: check a transform's batch where it lives (DuckDB in place, PostgreSQL through GX's SQL engine, "
+        "BigQuery with the same aggregate queries run in BigQuery).",
+        examples=["warehouse"],
+    )
+    quarantine: TableRef | None = Field(
+        default=None, description="Warehouse table that receives the batch's failing rows (with the failed checks).",
+        examples=[{"schema": "quarantine", "table": "orders"}],
+    )
+
+    @model_validator(mode="after")
+    def _some_expectations(self) -> ValidateStep:
+        if not self.expectations and self.suite is None:
+            raise ValueError("give 'expectations', a 'suite' file, or both")
+        if self.suite is not None and ".." in self.suite.split("/"):
+            raise ValueError("the suite file must be inside include/expectations/ (no '..')")
+        return self
+
+    def refs(self) -> list[str]:
+        return [self.input]
+
+
+class TransformStep(StepBase):
+    """Run a SQL file inside the warehouse, once per batch; its rows replace that batch in `target`."""
+
+    kind: Literal["transform"] = Field(description="Step kind: run a SQL file in the warehouse once per batch.",
+                                       examples=["transform"])
+    sql: str | None = Field(
+        default=None,
+        description="Path of a SQL file under include/sql/. In it, {{ ref('step_id') }} names a step's batch, "
+        ":from_date and :to_date are the window (bound parameters). Give either sql or query.",
+        examples=["orders/daily_revenue.sql"],
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.sql$",
+    )
+    query: str | None = Field(
+        default=None, min_length=1, max_length=100_000,
+        description="The SQL itself, inline, for a drop that carries its own SQL: the same Jinja, ref() and "
+        ":from_date/:to_date as a SQL file. Give either sql or query.",
+        examples=["SELECT channel, count(*) AS orders FROM {{ ref('extract_orders') }} GROUP BY channel"],
+    )
+    dialect: Literal["duckdb", "postgres", "redshift", "bigquery", "mysql", "sqlite", "snowflake"] | None = Field(
+        default=None,
+        description="Dialect the SQL file is written in (default: the warehouse's). Other dialects are "
+        "transpiled with sqlglot, and the task log says so.",
+        examples=["postgres", "bigquery"],
+    )
+    inputs: list[StepId] = Field(default_factory=list, description="Steps referenced with ref() in the SQL.",
+                                 examples=[["extract_orders"]], json_schema_extra={"default": []})
+    target: TableRef | None = Field(
+        default=None, description="Warehouse table the result is kept in (default: dagspec_work.<dag_id>__<step id>).",
+        examples=[{"schema": "analytics", "table": "daily_revenue"}],
+    )
+    materialization: Literal["incremental", "table", "view"] = Field(
+        default="incremental",
+        description="incremental: each batch's rows replace that batch (or are merged on unique_key). "
+        "table: the result replaces the whole table atomically (a failure leaves the old one). "
+        "view: a view over warehouse tables (its ref()s are whole tables; no :parameters).",
+        examples=["table", "view"],
+    )
+    unique_key: list[Identifier] | None = Field(
+        default=None, min_length=1,
+        description="incremental only: MERGE on these columns instead of replacing the batch.",
+        examples=[["order_id"]],
+    )
+
+    @model_validator(mode="after")
+    def _key_needs_incremental(self) -> TransformStep:
+        if (self.sql is None) == (self.query is None):
+            raise ValueError("give exactly one of 'sql' (a SQL file) or 'query' (the SQL inline)")
+        if self.unique_key is not None and self.materialization != "incremental":
+            raise ValueError("'unique_key' goes with materialization 'incremental' (it merges batches on the key)")
+        return self
+
+    @property
+    def sql_label(self) -> str:
+        """How messages name the step's SQL: its file, or the step's inline query."""
+        return self.sql or f"the inline query of {self.id}"
+
+    @field_validator("sql")
+    @classmethod
+    def _inside_sql_dir(cls, value: str | None) -> str | None:
+        if value is not None and ".." in value.split("/"):
+            raise ValueError("the SQL file must be inside include/sql/ (no '..')")
+        return value
+
+    def refs(self) -> list[str]:
+        return list(self.inputs)

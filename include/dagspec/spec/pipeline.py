@@ -1,0 +1,157 @@
+"""The pipeline: one definition file, its DAG-level settings, the union of every step kind, and which
+kinds a step may read (the rule spec/load.py applies across steps)."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from dagspec.spec.base import ConnRef, StepBase, Strict
+from dagspec.spec.batch_steps import ExtractStep, TransformStep, ValidateStep
+from dagspec.spec.ml_steps import DriftStep, EvaluateStep, PromoteStep, ScoreStep, TrainStep
+from dagspec.spec.publish_steps import PublishStep
+from dagspec.spec.schedule import check_schedule
+
+# A thousand definitions share a handful of schedules; checking one with croniter costs 0.2 ms.
+_checked_schedule = lru_cache(maxsize=256)(check_schedule)
+
+# The URIs dagspec gives its outputs (dagspec.airflow.assets) or any other scheme://... Airflow accepts.
+ASSET_URI = r"^[a-z][a-z0-9+.-]*://[^\s]+$"
+
+Step = Annotated[Union[ExtractStep, ValidateStep, TransformStep, PublishStep, TrainStep, EvaluateStep, PromoteStep,
+                       ScoreStep, DriftStep], Field(discriminator="kind")]
+
+
+class Alerts(Strict):
+    """Who hears about a failed or retried task. Addresses and conn ids only: secrets stay in connections."""
+
+    email: list[Annotated[str, Field(pattern=r"^[^@\s,;<>]+@[^@\s,;<>]+$")]] = Field(
+        default_factory=list, description="Addresses that get an email (through the SMTP connection smtp_conn_id).",
+        examples=[["data-team@example.com"]], json_schema_extra={"default": []},
+    )
+    smtp_conn_id: str = Field(
+        default="smtp_default", pattern=r"^[A-Za-z0-9_.-]{1,250}$",
+        description="Airflow Connection of the SMTP server (host, port, login, password; extra from_email, ssl).",
+        examples=["smtp_default"],
+    )
+    webhook_conn_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]{1,250}$",
+        description="Airflow Connection holding a Slack-compatible incoming webhook URL (host or password).",
+        examples=["slack_alerts"],
+    )
+    on: list[Literal["failure", "retry"]] = Field(
+        default_factory=lambda: ["failure", "retry"], description="Which task events send an alert.",
+        examples=[["failure"]], json_schema_extra={"default": ["failure", "retry"]},
+    )
+
+
+class Freshness(Strict):
+    """How old the newest staged partition of the pipeline's tables may be before they count as stale."""
+
+    max_age_hours: float = Field(
+        gt=0, le=87_600, description="Hours since the end of the newest partition's data after which a table is "
+        "stale (at most ten years).",
+        examples=[36],
+    )
+
+
+DAG_ID = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
+
+
+class Pipeline(Strict):
+    """A pipeline definition: one JSON file, one Airflow DAG."""
+
+    schema_uri: str | None = Field(default=None, alias="$schema", description="JSON Schema for editors.",
+                                   examples=["../../include/schema/dagspec.schema.json"])
+    version: Literal[1] = Field(default=1, description="Definition format version (older versions are migrated "
+                                "when read; see dagspec.spec.migrate).", examples=[1])
+    dag_id: str = Field(pattern=DAG_ID, description="Unique DAG id: letters, digits, '_', '.', '-'.",
+                        examples=["orders_daily"])
+    description: str = Field(default="", description="What the pipeline does; the first line is the DAG's "
+                             "description, all of it is in the DAG's docs.", examples=["Yesterday's orders, checked."])
+    owner: str = Field(default="dagspec", min_length=1, description="Owner shown in the Airflow UI.",
+                       examples=["analytics"])
+    tags: list[str] = Field(default_factory=list, description="Airflow tags (\"dagspec\" is always added).",
+                            examples=[["orders", "finance"]], json_schema_extra={"default": []})
+    schedule: str | None = Field(
+        default="@daily",
+        description="Cron expression or preset (@daily, @weekly, @monthly, @yearly), at most daily; null: manual only.",
+        examples=["@daily", "0 3 * * *"],
+    )
+    schedule_assets: list[Annotated[str, Field(pattern=ASSET_URI)]] = Field(
+        default_factory=list,
+        description="Run when every one of these Airflow Assets has been updated (the outputs of other "
+        "definitions: dagspec-warehouse://<conn_id>/<schema>/<table>, dagspec-store://..., bigquery://..., "
+        "gsheets://...). The run processes the window of the newest triggering event. With 'schedule' also set, "
+        "the pipeline runs on either; set \"schedule\": null to run on the assets alone.",
+        examples=[["dagspec-warehouse://dagspec_warehouse/analytics/daily_revenue"]],
+        json_schema_extra={"default": []},
+    )
+    start_date: date = Field(description="First date to process, YYYY-MM-DD.", examples=["2025-01-01"])
+    end_date: date | None = Field(default=None, description="Last date to process (optional), YYYY-MM-DD.",
+                                  examples=["2025-12-31"])
+    catchup: bool = Field(default=False, description="Run every missed interval since start_date.", examples=[True])
+    retries: int = Field(default=1, ge=0, le=20, strict=True, description="Retries of a failed task.", examples=[2])
+    retry_delay_minutes: float = Field(default=5, ge=0, le=1440, description="Minutes between retries (at most a day).",
+                                       examples=[10])
+    max_active_runs: int = Field(default=1, ge=1, le=64, strict=True, description="Runs of this DAG at the same time "
+                                 "(backfills included).", examples=[4])
+    batch_days: int = Field(default=1, ge=1, le=366, strict=True,
+                            description="Days per staged partition when a window spans several (at most a year).",
+                            examples=[7])
+    warehouse: ConnRef = Field(
+        default_factory=lambda: ConnRef(conn_id="dagspec_warehouse"),
+        description="Where transforms run and tables are published (default: the embedded DuckDB).",
+        examples=[{"conn_id": "analytics_pg"}], json_schema_extra={"default": {"conn_id": "dagspec_warehouse"}},
+    )
+    store: ConnRef = Field(
+        default_factory=lambda: ConnRef(conn_id="dagspec_store"),
+        description="Object store for staged and exported partitions (default: a local folder).",
+        examples=[{"conn_id": "lake_s3"}], json_schema_extra={"default": {"conn_id": "dagspec_store"}},
+    )
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Values for SQL Jinja ({{ params.name }}).",
+        examples=[{"min_amount": 10, "region": "eu"}], json_schema_extra={"default": {}},
+    )
+    alerts: Alerts | None = Field(default=None, description="Email and webhook alerts on task failure and retry.",
+                                  examples=[{"email": ["data-team@example.com"], "webhook_conn_id": "slack_alerts"}])
+    freshness: Freshness | None = Field(default=None, description="Maximum age of the newest staged partition.",
+                                        examples=[{"max_age_hours": 36}])
+    steps: list[Step] = Field(
+        min_length=1, description="The steps, each of a known kind; they run in this order unless 'after' says "
+        "otherwise.",
+        examples=[[{"id": "extract_orders", "kind": "extract", "source": {"table": "orders"},
+                    "target": {"schema": "raw", "table": "orders"}}]],
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return None if value is None else _checked_schedule(value)
+
+    @model_validator(mode="after")
+    def _dates(self) -> Pipeline:
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        return self
+
+    def step(self, step_id: str) -> StepBase:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+
+KIND_OUTPUTS = {"extract", "transform"}  # kinds whose batch another step can read
+
+# kind -> kinds of the steps it may read
+REFERENCE_RULES = {
+    "validate": KIND_OUTPUTS,
+    "publish": KIND_OUTPUTS | {"score"},  # predictions go out through the same targets as any table
+    "transform": KIND_OUTPUTS,
+    "train": KIND_OUTPUTS, "score": KIND_OUTPUTS, "drift": KIND_OUTPUTS,
+    "evaluate": {"train"}, "promote": {"evaluate"},
+}

@@ -1,0 +1,84 @@
+"""The publish step and where it sends a batch: a warehouse table, the object store, BigQuery, a Google Sheet."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from dagspec.spec.base import BigQueryConnId, BigQueryProject, Identifier, StepBase, StepId, Strict, TableRef
+
+
+class Export(Strict):
+    format: Literal["parquet", "csv"] = Field(default="parquet", description="File format of the exported partition.",
+                                              examples=["parquet"])
+    target: TableRef | None = Field(default=None, description="Store location (default: the warehouse table's).",
+                                    examples=[{"schema": "exports", "table": "daily_revenue"}])
+    conn_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]{1,250}$",
+        description="Store connection to export to (an 'fs', 'aws' or 'google_cloud_platform' connection; "
+        "default: the pipeline's store).",
+        examples=["lake_s3"],
+    )
+
+
+class BigQueryTarget(Strict):
+    """A BigQuery table partitioned by batch_date, loaded from Parquet with a load job."""
+
+    conn_id: BigQueryConnId = "bigquery_default"
+    project: BigQueryProject = None
+    dataset: Identifier = Field(description="Dataset of the table.", examples=["analytics"])
+    table: Identifier = Field(description="Table name.", examples=["daily_revenue"])
+    unique_key: list[Identifier] | None = Field(
+        default=None, min_length=1,
+        description="MERGE on these columns instead of replacing the batch's partition.",
+        examples=[["order_id"]],
+    )
+
+
+class SheetTarget(Strict):
+    """A Google Sheets worksheet refreshed with the batch: cleared, then header and rows written."""
+
+    conn_id: str = Field(default="google_sheets_default", pattern=r"^[A-Za-z0-9_.-]{1,250}$",
+                         description="Connection holding the service account (google_cloud_platform).",
+                         examples=["google_sheets_default"])
+    spreadsheet_id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{10,100}$",
+        description="The id in the sheet's URL: docs.google.com/spreadsheets/d/<id>/edit.",
+        examples=["1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"],
+    )
+    worksheet: str = Field(default="Sheet1", min_length=1, max_length=100, description="Worksheet (tab) title.",
+                           examples=["Daily revenue"])
+    max_rows: int = Field(default=100_000, ge=1, le=10_000_000, strict=True,
+                          description="Refuse batches larger than this many rows (Sheets holds 10 million cells).",
+                          examples=[10_000])
+
+
+class PublishStep(StepBase):
+    """Replace the batch's partition in a warehouse table (one transaction) and/or export it to the store."""
+
+    kind: Literal["publish"] = Field(description="Step kind: load a batch into a table and/or export it.",
+                                     examples=["publish"])
+    input: StepId = Field(description="The extract or transform step whose batch is published.",
+                          examples=["daily_revenue"])
+    table: TableRef | None = Field(default=None, description="Warehouse table to load.",
+                                   examples=[{"schema": "analytics", "table": "daily_revenue"}])
+    export: Export | None = Field(default=None, description="Also write the batch to the object store.",
+                                  examples=[{"format": "parquet"}])
+    bigquery: BigQueryTarget | None = Field(default=None, description="Also load the batch into BigQuery.",
+                                            examples=[{"dataset": "analytics", "table": "daily_revenue"}])
+    sheet: SheetTarget | None = Field(
+        default=None, description="Also refresh a Google Sheets worksheet.",
+        examples=[{"spreadsheet_id": "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms", "worksheet": "Daily revenue"}],
+    )
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> PublishStep:
+        if self.table is None and self.export is None and self.bigquery is None and self.sheet is None:
+            raise ValueError("a publish step needs at least one of 'table', 'export', 'bigquery', 'sheet'")
+        if self.export is not None and self.export.target is None and self.table is None:
+            raise ValueError("'export' needs a 'target' when there is no 'table'")
+        return self
+
+    def refs(self) -> list[str]:
+        return [self.input]
