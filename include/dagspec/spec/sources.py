@@ -133,10 +133,10 @@ class BigQuerySource(ConnRef):
 def _source_kind(value: Any) -> str:
     if isinstance(value, dict):
         return value.get("kind", "sql")
-    return getattr(value, "kind", "sql")
+    return value.kind if isinstance(value, (SqlSource, ObjectSource, BigQuerySource)) else "sql"
 
 
-# New source kinds join this union; a source without "kind" is a SQL source.
+# New source kinds join this union and _source_kind; a source without "kind" is a SQL source.
 Source = Annotated[
     Union[Annotated[SqlSource, Tag("sql")], Annotated[ObjectSource, Tag("objects")],
           Annotated[BigQuerySource, Tag("bigquery")]], Discriminator(_source_kind)
