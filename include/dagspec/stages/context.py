@@ -42,7 +42,7 @@ class RunContext:
 
     @cached_property
     def warehouse(self):
-        from dagspec.warehouse.base import open_warehouse
+        from dagspec.warehouse import open_warehouse
 
         return open_warehouse(self.resolver(self.pipeline.warehouse.conn_id))
 

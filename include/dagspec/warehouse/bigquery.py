@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from dagspec.connections import ConnectionInfo
-from dagspec.publish.bigquery import bq_name, load_parquet, merge_staging
+from dagspec.warehouse.bigquery_load import load_parquet, merge_staging
 from dagspec.sql import quote
 
 DIALECT = "bigquery"
@@ -175,4 +175,4 @@ class BigQuerySession:
         return bigquery.QueryJobConfig(query_parameters=[_param(k, v) for k, v in (params or {}).items()])
 
 
-__all__ = ["BigQueryWarehouse", "BigQuerySession", "bq_name"]
+__all__ = ["BigQueryWarehouse", "BigQuerySession"]
