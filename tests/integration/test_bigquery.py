@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from bigquery_emulator import bigquery_server, client as bq_client  # noqa: F401  (fixture)
-from dagspec.publish.bigquery import load_parquet
+from dagspec.warehouse.bigquery_load import load_parquet
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
 from dagspec.stages import StepFailed

@@ -12,7 +12,8 @@ import pytest
 from dagspec.connections import env_resolver
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
-from dagspec.warehouse.base import SchemaDrift, open_warehouse
+from dagspec.warehouse import open_warehouse
+from dagspec.warehouse.base import SchemaDrift
 from helpers import expected_revenue, source_orders
 from warehouse_fixtures import pg_db, pg_rows  # noqa: F401  (fixture)
 

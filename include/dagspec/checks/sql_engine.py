@@ -15,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
+
+import duckdb
 
 from dagspec.checks.bounds import CheckError, bound, comparable, comparable_values, zoned
 from dagspec.checks.re2 import re2_pattern
@@ -148,15 +150,23 @@ _BIGQUERY_TYPES = {"TIMESTAMP": "TIMESTAMP WITH TIME ZONE", "DATETIME": "TIMESTA
                    "NUMERIC": "DECIMAL", "BIGNUMERIC": "DECIMAL", "BOOL": "BOOLEAN"}
 
 
-class Evaluator:
-    """Runs checks against one relation (a SQL FROM item) on a DuckDB connection."""
+class SqlConnection(Protocol):
+    """What stands in for a DuckDB connection to run the same SQL in a warehouse (checks/warehouse_sql.py)."""
 
-    def __init__(self, con, relation: str):
+    dialect: str  # the warehouse's, for sqlglot
+
+    def execute(self, sql: str, params: list | tuple | None = None) -> Any: ...
+
+
+class Evaluator:
+    """Runs checks against one relation (a SQL FROM item) on a DuckDB connection or a warehouse's stand-in."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection | SqlConnection, relation: str):
         self.con = con
         self.relation = relation
         described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
         self.columns = [r[0] for r in described]
-        dialect = getattr(con, "dialect", "duckdb")
+        dialect = "duckdb" if isinstance(con, duckdb.DuckDBPyConnection) else con.dialect
         # Column types in DuckDB's names (BigQuery's TIMESTAMP has a zone, its DATETIME has none).
         names = _BIGQUERY_TYPES if dialect == "bigquery" else {}
         self.types = {r[0]: names.get(str(r[1]).upper(), str(r[1]).upper()) for r in described}

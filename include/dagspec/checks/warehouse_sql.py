@@ -12,7 +12,7 @@ engine has checked the batch in PostgreSQL: the failing rows are selected and wr
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlglot
 from sqlglot import exp
@@ -21,6 +21,11 @@ from sqlglot.tokens import TokenType
 from dagspec.checks.sql_engine import supported
 from dagspec.checks.suite import Check
 from dagspec.sql import quote, to_dialect
+
+if TYPE_CHECKING:
+    from dagspec.warehouse.bigquery import BigQuerySession
+    from dagspec.warehouse.contract import Session
+    from dagspec.warehouse.postgres import PostgresSession
 
 # The FROM item the Evaluator is given; each statement gets the batch's subquery in its place.
 RELATION = "__dagspec_bigquery_batch"
@@ -54,15 +59,17 @@ class BatchConnection:
     dialect: str  # sqlglot's name
     warehouse: str  # for people
 
-    def __init__(self, session, batch_sql: str, batch_date: dt.date):
+    def __init__(self, session: Session, batch_sql: str, batch_date: dt.date):
         """`batch_sql`: DuckDB SQL selecting the table's columns but batch_date, filtered by `$_dagspec_validate_batch_date`."""
         self.session = session
         self.batch_date = batch_date
         self._batch = sqlglot.parse_one(f"({batch_sql})", read="duckdb")
         self.statements: list[str] = []  # the warehouse SQL run, in order (for logs and tests)
+        # Empty while the statement that reads the schema is translated (it runs before any is known).
+        self.column_types: dict[str, str] = {}
         select, params = self.translate(f"SELECT * FROM {RELATION}")
         self.schema = self.session.columns(select, params)  # [(name, warehouse type)]; LIMIT 0, reads no rows
-        self._types = dict(self.schema)
+        self.column_types = dict(self.schema)
 
     def translate(self, sql: str, params: list | tuple | None = None) -> tuple[str, dict[str, Any]]:
         """DuckDB SQL with `?` parameters -> (the warehouse's SQL with named parameters, {name: value})."""
@@ -110,7 +117,9 @@ class BatchConnection:
 class BigQueryConnection(BatchConnection):
     dialect, warehouse = "bigquery", "BigQuery"
 
-    def __init__(self, session, project: str, dataset: str, table: str, batch_date: dt.date):
+    session: BigQuerySession
+
+    def __init__(self, session: BigQuerySession, project: str, dataset: str, table: str, batch_date: dt.date):
         name = ".".join([exp.to_identifier(project, quoted=True).sql("duckdb"), quote(dataset, "duckdb"),
                          quote(table, "duckdb")])
         super().__init__(session, f"SELECT * EXCLUDE (batch_date) FROM {name} WHERE batch_date = ${_DATE}", batch_date)
@@ -120,7 +129,7 @@ class BigQueryConnection(BatchConnection):
             # concat_ws skips NULLs; BigQuery has none: ARRAY_TO_STRING omits NULL elements the same way.
             sep, *parts = node.expressions
             node.replace(exp.ArrayToString(this=exp.Array(expressions=parts), expression=sep))
-        if getattr(self, "_types", None):
+        if self.column_types:
             self._cast_temporal_bounds(tree, values)
 
     def _cast_temporal_bounds(self, tree: exp.Expression, values: dict[str, Any]) -> None:
@@ -130,7 +139,7 @@ class BigQueryConnection(BatchConnection):
             parent = ph.parent
             other = parent.this if isinstance(parent, exp.In) else (
                 parent.left if parent.right is ph else parent.right) if isinstance(parent, exp.Binary) else None
-            kind = self._types.get(other.name) if isinstance(other, exp.Column) else None
+            kind = self.column_types.get(other.name) if isinstance(other, exp.Column) else None
             if kind in _TEMPORAL:
                 ph.replace(exp.Cast(this=ph.copy(), to=exp.DataType.build(kind, dialect="bigquery")))
 
@@ -141,7 +150,9 @@ class BigQueryConnection(BatchConnection):
 class PostgresBatchConnection(BatchConnection):
     dialect, warehouse = "postgres", "PostgreSQL"
 
-    def __init__(self, session, schema: str, table: str, columns: list[str], batch_date: dt.date):
+    session: PostgresSession
+
+    def __init__(self, session: PostgresSession, schema: str, table: str, columns: list[str], batch_date: dt.date):
         select = ", ".join(quote(c, "duckdb") for c in columns)
         super().__init__(session, f"SELECT {select} FROM {quote(schema, 'duckdb')}.{quote(table, 'duckdb')} "
                                   f"WHERE batch_date = ${_DATE}", batch_date)

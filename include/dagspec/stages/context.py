@@ -8,6 +8,7 @@ from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from dagspec.connections import Resolver, env_resolver
 from dagspec.errors import StepFailed  # noqa: F401  (re-exported for stages)
@@ -17,6 +18,9 @@ from dagspec.spec.model import ExtractStep, Pipeline, TableRef, TransformStep
 from dagspec.spec.outputs import WORK_SCHEMA, work_table_name  # noqa: F401  (re-exported)
 from dagspec.store import PartitionChanged, Store
 from dagspec.windows import Batch, Window
+
+if TYPE_CHECKING:
+    from dagspec.warehouse.contract import Session, Warehouse
 
 if TYPE_CHECKING:
     from dagspec.ml.registry import Registry
@@ -41,8 +45,8 @@ class RunContext:
         return Store.from_connection(self.resolver(self.pipeline.store.conn_id))
 
     @cached_property
-    def warehouse(self):
-        from dagspec.warehouse.base import open_warehouse
+    def warehouse(self) -> Warehouse:
+        from dagspec.warehouse import open_warehouse
 
         return open_warehouse(self.resolver(self.pipeline.warehouse.conn_id))
 
@@ -69,7 +73,7 @@ class RunContext:
             return step.output.table or step.output.export
         raise StepFailed(f"step {step_id!r} ({step.kind}) has no output to read")
 
-    def expose(self, session, step_id: str, batch: Batch) -> str:
+    def expose(self, session: Session, step_id: str, batch: Batch) -> str:
         """Make one batch of a step's output queryable in the warehouse session; returns the relation name."""
         step = self.pipeline.step(step_id)
         table = self.output_table(step_id)

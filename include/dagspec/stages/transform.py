@@ -13,6 +13,7 @@ from dagspec.spec.model import ExtractStep, TransformStep
 from dagspec.sql import read_sql_file, render_window, to_dialect
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.warehouse import materialize
+from dagspec.warehouse.contract import Session
 
 
 def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
@@ -47,11 +48,10 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
             params = {n: _naive(batch.params()[n]) for n in names}
             try:
                 if step.materialization == "table":
-                    count = materialize.replace_table(session, target.schema_, target.table, batch.batch_date, sql,
-                                                      params)
+                    count = session.replace_table(target.schema_, target.table, batch.batch_date, sql, params)
                 elif step.unique_key:
-                    count = materialize.merge_batch(session, target.schema_, target.table, batch.batch_date, sql,
-                                                    params, step.unique_key)
+                    count = session.merge_batch(target.schema_, target.table, batch.batch_date, sql, params,
+                                                step.unique_key)
                 else:
                     count = session.replace_batch(target.schema_, target.table, batch.batch_date, sql, params)
             except StepFailed:
@@ -65,7 +65,7 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
     return rows
 
 
-def _create_view(ctx: RunContext, step: TransformStep, session, template: str) -> None:
+def _create_view(ctx: RunContext, step: TransformStep, session: Session, template: str) -> None:
     target = ctx.output_table(step.id)
 
     def ref(step_id: str) -> str:
@@ -93,14 +93,14 @@ def _create_view(ctx: RunContext, step: TransformStep, session, template: str) -
         raise StepFailed(f"{step.sql_label}: a view cannot hold bound parameters ({', '.join(':' + n for n in names)}); "
                          "use materialization 'incremental' or 'table' for windowed SQL")
     try:
-        materialize.create_view(session, target.schema_, target.table, sql)
+        session.create_view(target.schema_, target.table, sql)
     except Exception as exc:
         raise StepFailed(f"transform {step.id} ({step.sql_label}): creating view {target.qualified} failed, the previous "
                          f"one is unchanged: {type(exc).__name__}: {_first_line(exc)}") from exc
     ctx.log.info("transform %s: view %s created", step.id, target.qualified)
 
 
-def _transpile(ctx: RunContext, step: TransformStep, session, rendered: str) -> tuple[str, list[str]]:
+def _transpile(ctx: RunContext, step: TransformStep, session: Session, rendered: str) -> tuple[str, list[str]]:
     read = step.dialect or session.dialect
     try:
         sql, names = to_dialect(rendered, read=read, write=session.dialect)

@@ -19,7 +19,7 @@ import json
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagspec.checks.suite import Check, SuiteError, step_checks
 from dagspec.paths import expectations_dir
@@ -28,6 +28,11 @@ from dagspec.spec.model import ExtractStep, ValidateStep
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.utc import LIBPQ_OPTIONS, duckdb_utc
 from dagspec.windows import Batch
+
+if TYPE_CHECKING:
+    from dagspec.warehouse.bigquery import BigQuerySession
+    from dagspec.warehouse.contract import Session
+    from dagspec.warehouse.postgres import PostgresSession
 
 DUCKDB_MEMORY = "256MB"
 BIGQUERY_ENGINE = "BigQuery SQL (GX result format)"
@@ -104,7 +109,7 @@ def _evaluate(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Ch
         return _suite_result(results, suite_name, batch, engine), rows, engine
 
 
-def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session, stack: ExitStack):
+def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session: Session | None, stack: ExitStack):
     import duckdb
 
     table = ctx.output_table(step.input)
@@ -135,7 +140,7 @@ def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session,
     return con, "_dagspec_batch"
 
 
-def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
+def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session: Session | None):
     from dagspec.checks.sql_engine import Evaluator
 
     ev = Evaluator(con, relation)
@@ -159,7 +164,7 @@ def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session):
     return results, rows
 
 
-def _in_bigquery(ctx, step, batch, checks, suite_name, session):
+def _in_bigquery(ctx, step, batch, checks, suite_name, session: BigQuerySession):
     """The SQL evaluator's queries run inside BigQuery over the batch's partition; nothing is copied out."""
     from dagspec.checks.warehouse_sql import BigQueryConnection, supported_in_bigquery
     from dagspec.checks.sql_engine import Evaluator
@@ -221,7 +226,7 @@ def _arrow_to_df(reader):
             con.close()
 
 
-def _quarantine(ctx, step, batch, ev, checked, session) -> None:
+def _quarantine(ctx, step, batch, ev, checked, session: Session | None) -> None:
     """Failing rows (with the checks they failed) replace this batch in the quarantine table."""
     from dagspec.checks.warehouse_sql import BatchConnection
 
@@ -251,7 +256,7 @@ def _quarantine(ctx, step, batch, ev, checked, session) -> None:
                  target.qualified, batch.batch_date)
 
 
-def _gx_in_postgres(ctx, step, batch, checks, suite_name, session):
+def _gx_in_postgres(ctx, step, batch, checks, suite_name, session: PostgresSession):
     from sqlalchemy.engine import URL
 
     from dagspec.checks import gx_engine

@@ -1,8 +1,6 @@
-"""What every warehouse offers the stages, and the errors they share."""
+"""The errors every warehouse raises alike, and the column comparison behind SchemaDrift."""
 
 from __future__ import annotations
-
-from dagspec.connections import ConnectionInfo
 
 
 class SchemaDrift(ValueError):
@@ -19,25 +17,3 @@ def columns_diff(existing: list[tuple[str, str]], wanted: list[tuple[str, str]])
     changes += [f"missing column {c}" for c in have if c not in want]
     changes += [f"column {c} is {have[c]}, result gives {t}" for c, t in want.items() if c in have and have[c] != t]
     return changes
-
-
-def open_warehouse(info: ConnectionInfo):
-    if info.conn_type == "duckdb":
-        from dagspec.warehouse.duckdb import DuckDBWarehouse
-
-        path = info.host or info.extra.get("path")
-        if not path:
-            raise ValueError(f"warehouse connection {info.conn_id!r} needs the DuckDB file in host or extra.path")
-        return DuckDBWarehouse(path)
-    if info.conn_type in ("postgres", "postgresql", "redshift_pg"):
-        from dagspec.warehouse.postgres import PostgresWarehouse
-
-        return PostgresWarehouse(info)
-    if info.conn_type in ("bigquery", "google_cloud_platform", "gcpbigquery"):
-        from dagspec.warehouse.bigquery import BigQueryWarehouse
-
-        return BigQueryWarehouse(info)
-    raise ValueError(
-        f"warehouse connection {info.conn_id!r} has type {info.conn_type!r}; dagspec runs transforms in "
-        "'duckdb', 'postgres' or 'bigquery' warehouses"
-    )

@@ -18,7 +18,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from dagspec.connections import ConnectionInfo
-from dagspec.publish.bigquery import bq_name, load_parquet, merge_staging
+from dagspec.warehouse.bigquery_load import load_parquet, merge_staging
+from dagspec.warehouse.contract import ArrowSource, record_batches
 from dagspec.sql import quote
 
 DIALECT = "bigquery"
@@ -89,12 +90,12 @@ class BigQuerySession:
         return self.client.query(sql, job_config=config).result()
 
     # -- inputs -------------------------------------------------------------------------------
-    def expose(self, name: str, relation: Any) -> str:
+    def expose(self, name: str, relation: ArrowSource) -> str:
         """Load an Arrow dataset/table/reader into a scratch table with a Parquet load job."""
         self.client.create_dataset(f"{self.project}.{SCRATCH}", exists_ok=True)
         quote(name, DIALECT)
         table_id = f"{self.project}.{SCRATCH}.{name.strip('_')}_{uuid.uuid4().hex[:10]}"
-        batches = relation.to_batches() if hasattr(relation, "to_batches") else relation
+        batches = record_batches(relation)
         self._scratch.append(table_id)
         load_parquet(self.client, table_id, relation.schema, batches)
         return f"`{table_id}`"
@@ -175,4 +176,4 @@ class BigQuerySession:
         return bigquery.QueryJobConfig(query_parameters=[_param(k, v) for k, v in (params or {}).items()])
 
 
-__all__ = ["BigQueryWarehouse", "BigQuerySession", "bq_name"]
+__all__ = ["BigQueryWarehouse", "BigQuerySession"]

@@ -13,7 +13,9 @@ import pyarrow as pa
 
 from dagspec.sql import qualified, quote
 from dagspec.utc import duckdb_utc
+from dagspec.warehouse import materialize
 from dagspec.warehouse.base import SchemaDrift, columns_diff
+from dagspec.warehouse.contract import ArrowSource
 
 log = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = 600
@@ -71,7 +73,7 @@ class DuckDBSession:
                 log.debug("ROLLBACK after a failed transaction: %s", exc)
             raise
 
-    def expose(self, name: str, relation: Any) -> str:
+    def expose(self, name: str, relation: ArrowSource) -> str:
         """Make an Arrow dataset/table/reader queryable as `name` (DuckDB scans it lazily, in batches)."""
         self.con.register(name, relation)
         return quote(name, self.dialect)
@@ -119,6 +121,16 @@ class DuckDBSession:
                 f"SELECT count(*) FROM {target} WHERE batch_date = $batch_date", {"batch_date": batch_date}
             ).fetchone()[0]
         return rows
+
+    def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
+                    key: list[str]) -> int:
+        return materialize.merge_batch(self, schema, table, batch_date, select_sql, params, key)
+
+    def replace_table(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any]) -> int:
+        return materialize.replace_table(self, schema, table, batch_date, select_sql, params)
+
+    def create_view(self, schema: str, table: str, select_sql: str) -> None:
+        materialize.create_view(self, schema, table, select_sql)
 
     def arrow(self, select_sql: str, params: dict[str, Any], batch_rows: int = 100_000) -> pa.RecordBatchReader:
         return self.con.execute(select_sql, params).fetch_record_batch(batch_rows)

@@ -1,22 +1,27 @@
-"""Materialisations beyond replace_batch: merge on a key, atomic table replace, view.
-
-A warehouse session that implements a method itself (PostgreSQL, BigQuery) is used as is; the
-embedded DuckDB session gets the same behaviour here, through its connection, in one transaction.
+"""Materialisations beyond replace_batch written once over a SQL connection with transactions: merge on a
+key, atomic table replace, view. The sessions without a native form of them (DuckDB's) implement them
+with these; PostgreSQL and BigQuery have their own.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from dagspec.sql import qualified, quote
 from dagspec.warehouse.base import SchemaDrift, columns_diff
+from dagspec.warehouse.contract import Session
 
 
-def merge_batch(session, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
-                key: list[str]) -> int:
-    if hasattr(session, "merge_batch"):
-        return session.merge_batch(schema, table, batch_date, select_sql, params, key)
+class TransactionalSession(Session, Protocol):
+    con: Any  # runs `execute(sql, params)` with $name parameters and information_schema, as DuckDB does
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+
+def merge_batch(session: TransactionalSession, schema: str, table: str, batch_date: date, select_sql: str,
+                params: dict[str, Any], key: list[str]) -> int:
     d = session.dialect
     target = qualified(schema, table, d)
     produced = session.columns(select_sql, params)
@@ -48,9 +53,8 @@ def merge_batch(session, schema: str, table: str, batch_date: date, select_sql: 
     return rows
 
 
-def replace_table(session, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any]) -> int:
-    if hasattr(session, "replace_table"):
-        return session.replace_table(schema, table, batch_date, select_sql, params)
+def replace_table(session: TransactionalSession, schema: str, table: str, batch_date: date, select_sql: str,
+                  params: dict[str, Any]) -> int:
     d = session.dialect
     target = qualified(schema, table, d)
     _no_batch_date(session.columns(select_sql, params))
@@ -65,9 +69,7 @@ def replace_table(session, schema: str, table: str, batch_date: date, select_sql
     return rows
 
 
-def create_view(session, schema: str, table: str, select_sql: str) -> None:
-    if hasattr(session, "create_view"):
-        return session.create_view(schema, table, select_sql)
+def create_view(session: TransactionalSession, schema: str, table: str, select_sql: str) -> None:
     d = session.dialect
     target = qualified(schema, table, d)
     con = session.con
@@ -78,7 +80,7 @@ def create_view(session, schema: str, table: str, select_sql: str) -> None:
         con.execute(f"CREATE OR REPLACE VIEW {target} AS {select_sql}")
 
 
-def relation(session, schema: str, table: str) -> str:
+def relation(session: Session, schema: str, table: str) -> str:
     """A persistent name for a whole warehouse table (what a view may reference)."""
     return qualified(schema, table, session.dialect)
 

@@ -20,6 +20,7 @@ from dagspec.connections import ConnectionInfo
 from dagspec.sql import qualified, quote
 from dagspec.utc import LIBPQ_OPTIONS
 from dagspec.warehouse.base import SchemaDrift, columns_diff
+from dagspec.warehouse.contract import ArrowSource, record_batches
 
 log = logging.getLogger(__name__)
 DIALECT = "postgres"
@@ -74,10 +75,10 @@ class PostgresSession:
             yield
 
     # -- reading inputs -----------------------------------------------------------------------
-    def expose(self, name: str, relation: Any) -> str:
+    def expose(self, name: str, relation: ArrowSource) -> str:
         """Load an Arrow dataset/table/reader into a temp table with COPY (CSV from Arrow, batch by batch)."""
         schema = relation.schema
-        batches = relation.to_batches() if hasattr(relation, "to_batches") else relation
+        batches = record_batches(relation)
         target = quote(name, DIALECT)
         cols = ", ".join(f"{quote(f.name, DIALECT)} {pg_type(f.type, f.name)}" for f in schema)
         self.execute(f"DROP TABLE IF EXISTS {target}")
