@@ -136,11 +136,10 @@ load_yaml_dags(globals_dict=globals(), dags_folder=str(Path(__file__).parent / "
 
 def outlet_uris(p: dict) -> dict[str, list[str]]:
     """step id -> the Asset URIs dagspec declares as its outlets, so every variant builds the same DAG."""
-    from dagspec.airflow.assets import asset_uris
+    from dagspec.plan import plan_of
     from dagspec.spec.model import Pipeline
 
-    pipeline = Pipeline.model_validate(p)
-    return {s.id: asset_uris(pipeline, s) for s in pipeline.steps}
+    return {s.id: list(s.asset_uris) for s in plan_of(Pipeline.model_validate(p)).steps}
 
 
 def with_outlets(p: dict) -> dict:

@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 
 from dagspec.connections import ConnectionInfo, Resolver, env_resolver
 from dagspec.secrets import MASK, extra_secrets, scrub, scrub_known  # noqa: F401  (scrub and MASK: re-exported, alerts API)
+from dagspec.plan import ML_KINDS
 from dagspec.spec.model import Alerts, Pipeline
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def pipeline_secrets(pipeline: Pipeline, resolver: Resolver) -> list[str]:
     """Secrets of every connection the pipeline names (sources, warehouse, store, every publish target, the
     model registry, the alert channels): they must not leak into an alert."""
     conn_ids = set(_conn_ids(pipeline.model_dump(by_alias=True)))
-    if any(step.kind in ("train", "evaluate", "promote", "score", "drift") for step in pipeline.steps):
+    if any(step.kind in ML_KINDS for step in pipeline.steps):
         from dagspec.ml.registry import REGISTRY_CONN_ID
 
         conn_ids.add(REGISTRY_CONN_ID)

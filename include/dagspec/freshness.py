@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from dagspec.connections import Resolver, env_resolver
-from dagspec.spec.model import ExtractStep, Pipeline, PublishStep
+from dagspec.plan import plan_of
+from dagspec.spec.model import Pipeline
 from dagspec.store import Store
 
 
@@ -34,15 +35,9 @@ class TableFreshness:
 
 
 def store_tables(pipeline: Pipeline) -> list[tuple[str, str]]:
-    """(schema, table) of everything the pipeline writes to the store: staged extracts and exports."""
-    tables: list[tuple[str, str]] = []
-    for step in pipeline.steps:
-        if isinstance(step, ExtractStep):
-            tables.append((step.target.schema_, step.target.table))
-        elif isinstance(step, PublishStep) and step.export is not None:
-            ref = step.export.target or step.table
-            tables.append((ref.schema_, ref.table))
-    return list(dict.fromkeys(tables))
+    """(schema, table) of everything the pipeline writes to the store: staged extracts and exports.
+    (Kept for the backfill command until it asks the plan.)"""
+    return plan_of(pipeline).store_tables()
 
 
 def check_freshness(
@@ -59,7 +54,7 @@ def check_freshness(
     now = now or datetime.now(UTC)
     store = Store.from_connection(resolver(pipeline.store.conn_id))
     results = []
-    for schema, table in store_tables(pipeline):
+    for schema, table in plan_of(pipeline).store_tables():
         dates = store.batch_dates(schema, table)
         if not dates:
             results.append(TableFreshness(pipeline.dag_id, f"{schema}.{table}", None, None, None, limit, True))

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any, Callable
 
 from dagspec.connections import Resolver, env_resolver
-from dagspec.spec.graph import topological
+from dagspec.plan import plan_of
 from dagspec.spec.model import Pipeline
 from dagspec.spec.schedule import window_for
 from dagspec.stages import RunContext, stage_for
@@ -67,7 +67,7 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Every step in dependency order, in this process; stops at the first failure (nothing after it runs)."""
     results: dict[str, Any] = {}
-    for step_id in topological(pipeline):
+    for step_id in plan_of(pipeline).order:
         if on_step:
             on_step(step_id, "running", None)
         results[step_id] = run_step(pipeline, step_id, window.start, window.end, resolver=resolver, log=log)

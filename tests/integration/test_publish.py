@@ -285,9 +285,7 @@ def test_rerunning_a_date_gives_identical_outputs_in_every_target(tmp_path, data
 # -- assets --------------------------------------------------------------------------------------------
 
 def test_every_output_is_an_airflow_asset(tmp_path, data_home):
-    from dagspec.airflow.assets import work_table_name
     from dagspec.airflow.build import build_dag
-    from dagspec.stages.context import work_table_name as context_name
 
     path = definition(tmp_path, {
         "table": {"schema": "analytics", "table": "revenue"},
@@ -302,4 +300,3 @@ def test_every_output_is_an_airflow_asset(tmp_path, data_home):
         "bigquery://shop-prod/mart/revenue", f"gsheets://{SHEET_ID}/Daily%20revenue"])
     assert uris["daily_revenue"] == ["dagspec-warehouse://dagspec_warehouse/dagspec_work/t_publish__daily_revenue"]
     assert uris["extract_orders"] == uris["check_orders"] == []
-    assert work_table_name("a.b-c", "s") == context_name("a.b-c", "s")

@@ -1,7 +1,7 @@
 """Every output of a step as an Airflow Asset, so another DAG can be scheduled on it.
 
-URIs name connections by id, never by host or secret, and are computed from the definition alone
-(no connection lookup at DAG parse time):
+The plan (dagspec.plan) computes the URIs from the definition alone (no connection lookup at DAG parse
+time); they name connections by id, never by host or secret:
   dagspec-warehouse://<warehouse conn_id>/<schema>/<table>   a published table or a transform's table
   dagspec-store://<store conn_id>/<schema>/<table>           exported partitions
   bigquery://<project or conn_id>/<dataset>/<table>
@@ -12,54 +12,28 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
-from dagspec.spec.model import Pipeline, PublishStep, StepBase, TransformStep
-from dagspec.spec.outputs import WORK_SCHEMA, work_table_name  # noqa: F401  (re-exported)
-
-
-def asset_uris(pipeline: Pipeline, step: StepBase) -> list[str]:
-    wh = pipeline.warehouse.conn_id
-    if isinstance(step, TransformStep):
-        target = step.target
-        schema, table = (target.schema_, target.table) if target else (WORK_SCHEMA, work_table_name(pipeline.dag_id,
-                                                                                                      step.id))
-        return [f"dagspec-warehouse://{wh}/{schema}/{table}"]
-    if not isinstance(step, PublishStep):
-        return []
-    uris = []
-    if step.table is not None:
-        uris.append(f"dagspec-warehouse://{wh}/{step.table.schema_}/{step.table.table}")
-    if step.export is not None:
-        dest = step.export.target or step.table
-        uris.append(f"dagspec-store://{step.export.conn_id or pipeline.store.conn_id}/{dest.schema_}/{dest.table}")
-    if step.bigquery is not None:
-        bq = step.bigquery
-        uris.append(f"bigquery://{bq.project or bq.conn_id}/{bq.dataset}/{bq.table}")
-    if step.sheet is not None:
-        uris.append(f"gsheets://{step.sheet.spreadsheet_id}/{quote(step.sheet.worksheet, safe='')}")
-    return uris
+from dagspec.plan import PlannedStep
+from dagspec.spec.model import Pipeline
 
 
-def outlets(pipeline: Pipeline, step: StepBase) -> list:
-    uris = asset_uris(pipeline, step)
-    if not uris:
+def outlets(planned: PlannedStep) -> list:
+    """The step's outputs as Assets (the plan says which: published and transform tables, exports, sheets)."""
+    if not planned.asset_uris:
         return []
     from airflow.sdk import Asset
 
-    return [Asset(uri=u) for u in uris]
+    return [Asset(uri=u) for u in planned.asset_uris]
 
 
-def record_window(pipeline: Pipeline, step: StepBase, context: Any, start: datetime, end: datetime) -> None:
+def record_window(dag_id: str, planned: PlannedStep, context: Any, start: datetime, end: datetime) -> None:
     """Put the run's window on each output's Asset event, so a pipeline scheduled on it processes the same days."""
-    uris = asset_uris(pipeline, step)
-    if not uris or "outlet_events" not in context:
+    if not planned.asset_uris or "outlet_events" not in context:
         return
     from airflow.sdk import Asset
 
-    extra = {"dag_id": pipeline.dag_id, "step": step.id,
-             "window_start": start.isoformat(), "window_end": end.isoformat()}
-    for uri in uris:
+    extra = {"dag_id": dag_id, "step": planned.id, "window_start": start.isoformat(), "window_end": end.isoformat()}
+    for uri in planned.asset_uris:
         context["outlet_events"][Asset(uri=uri)].extra = extra
 
 

@@ -19,7 +19,7 @@ from airflow.sdk import BaseOperator
 from dagspec.airflow.alerts import alert_callbacks
 from dagspec.airflow.assets import outlets as step_outlets
 from dagspec.airflow.assets import record_window, schedule_of, window_from_events
-from dagspec.spec.graph import upstream
+from dagspec.plan import plan_of
 from dagspec.spec.load import load_definition
 from dagspec.spec.model import Pipeline
 from dagspec.spec.schedule import cron_of
@@ -56,14 +56,15 @@ def build_dag(pipeline: Pipeline, source: Path):
     from airflow.sdk import DAG, CronDataIntervalTimetable
 
     timetable = CronDataIntervalTimetable(cron_of(pipeline.schedule), timezone="UTC") if pipeline.schedule else None
-    ml = any(s.kind in ("train", "drift") for s in pipeline.steps)  # model pipelines: see airflow/ml.py
+    plan = plan_of(pipeline)
+    ml = bool(plan.kinds & {"train", "drift"})  # model pipelines: see airflow/ml.py
     retrain = None
     if ml:
         from dagspec.airflow.ml import retrain_condition
 
         retrain = retrain_condition(pipeline)
     schedule = schedule_of(pipeline, timetable, retrain)
-    deps = upstream(pipeline)
+    deps = plan.upstream()
     dag = DAG(
         dag_id=pipeline.dag_id,
         description=(pipeline.description or None) and pipeline.description.splitlines()[0][:200],
@@ -92,7 +93,7 @@ def build_dag(pipeline: Pipeline, source: Path):
             definition=definition,
             step_id=step.id,
             doc_md=f"**{KIND_ICONS.get(step.kind, step.kind)}**  \n{step.description}".strip(),
-            outlets=step_outlets(pipeline, step),
+            outlets=step_outlets(plan.step(step.id)),
             **callbacks,
         )
     for step_id, ups in deps.items():
@@ -114,7 +115,7 @@ def _utc(day) -> datetime:
 
 
 def doc_md(pipeline: Pipeline, source: Path, deps: dict[str, list[str]] | None = None) -> str:
-    deps = deps if deps is not None else upstream(pipeline)
+    deps = deps if deps is not None else plan_of(pipeline).upstream()
     rows = "\n".join(
         f"| `{s.id}` | {s.kind} | {', '.join(f'`{d}`' for d in deps[s.id]) or '-'} | {s.description or ''} |"
         for s in pipeline.steps
@@ -150,5 +151,5 @@ def execute_step(definition: str, step_id: str, **context: Any) -> Any:
             "Trigger with a logical date (the UI's 'Trigger DAG w/ config' or `dagspec run`)."
         )
     result = run_step(pipeline, step_id, start, end, resolver=airflow_resolver, log=logging.getLogger("dagspec"))
-    record_window(pipeline, pipeline.step(step_id), context, start, end)
+    record_window(pipeline.dag_id, plan_of(pipeline).step(step_id), context, start, end)
     return result

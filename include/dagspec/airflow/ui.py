@@ -190,7 +190,8 @@ def champion_cells(models: dict[str, str | None], resolver=server_resolver,
 
 def collect(folder: Path | None = None, resolver=server_resolver, registry_wait: float = REGISTRY_WAIT_S) -> list[Row]:
     from dagspec.airflow.loader import scan
-    from dagspec.freshness import check_freshness, store_tables
+    from dagspec.freshness import check_freshness
+    from dagspec.plan import plan_of
     from dagspec.store import Store
 
     folder = folder or definitions_folder()
@@ -214,7 +215,7 @@ def collect(folder: Path | None = None, resolver=server_resolver, registry_wait:
                   models=[champions[m] for m in model_names(pipeline)])
         try:
             store = Store.from_connection(resolver(pipeline.store.conn_id))
-            for schema, table in store_tables(pipeline):
+            for schema, table in plan_of(pipeline).store_tables():
                 dates = store.batch_dates(schema, table)
                 if dates:
                     row.partitions.append({"table": f"{schema}.{table}", "batch_date": dates[-1].isoformat(),

@@ -29,12 +29,13 @@ def find_cycle(pipeline: Pipeline) -> list[tuple[int, str]]:
     return [(index[s], s) for s in cycle_in(upstream(pipeline))]
 
 
-def topological(pipeline: Pipeline) -> list[str]:
-    """Step ids in an order that respects every dependency, ties broken by definition order.
+def topological(pipeline: Pipeline, deps: dict[str, list[str]] | None = None) -> list[str]:
+    """Step ids in an order that respects every dependency (`deps`: its `upstream`, when the caller has it),
+    ties broken by definition order.
 
     Kahn's algorithm with a heap of ready steps keyed by position: O((steps + edges) log steps).
     """
-    deps = upstream(pipeline)
+    deps = upstream(pipeline) if deps is None else deps
     position = {s.id: i for i, s in enumerate(pipeline.steps)}
     waiting = {s: 0 for s in deps}
     downstream: dict[str, list[str]] = {s: [] for s in deps}

@@ -4,21 +4,20 @@ Two steps (of one definition or of two) writing one place overwrite each other's
 this list is what the overlap checks compare (spec/folder.py across a folder, `overlaps` within
 one file). Names are compared case-insensitively: DuckDB, PostgreSQL (unquoted) and BigQuery
 datasets ignore case, and refusing a pair that a case-sensitive store would keep apart is the
-safe side.
+safe side. The plan (dagspec.plan) reads each step's places from here; so do the Asset URIs.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from dagspec.spec.errors import json_path
+from dagspec.spec.model import (ExtractStep, Pipeline, PublishStep, ScoreStep, StepBase, TableRef, TransformStep,
+                                ValidateStep)
 
-if TYPE_CHECKING:
-    from dagspec.spec.model import Pipeline
-
-WORK_SCHEMA = "dagspec_work"
+WORK_SCHEMA = "dagspec_work"  # where a transform without a target keeps its table
 
 
 def work_table_name(dag_id: str, step_id: str) -> str:
@@ -26,6 +25,30 @@ def work_table_name(dag_id: str, step_id: str) -> str:
     checks refuse definitions whose names meet here."""
     name = re.sub(r"[^A-Za-z0-9_]", "_", f"{dag_id}__{step_id}")
     return name[:63] if name[0].isalpha() or name[0] == "_" else f"_{name}"[:63]
+
+
+@dataclass(frozen=True)
+class Place:
+    """One place a step writes rows to."""
+
+    namespace: str  # "store", "warehouse", "bigquery" or "gsheets"
+    authority: str  # the store's or warehouse's connection id, the BigQuery project, the spreadsheet id
+    schema: str  # schema or dataset ("" for a worksheet)
+    table: str  # table or worksheet
+    what: str  # as a person reads it: "staged table", "transform table", ...
+    loc: tuple[str, ...]  # where the step says so, under the step ((): by default)
+    asset: bool  # published as an Airflow Asset another definition can be scheduled on
+
+    @property
+    def uri(self) -> str:
+        """The Asset URI: connections by id, never by host or secret."""
+        if self.namespace == "gsheets":
+            return f"gsheets://{self.authority}/{quote(self.table, safe='')}"
+        scheme = {"store": "dagspec-store", "warehouse": "dagspec-warehouse", "bigquery": "bigquery"}[self.namespace]
+        return f"{scheme}://{self.authority}/{self.schema}/{self.table}"
+
+
+LABELS = {"store": "store", "warehouse": "warehouse", "bigquery": "BigQuery"}  # a worksheet holds no table to compare
 
 
 @dataclass(frozen=True)
@@ -39,51 +62,66 @@ class Output:
         return json_path(self.loc)
 
 
-def _out(namespace: str, conn_id: str, schema: str, table: str, what: str, loc: tuple) -> Output:
-    label = {"store": "store", "warehouse": "warehouse", "bigquery": "BigQuery"}[namespace]
-    return Output((namespace, conn_id.lower(), schema.lower(), table.lower()),
-                  f"{what} {schema}.{table} in {label} {conn_id}", loc)
-
-
 def writes(pipeline: Pipeline) -> list[Output]:
-    """Every place the pipeline writes rows to, one entry per step and target."""
+    """Every table the pipeline writes rows to, one entry per step and target."""
+    return [Output((p.namespace, p.authority.lower(), p.schema.lower(), p.table.lower()),
+                   f"{p.what} {p.schema}.{p.table} in {LABELS[p.namespace]} {p.authority}", ("steps", i, *p.loc))
+            for i, step in enumerate(pipeline.steps) for p in writes_of(pipeline, step) if p.namespace in LABELS]
+
+
+def output_of(pipeline: Pipeline, step: StepBase) -> TableRef | None:
+    """What a step reading `step` reads: staged partitions, a transform's table, scores (table, else export)."""
+    if isinstance(step, ExtractStep):
+        return step.target
+    if isinstance(step, TransformStep):
+        return step.target or TableRef(schema=WORK_SCHEMA, table=work_table_name(pipeline.dag_id, step.id))
+    if isinstance(step, ScoreStep):
+        return step.output.table or step.output.export
+    return None
+
+
+def writes_of(pipeline: Pipeline, step: StepBase) -> tuple[Place, ...]:
+    """Every place one step writes to. Needs no step order: the overlap checks ask before cycles are refused."""
     store, wh = pipeline.store.conn_id, pipeline.warehouse.conn_id
-    found: list[Output] = []
-    for i, step in enumerate(pipeline.steps):
-        at = ("steps", i)
-        kind = step.kind
-        if kind == "extract":
-            found.append(_out("store", store, step.target.schema_, step.target.table, "staged table", (*at, "target")))
-        elif kind == "transform":
-            where = (*at, "target") if step.target else at
-            target = step.target
-            schema, table = (target.schema_, target.table) if target else (WORK_SCHEMA,
-                                                                           work_table_name(pipeline.dag_id, step.id))
-            found.append(_out("warehouse", wh, schema, table, "transform table", where))
-        elif kind == "publish":
-            if step.table is not None:
-                found.append(_out("warehouse", wh, step.table.schema_, step.table.table, "published table",
-                                  (*at, "table")))
-            if step.export is not None:
-                dest = step.export.target or step.table
-                found.append(_out("store", step.export.conn_id or store, dest.schema_, dest.table, "exported table",
-                                  (*at, "export")))
-            if step.bigquery is not None:
-                bq = step.bigquery
-                found.append(_out("bigquery", bq.project or bq.conn_id, bq.dataset, bq.table, "BigQuery table",
-                                  (*at, "bigquery")))
-        elif kind == "score":
-            if step.output.table is not None:
-                t = step.output.table
-                found.append(_out("warehouse", wh, t.schema_, t.table, "score table", (*at, "output", "table")))
-            if step.output.export is not None:
-                t = step.output.export
-                found.append(_out("store", store, t.schema_, t.table, "exported scores", (*at, "output", "export")))
-        quarantine = getattr(step, "quarantine", None) if kind == "validate" else None
-        if quarantine is not None:
-            found.append(_out("warehouse", wh, quarantine.schema_, quarantine.table, "quarantine table",
-                              (*at, "quarantine")))
-    return found
+    if isinstance(step, ExtractStep):
+        return (Place("store", store, step.target.schema_, step.target.table, "staged table", ("target",), False),)
+    if isinstance(step, TransformStep):
+        table = output_of(pipeline, step)
+        return (Place("warehouse", wh, table.schema_, table.table, "transform table",
+                      ("target",) if step.target else (), True),)
+    if isinstance(step, PublishStep):
+        return _publish_writes(step, store, wh)
+    if isinstance(step, ScoreStep):
+        out = step.output
+        found = [Place("warehouse", wh, out.table.schema_, out.table.table, "score table", ("output", "table"),
+                       False)] if out.table is not None else []
+        if out.export is not None:
+            found.append(Place("store", store, out.export.schema_, out.export.table, "exported scores",
+                               ("output", "export"), False))
+        return tuple(found)
+    if isinstance(step, ValidateStep) and step.quarantine is not None:
+        q = step.quarantine
+        return (Place("warehouse", wh, q.schema_, q.table, "quarantine table", ("quarantine",), False),)
+    return ()
+
+
+def _publish_writes(step: PublishStep, store: str, wh: str) -> tuple[Place, ...]:
+    found = []
+    if step.table is not None:
+        found.append(Place("warehouse", wh, step.table.schema_, step.table.table, "published table", ("table",),
+                           True))
+    if step.export is not None:
+        dest = step.export.target or step.table
+        found.append(Place("store", step.export.conn_id or store, dest.schema_, dest.table, "exported table",
+                           ("export",), True))
+    if step.bigquery is not None:
+        bq = step.bigquery
+        found.append(Place("bigquery", bq.project or bq.conn_id, bq.dataset, bq.table, "BigQuery table",
+                           ("bigquery",), True))
+    if step.sheet is not None:
+        found.append(Place("gsheets", step.sheet.spreadsheet_id, "", step.sheet.worksheet, "worksheet", ("sheet",),
+                           True))
+    return tuple(found)
 
 
 def overlaps(pipeline: Pipeline) -> list[tuple[tuple[str | int, ...], str, str]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from dagspec.plan import ML_KINDS
 from dagspec.stages.context import RunContext, StepFailed
-from dagspec.stages.ml import ML_KINDS
 from dagspec.stages.ml import stage as ml_stage
 
 

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 from dagspec.connections import Resolver, env_resolver
 from dagspec.errors import StepFailed  # noqa: F401  (re-exported for stages)
 from dagspec.paths import data_home, sql_dir
-from dagspec.spec.graph import upstream
-from dagspec.spec.model import ExtractStep, Pipeline, TableRef, TransformStep
-from dagspec.spec.outputs import WORK_SCHEMA, work_table_name  # noqa: F401  (re-exported)
+from dagspec.plan import Plan, plan_of
+from dagspec.spec.model import Pipeline, TableRef
 from dagspec.store import PartitionChanged, Store
 from dagspec.windows import Batch, Window
 
@@ -41,6 +40,10 @@ class RunContext:
         return self.window.batches(self.pipeline.batch_days)
 
     @cached_property
+    def plan(self) -> Plan:
+        return plan_of(self.pipeline)
+
+    @cached_property
     def store(self) -> Store:
         return Store.from_connection(self.resolver(self.pipeline.store.conn_id))
 
@@ -63,24 +66,20 @@ class RunContext:
             self.store.release()
 
     def output_table(self, step_id: str) -> TableRef:
-        """Where a step's batches live: an extract's staged partitions, a transform's warehouse table."""
-        step = self.pipeline.step(step_id)
-        if isinstance(step, ExtractStep):
-            return step.target
-        if isinstance(step, TransformStep):
-            return step.target or TableRef(schema=WORK_SCHEMA, table=work_table_name(self.pipeline.dag_id, step.id))
-        if step.kind == "score":  # its warehouse table, else its Parquet partitions in the store
-            return step.output.table or step.output.export
-        raise StepFailed(f"step {step_id!r} ({step.kind}) has no output to read")
+        """Where a step's batches live: an extract's staged partitions, a transform's warehouse table, scores."""
+        table = self.plan.output(step_id)
+        if table is None:
+            raise StepFailed(f"step {step_id!r} ({self.plan.step(step_id).kind}) has no output to read")
+        return table
 
     def expose(self, session: Session, step_id: str, batch: Batch) -> str:
         """Make one batch of a step's output queryable in the warehouse session; returns the relation name."""
-        step = self.pipeline.step(step_id)
+        planned = self.plan.step(step_id)
         table = self.output_table(step_id)
         name = f"__ref_{step_id}"
-        if isinstance(step, ExtractStep):
+        if planned.kind == "extract":
             return session.expose(name, self.staged(step_id, [batch.batch_date]))
-        if step.kind == "score" and step.output.table is None:
+        if planned.output_in_store:
             return session.expose(name, self.store.dataset(table.schema_, table.table, [batch.batch_date]))
         return session.expose_batch(name, table.schema_, table.table, batch.batch_date)
 
@@ -88,15 +87,8 @@ class RunContext:
         """The validate steps of `step_id`'s output that the running step waits for, directly or not."""
         if self.step_id is None:
             return []
-        deps = upstream(self.pipeline)
-        seen: set[str] = set()
-        todo = list(deps.get(self.step_id, []))
-        while todo:
-            current = todo.pop()
-            if current not in seen:
-                seen.add(current)
-                todo.extend(deps.get(current, []))
-        return [s.id for s in self.pipeline.steps if s.kind == "validate" and s.input == step_id and s.id in seen]
+        waits_for = self.plan.ancestors(self.step_id)
+        return [v for v in self.plan.validations_of(step_id) if v in waits_for]
 
     def staged(self, step_id: str, dates: list[date]):
         """An extract's staged partitions for `dates`, as one dataset. Downstream of a validate step of it, each
