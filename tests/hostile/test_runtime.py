@@ -15,7 +15,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from warehouse_fixtures import pg_db  # noqa: F401  (fixture)
 
 from dagspec.errors import StepFailed
 from dagspec.runner import run_pipeline, window_of_day
@@ -215,7 +214,7 @@ def test_a_postgres_warehouse_session_is_utc_even_when_the_database_says_otherwi
     """The host's TZ never reaches libpq, but a database's (or role's) TimeZone default does: the session's
     own options override both."""
     import duckdb
-    from warehouse_fixtures import pg_rows
+    from support.warehouse_fixtures import pg_rows
 
     from dagspec.runner import run_step
 

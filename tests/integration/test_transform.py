@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import warehouse_rows
-from warehouse_fixtures import pg_db, pg_rows  # noqa: F401  (fixture)
+from support.warehouse_fixtures import pg_rows
 
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition

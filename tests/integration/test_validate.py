@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import warehouse_rows
-from warehouse_fixtures import pg_db, pg_rows  # noqa: F401  (fixture)
+from support.warehouse_fixtures import pg_rows
 
 from dagspec.checks import gx_engine
 from dagspec.checks.sql_engine import Evaluator, supported

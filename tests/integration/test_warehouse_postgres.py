@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from helpers import expected_revenue, source_orders
-from warehouse_fixtures import pg_db, pg_rows  # noqa: F401  (fixture)
+from support.warehouse_fixtures import pg_rows
 
 from dagspec.connections import env_resolver
 from dagspec.runner import run_pipeline, window_of_day
