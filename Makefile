@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 export DAGSPEC_HOME ?= $(CURDIR)/.local/data
 export AIRFLOW_HOME ?= $(CURDIR)/.local/airflow
 
-.PHONY: up down install test test-fast bench bench-parse bench-validate bench-extract bench-ml bench-objects bench-ops schema sample-data clean
+.PHONY: up down install lint test test-fast bench bench-parse bench-validate bench-extract bench-ml bench-objects bench-ops schema sample-data clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ up: install
 
 down:
 	$(BIN)/python scripts/dev_stack.py down
+
+# ruff (pinned in the lock; rules in pyproject.toml) over every Python folder of the project.
+lint: install
+	$(BIN)/ruff check include tests dags bench scripts plugins
 
 test: install
 	scripts/install_chromium.sh  # headless browser for the Definitions page test

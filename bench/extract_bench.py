@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,7 +39,7 @@ TARGETS = {"pandas_speedup": 5.0, "vs_fastest": 1.25, "peak_mb": 400}
 
 
 def run_dagspec(db: str, table: str, out: Path) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     sys.path.insert(0, str(ROOT / "include"))
     from dagspec.connections import ConnectionInfo, env_resolver
@@ -54,7 +55,7 @@ def run_dagspec(db: str, table: str, out: Path) -> None:
                    "target": {"schema": "raw", "table": table}}],
     })
     known = {"bench_src": info, "bench_store": store}
-    run_step(pipeline, "extract", datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 2, tzinfo=timezone.utc),
+    run_step(pipeline, "extract", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC),
              resolver=lambda c: known.get(c) or env_resolver(c))
 
 

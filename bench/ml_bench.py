@@ -14,14 +14,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from peak import peak_mb
 
 TRAIN_ROWS = int(os.environ.get("ML_BENCH_TRAIN_ROWS", 1_000_000))
 SCORE_ROWS = [int(x) for x in os.environ.get("ML_BENCH_SCORE_ROWS", "1000000,5000000").split(",")]
-DAY = datetime(2025, 6, 1, tzinfo=timezone.utc)
+DAY = datetime(2025, 6, 1, tzinfo=UTC)
 OUTPUTS = {"table": {"table": {"schema": "bench", "table": "scores"}},
            "export": {"export": {"schema": "bench", "table": "scores"}}}
 
@@ -141,7 +141,7 @@ def main() -> None:
           "or -> Parquet -> DuckDB table, batch replaced in one transaction (table)")
     print(f"{'output':<8}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}{'above warm-up MB':>18}"
           f"{'warm-up s':>11}")
-    for (mode, n), s in scores.items():
+    for (mode, _n), s in scores.items():
         print(f"{mode:<8}{s['rows']:>12,}{s['seconds']:>10.1f}{s['rows'] / s['seconds']:>12,.0f}{s['peak_mb']:>13.0f}"
               f"{s['peak_mb'] - s['baseline_mb']:>18.0f}{s['setup']:>11.1f}")
     if len(SCORE_ROWS) >= 2:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 
 from peak import peak_mb
@@ -59,7 +60,7 @@ def run_download(endpoint: str, key: str, out: str) -> dict:
 
 def run_dagspec(endpoint: str, key: str, out: str) -> dict:
     os.makedirs(out, exist_ok=True)
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     from dagspec.connections import parse_connection
     from dagspec.sources import read_batches
@@ -69,7 +70,7 @@ def run_dagspec(endpoint: str, key: str, out: str) -> dict:
 
     src = ObjectSource(kind="objects", conn_id="bench", path=f"s3://{BUCKET}/{key}", format="csv",
                        column_types={"amount": "decimal(12,2)"})
-    day = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    day = datetime(2025, 3, 1, tzinfo=UTC)
     schema, chunks = read_batches(parse_connection("bench", json.dumps(conn(endpoint))), src,
                                   Batch(date(2025, 3, 1), day, day), 100_000)
     info = Store(out).write_partition("raw", "events", date(2025, 3, 1), schema, chunks)
@@ -110,11 +111,11 @@ def child(name: str, endpoint: str, key: str, out: str) -> None:
     # Same imports for everyone before the clock starts: the table compares the work, not start-up.
     import boto3  # noqa: F401
     import pandas  # noqa: F401
-    import pyarrow.csv  # noqa: F401
-    import pyarrow.dataset  # noqa: F401
+    import pyarrow.csv
+    import pyarrow.dataset
     import pyarrow.parquet  # noqa: F401
 
-    import dagspec.sources.objects  # noqa: F401
+    import dagspec.sources.objects
     import dagspec.store  # noqa: F401
 
     before = peak_mb()

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from extract_data import LINEITEM_DDL, tpch_csv  # noqa: E402
+from extract_data import LINEITEM_DDL, tpch_csv
 
 PG = dict(host="127.0.0.1", port=5432, user="postgres", dbname="test")
 SCHEMA = "ds_order_bench"

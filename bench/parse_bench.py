@@ -207,12 +207,11 @@ def report(rows: list[dict], worker: dict, proc: dict, n: int) -> None:
                   f"({s['cpu'] / proc['dagspec']['cpu']:.2f}x dagspec cpu)")
     ds, pl, df = (last[k]["cpu"] for k in kinds)
     w = worker["dagspec"]
-    print("\nTargets at N=%d (CPU time): >= 4x faster than dag-factory: %s (%.1fx); within 25%% of plain: %s (%.2fx); "
-          "peak memory <= dag-factory: %s (%.0f vs %.0f MB); worker < 50 ms: %s (%.1f ms wall)" % (
-              n, "yes" if df / ds >= 4 else "NO", df / ds, "yes" if ds <= 1.25 * pl else "NO", ds / pl,
-              "yes" if last["dagspec"]["peak_mb"] <= last["dagfactory"]["peak_mb"] else "NO",
-              last["dagspec"]["peak_mb"], last["dagfactory"]["peak_mb"],
-              "yes" if w["seconds"] < 0.05 else "NO", w["seconds"] * 1000))
+    mem_ds, mem_df = last["dagspec"]["peak_mb"], last["dagfactory"]["peak_mb"]
+    print(f"\nTargets at N={n} (CPU time): >= 4x faster than dag-factory: {'yes' if df / ds >= 4 else 'NO'} "
+          f"({df / ds:.1f}x); within 25% of plain: {'yes' if ds <= 1.25 * pl else 'NO'} ({ds / pl:.2f}x); "
+          f"peak memory <= dag-factory: {'yes' if mem_ds <= mem_df else 'NO'} ({mem_ds:.0f} vs {mem_df:.0f} MB); "
+          f"worker < 50 ms: {'yes' if w['seconds'] < 0.05 else 'NO'} ({w['seconds'] * 1000:.1f} ms wall)")
 
 
 if __name__ == "__main__":

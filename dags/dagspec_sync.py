@@ -7,7 +7,7 @@ parse. A rejected definition fails the task, so the UI shows it, with each error
 """
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dagspec.airflow.sync_dag import build_sync_dag
@@ -18,5 +18,5 @@ if os.environ.get("DAGSPEC_SYNC_URI"):
         conn_id=os.environ.get("DAGSPEC_SYNC_CONN_ID", "dagspec_drops"),
         target=Path(__file__).resolve().parent / "definitions",
         schedule=os.environ.get("DAGSPEC_SYNC_SCHEDULE", "*/5 * * * *"),
-        start_date=datetime(2025, 1, 1, tzinfo=timezone.utc),
+        start_date=datetime(2025, 1, 1, tzinfo=UTC),
     )

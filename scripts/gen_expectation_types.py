@@ -54,7 +54,7 @@ def _kinds(annotation, out: dict, in_union: bool) -> None:
         out.setdefault("enum", []).extend(m.value for m in annotation)
     elif annotation is typing.Any:
         types.add("any")
-    elif origin in (list, set, tuple, Sequence) or annotation in (list, set, tuple, typing.List):
+    elif origin in (list, set, tuple, Sequence) or annotation in (list, set, tuple, list):
         types.add("array")
         item = args[0] if args and origin is not tuple else typing.Any
         sub: dict = {}

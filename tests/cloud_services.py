@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
 from conftest import need
 
 _CHILD = {
@@ -56,7 +55,7 @@ server.stop()
 """,
 }
 
-_running: dict[str, "_Child"] = {}
+_running: dict[str, _Child] = {}
 
 
 class _Child:

@@ -25,6 +25,9 @@ os.environ.pop("DAGSPEC_DEFINITIONS", None)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Fixture modules, available to every test without importing them (helpers are imported normally).
+pytest_plugins = ["support.warehouse_fixtures"]
+
 
 def need(condition: bool, why: str) -> None:
     """Skip on a laptop without the service; under CI=true a missing service is a failure."""

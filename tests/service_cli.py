@@ -6,11 +6,12 @@ from __future__ import annotations
 import socket
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Callable, ContextManager
 
 
-def main(ensure: Callable[[], object], running: Callable[[Path], ContextManager[dict]], workdir: Path,
+def main(ensure: Callable[[], object], running: Callable[[Path], AbstractContextManager[dict]], workdir: Path,
          usage: str) -> None:
     if sys.argv[1:] == ["setup"]:
         print(ensure())

@@ -16,13 +16,13 @@ import sys
 import time
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import requests
+from test_dev_stack import REPO, SCRIPT, Stack, free_port, poll, stack_leftovers, stop_stack
 
 from dagspec.dag_files import write_loaders
-from test_dev_stack import REPO, SCRIPT, Stack, free_port, poll, stack_leftovers, stop_stack
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 UP_WAIT_S = 420  # migration of a fresh PostgreSQL DB plus every component, on 2 busy cores

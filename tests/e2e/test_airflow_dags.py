@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from helpers import expected_revenue, source_orders, warehouse_rows
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +22,7 @@ def dagbag(folder: Path):
 
 def run_for(dag, day: date):
     """dag.test() for the run whose data interval starts on `day` (Airflow 3 infers it from run_after)."""
-    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     if dag.dag_id == "customers_snapshot":
         end += timedelta(hours=2)
     return dag.test(logical_date=end)

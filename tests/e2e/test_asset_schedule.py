@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from helpers import expected_revenue, warehouse_rows
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +25,7 @@ WHERE batch_date >= CAST(:from_date AS DATE) AND batch_date < CAST(:to_date AS D
 
 
 def midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 @pytest.fixture()
@@ -89,7 +88,7 @@ def test_a_definition_runs_on_the_window_of_the_asset_it_is_scheduled_on(airflow
         return dr
 
     monkeypatch.setattr(dagrun_module, "get_or_create_dagrun", with_event)
-    run = share.test(logical_date=None, run_after=datetime(2025, 3, 4, 1, tzinfo=timezone.utc))
+    run = share.test(logical_date=None, run_after=datetime(2025, 3, 4, 1, tzinfo=UTC))
     assert run.state == "success"
 
     expected = {ch: net for ch, _, _, _, net, _ in expected_revenue(data_home / "source.db", day)}

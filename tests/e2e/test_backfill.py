@@ -12,7 +12,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-
 from conftest import need
 from helpers import source_orders, warehouse_rows
 from ops_stack import dags_folder, postgres_db, postgres_up, running_stack

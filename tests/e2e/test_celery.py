@@ -15,7 +15,6 @@ from datetime import date, timedelta
 
 import psutil
 import pytest
-
 from conftest import need
 from helpers import expected_revenue, source_orders, warehouse_rows
 from ops_stack import dags_folder, postgres_db, postgres_up, redis_up, running_stack

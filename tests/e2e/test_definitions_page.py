@@ -21,7 +21,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
 from conftest import need
 from helpers import source_orders
 from ops_stack import dags_folder, running_stack

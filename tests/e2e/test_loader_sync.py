@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cloud_services import gcs_server, s3_server  # noqa: F401  (pytest fixtures)
 
 pytestmark = pytest.mark.e2e

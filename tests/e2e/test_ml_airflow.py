@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from helpers import source_orders, warehouse_rows
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +22,7 @@ def dagbag(folder: Path):
 
 
 def midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def task_states(dag_run) -> dict[str, str]:
@@ -105,7 +104,7 @@ def test_retrain_score_and_drift_through_airflow(airflow_db, dags_folder, data_h
     daily, retrain = bag.dags["orders_model"], bag.dags["orders_model_retrain"]
 
     # The weekly run of Monday 2025-03-31 04:00 trains the first model: promoted on its minimums.
-    run = retrain.test(logical_date=datetime(2025, 3, 31, 4, tzinfo=timezone.utc))
+    run = retrain.test(logical_date=datetime(2025, 3, 31, 4, tzinfo=UTC))
     assert run.state == "success", task_states(run)
     decision = xcom(run, "promote")
     assert decision["promoted"] is True and decision["version"] == "1"
@@ -156,7 +155,7 @@ def test_retrain_score_and_drift_through_airflow(airflow_db, dags_folder, data_h
         return dr
 
     monkeypatch.setattr(dagrun_module, "get_or_create_dagrun", with_event)
-    run = retrain.test(logical_date=None, run_after=datetime(2025, 4, 3, 0, 5, tzinfo=timezone.utc))
+    run = retrain.test(logical_date=None, run_after=datetime(2025, 4, 3, 0, 5, tzinfo=UTC))
     assert run.state == "success", task_states(run)
     train = xcom(run, "train")
     assert train["version"] == "2"

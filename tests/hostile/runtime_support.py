@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from conftest import need
+
 from dagspec.spec.model import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]

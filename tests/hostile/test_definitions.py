@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cloud_services import s3_server  # noqa: F401  (pytest fixture)
+
 from dagspec.spec import DefinitionError
 from dagspec.spec.load import parse_definition
 
@@ -460,9 +460,9 @@ def test_an_extract_query_gets_the_same_jinja_variables_as_a_transform(data_home
     import sqlite3
     from datetime import date
 
+    from dagspec.connections import env_resolver
     from dagspec.runner import run_pipeline, window_of_day
     from dagspec.store import Store
-    from dagspec.connections import env_resolver
 
     data = minimal("templated_extract", "templated_orders", params={"channel": "web"})
     data["steps"][0]["source"] = {"query": "SELECT order_id FROM orders WHERE date(ordered_at) = '{{ ds }}' "

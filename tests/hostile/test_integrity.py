@@ -3,20 +3,20 @@ taken as done, a killed writer's leftovers stay out of the table's folder, commi
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from helpers import source_orders, warehouse_rows
 
 from dagspec.runner import run_step
 from dagspec.spec.model import Pipeline
 from dagspec.stages import StepFailed
-from helpers import source_orders, warehouse_rows
 from hostile.integrity_fixtures import LOCK, WRITER, gate_definition, null_status_copy, pg_admin, pg_orders  # noqa: F401
 
 DAY = date(2025, 3, 1)
-START = datetime(2025, 3, 1, tzinfo=timezone.utc)
-END = datetime(2025, 3, 2, tzinfo=timezone.utc)
+START = datetime(2025, 3, 1, tzinfo=UTC)
+END = datetime(2025, 3, 2, tzinfo=UTC)
 
 
 def _pipeline(dag_id: str, source_table: str, steps: list[dict] = ()) -> Pipeline:
@@ -309,7 +309,7 @@ def test_in_airflow_a_publish_task_refuses_what_another_dag_restaged_after_the_c
         return bag.dags[dag_id]
 
     def run(d, skip: str):
-        end = datetime.combine(DAY + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+        end = datetime.combine(DAY + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
         return d.test(logical_date=end, mark_success_pattern=skip)
 
     steps = [CHECKED[0], dict(CHECKED[1], table={"schema": "pin_af", "table": "orders"})]

@@ -20,9 +20,18 @@ from dagspec.errors import StepFailed
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec.model import Pipeline
 from hostile.runtime_support import (  # noqa: F401  (fixtures: big_duckdb_source, tz_sources)
-    EVENTS, ROOT, big_duckdb_source, enospc, extract_big, pg_admin, sessions, staged_under, tiny_disk, tz_sources,
-    warehouse_on)
-from warehouse_fixtures import pg_db  # noqa: F401  (fixture)
+    EVENTS,
+    ROOT,
+    big_duckdb_source,
+    enospc,
+    extract_big,
+    pg_admin,
+    sessions,
+    staged_under,
+    tiny_disk,
+    tz_sources,
+    warehouse_on,
+)
 
 
 def test_every_source_stages_the_same_values_whatever_the_hosts_time_zone(tz_sources, tmp_path):
@@ -82,9 +91,8 @@ def test_too_many_clients_while_checking_is_an_error_of_the_run_not_a_failed_exp
     with 2 its connection test passes and its execution engine's own pool then fails while computing metrics,
     where GX puts the exception in each result's exception_info with success false: that was recorded as a
     validation failure. Both must fail the task naming the connection."""
-    from dagspec.stages.validate import ValidationFailed
-
     from dagspec.runner import run_step
+    from dagspec.stages.validate import ValidationFailed
 
     pipeline = revenue_checked_in_postgres()
     window = window_of_day(pipeline, date(2025, 3, 1))
@@ -206,9 +214,9 @@ def test_a_postgres_warehouse_session_is_utc_even_when_the_database_says_otherwi
     """The host's TZ never reaches libpq, but a database's (or role's) TimeZone default does: the session's
     own options override both."""
     import duckdb
+    from support.warehouse_fixtures import pg_rows
 
     from dagspec.runner import run_step
-    from warehouse_fixtures import pg_rows
 
     source = tmp_path / "events.duckdb"
     con = duckdb.connect(str(source))

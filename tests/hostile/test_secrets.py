@@ -14,13 +14,13 @@ import string
 import subprocess
 import sys
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
-
 from conftest import need
+
 from dagspec.connections import ConnectionInfo, env_resolver
 from dagspec.errors import StepFailed
 from dagspec.runner import run_step
@@ -28,7 +28,7 @@ from dagspec.secrets import scrub
 from dagspec.spec.model import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
-UTC = timezone.utc
+UTC = UTC
 DAY = date(2025, 3, 1)
 SPECIALS = string.punctuation + " "
 PASSWORDS = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import duckdb
 import pyarrow.parquet as pq
@@ -16,7 +16,7 @@ from dagspec.runner import run_step
 from dagspec.spec.model import Pipeline
 from dagspec.store import Store
 
-UTC = timezone.utc
+UTC = UTC
 DAY, NEXT = date(2025, 3, 1), date(2025, 3, 2)
 
 

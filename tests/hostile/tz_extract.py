@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dagspec.connections import ConnectionInfo, env_resolver
 from dagspec.runner import run_step
 from dagspec.spec.model import Pipeline
 from dagspec.store import Store
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
             "steps": [{"id": "extract", "kind": "extract", "source": {"conn_id": info.conn_id, **source},
                        "chunk_rows": 1000, "target": {"schema": "raw", "table": table}}]})
         run_step(pipeline, "extract", datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 4, tzinfo=UTC),
-                 resolver=lambda conn_id: info if conn_id == info.conn_id else env_resolver(conn_id))
+                 resolver=lambda conn_id, info=info: info if conn_id == info.conn_id else env_resolver(conn_id))
         staged = {}
         for day in store.batch_dates("raw", table):
             data = store.dataset("raw", table, [day]).to_table()

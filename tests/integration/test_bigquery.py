@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from bigquery_emulator import bigquery_server  # noqa: F401  (fixture)
+from bigquery_emulator import client as bq_client
+from helpers import expected_revenue
 
-from bigquery_emulator import bigquery_server, client as bq_client  # noqa: F401  (fixture)
 from dagspec.warehouse.bigquery_load import load_parquet
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
 from dagspec.stages import StepFailed
 from dagspec.store import Store
-from helpers import expected_revenue
 
 D1, D2 = date(2025, 3, 1), date(2025, 3, 2)
 
@@ -96,10 +97,10 @@ def test_bigquery_warehouse_runs_transforms_and_publishes_batches(tmp_path, data
 def seed_orders(client, dataset: str) -> list[dict]:
     client.create_dataset(dataset, exists_ok=True)
     data = [
-        {"order_id": 1, "ordered_at": datetime(2025, 2, 28, 23, 59, 59, tzinfo=timezone.utc), "amount": 5.0},
-        {"order_id": 2, "ordered_at": datetime(2025, 3, 1, 0, 0, 0, tzinfo=timezone.utc), "amount": 7.5},
-        {"order_id": 3, "ordered_at": datetime(2025, 3, 1, 23, 0, 0, tzinfo=timezone.utc), "amount": 1.25},
-        {"order_id": 4, "ordered_at": datetime(2025, 3, 2, 0, 0, 0, tzinfo=timezone.utc), "amount": 3.0},
+        {"order_id": 1, "ordered_at": datetime(2025, 2, 28, 23, 59, 59, tzinfo=UTC), "amount": 5.0},
+        {"order_id": 2, "ordered_at": datetime(2025, 3, 1, 0, 0, 0, tzinfo=UTC), "amount": 7.5},
+        {"order_id": 3, "ordered_at": datetime(2025, 3, 1, 23, 0, 0, tzinfo=UTC), "amount": 1.25},
+        {"order_id": 4, "ordered_at": datetime(2025, 3, 2, 0, 0, 0, tzinfo=UTC), "amount": 3.0},
     ]
     table = pa.Table.from_pylist(data, schema=pa.schema([("order_id", pa.int64()),
                                                          ("ordered_at", pa.timestamp("us", tz="UTC")),

@@ -8,14 +8,14 @@ import os
 import pickle
 import shutil
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import source_orders, warehouse_rows
 
 from dagspec.runner import run_step
 from dagspec.spec import load_definition
-from helpers import source_orders, warehouse_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 DAILY = load_definition(ROOT / "dags" / "definitions" / "orders_model.json")
@@ -25,7 +25,7 @@ MODEL = "orders_lost"
 
 
 def utc(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def features_for(first: date, end: date) -> None:

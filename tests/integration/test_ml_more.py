@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers import warehouse_rows
+from test_ml import ROOT, home, prepared, registry, sql, utc  # noqa: F401 (home, prepared: fixtures)
 
 from dagspec.runner import run_step
 from dagspec.spec import load_definition
-from helpers import warehouse_rows
-from test_ml import ROOT, home, prepared, registry, sql, utc  # noqa: F401 (home, prepared: fixtures)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CATEGORICAL = ("channel", "segment", "country")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 
 import pytest
+from helpers import expected_revenue, source_orders, warehouse_rows
 
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
 from dagspec.stages import StepFailed
-from helpers import expected_revenue, source_orders, warehouse_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS = ROOT / "dags" / "definitions" / "orders_daily.json"
@@ -34,9 +34,11 @@ def test_one_date_gives_exact_values(data_home):
 
 
 def test_rows_on_the_window_edges_land_in_exactly_one_batch(data_home):
-    from dagspec.sample_data import orders
-    from sqlalchemy import create_engine, insert
     from datetime import datetime
+
+    from sqlalchemy import create_engine, insert
+
+    from dagspec.sample_data import orders
 
     engine = create_engine(f"sqlite:///{data_home / 'source.db'}")
     with engine.begin() as conn:
@@ -102,7 +104,7 @@ def test_a_run_cut_differently_never_stages_the_same_days_twice(data_home, tmp_p
     """batch_days=7 stages a week as one partition; a later run for one day inside it (or a week cut
     across it) is refused with the fix, and writes nothing, instead of holding those rows twice."""
     import json
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from dagspec.windows import Window
 
@@ -113,7 +115,7 @@ def test_a_run_cut_differently_never_stages_the_same_days_twice(data_home, tmp_p
     pipeline = load_definition(path)
 
     def utc(day: date) -> datetime:
-        return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
     run_pipeline(pipeline, Window(utc(date(2025, 3, 1)), utc(date(2025, 3, 8))))
     staged = data_home / "store/raw/orders"

@@ -14,16 +14,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from bigquery_emulator import bigquery_server, client as bq_client  # noqa: F401  (fixture)
+from bigquery_emulator import bigquery_server  # noqa: F401  (fixture)
+from bigquery_emulator import client as bq_client
 from cloud_services import gcs_server, s3_server  # noqa: F401  (fixtures)
+from helpers import expected_revenue
+from sheets_fake import FakeSheets
+
 from dagspec.connections import ConnectionInfo
 from dagspec.publish.sheets import SheetTooLarge, publish_sheet
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
 from dagspec.stages import StepFailed
-from helpers import expected_revenue
-from sheets_fake import FakeSheets
 
 D1, D2 = date(2025, 3, 1), date(2025, 3, 2)
 SHEET_ID = "1dagspecFakeSheetId0123"

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from mlflow_server import mlflow_server  # noqa: F401  (fixture)
 from test_ml import MODEL, RETRAIN, home, prepared, registry, retrain, sql  # noqa: F401  (fixtures)
 

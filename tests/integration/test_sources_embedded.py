@@ -12,14 +12,23 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from test_sources_sql import (
-    ALL_BYTES, BIG_TEXT, DAY, EDGE_EVENTS, FIRST_BATCH, SECOND_BATCH, UNICODE, by_id, extract, staged,
+    ALL_BYTES,
+    BIG_TEXT,
+    DAY,
+    EDGE_EVENTS,
+    FIRST_BATCH,
+    SECOND_BATCH,
+    UNICODE,
+    by_id,
+    extract,
+    staged,
 )
 
 from dagspec.connections import ConnectionInfo, database_file, env_resolver, parse_connection
@@ -29,7 +38,7 @@ from dagspec.spec.model import SqlSource
 from dagspec.store import Store
 from dagspec.windows import Batch
 
-UTC = timezone.utc
+UTC = UTC
 NEXT = DAY + timedelta(days=1)
 SECOND_DAY = date(2025, 3, 3)
 BIG_ROWS = 120_000

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-
 from cloud_services import gcs_server, s3_server  # noqa: F401  (fixtures)
+
 from dagspec.connections import parse_connection
 from dagspec.errors import StepFailed
 from dagspec.sources import read_batches
@@ -55,7 +55,7 @@ def source(path: str, fmt: str, **kw):
 
 
 def day_batch(day: date, days: int = 1) -> Batch:
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return Batch(day, start, start + timedelta(days=days))
 
 
@@ -141,7 +141,7 @@ def test_parquet_keeps_exact_types(bucket):
         ("blob", pa.binary()), ("ok", pa.bool_()), ("small", pa.int16()),
     ])
     rows = [
-        {"id": 1, "price": Decimal("12345678.91"), "at": datetime(2025, 3, 2, 23, 59, 59, 999999, tzinfo=timezone.utc),
+        {"id": 1, "price": Decimal("12345678.91"), "at": datetime(2025, 3, 2, 23, 59, 59, 999999, tzinfo=UTC),
          "local_at": datetime(2025, 3, 2, 1, 2, 3), "day": date(2025, 3, 2), "name": "Grüße, 世界 🎉",
          "blob": b"\x00\xff", "ok": True, "small": -7},
         {"id": 2, "price": None, "at": None, "local_at": None, "day": None, "name": None, "blob": None, "ok": None,
@@ -170,7 +170,7 @@ def test_csv_column_types_override_inference(bucket):
     assert schema.field("amount").type == pa.decimal128(12, 2)
     assert schema.field("id").type == pa.int32()
     assert table.column("amount").to_pylist() == [Decimal("10.50"), None]
-    assert table.column("at").to_pylist()[0] == datetime(2025, 3, 2, 10, tzinfo=timezone.utc)
+    assert table.column("at").to_pylist()[0] == datetime(2025, 3, 2, 10, tzinfo=UTC)
 
 
 def test_large_csv_streams_in_chunks(bucket):
@@ -224,7 +224,7 @@ def test_extract_step_from_s3_into_the_store(data_home, s3_server, monkeypatch):
         "steps": [{"id": "events", "kind": "extract", "target": {"schema": "raw", "table": "events"},
                    "source": {"kind": "objects", "conn_id": "landing", "format": "parquet",
                               "path": bucket.uri("events/{{ ds }}/*.parquet")}}]})
-    window = Window(datetime(2025, 3, 1, tzinfo=timezone.utc), datetime(2025, 3, 3, tzinfo=timezone.utc))
+    window = Window(datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 3, tzinfo=UTC))
     rows = run_step(pipeline, "events", window.start, window.end)
     assert rows == {"2025-03-01": 4, "2025-03-02": 4}
     store = Store(data_home / "store")
@@ -240,7 +240,7 @@ def test_glob_and_days_rules():
     assert rx.match("b/ev/2025-03-01/part-1.csv") and rx.match("b/ev/2025-03-02/x/y/part-2.csv")
     assert not rx.match("b/ev/2025-03-03/part-1.csv") and not rx.match("b/ev/2025-03-01/part-10.csv")
     assert not glob_regex("b/*.csv").match("b/sub/a.csv")
-    start = datetime(2025, 3, 1, 3, tzinfo=timezone.utc)  # a "0 3 * * *" window: one day, the one it starts on
+    start = datetime(2025, 3, 1, 3, tzinfo=UTC)  # a "0 3 * * *" window: one day, the one it starts on
     assert days_of(Batch(start.date(), start, start + timedelta(days=1))) == [date(2025, 3, 1)]
     assert days_of(day_batch(DAYS[0], days=3)) == DAYS
 

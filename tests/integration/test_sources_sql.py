@@ -13,22 +13,22 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import need
+
 from dagspec.connections import ConnectionInfo, env_resolver
 from dagspec.errors import StepFailed
 from dagspec.runner import run_step
 from dagspec.spec.model import Pipeline
 from dagspec.store import Store
 
-UTC = timezone.utc
+UTC = UTC
 DB = f"ds_extract_t_{os.getpid()}"
 SECRET = "pw-Zq8!never-in-logs"
 ROOT = Path(__file__).resolve().parents[2]

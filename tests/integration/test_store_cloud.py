@@ -16,11 +16,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from cloud_services import gcs_server, s3_server  # noqa: F401  (fixtures)
+from helpers import expected_revenue, warehouse_rows
+
 from dagspec.connections import parse_connection
 from dagspec.store import MANIFEST, Store
-from helpers import expected_revenue, warehouse_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.large_string())])

@@ -8,12 +8,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from helpers import warehouse_rows
+from support.warehouse_fixtures import pg_rows
 
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
 from dagspec.stages import StepFailed
-from helpers import warehouse_rows
-from warehouse_fixtures import pg_db, pg_rows  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 D1, D2 = date(2025, 3, 1), date(2025, 3, 2)

@@ -14,6 +14,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import warehouse_rows
+from support.warehouse_fixtures import pg_rows
 
 from dagspec.checks import gx_engine
 from dagspec.checks.sql_engine import Evaluator, supported
@@ -21,8 +23,6 @@ from dagspec.checks.suite import Check, load_suite
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
 from dagspec.stages import StepFailed
-from helpers import warehouse_rows
-from warehouse_fixtures import pg_db, pg_rows  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = date(2025, 3, 1)
@@ -85,7 +85,7 @@ def test_duckdb_results_match_great_expectations_pandas_results(tmp_path):
         if "partial_unexpected_list" in rb:
             # pandas turns an int column with a null into floats; compare numbers as numbers.
             num = lambda x: float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x  # noqa: E731
-            norm = lambda xs: Counter(json.dumps(  # noqa: E731
+            norm = lambda xs, num=num: Counter(json.dumps(  # noqa: E731
                 {k: num(v) for k, v in x.items()} if isinstance(x, dict) else num(x), sort_keys=True) for x in xs)
             assert norm(ra["partial_unexpected_list"]) == norm(rb["partial_unexpected_list"]), c.type
     assert [r["success"] for r in ours].count(False) >= 10

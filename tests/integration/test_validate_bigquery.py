@@ -12,11 +12,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from bigquery_emulator import bigquery_server  # noqa: F401  (fixture)
+from test_bigquery import D1, bq, rows, run, write  # noqa: F401  (bq is a fixture)
+
 from dagspec.stages import StepFailed
 from dagspec.warehouse.bigquery import BigQuerySession
-from test_bigquery import D1, bq, rows, run, write  # noqa: F401  (bq is a fixture)
 
 SQL = """SELECT order_id, customer_id, status, channel, amount,
        CASE WHEN MOD(order_id, 50) = 0 THEN NULL ELSE channel END AS channel_or_null,

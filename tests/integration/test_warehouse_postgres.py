@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from helpers import expected_revenue, source_orders
+from support.warehouse_fixtures import pg_rows
 
 from dagspec.connections import env_resolver
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
 from dagspec.warehouse import open_warehouse
 from dagspec.warehouse.base import SchemaDrift
-from helpers import expected_revenue, source_orders
-from warehouse_fixtures import pg_db, pg_rows  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.service
 ROOT = Path(__file__).resolve().parents[2]

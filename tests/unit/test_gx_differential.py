@@ -29,7 +29,7 @@ from dagspec.spec.expectation_args import argument_problems, iso_value
 
 EXAMPLES = int(os.environ.get("DAGSPEC_DIFFERENTIAL_EXAMPLES", "14"))  # more to hunt, e.g. 200
 CASES = 160  # per example: EXAMPLES * CASES >= 2,000 cases per run
-UTC = dt.timezone.utc
+UTC = dt.UTC
 COUNTS = ("element_count", "unexpected_count", "missing_count")
 PERCENTS = ("unexpected_percent", "missing_percent", "unexpected_percent_total", "unexpected_percent_nonmissing")
 TEXTS = ["a", "ab", "A1", "é", "e\u0301", "日本", "٣", "", " ", "a\n", "🇺🇸", "b", "ß", "x_y"]

@@ -1,11 +1,11 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pendulum
 
 from dagspec.spec.schedule import window_for
 from dagspec.windows import Window, utc
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_daily_window_and_cron_with_hour():

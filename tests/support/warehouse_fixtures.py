@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from conftest import need
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
