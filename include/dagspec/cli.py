@@ -38,7 +38,7 @@ def _definition_files(paths: list[Path]) -> list[Path]:
 @app.command()
 def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Files or folders (default: dags/definitions).")):
     """Check definitions; one line per problem (file: JSON path: message (fix)), non-zero exit if any."""
-    from dagspec.airflow.loader import scan
+    from dagspec.spec.discovery import scan
     from dagspec.spec.errors import DefinitionError
     from dagspec.spec.folder import claim_of, folder_problems
     from dagspec.spec.load import load_definition
@@ -81,7 +81,7 @@ def _sql_dir() -> Path:
 @app.command("list")
 def list_definitions(folder: Path = typer.Option(None, help="Definitions folder (default: dags/definitions).")):
     """Every definition with its DAG id, schedule, steps, and whether it is valid."""
-    from dagspec.airflow.loader import scan
+    from dagspec.spec.discovery import scan
 
     good, bad = scan(folder or definitions_dir())
     table = Table("file", "dag_id", "schedule", "steps", "status")
@@ -97,7 +97,7 @@ def list_definitions(folder: Path = typer.Option(None, help="Definitions folder 
 
 
 def _find(dag_id: str):
-    from dagspec.airflow.loader import scan
+    from dagspec.spec.discovery import scan
 
     good, bad = scan(definitions_dir())
     for path, pipeline in good.items():

@@ -65,7 +65,7 @@ def freshness(
     max_age_hours: Optional[float] = typer.Option(None, "--max-age-hours", help="Override the definition's limit."),
 ):
     """Say which tables are stale: their newest staged partition is older than the definition allows."""
-    from dagspec.airflow.loader import scan
+    from dagspec.spec.discovery import scan
     from dagspec.freshness import check_freshness
     from dagspec.paths import definitions_dir
 
