@@ -108,15 +108,16 @@ def test_worker_path_reads_one_definition(airflow_db, mixed, monkeypatch):
     from airflow.sdk.definitions.context import _AIRFLOW_PARSING_CONTEXT_DAG_ID
 
     import dagspec.airflow.loader as loader
+    import dagspec.spec.discovery as discovery
 
     opened: list[str] = []
-    real = loader.load_definition
+    real = discovery.load_definition
 
     def spy(path, **kw):
         opened.append(Path(path).name)
         return real(path, **kw)
 
-    monkeypatch.setattr(loader, "load_definition", spy)
+    monkeypatch.setattr(discovery, "load_definition", spy)
     monkeypatch.setenv(_AIRFLOW_PARSING_CONTEXT_DAG_ID, "shop_0002")
     dags = loader.load_dags(mixed / "definitions")
     assert set(dags) == {"shop_0002"} and opened == ["shop_0002.json"]

@@ -176,7 +176,8 @@ HOSTILE_NAMES = [
 
 
 def test_hostile_file_names_never_run_as_code(tmp_path, monkeypatch):
-    from dagspec.airflow.loader import DefinitionImportError, scan, stub_name, sync_error_stubs
+    from dagspec.airflow.loader import DefinitionImportError, stub_name, sync_error_stubs
+    from dagspec.spec.discovery import scan
 
     folder = tmp_path / "dags" / "definitions"
     folder.mkdir(parents=True)
@@ -297,7 +298,7 @@ def folder_with(tmp_path: Path, definitions: dict[str, dict]) -> Path:
 
 
 def refused(folder: Path) -> dict[str, list[str]]:
-    from dagspec.airflow.loader import scan
+    from dagspec.spec.discovery import scan
 
     good, bad = scan(folder)
     return {p.name: [f"{x.path}: {x.message}" for x in e.problems] for p, e in bad.items()}
@@ -482,7 +483,7 @@ def test_a_pipe_or_a_huge_file_never_stalls_the_scan(tmp_path):
     """A FIFO named *.json blocked read_bytes forever; a 2 GB sparse file was read whole before the size check."""
     import os
 
-    from dagspec.airflow.loader import scan
+    from dagspec.spec.discovery import scan
 
     folder = folder_with(tmp_path, {"ok.json": minimal("ok")})
     os.mkfifo(folder / "pipe.json")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dagspec.airflow.loader import scan, stub_name, sync_error_stubs
+from dagspec.airflow.loader import stub_name, sync_error_stubs
 from dagspec.dag_files import FOLDER, loader_name, loader_text, write_loaders
+from dagspec.spec.discovery import scan
 from dagspec.spec.shards import index_dir, shard_of
 
 SHARES = 4

@@ -26,11 +26,11 @@ class AlertCallback:
         return f"AlertCallback({Path(self.definition).name}, {self.kind})"
 
     def __call__(self, context: Any) -> None:
-        from dagspec.airflow.build import _pipeline
         from dagspec.airflow.connections import airflow_resolver
         from dagspec.alerts import send_alerts
+        from dagspec.spec.discovery import load_cached
 
-        pipeline = _pipeline(self.definition, Path(self.definition).stat().st_mtime_ns)
+        pipeline = load_cached(self.definition)
         if not pipeline.alerts:
             return
         event = event_from_context(self.kind, pipeline, context, airflow_resolver)

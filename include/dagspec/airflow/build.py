@@ -20,7 +20,7 @@ from dagspec.airflow.alerts import alert_callbacks
 from dagspec.airflow.assets import outlets as step_outlets
 from dagspec.airflow.assets import record_window, schedule_of, window_from_events
 from dagspec.plan import plan_of
-from dagspec.spec.load import load_definition
+from dagspec.spec.discovery import load_cached
 from dagspec.spec.model import Pipeline
 from dagspec.spec.schedule import cron_of
 
@@ -129,11 +129,6 @@ def doc_md(pipeline: Pipeline, source: Path, deps: dict[str, list[str]] | None =
     )
 
 
-@lru_cache(maxsize=64)
-def _pipeline(definition: str, mtime_ns: int) -> Pipeline:
-    return load_definition(definition)
-
-
 def execute_step(definition: str, step_id: str, **context: Any) -> Any:
     """The task body: run one step for the run's data interval through the core runner."""
     import logging
@@ -141,7 +136,7 @@ def execute_step(definition: str, step_id: str, **context: Any) -> Any:
     from dagspec.airflow.connections import airflow_resolver
     from dagspec.runner import run_step
 
-    pipeline = _pipeline(definition, Path(definition).stat().st_mtime_ns)
+    pipeline = load_cached(definition)
     start, end = context.get("data_interval_start"), context.get("data_interval_end")  # absent without a logical date
     if start is None and context.get("triggering_asset_events"):  # asset-triggered (schedule_assets, a retrain)
         start, end = window_from_events(context)

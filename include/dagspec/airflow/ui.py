@@ -189,9 +189,9 @@ def champion_cells(models: dict[str, str | None], resolver=server_resolver,
 
 
 def collect(folder: Path | None = None, resolver=server_resolver, registry_wait: float = REGISTRY_WAIT_S) -> list[Row]:
-    from dagspec.airflow.loader import scan
     from dagspec.freshness import check_freshness
     from dagspec.plan import plan_of
+    from dagspec.spec.discovery import scan
     from dagspec.store import Store
 
     folder = folder or definitions_folder()

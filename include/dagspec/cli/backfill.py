@@ -1,4 +1,4 @@
-"""`dagspec backfill` and `dagspec freshness`: operating pipelines day to day.
+"""`dagspec backfill`: a date range run, or run again.
 
 `backfill` asks a running Airflow api-server for a backfill (REST API, the same call as the UI's
 "Backfill" dialog and `airflow backfill create`) and follows its runs with a progress bar until
@@ -7,20 +7,18 @@ every one has ended; `--local` runs the dates in this process instead, with no s
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from dagspec.cli import _find, _parse_date, _setup_logging, cli_resolver, err, out, run_days
+from dagspec.cli.airflow_api import AirflowClient, ApiError
+from dagspec.cli.common import cli_resolver, err, find_definition, out, parse_date, setup_logging
+from dagspec.cli.local_runs import run_days
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 POLL_S = 3.0
@@ -48,47 +46,16 @@ def backfill(
     verbose: bool = typer.Option(False, "-v", "--verbose"),
 ):
     """Run (or re-run) a date range: an Airflow backfill followed to the end, or --local in-process."""
-    first, last = _parse_date(from_), _parse_date(to)
+    first, last = parse_date(from_), parse_date(to)
     if last < first:
         err.print("[red]--to is before --from[/]")
         raise typer.Exit(2)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     if local:
-        _setup_logging(verbose)
+        setup_logging(verbose)
         raise typer.Exit(_local(dag_id, days, reprocess))
     client = AirflowClient(url or DEFAULT_URL, username, password)
     raise typer.Exit(_remote(client, dag_id, first, last, reprocess, max_active_runs, timeout))
-
-
-def freshness(
-    dag_id: Optional[str] = typer.Argument(None, help="One pipeline (default: every definition with 'freshness')."),
-    max_age_hours: Optional[float] = typer.Option(None, "--max-age-hours", help="Override the definition's limit."),
-):
-    """Say which tables are stale: their newest staged partition is older than the definition allows."""
-    from dagspec.airflow.loader import scan
-    from dagspec.freshness import check_freshness
-    from dagspec.paths import definitions_dir
-
-    if dag_id:
-        pipelines = [_find(dag_id)[1]]
-    else:
-        good, _ = scan(definitions_dir())
-        pipelines = [p for p in good.values() if p.freshness]
-    table = Table("dag_id", "table", "latest partition", "rows", "age (h)", "max (h)", "status")
-    stale = 0
-    for pipeline in pipelines:
-        try:
-            verdicts = check_freshness(pipeline, max_age_hours=max_age_hours, resolver=cli_resolver())
-        except ValueError as exc:
-            err.print(f"[red]{escape(str(exc))}[/] (use --max-age-hours)")
-            raise typer.Exit(2) from None
-        for v in verdicts:
-            stale += v.stale
-            table.add_row(v.dag_id, v.table, str(v.latest or "-"), "-" if v.rows is None else f"{v.rows:,}",
-                          "-" if v.age_hours is None else f"{v.age_hours:.1f}", f"{v.max_age_hours:g}",
-                          "[red]stale[/]" if v.stale else "[green]fresh[/]")
-    out.print(table)
-    raise typer.Exit(1 if stale else 0)
 
 
 # ---------------------------------------------------------------- local
@@ -98,7 +65,7 @@ def _local(dag_id: str, days: list[date], reprocess: bool) -> int:
     from dagspec.freshness import store_tables
     from dagspec.stages.context import RunContext
 
-    _, pipeline = _find(dag_id)
+    _, pipeline = find_definition(dag_id)
     if not reprocess:
         done = _loaded_days(pipeline, days, store_tables(pipeline), RunContext)
         if done:
@@ -133,64 +100,6 @@ def _loaded_days(pipeline, days: list[date], tables, context_cls) -> set[date]:
 
 
 # ---------------------------------------------------------------- Airflow
-
-
-class AirflowClient:
-    """Just the REST calls a backfill needs, with the JWT of POST /auth/token."""
-
-    def __init__(self, url: str, username: str, password: str | None):
-        import requests
-
-        self.url = url.rstrip("/")
-        self.http = requests.Session()
-        password = password or _dev_stack_password(username)
-        if password is None:
-            err.print("[red]no Airflow password: give --password or DAGSPEC_AIRFLOW_PASSWORD[/]")
-            raise typer.Exit(2)
-        try:
-            resp = self.http.post(f"{self.url}/auth/token", json={"username": username, "password": password}, timeout=30)
-        except (requests.Timeout, requests.ConnectionError):
-            err.print(f"[red]no Airflow api-server answers at {escape(self.url)}[/] (start one with `make up`, "
-                      "give --url, or run the dates in-process with --local)")
-            raise typer.Exit(2) from None
-        if resp.status_code not in (200, 201):
-            err.print(f"[red]Airflow refused the login of {escape(repr(username))} (HTTP {resp.status_code})[/]")
-            raise typer.Exit(2)
-        self.http.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
-
-    def call(self, method: str, path: str, **kwargs) -> dict:
-        import requests
-
-        for attempt in range(4):
-            try:
-                resp = self.http.request(method, f"{self.url}/api/v2{path}", timeout=60, **kwargs)
-                break
-            except (requests.Timeout, requests.ConnectionError) as exc:
-                # Following a long backfill must survive a busy or restarting api-server; a POST is not repeated.
-                if method != "GET" or attempt == 3:
-                    raise ApiError(0, f"no answer from {self.url} ({type(exc).__name__})") from None
-                time.sleep(5 * (attempt + 1))
-        if resp.status_code >= 400:
-            try:
-                detail = resp.json().get("detail", resp.text)
-            except ValueError:
-                detail = resp.text
-            raise ApiError(resp.status_code, detail if isinstance(detail, str) else json.dumps(detail))
-        return resp.json()
-
-
-class ApiError(RuntimeError):
-    def __init__(self, status: int, detail: str):
-        super().__init__(f"HTTP {status}: {detail[:500]}")
-        self.status = status
-
-
-def _dev_stack_password(username: str) -> str | None:
-    home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
-    try:
-        return json.loads((home / "simple_auth_manager_passwords.json.generated").read_text()).get(username)
-    except (FileNotFoundError, ValueError):
-        return None
 
 
 @dataclass

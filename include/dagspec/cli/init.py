@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True)
+from dagspec.cli.common import plain_out as out
 
 EXAMPLE = {
     "dag_id": "example_orders",

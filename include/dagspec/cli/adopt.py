@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from dagspec.cli.common import cli_resolver
+from dagspec.cli.common import plain_err as err
+from dagspec.cli.common import plain_out as out
 
 
 def adopt(
@@ -27,13 +27,12 @@ def adopt(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from dagspec.airflow.connections import cli_resolver
     from dagspec.connections import ConnectionNotFound
     from dagspec.store import Store
     from dagspec.store_adopt import Adoption
 
     try:
-        store = Store.from_connection(cli_resolver(store_conn))
+        store = Store.from_connection(cli_resolver()(store_conn))
         found = store.found_partitions(schema, table, start and start.date(), end and end.date())
     except ConnectionNotFound:
         err.print(f"no connection {store_conn!r} (fix: define AIRFLOW_CONN_{store_conn.upper()} or pass --store-conn)")

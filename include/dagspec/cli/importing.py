@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+from dagspec.cli.common import plain_err as err
+from dagspec.cli.common import plain_out as out
 
 
 def import_seeds(

@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from dagspec.cli.common import cli_resolver, err, out
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Models in the registry (MLflow).")
-out = Console()
-err = Console(stderr=True)
 
 
 def _registry():
-    from dagspec.cli import cli_resolver
     from dagspec.ml.registry import Registry
 
     return Registry.open(cli_resolver())

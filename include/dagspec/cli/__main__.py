@@ -1,0 +1,5 @@
+"""`python -m dagspec.cli`: the same app as the `dagspec` command."""
+
+from dagspec.cli import app
+
+app()

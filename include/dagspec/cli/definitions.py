@@ -1,0 +1,67 @@
+"""`dagspec validate` and `dagspec list`: the definitions folder (or named files) checked and listed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from dagspec.cli.common import err, out
+from dagspec.paths import definitions_dir, sql_dir
+from dagspec.spec.errors import printable
+
+
+def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Files or folders (default: dags/definitions).")):
+    """Check definitions; one line per problem (file: JSON path: message (fix)), non-zero exit if any."""
+    from dagspec.spec.discovery import scan
+    from dagspec.spec.errors import DefinitionError
+    from dagspec.spec.folder import claim_of, folder_problems
+    from dagspec.spec.load import load_definition
+
+    problems = 0
+    valid = 0
+    folders = [p for p in (paths or [definitions_dir()]) if p.is_dir()]
+    files = [p for p in (paths or []) if not p.is_dir()]
+    for folder in folders:  # a folder also gets the cross-file check (duplicate dag ids)
+        good, bad = scan(folder, check_sql=True)
+        valid += len(good)
+        for error in bad.values():
+            for problem in error.problems:
+                print(problem, flush=True)
+                problems += 1
+    claims = {}
+    for path in files:
+        try:
+            claims[str(path)] = claim_of(str(path), load_definition(path, sql_dir=sql_dir(), check_sql=True))
+        except DefinitionError as exc:
+            for problem in exc.problems:
+                print(problem, flush=True)
+                problems += 1
+    refused = folder_problems(claims.values())  # files named together are checked against each other too
+    valid += len(claims) - len(refused)
+    for found in refused.values():
+        for problem in found:
+            print(problem, flush=True)
+            problems += 1
+    err.print(f"{valid} valid definition(s), {problems} problem(s)")
+    raise typer.Exit(1 if problems else 0)
+
+
+def list_definitions(folder: Path = typer.Option(None, help="Definitions folder (default: dags/definitions).")):
+    """Every definition with its DAG id, schedule, steps, and whether it is valid."""
+    from dagspec.spec.discovery import scan
+
+    good, bad = scan(folder or definitions_dir())
+    table = Table("file", "dag_id", "schedule", "steps", "status")
+    for column in table.columns[:3]:
+        column.no_wrap = True
+    for path in sorted({*good, *bad}):
+        if path in good:
+            p = good[path]
+            table.add_row(Text(printable(path.name)), p.dag_id, Text(str(p.schedule)), str(len(p.steps)), "[green]valid[/]")
+        else:
+            table.add_row(Text(printable(path.name)), "", "", "", f"[red]{len(bad[path].problems)} problem(s)[/]")
+    out.print(table)

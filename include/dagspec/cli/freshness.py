@@ -1,0 +1,42 @@
+"""`dagspec freshness`: which tables are stale."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from dagspec.cli.common import cli_resolver, err, find_definition, out
+
+
+def freshness(
+    dag_id: Optional[str] = typer.Argument(None, help="One pipeline (default: every definition with 'freshness')."),
+    max_age_hours: Optional[float] = typer.Option(None, "--max-age-hours", help="Override the definition's limit."),
+):
+    """Say which tables are stale: their newest staged partition is older than the definition allows."""
+    from dagspec.freshness import check_freshness
+    from dagspec.paths import definitions_dir
+    from dagspec.spec.discovery import scan
+
+    if dag_id:
+        pipelines = [find_definition(dag_id)[1]]
+    else:
+        good, _ = scan(definitions_dir())
+        pipelines = [p for p in good.values() if p.freshness]
+    table = Table("dag_id", "table", "latest partition", "rows", "age (h)", "max (h)", "status")
+    stale = 0
+    for pipeline in pipelines:
+        try:
+            verdicts = check_freshness(pipeline, max_age_hours=max_age_hours, resolver=cli_resolver())
+        except ValueError as exc:
+            err.print(f"[red]{escape(str(exc))}[/] (use --max-age-hours)")
+            raise typer.Exit(2) from None
+        for v in verdicts:
+            stale += v.stale
+            table.add_row(v.dag_id, v.table, str(v.latest or "-"), "-" if v.rows is None else f"{v.rows:,}",
+                          "-" if v.age_hours is None else f"{v.age_hours:.1f}", f"{v.max_age_hours:g}",
+                          "[red]stale[/]" if v.stale else "[green]fresh[/]")
+    out.print(table)
+    raise typer.Exit(1 if stale else 0)

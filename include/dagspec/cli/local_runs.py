@@ -1,0 +1,103 @@
+"""Dates run in this process (`dagspec run`, `dagspec backfill --local`): the per-date loop with its progress
+bar, and the record of each date's run kept in the store."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import date
+from typing import TYPE_CHECKING
+
+from dagspec.cli.common import cli_resolver, err
+
+if TYPE_CHECKING:
+    from dagspec.connections import Resolver
+    from dagspec.spec.model import Pipeline
+
+
+def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: bool) -> list[tuple[date, str]]:
+    """Every step of each date's window in this process, with a progress bar; returns (date, error) per failure.
+    `keep_going` moves on to the next date after a failure (a backfill), else stops there."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from dagspec.runner import run_pipeline, window_of_day
+    from dagspec.spec.graph import topological
+    from dagspec.stages import StepFailed
+
+    order = topological(pipeline)
+    resolver = cli_resolver()
+    failures: list[tuple[date, str]] = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err) as progress:
+        bar = progress.add_task(dag_id, total=len(order) * len(days))
+        for d in days:
+            completed = progress.tasks[0].completed
+            record = RunRecord(pipeline, resolver, d)
+
+            def on_step(step_id: str, state: str, _result, d=d, record=record) -> None:
+                record.step(step_id, state)
+                if state == "running":
+                    progress.update(bar, description=f"{dag_id} {d} · {step_id}")
+                else:
+                    progress.advance(bar)
+
+            try:
+                run_pipeline(pipeline, window_of_day(pipeline, d), on_step=on_step, resolver=resolver)
+                record.finish("success")
+            except Exception as exc:
+                # A StepFailed is already worded for people; both still lose every form of every secret.
+                text = _error_summary(str(exc) if isinstance(exc, StepFailed) else exc, pipeline, resolver)
+                record.finish("failed", text)
+                failures.append((d, text))
+                progress.update(bar, completed=completed + len(order))
+                # Escaped: an error quoting '[/]' (a password's characters, a value) is text, not Rich markup.
+                progress.console.print(f"[red]{dag_id} {d}: failed[/]: {escape(text)}")
+                if not keep_going:
+                    break
+    return failures
+
+
+class RunRecord:
+    """How one date's run goes, kept in the store (there is no Airflow database here) for `backfill --local`:
+    'running' with its id and start time before the first step, each step's state as it moves, then how it
+    ended. A run killed on the way leaves 'running', which is never taken as done."""
+
+    def __init__(self, pipeline: Pipeline, resolver: Resolver, day: date):
+        import uuid
+        from datetime import datetime, timezone
+
+        self.pipeline, self.resolver, self.day = pipeline, resolver, day
+        self.about = {"run_id": uuid.uuid4().hex, "started_at": datetime.now(timezone.utc).isoformat(),
+                      "pid": os.getpid(), "steps": {}}
+        self._write("running")
+
+    def step(self, step_id: str, state: str) -> None:
+        self.about["steps"][step_id] = state
+        self._write("running")
+
+    def finish(self, state: str, error: str | None = None) -> None:
+        from datetime import datetime, timezone
+
+        self.about["ended_at"] = datetime.now(timezone.utc).isoformat()
+        self._write(state, error)
+
+    def _write(self, state: str, error: str | None = None) -> None:
+        from dagspec.store import Store
+
+        try:
+            store = Store.from_connection(self.resolver(self.pipeline.store.conn_id))
+            store.record_run(self.pipeline.dag_id, self.day, state, error, **self.about)
+        except Exception as exc:  # the run's own outcome stands; only the record is missing
+            logging.getLogger("dagspec").warning("could not record the run of %s %s: %s", self.pipeline.dag_id,
+                                                 self.day, exc)
+
+
+def _error_summary(exc: Exception | str, pipeline: Pipeline, resolver: Resolver) -> str:
+    """An error without the secrets of the pipeline's connections; an unexpected one also short."""
+    from dagspec.alerts import pipeline_secrets, summarize_error
+    from dagspec.secrets import scrub_known
+
+    if isinstance(exc, str):
+        return scrub_known(exc, pipeline_secrets(pipeline, resolver))
+    return summarize_error(exc, pipeline_secrets(pipeline, resolver))

@@ -1,0 +1,28 @@
+"""`dagspec run`: every step of one date (or a range) in this process."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Optional
+
+import typer
+
+from dagspec.cli.common import find_definition, out, parse_date, setup_logging
+from dagspec.cli.local_runs import run_days
+
+
+def run(
+    dag_id: str,
+    day: str = typer.Option(..., "--date", help="Batch date YYYY-MM-DD: the run whose data interval starts that day."),
+    to: Optional[str] = typer.Option(None, "--to", help="Run every date from --date up to this one (inclusive)."),
+    verbose: bool = typer.Option(False, "-v", "--verbose"),
+):
+    """Run every step for one date (or a range) in this process: no scheduler; stops at the first failed date."""
+    setup_logging(verbose)
+    _, pipeline = find_definition(dag_id)
+    first = parse_date(day)
+    last = parse_date(to) if to else first
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    if run_days(dag_id, pipeline, days, keep_going=False):
+        raise typer.Exit(1)
+    out.print(f"[green]{dag_id}: {len(days)} date(s) done[/] ({days[0]} .. {days[-1]})")
