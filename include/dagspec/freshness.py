@@ -34,12 +34,6 @@ class TableFreshness:
         return f"newest partition {self.latest} is {self.age_hours:.1f} h old, {verdict} the {self.max_age_hours:g} h allowed"
 
 
-def store_tables(pipeline: Pipeline) -> list[tuple[str, str]]:
-    """(schema, table) of everything the pipeline writes to the store: staged extracts and exports.
-    (Kept for the backfill command until it asks the plan.)"""
-    return plan_of(pipeline).store_tables()
-
-
 def check_freshness(
     pipeline: Pipeline,
     *,

@@ -62,12 +62,12 @@ def backfill(
 
 
 def _local(dag_id: str, days: list[date], reprocess: bool) -> int:
-    from dagspec.freshness import store_tables
+    from dagspec.plan import plan_of
     from dagspec.stages.context import RunContext
 
     _, pipeline = find_definition(dag_id)
     if not reprocess:
-        done = _loaded_days(pipeline, days, store_tables(pipeline), RunContext)
+        done = _loaded_days(pipeline, days, plan_of(pipeline).store_tables(), RunContext)
         if done:
             err.print(f"skipping {len(done)} date(s) already loaded (--reprocess re-runs them)")
         days = [d for d in days if d not in done]
@@ -78,12 +78,12 @@ def _loaded_days(pipeline, days: list[date], tables, context_cls) -> set[date]:
     """Dates whose partitions all exist and whose last run here recorded every step a success. Partitions alone
     prove nothing (a step after the extract may have failed on the date, or the run was killed: a record
     left 'running'), and neither does a date with no record (a run killed before this version recorded it)."""
+    from dagspec.plan import plan_of
     from dagspec.runner import window_of_day
-    from dagspec.spec.graph import topological
 
     ctx = context_cls(pipeline, window_of_day(pipeline, days[0]), resolver=cli_resolver())
     present = [set(ctx.store.batch_dates(schema, table)) for schema, table in tables]
-    steps = set(topological(pipeline))
+    steps = set(plan_of(pipeline).order)
     done = set()
     for d in days:
         if not all(d in dates for dates in present):

@@ -22,10 +22,10 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from dagspec.runner import run_pipeline, window_of_day
-    from dagspec.spec.graph import topological
+    from dagspec.plan import plan_of
     from dagspec.stages import StepFailed
 
-    order = topological(pipeline)
+    order = plan_of(pipeline).order
     resolver = cli_resolver()
     failures: list[tuple[date, str]] = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
