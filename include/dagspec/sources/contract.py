@@ -3,12 +3,12 @@
 A reader takes the resolved connection, the definition's source (one model per kind, every one with
 a `kind`), the batch window and a chunk size, and returns the Arrow schema of the rows plus an
 iterator of record batches of that schema for the window. The iterator is drained by the store;
-it may also be a `SelfWriting` scan that can write its whole result as one Parquet file itself.
+it may also be a scan that can write its whole result as one Parquet file itself (store_parts.SelfWriting).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Protocol, TypeVar, runtime_checkable
+from typing import Iterator, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -34,11 +34,3 @@ SourceT = TypeVar("SourceT", bound=Source, contravariant=True)
 class Reader(Protocol[SourceT]):
     def __call__(self, info: ConnectionInfo, source: SourceT, batch: Batch, chunk_rows: int) -> Rows: ...
 
-
-@runtime_checkable
-class SelfWriting(Protocol):
-    """Rows that may write themselves into one local Parquet file (duckdb_scan.Scan): `write_parquet` is
-    None when they cannot (a type whose Parquet form differs, a scan already started)."""
-
-    @property
-    def write_parquet(self) -> Callable[[str], None] | None: ...
