@@ -2,7 +2,9 @@
 
 One interface over a local folder, S3 and GCS (pyarrow's file systems). Every partition has a
 `_manifest.json` (rows, schema, bytes and sha256 of each part) and readers go through it, so a
-reader never sees half of a partition and a re-run replaces exactly one.
+reader never sees half of a partition and a re-run replaces exactly one. A partition's parts are
+Parquet (staged data, most exports) or one CSV file (an export for tools that want CSV: `fmt="csv"`);
+both formats are committed the same way, below, and only the parts' writer differs (store_parts).
 
 How a partition is committed depends on what the file system can do atomically:
 
@@ -13,7 +15,7 @@ How a partition is committed depends on what the file system can do atomically:
   neither and never a mix. The folders on both sides are fsynced after (store_io).
 * S3 and GCS have no rename (a "move" is copy + delete, object by object), but replacing one
   object is atomic. So parts are written straight to the partition's prefix under names unique
-  to the run (`part-<run>-00000.parquet`) that no committed manifest mentions, then
+  to the run (`part-<run>-00000.parquet` or `.csv`) that no committed manifest mentions, then
   `_manifest.json` is overwritten in one PUT: that single write is the commit point. A crash
   before it leaves the old manifest naming the old, untouched parts: the old partition stays
   whole and visible, the new parts are invisible strays. After the commit the parts of the
@@ -47,13 +49,14 @@ from typing import TYPE_CHECKING, Iterable
 
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from dagspec.connections import ConnectionInfo
 from dagspec.filesystems import Location, location
-from dagspec.store_io import HashingSink, delete_quietly, dictionary_columns, make_dirs, swap_in, written_by
 from dagspec.store_adopt import StoreAdopt
+from dagspec.store_io import delete_quietly, make_dirs, swap_in, written_by
+from dagspec.store_manifest import Manifest
 from dagspec.store_owned import MANIFEST, is_ours
+from dagspec.store_parts import CsvPart, ParquetParts, PartWriter, SelfWriting
 from dagspec.store_records import CHECKS, RUNS, TEMP, PartitionChanged, StoreRecords
 
 if TYPE_CHECKING:
@@ -132,16 +135,25 @@ class Store(StoreRecords, StoreAdopt):
     # -- writing -----------------------------------------------------------------------------------
     def write_partition(
         self, schema: str, table: str, batch_date: date, arrow_schema: pa.Schema, batches: Iterable[pa.RecordBatch],
-        window: tuple[datetime, datetime] | None = None,
+        window: tuple[datetime, datetime] | None = None, fmt: str = "parquet",
     ) -> PartitionInfo:
         """Write one partition from a stream of batches and make it visible only when it is complete.
-        `window` is the [start, end) its rows come from, kept in the manifest (see overlapping)."""
-        meta = {"window": [window[0].isoformat(), window[1].isoformat()]} if window else {}
+        `window` is the [start, end) its rows come from, kept in the manifest (see overlapping).
+        `fmt`: the parts' format, "parquet" or "csv"."""
+        writer = self._part_writer(fmt)
         if self.local:
-            self._write_local(schema, table, batch_date, arrow_schema, batches, meta)
+            self._write_local(schema, table, batch_date, arrow_schema, batches, window, writer)
         else:
-            self._write_objects(schema, table, batch_date, arrow_schema, batches, meta)
+            self._write_objects(schema, table, batch_date, arrow_schema, batches, window, writer)
         return self.partition(schema, table, batch_date)
+
+    @staticmethod
+    def _part_writer(fmt: str) -> PartWriter:
+        if fmt == "parquet":
+            return ParquetParts(ROWS_PER_FILE, ROW_GROUP_ROWS)  # read here, so a test may lower ROWS_PER_FILE
+        if fmt == "csv":
+            return CsvPart()
+        raise ValueError(f"unknown partition format {fmt!r}")
 
     def overlapping(self, schema: str, table: str, batch_date: date, window: tuple[datetime, datetime]
                     ) -> list[tuple[date, datetime, datetime]]:
@@ -153,9 +165,9 @@ class Store(StoreRecords, StoreAdopt):
         earlier = [d for d in dates if d < start.date()]
         found = []
         for d in [*earlier[-1:], *(d for d in dates if d >= start.date())]:
-            manifest = self._read_manifest(self._partition_path(schema, table, d)) or {}
-            if manifest.get("window"):
-                lo, hi = (datetime.fromisoformat(x) for x in manifest["window"])
+            manifest = self._read_manifest(self._partition_path(schema, table, d))
+            if manifest and manifest.window:
+                lo, hi = manifest.window
             else:
                 lo = datetime(d.year, d.month, d.day, tzinfo=start.tzinfo)
                 hi = lo + timedelta(days=1)
@@ -163,18 +175,21 @@ class Store(StoreRecords, StoreAdopt):
                 found.append((d, lo, hi))
         return found
 
-    def _write_local(self, schema, table, batch_date, arrow_schema, batches, meta) -> None:
+    def _write_local(self, schema: str, table: str, batch_date: date, arrow_schema: pa.Schema,
+                     batches: Iterable[pa.RecordBatch], window: tuple[datetime, datetime] | None,
+                     writer: PartWriter) -> None:
         final = Path(self._partition_path(schema, table, batch_date))
         make_dirs(final.parent)
         self._sweep_local(final.parent)  # leftovers of versions that kept temporaries in the table folder
         tmp = self.local_temp(f"{schema}.{table}.{final.name}")
         try:
-            direct = getattr(batches, "write_parquet", None)
-            if direct is not None:
+            direct = batches.write_parquet if isinstance(batches, SelfWriting) else None
+            if direct is not None and writer.suffix == "parquet":
                 files = [written_by(direct, f"{tmp}/part-00000.parquet", arrow_schema)]
             else:
-                files = self._write_files(str(tmp), lambda i: f"part-{i:05d}.parquet", arrow_schema, batches)
-            self._put_manifest(f"{tmp}/{MANIFEST}", batch_date, arrow_schema, files, meta)
+                files = writer.write(self.fs, str(tmp), lambda i: f"part-{i:05d}.{writer.suffix}", arrow_schema,
+                                     batches, [])
+            self._put_manifest(f"{tmp}/{MANIFEST}", Manifest.of(batch_date, arrow_schema, files, window))
             swap_in(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -193,21 +208,24 @@ class Store(StoreRecords, StoreAdopt):
                 except FileNotFoundError:
                     pass
 
-    def _write_objects(self, schema, table, batch_date, arrow_schema, batches, meta) -> None:
+    def _write_objects(self, schema: str, table: str, batch_date: date, arrow_schema: pa.Schema,
+                       batches: Iterable[pa.RecordBatch], window: tuple[datetime, datetime] | None,
+                       writer: PartWriter) -> None:
         prefix = self._partition_path(schema, table, batch_date)
         previous = self._read_manifest(prefix)
         run = uuid.uuid4().hex[:12]
         written: list[str] = []
         try:
-            files = self._write_files(prefix, lambda i: f"part-{run}-{i:05d}.parquet", arrow_schema, batches, written)
+            files = writer.write(self.fs, prefix, lambda i: f"part-{run}-{i:05d}.{writer.suffix}", arrow_schema,
+                                 batches, written)
         except BaseException:
             # Not committed, so invisible either way; tidy up what we can.
             for name in written:
                 delete_quietly(self.fs, f"{prefix}/{name}")
             raise
-        self._put_manifest(f"{prefix}/{MANIFEST}", batch_date, arrow_schema, files, meta)  # the commit point
-        keep = {f["name"] for f in files} | {MANIFEST}
-        replaced = {f["name"] for f in previous["files"]} if previous else set()
+        self._put_manifest(f"{prefix}/{MANIFEST}", Manifest.of(batch_date, arrow_schema, files, window))  # the commit
+        keep = {f.name for f in files} | {MANIFEST}
+        replaced = {f.name for f in previous.files} if previous else set()
         self._sweep_objects(prefix, keep, replaced)
 
     def _sweep_objects(self, prefix: str, keep: set[str], replaced: set[str]) -> None:
@@ -224,74 +242,14 @@ class Store(StoreRecords, StoreAdopt):
             if name in replaced or stale:
                 delete_quietly(self.fs, entry.path)
 
-    def _write_files(self, folder: str, name_of, arrow_schema: pa.Schema, batches: Iterable[pa.RecordBatch],
-                     written: list[str] | None = None) -> list[dict]:
-        files: list[dict] = []
-        written = [] if written is None else written
-        writer = sink = None
-        rows_in_file = 0
-
-        def close() -> None:
-            nonlocal writer, sink
-            if writer is not None:
-                writer.close()
-                sink.close()
-                files[-1].update(bytes=sink.size, sha256=sink.hexdigest())
-                writer = sink = None
-
-        def open_next(dictionary) -> None:
-            nonlocal writer, sink, rows_in_file
-            name = name_of(len(files))
-            written.append(name)
-            sink = HashingSink(self.fs.open_output_stream(f"{folder}/{name}"))
-            writer = pq.ParquetWriter(sink, arrow_schema, compression="zstd", use_dictionary=dictionary)
-            files.append({"name": name, "rows": 0})
-            rows_in_file = 0
-
-        dictionary = None
-        try:
-            for batch in batches:
-                if batch.num_rows == 0:
-                    continue
-                if writer is None or rows_in_file >= ROWS_PER_FILE:
-                    close()
-                    dictionary = dictionary if dictionary is not None else dictionary_columns(batch)
-                    open_next(dictionary)
-                writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
-                rows_in_file += batch.num_rows
-                files[-1]["rows"] += batch.num_rows
-            if writer is None and not files:  # no rows: one empty file still records the schema
-                open_next(True)
-            close()
-        except BaseException:
-            # Finish the file before dropping it: ParquetWriter's destructor would otherwise write its
-            # footer into a closed stream. The object, if any, is an uncommitted stray.
-            if writer is not None:
-                try:
-                    writer.close()
-                except Exception:
-                    pass
-            if sink is not None:
-                sink.discard()
-            raise
-        return files
-
-    def _put_manifest(self, path: str, batch_date: date, arrow_schema: pa.Schema, files: list[dict],
-                      meta: dict | None = None) -> None:
-        manifest = {
-            "batch_date": batch_date.isoformat(),
-            **(meta or {}),
-            "rows": sum(f["rows"] for f in files),
-            "bytes": sum(f["bytes"] for f in files),
-            "files": files,
-            "schema": [{"name": f.name, "type": str(f.type)} for f in arrow_schema],
-        }
+    def _put_manifest(self, path: str, manifest: Manifest) -> None:
         with self.fs.open_output_stream(path) as out:
-            out.write((json.dumps(manifest, indent=1) + "\n").encode())
+            out.write(manifest.to_bytes())
 
     # -- reading -----------------------------------------------------------------------------------
-    def _read_manifest(self, prefix: str) -> dict | None:
-        return self._read_json(f"{prefix}/{MANIFEST}")
+    def _read_manifest(self, prefix: str) -> Manifest | None:
+        data = self._read_bytes(f"{prefix}/{MANIFEST}")
+        return None if data is None else Manifest.from_bytes(data)
 
     def _read_json(self, path: str) -> dict | None:
         data = self._read_bytes(path)
@@ -309,7 +267,7 @@ class Store(StoreRecords, StoreAdopt):
                 return None
             raise
 
-    def _manifest(self, schema: str, table: str, batch_date: date) -> tuple[str, dict, str]:
+    def _manifest(self, schema: str, table: str, batch_date: date) -> tuple[str, Manifest, str]:
         """(prefix, manifest, sha256 of its bytes), all from one read."""
         prefix = self._partition_path(schema, table, batch_date)
         data = self._read_bytes(f"{prefix}/{MANIFEST}")
@@ -318,14 +276,13 @@ class Store(StoreRecords, StoreAdopt):
                 f"no staged partition {schema}.{table} batch_date={batch_date} in {self.location.uri()}: "
                 "did the step that writes it run?"
             )
-        return prefix, json.loads(data), hashlib.sha256(data).hexdigest()
+        return prefix, Manifest.from_bytes(data), hashlib.sha256(data).hexdigest()
 
     def partition(self, schema: str, table: str, batch_date: date) -> PartitionInfo:
         prefix, manifest, digest = self._manifest(schema, table, batch_date)
         uri = self.location.uri
         return PartitionInfo(
-            uri(prefix), manifest["rows"], [uri(f"{prefix}/{f['name']}") for f in manifest["files"]], manifest["schema"],
-            digest,
+            uri(prefix), manifest.rows, [uri(f"{prefix}/{f.name}") for f in manifest.files], manifest.columns, digest,
         )
 
     def manifest_digest(self, schema: str, table: str, batch_date: date) -> str | None:
@@ -349,7 +306,7 @@ class Store(StoreRecords, StoreAdopt):
                     raise PartitionChanged(schema, table, d, pinned[d], digest)
                 if self.local:
                     prefix = self._hold(schema, table, d, prefix, manifest, digest)
-            paths += [f"{prefix}/{f['name']}" for f in manifest["files"]]
+            paths += [f"{prefix}/{f.name}" for f in manifest.files]
         import pyarrow.dataset as pads  # here, not at the top: it imports pandas (~45 MB, 0.3 s) into every extract
 
         return pads.dataset(paths, format="parquet", filesystem=self.fs)

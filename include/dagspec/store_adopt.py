@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from dagspec.store_io import fsync_path
+from dagspec.store_manifest import Manifest, PartFile
 from dagspec.store_owned import MANIFEST, is_ours
 
 _DAY = re.compile(r"batch_date=(.*)")
@@ -61,7 +62,7 @@ def _columns(schema: pa.Schema) -> str:
 
 
 class StoreAdopt:
-    """Mixed into Store: needs location, fs, local, _table_path, _read_json, _put_manifest and local_temp."""
+    """Mixed into Store: needs location, fs, local, _table_path, _read_manifest, _put_manifest and local_temp."""
 
     def found_partitions(self, schema: str, table: str, start: date | None = None, end: date | None = None
                          ) -> list[Found]:
@@ -93,7 +94,8 @@ class StoreAdopt:
         if MANIFEST in found.files and not replace:
             return Adoption(found.name, "skipped", reason="it has a manifest already (--force replaces it)")
         prefix = f"{self._table_path(schema, table)}/{found.name}"
-        if MANIFEST in found.files and not (self._read_json(f"{prefix}/{MANIFEST}") or {}).get("adopted"):
+        existing = self._read_manifest(prefix) if MANIFEST in found.files else None
+        if MANIFEST in found.files and not (existing and existing.adopted):
             return Adoption(found.name, "refused", reason="its manifest was written by a dagspec run, not by adopt: "
                             "adopting it again would hide that run's rows (fix: re-run the date instead)")
         parts = sorted(n for n in found.files if not _marker(n))
@@ -112,7 +114,7 @@ class StoreAdopt:
             return Adoption(found.name, "refused", reason=f"{clash[0]!r} is named like dagspec's own parts, so a "
                             "re-run could delete it (fix: rename the file, then adopt again)")
         first: tuple[str, pa.Schema] | None = None
-        files = []
+        sized: list[tuple[str, int]] = []  # (name, rows)
         for name in parts:
             try:
                 with self.fs.open_input_file(f"{prefix}/{name}") as fh:
@@ -125,15 +127,14 @@ class StoreAdopt:
             elif [(f.name, f.type) for f in arrow] != [(f.name, f.type) for f in first[1]]:
                 return Adoption(found.name, "refused", reason=f"its files disagree on columns: {name!r} has "
                                 f"({_columns(arrow)}) where {first[0]!r} has ({_columns(first[1])})")
-            files.append({"name": name, "rows": meta.num_rows, "bytes": found.files[name]})
-        rows = sum(f["rows"] for f in files)
+            sized.append((name, meta.num_rows))
+        rows = sum(n for _, n in sized)
         if dry_run:
             return Adoption(found.name, "would adopt", rows)
-        for f in files:
-            f["bytes"], f["sha256"] = self._digest(f"{prefix}/{f['name']}")
+        files = [PartFile(name, n, *self._digest(f"{prefix}/{name}")) for name, n in sized]
         start = datetime(found.day.year, found.day.month, found.day.day, tzinfo=timezone.utc)
-        meta = {"window": [start.isoformat(), (start + timedelta(days=1)).isoformat()], "adopted": True}
-        if not self._commit_adopted(prefix, found.day, first[1], files, meta, replace):
+        manifest = Manifest.of(found.day, first[1], files, (start, start + timedelta(days=1)), adopted=True)
+        if not self._commit_adopted(prefix, manifest, replace):
             return Adoption(found.name, "skipped", reason="a manifest appeared while adopting it (--force replaces it)")
         return Adoption(found.name, "adopted", rows)
 
@@ -145,17 +146,16 @@ class StoreAdopt:
                 size += len(chunk)
         return size, digest.hexdigest()
 
-    def _commit_adopted(self, prefix: str, day: date, arrow: pa.Schema, files: list[dict], meta: dict,
-                        replace: bool) -> bool:
+    def _commit_adopted(self, prefix: str, manifest: Manifest, replace: bool) -> bool:
         target = f"{prefix}/{MANIFEST}"
         if not self.local:
             if not replace and self.fs.get_file_info(target).type != pafs.FileType.NotFound:
                 return False
-            self._put_manifest(target, day, arrow, files, meta)  # the commit point
+            self._put_manifest(target, manifest)  # the commit point
             return True
-        tmp = self.local_temp(f"adopt.{day.isoformat()}")
+        tmp = self.local_temp(f"adopt.{manifest.batch_date.isoformat()}")
         try:
-            self._put_manifest(f"{tmp}/{MANIFEST}", day, arrow, files, meta)
+            self._put_manifest(f"{tmp}/{MANIFEST}", manifest)
             fsync_path(f"{tmp}/{MANIFEST}")
             if replace:
                 os.replace(f"{tmp}/{MANIFEST}", target)

@@ -16,11 +16,13 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from dagspec.store_manifest import PartFile
 from dagspec.store_owned import is_ours
 
 
@@ -139,7 +141,7 @@ def _sync_sides(new: Path, final: Path) -> None:
         fsync_path(new.parent)
 
 
-def written_by(write_parquet, path: str, arrow_schema: pa.Schema) -> dict:
+def written_by(write_parquet: Callable[[str], None], path: str, arrow_schema: pa.Schema) -> PartFile:
     """A part the source wrote itself (a Scan's `write_parquet(path)`: one file, so a partition written this
     way may hold more than ROWS_PER_FILE rows in its one part), checked against the plan and checksummed."""
     write_parquet(path)
@@ -151,7 +153,7 @@ def written_by(write_parquet, path: str, arrow_schema: pa.Schema) -> dict:
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
-    return {"name": Path(path).name, "rows": meta.num_rows, "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+    return PartFile(Path(path).name, meta.num_rows, os.path.getsize(path), digest.hexdigest())
 
 
 class HashingSink:

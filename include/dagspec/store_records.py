@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from dagspec.store_io import make_dirs, write_bytes
+from dagspec.store_manifest import Manifest
 from dagspec.store_names import CHECKS, RUNS, TEMP  # noqa: F401  (re-exported for store.py)
 
 
@@ -45,12 +46,12 @@ class StoreRecords:
         tmp.mkdir()
         return tmp
 
-    def _hold(self, schema: str, table: str, batch_date: date, prefix: str, manifest: dict, digest: str) -> str:
+    def _hold(self, schema: str, table: str, batch_date: date, prefix: str, manifest: Manifest, digest: str) -> str:
         held = self.local_temp(f"held.{schema}.{table}.batch_date={batch_date.isoformat()}")
         self.held.append(held)
         try:
-            for f in manifest["files"]:
-                os.link(f"{prefix}/{f['name']}", held / f["name"])
+            for f in manifest.files:
+                os.link(f"{prefix}/{f.name}", held / f.name)
         except FileNotFoundError:
             raise PartitionChanged(schema, table, batch_date, digest, None) from None
         except OSError:  # a file system without hard links: read in place, checked only up to here

@@ -14,6 +14,8 @@ import pyarrow as pa
 
 from dagspec.connections import ConnectionInfo
 from dagspec.gcp import bigquery_client, bigquery_read_client, project
+from dagspec.sources.contract import Rows
+from dagspec.spec.model import BigQuerySource
 from dagspec.sql import to_dialect
 from dagspec.windows import Batch
 
@@ -24,8 +26,7 @@ def _bq_name(name: str) -> str:
     return f"`{name}`"  # names are plain identifiers (checked by the definition model)
 
 
-def read_batches(info: ConnectionInfo, source, batch: Batch, chunk_rows: int) -> tuple[pa.Schema,
-                                                                                       Iterator[pa.RecordBatch]]:
+def read_batches(info: ConnectionInfo, source: BigQuerySource, batch: Batch, chunk_rows: int) -> Rows:
     from google.cloud import bigquery
 
     client = bigquery_client(info, source.project)

@@ -24,6 +24,7 @@ from pathlib import Path
 from dagspec.connections import ConnectionInfo, database_file
 from dagspec.errors import StepFailed
 from dagspec.sources import duckdb_scan
+from dagspec.sources.contract import Rows
 from dagspec.sources.postgres import _bound as postgres_bound
 from dagspec.sources.postgres_copy import _PLACEHOLDER
 from dagspec.spec.model import SqlSource
@@ -52,7 +53,7 @@ class Column:
         return self.data_type.lower()
 
 
-def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int):
+def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int) -> Rows:
     path = database_file(info)
     if not Path(path).is_file():
         raise StepFailed(f"source connection {info.conn_id!r}: DuckDB file {path!r} does not exist")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from dagspec.connections import ConnectionInfo
 from dagspec.errors import StepFailed
 from dagspec.sources import duckdb_scan
+from dagspec.sources.contract import Rows
 from dagspec.spec.model import SqlSource
 from dagspec.sql import quote, select_window
 from dagspec.utc import MYSQL_INIT
@@ -50,7 +51,7 @@ class Column:
         return not (self.data_type == "decimal" and (self.precision or 0) > MAX_DECIMAL_DIGITS)
 
 
-def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int):
+def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int) -> Rows:
     if source.query is not None:
         return _generic(info, source, batch, chunk_rows)
     database, table_columns = catalog(info, source)

@@ -26,6 +26,8 @@ import pyarrow.fs as pafs
 from dagspec.connections import ConnectionInfo
 from dagspec.errors import StepFailed
 from dagspec.filesystems import check_scheme, filesystem, split_uri
+from dagspec.sources.contract import Rows
+from dagspec.spec.model import ObjectSource
 from dagspec.windows import Batch
 
 BLOCK_BYTES = 4 << 20  # CSV/JSON parse block: bounds memory per batch in flight
@@ -39,7 +41,7 @@ FRAGMENT_READAHEAD = 2
 _WILDCARD = re.compile(r"[*?\[]")
 
 
-def read_batches(info: ConnectionInfo, source, batch: Batch, chunk_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def read_batches(info: ConnectionInfo, source: ObjectSource, batch: Batch, chunk_rows: int) -> Rows:
     scheme, _ = split_uri(source.path)
     check_scheme(info, scheme, source.path)
     patterns = rendered_paths(source.path, batch)

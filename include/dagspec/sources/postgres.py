@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from dagspec.connections import ConnectionInfo
 from dagspec.errors import StepFailed
 from dagspec.sources import duckdb_scan
+from dagspec.sources.contract import Rows
 from dagspec.spec.model import SqlSource
 from dagspec.sql import quote, select_window
 from dagspec.utc import LIBPQ_OPTIONS
@@ -44,7 +45,7 @@ class Column:
         return precision <= MAX_DECIMAL_DIGITS
 
 
-def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int):
+def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int) -> Rows:
     if source.query is not None:
         from dagspec.sources import postgres_copy, sqlalchemy_source
 

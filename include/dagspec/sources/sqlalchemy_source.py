@@ -13,13 +13,14 @@ from typing import Iterator
 import pyarrow as pa
 
 from dagspec.connections import ConnectionInfo, sqlalchemy_url
+from dagspec.sources.contract import Rows
 from dagspec.spec.model import SqlSource
 from dagspec.errors import StepFailed
 from dagspec.utc import MYSQL_INIT
 from dagspec.windows import Batch
 
 
-def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int):
+def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int) -> Rows:
     """(arrow schema, iterator of record batches) for one batch; the caller drains it, then it closes."""
     from sqlalchemy import create_engine
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from dagspec.connections import ConnectionInfo
 from dagspec.errors import disk_full, first_line
 from dagspec.secrets import scrub_known
-from dagspec.sources import read_batches
+from dagspec.sources import AnySource, read_batches
 from dagspec.spec.model import ExtractStep
 from dagspec.sql import render_window
 from dagspec.stages.context import RunContext, StepFailed
@@ -46,7 +46,7 @@ def warn_null_keys(ctx: RunContext, step: ExtractStep, info: ConnectionInfo) -> 
                         step.id, missing, step.source.table, step.source.incremental_column)
 
 
-def _rendered(ctx: RunContext, source, batch: Batch):
+def _rendered(ctx: RunContext, source: AnySource, batch: Batch) -> AnySource:
     """The source with its query rendered like every SQL of a definition ({{ ds }}, {{ params.x }}, ...);
     the window itself stays a bound :from_date/:to_date."""
     query = getattr(source, "query", None)
