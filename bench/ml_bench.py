@@ -149,8 +149,9 @@ def main() -> None:
         print(f"\nratios {hi:,} / {lo:,} rows (x{hi / lo:.0f} rows; flat peak memory means bounded):")
         for mode in ("export", "table"):
             small, big = scores[(mode, lo)], scores[(mode, hi)]
+            above = (big['peak_mb'] - big['baseline_mb']) / max(small['peak_mb'] - small['baseline_mb'], 1)
             print(f"  {mode:<7} time x{big['seconds'] / small['seconds']:.2f}   peak RSS x{big['peak_mb'] / small['peak_mb']:.2f}"
-                  f"   above warm-up x{(big['peak_mb'] - big['baseline_mb']) / max(small['peak_mb'] - small['baseline_mb'], 1):.2f}")
+                  f"   above warm-up x{above:.2f}")
 
 
 if __name__ == "__main__":

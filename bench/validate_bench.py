@@ -69,7 +69,7 @@ def generate() -> None:
 # -- the measured bodies (each runs in a child process) --------------------------------------------------
 
 def _checks():
-    from dagspec.checks.suite import Check
+    from dagspec.spec.suites import Check
 
     return [Check(t, k, "fail", {}, i) for i, (t, k) in enumerate(SUITE)]
 

@@ -14,13 +14,13 @@ import smtplib
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Iterable, Iterator
 
 from dagspec.connections import ConnectionInfo, Resolver, env_resolver
-from dagspec.secrets import MASK, extra_secrets, scrub, scrub_known  # noqa: F401  (scrub and MASK: re-exported, alerts API)
 from dagspec.plan import ML_KINDS
+from dagspec.secrets import MASK, extra_secrets, scrub, scrub_known  # noqa: F401  (scrub and MASK: re-exported, alerts API)
 from dagspec.spec.model import Alerts, Pipeline
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ C++ file systems: streaming multipart uploads, ranged reads, retries, no hand-wr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -125,7 +125,7 @@ def _service_account_token(info: ConnectionInfo, key_path: str | None, keyfile: 
         creds.refresh(Request())
     except Exception as exc:
         raise ValueError(f"connection {info.conn_id!r}: cannot get a GCS token from its key: {type(exc).__name__}") from None
-    expiry = creds.expiry.replace(tzinfo=timezone.utc) if creds.expiry else datetime.now(timezone.utc)
+    expiry = creds.expiry.replace(tzinfo=UTC) if creds.expiry else datetime.now(UTC)
     return {"access_token": creds.token, "credential_token_expiration": expiry}
 
 

@@ -18,8 +18,8 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
-from typing import Callable, Iterable, Iterator
 from urllib.parse import quote, quote_plus
 
 MASK = "***"

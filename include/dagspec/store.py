@@ -42,10 +42,11 @@ import json
 import re
 import shutil
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -229,7 +230,7 @@ class Store(StoreRecords, StoreAdopt):
         self._sweep_objects(prefix, keep, replaced)
 
     def _sweep_objects(self, prefix: str, keep: set[str], replaced: set[str]) -> None:
-        cutoff = datetime.now(timezone.utc) - self.stray_grace
+        cutoff = datetime.now(UTC) - self.stray_grace
         listing = self.fs.get_file_info(pafs.FileSelector(prefix, recursive=True, allow_not_found=True))
         for entry in listing:
             if entry.type != pafs.FileType.File:
@@ -238,7 +239,7 @@ class Store(StoreRecords, StoreAdopt):
             if name in keep or not is_ours(name):  # a foreign object (an adopted part, _SUCCESS, ...) stays
                 continue
             mtime = entry.mtime
-            stale = mtime is not None and (mtime if mtime.tzinfo else mtime.replace(tzinfo=timezone.utc)) < cutoff
+            stale = mtime is not None and (mtime if mtime.tzinfo else mtime.replace(tzinfo=UTC)) < cutoff
             if name in replaced or stale:
                 delete_quietly(self.fs, entry.path)
 

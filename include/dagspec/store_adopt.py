@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -132,7 +132,7 @@ class StoreAdopt:
         if dry_run:
             return Adoption(found.name, "would adopt", rows)
         files = [PartFile(name, n, *self._digest(f"{prefix}/{name}")) for name, n in sized]
-        start = datetime(found.day.year, found.day.month, found.day.day, tzinfo=timezone.utc)
+        start = datetime(found.day.year, found.day.month, found.day.day, tzinfo=UTC)
         manifest = Manifest.of(found.day, first[1], files, (start, start + timedelta(days=1)), adopted=True)
         if not self._commit_adopted(prefix, manifest, replace):
             return Adoption(found.name, "skipped", reason="a manifest appeared while adopting it (--force replaces it)")

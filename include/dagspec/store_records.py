@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dagspec.store_io import make_dirs, write_bytes
 from dagspec.store_manifest import Manifest
-from dagspec.store_names import CHECKS, RUNS, TEMP  # noqa: F401  (re-exported for store.py)
+from dagspec.store_names import CHECKS, RUNS, TEMP
 
 
 class PartitionChanged(ValueError):

@@ -16,9 +16,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from dagspec.connections import ConnectionInfo, env_resolver
 from dagspec.spec.errors import DefinitionError, Problem

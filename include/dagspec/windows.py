@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,6 @@ class Window:
 
 def utc(value: datetime) -> datetime:
     """A plain stdlib UTC datetime (Airflow hands out pendulum objects, whose arithmetic differs)."""
-    value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second,
-                    value.microsecond, tzinfo=timezone.utc)
+                    value.microsecond, tzinfo=UTC)

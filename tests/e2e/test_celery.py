@@ -20,7 +20,8 @@ from helpers import expected_revenue, source_orders, warehouse_rows
 from ops_stack import dags_folder, postgres_db, postgres_up, redis_up, running_stack
 from test_dev_stack import REPO, poll
 
-# The suite's 900 s per test is too short for a stack with two workers plus 150 task instances and a worker's recovery on 2 busy cores.
+# The suite's 900 s per test is too short for a stack with two workers plus 150 task instances and a worker's recovery
+# on 2 busy cores.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 DAG = "orders_daily"

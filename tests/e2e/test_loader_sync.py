@@ -145,7 +145,7 @@ def test_missing_prefix_deletes_nothing_and_wrong_scheme_is_refused(bucket, tmp_
     assert (target / "alpha.json").exists()
 
 
-def test_cli_sync_prints_changes_and_rejections(s3_server, tmp_path, monkeypatch):  # noqa: F811
+def test_cli_sync_prints_changes_and_rejections(s3_server, tmp_path, monkeypatch):
     b = Bucket("s3", s3_server, monkeypatch)
     b.put("alpha.json", definition("alpha"))
     b.put("broken.json", b"{")
@@ -162,7 +162,7 @@ def test_cli_sync_prints_changes_and_rejections(s3_server, tmp_path, monkeypatch
     assert "testing-secret" not in res.stdout + res.stderr
 
 
-def test_sync_dag_brings_a_drop_that_the_loader_then_builds(airflow_db, dags_folder, s3_server, monkeypatch):  # noqa: F811
+def test_sync_dag_brings_a_drop_that_the_loader_then_builds(airflow_db, dags_folder, s3_server, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     b = Bucket("s3", s3_server, monkeypatch)

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from dagspec.checks.sql_engine import Evaluator
-from dagspec.checks.suite import Check, SuiteError, load_suite
+from dagspec.spec.suites import Check, SuiteError, load_suite
 from dagspec.spec import DefinitionError, parse_definition
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,11 +15,11 @@ from bigquery_emulator import bigquery_server  # noqa: F401  (fixture)
 from bigquery_emulator import client as bq_client
 from helpers import expected_revenue
 
-from dagspec.warehouse.bigquery_load import load_parquet
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
 from dagspec.stages import StepFailed
 from dagspec.store import Store
+from dagspec.warehouse.bigquery_load import load_parquet
 
 D1, D2 = date(2025, 3, 1), date(2025, 3, 2)
 

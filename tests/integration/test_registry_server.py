@@ -19,7 +19,7 @@ REPORT_FILES = {"report.html", "metric_history.png", "roc.png", "feature_importa
 
 
 @pytest.fixture()
-def server(mlflow_server, home, monkeypatch):  # noqa: F811
+def server(mlflow_server, home, monkeypatch):
     """`dagspec_mlflow` -> the session's server, as an Airflow http connection URI; the server starts each test
     without the example model (the experiment is renamed away: MLflow keeps a deleted experiment's name)."""
     from mlflow import MlflowClient

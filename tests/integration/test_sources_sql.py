@@ -90,9 +90,11 @@ def _pg_fixtures(c) -> None:
         cur.executemany("INSERT INTO typed VALUES (" + ", ".join(["%s"] * 14) + ")", rows)
     # Columns DuckDB's scanner would turn into DOUBLE: this table takes the exact fallback.
     c.execute("CREATE TABLE wide_numbers (id int PRIMARY KEY, free numeric, wide numeric(50,12), amount numeric(10,2))")
-    c.execute("INSERT INTO wide_numbers VALUES (1, 1.000000000000000000001, 12345678901234567890123456789012345678.123456789012, 1.5),"
+    c.execute("INSERT INTO wide_numbers VALUES (1, 1.000000000000000000001, "
+              "12345678901234567890123456789012345678.123456789012, 1.5),"
               " (2, -123456789012345678901234567890123456789012345678901234567890, 0, NULL), (3, NULL, NULL, 0)")
-    c.execute("CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL, at_local timestamp NOT NULL, on_day date NOT NULL)")
+    c.execute("CREATE TABLE events (id int PRIMARY KEY, at timestamptz NOT NULL, at_local timestamp NOT NULL, "
+              "on_day date NOT NULL)")
     c.execute("INSERT INTO events SELECT id, at, at AT TIME ZONE 'UTC', (at AT TIME ZONE 'UTC')::date FROM (VALUES "
               + ", ".join(f"({i}, timestamptz '{t}')" for i, t in EDGE_EVENTS) + ") v(id, at)")
     # The same rows with an unconstrained NUMERIC, which sends table mode through COPY instead of the scanner.

@@ -19,7 +19,7 @@ from support.warehouse_fixtures import pg_rows
 
 from dagspec.checks import gx_engine
 from dagspec.checks.sql_engine import Evaluator, supported
-from dagspec.checks.suite import Check, load_suite
+from dagspec.spec.suites import Check, load_suite
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
 from dagspec.stages import StepFailed

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from dagspec.checks import gx_engine
 from dagspec.checks.sql_engine import SUPPORTED, Evaluator
-from dagspec.checks.suite import Check
+from dagspec.spec.suites import Check
 from dagspec.spec.expectation_args import argument_problems, iso_value
 
 EXAMPLES = int(os.environ.get("DAGSPEC_DIFFERENTIAL_EXAMPLES", "14"))  # more to hunt, e.g. 200
@@ -356,6 +356,12 @@ REGRESSIONS = {
          ("expect_column_values_to_match_regex", {"column": "s", "regex": r"^\d$"}),
          ("expect_column_values_to_not_match_regex", {"column": "s", "regex": "[$]|^$"}),
          ("expect_column_value_lengths_to_be_between", {"column": "s", "min_value": 1, "max_value": 1})]),
+    "a standard deviation past the largest DOUBLE: inf as pandas gives it (DuckDB raised Out of Range)": (
+        {"f": (pa.float64(), [1e308, -1e308, 5.0]), "g": (pa.float64(), [1e154, -1e154, None]),
+         "h": (pa.float64(), [1.0, 2.0, 4.0])},
+        [("expect_column_stdev_to_be_between", {"column": "f", "max_value": 1e300}),
+         ("expect_column_stdev_to_be_between", {"column": "g", "min_value": 0}),
+         ("expect_column_stdev_to_be_between", {"column": "h", "min_value": 1.5, "max_value": 1.6})]),
 }
 
 

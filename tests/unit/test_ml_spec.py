@@ -101,7 +101,8 @@ def test_psi_is_zero_for_the_same_data_and_large_for_a_shift():
     ref = profile(train, feats, seed=1)
     same = compare(ref, pd.DataFrame({"x": rng.normal(0, 1, 5_000), "c": rng.choice(["a", "b"], 5_000).astype(object)}))
     assert same["x"]["psi"] < 0.02 and same["c"]["psi"] < 0.01 and same["x"]["ks"] < 0.05
-    moved = compare(ref, pd.DataFrame({"x": rng.normal(1.5, 1, 5_000), "c": np.array(["a"] * 4_000 + ["z"] * 1_000, dtype=object)}))
+    shifted = np.array(["a"] * 4_000 + ["z"] * 1_000, dtype=object)
+    moved = compare(ref, pd.DataFrame({"x": rng.normal(1.5, 1, 5_000), "c": shifted}))
     assert moved["x"]["psi"] > 1 and moved["x"]["ks"] > 0.4 and moved["c"]["psi"] > 0.5
 
 

@@ -104,7 +104,8 @@ def test_identifier_that_is_not_plain():
 def test_reference_to_unknown_step_and_kind_mismatch():
     data = with_changes()
     data["steps"] += [
-        {"id": "check", "kind": "validate", "input": "extrat", "expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "a"}}]},
+        {"id": "check", "kind": "validate", "input": "extrat",
+         "expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "a"}}]},
         {"id": "pub", "kind": "publish", "input": "check", "table": {"schema": "a", "table": "b"}},
     ]
     found = problems(data)

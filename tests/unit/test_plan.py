@@ -1,6 +1,6 @@
 """The plan: run order, what each step waits for and reads, where it writes, which outputs are Assets."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from dagspec.windows import Window
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = sorted([*(ROOT / "dags/definitions").glob("*.json"), *(ROOT / "tests/definitions/good").glob("*.json")])
-WINDOW = Window(datetime(2025, 3, 1, tzinfo=timezone.utc), datetime(2025, 3, 2, tzinfo=timezone.utc))
+WINDOW = Window(datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 2, tzinfo=UTC))
 
 
 def pipeline(steps: list[dict], **extra) -> Pipeline:

@@ -9,7 +9,7 @@ airflow.sdk loader and dag-factory).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,7 @@ def build_dag(pipeline: Pipeline, source: Path):
 
 
 def _utc(day) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def doc_md(pipeline: Pipeline, source: Path, deps: dict[str, list[str]] | None = None) -> str:

@@ -2,7 +2,8 @@
 
 Airflow files an import error under the .py file that raised it, and its dag-processor only looks
 at .py files. So the loader files build the valid DAGs themselves (spec/discovery.py reads the
-definitions), each its own share of the folder (spec/shards.py: a bounded amount of work per file whatever the folder holds; a worker builds just
+definitions), each its own share of the folder (spec/shards.py: a bounded amount of work per file whatever the folder
+holds; a worker builds just
 the DAG it runs), and for each invalid definition keep a tiny generated .py in
 `_definition_errors/` whose import raises that definition's errors. The stub goes away when the
 definition is fixed or deleted.

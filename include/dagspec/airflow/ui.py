@@ -25,7 +25,6 @@ from fastapi.responses import HTMLResponse
 from dagspec.connections import ConnectionInfo, ConnectionNotFound, embedded_default
 
 log = logging.getLogger(__name__)
-from dagspec.airflow.ui_route import URL_PREFIX
 
 
 @dataclass
@@ -71,10 +70,9 @@ def server_resolver(conn_id: str) -> ConnectionInfo:
 
 def last_runs(dag_ids: list[str]) -> dict[str, tuple[str, str | None]]:
     """dag_id -> (state, logical date) of its most recent run."""
-    from sqlalchemy import func, select
-
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
+    from sqlalchemy import func, select
 
     if not dag_ids:
         return {}

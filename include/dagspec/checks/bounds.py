@@ -2,7 +2,8 @@
 
 GX's models turn ISO strings into dates and date-times, and its pandas engine compares column
 values and aggregates with those; a date-only bound against timestamps, a date-time against dates,
-or a naive bound against zoned values (or the reverse), raises there. The same cases here raise CheckError with a message that says what to write instead, so a
+or a naive bound against zoned values (or the reverse), raises there. The same cases here raise CheckError with a message
+that says what to write instead, so a
 check never passes in dagspec that GX would fail.
 """
 
@@ -17,7 +18,9 @@ from dagspec.spec.expectation_args import iso_value
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
            "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")
 TEMPORAL = ("DATE", "TIMESTAMP")
-NOT_ORDERED = {"VARCHAR", "BOOLEAN"}  # GX's pandas engine refuses numeric or date bounds on these  # prefixes of DuckDB type names (TIMESTAMP_NS, TIMESTAMP WITH TIME ZONE, ...)
+# GX's pandas engine refuses numeric or date bounds on these; prefixes of DuckDB type names (TIMESTAMP_NS, TIMESTAMP WITH
+# TIME ZONE, ...)
+NOT_ORDERED = {"VARCHAR", "BOOLEAN"}
 
 
 class CheckError(ValueError):

@@ -7,7 +7,7 @@ import logging
 import os
 from typing import Any
 
-from dagspec.checks.suite import Check
+from dagspec.spec.suites import Check
 
 log = logging.getLogger(__name__)
 

@@ -13,16 +13,16 @@ bounds and value sets compare as pandas compares them; what this module cannot c
 from __future__ import annotations
 
 import datetime as dt
-import math
-from decimal import Decimal
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import duckdb
 
 from dagspec.checks.bounds import CheckError, bound, comparable, comparable_values, zoned
+from dagspec.checks.gx_results import bound_error, gx_result, in_range, observed, percent
 from dagspec.checks.re2 import re2_pattern
-from dagspec.checks.suite import Check
 from dagspec.spec.expectation_args import is_parameter, iso_value
+from dagspec.spec.suites import Check
 
 PARTIAL = 20
 
@@ -76,6 +76,7 @@ _AGG = {
     "expect_column_stdev_to_be_between": "stddev_samp({})",
     "expect_column_unique_value_count_to_be_between": "count(DISTINCT {})",
 }
+_DOWN, _UP = 2.0 ** -512, 2.0 ** 512
 _UNIQUE = {"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique",
            "expect_select_column_values_to_be_unique_within_record"}
 _TABLE = {"expect_table_row_count_to_be_between", "expect_table_row_count_to_equal"}
@@ -97,52 +98,6 @@ def supported(check: Check) -> bool:
     if check.type in _REGEX:
         return re2_pattern(check.kwargs.get("regex")) is not None
     return True
-
-
-def _json(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, (dt.datetime, dt.date, dt.time)):
-        return v.isoformat()
-    if isinstance(v, float) and math.isnan(v):
-        return None  # GX reports no observed value for NaN
-    if isinstance(v, bytes):
-        return v.hex()
-    return v
-
-
-def _bound_error(value: Any, column_type: str, key: str) -> str:
-    try:
-        bound(value, column_type, key)
-    except CheckError as exc:
-        return str(exc)
-    return ""
-
-
-def _in_range(value, k: dict) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    lo, hi = k.get("min_value"), k.get("max_value")
-    if lo is not None and (value <= lo if k.get("strict_min") else value < lo):
-        return False
-    if hi is not None and (value >= hi if k.get("strict_max") else value > hi):
-        return False
-    return True
-
-
-def _pct(part: int, whole: int) -> float | None:
-    return part / whole * 100 if whole else None
-
-
-def _result(check: Check, success: bool, result: dict, error: str | None = None) -> dict[str, Any]:
-    return {
-        "success": success,
-        "expectation_config": check.config(),
-        "result": result,
-        "meta": {},
-        "exception_info": {"raised_exception": error is not None, "exception_traceback": None,
-                           "exception_message": error},
-    }
 
 
 _BIGQUERY_TYPES = {"TIMESTAMP": "TIMESTAMP WITH TIME ZONE", "DATETIME": "TIMESTAMP", "STRING": "VARCHAR",
@@ -265,15 +220,15 @@ class Evaluator:
             given = [c.kwargs.get(key) for key in ("min_value", "max_value") if c.kwargs.get(key) is not None]
             for key in ("min_value", "max_value"):
                 if type(iso_value(c.kwargs.get(key))) is dt.date:
-                    return _result(c, False, {}, _bound_error(c.kwargs[key], self.types[c.kwargs["column"]], key))
-            return _result(c, not given, {"observed_value": "NaT"})
+                    return gx_result(c, False, {}, bound_error(c.kwargs[key], self.types[c.kwargs["column"]], key))
+            return gx_result(c, not given, {"observed_value": "NaT"})
         if value is None:  # GX: no value, no verdict to compute (and no bound looked at)
-            return _result(c, False, {"observed_value": None})
+            return gx_result(c, False, {"observed_value": None})
         try:
             k = self._kwargs(c)
         except CheckError as exc:
-            return _result(c, False, {}, str(exc))
-        return _result(c, _in_range(comparable(value), k), {"observed_value": _json(comparable(value))})
+            return gx_result(c, False, {}, str(exc))
+        return gx_result(c, in_range(comparable(value), k), {"observed_value": observed(comparable(value))})
 
     def run(self, checks: list[Check]) -> list[dict[str, Any]]:
         problems = {c.index: p for c in checks if (p := self._problem(c)) is not None}
@@ -285,6 +240,7 @@ class Evaluator:
 
         # One scan for every count and aggregate.
         select, params, slots = ["count(*)"], [], {}
+        stdevs: dict[int, str] = {}  # select position -> column, of each standard deviation
         for c in checks:
             if c.index in problems:
                 continue
@@ -301,19 +257,31 @@ class Evaluator:
             elif c.type in _AGG:
                 slots[c.index] = len(select)
                 select.append(_AGG[c.type].format(self._as_gx_sees(c)))
+                if c.type == "expect_column_stdev_to_be_between":
+                    stdevs[len(select) - 1] = self._as_gx_sees(c)
             elif c.type == "expect_column_values_to_be_unique":
                 slots[c.index] = len(select)
                 select.append(f"count(*) FILTER (WHERE {self.missing(k['column'])})")
             elif c.type == "expect_compound_columns_to_be_unique":
                 slots[c.index] = len(select)
                 select.append(f"count(*) FILTER (WHERE {' AND '.join(self.missing(x) for x in k['column_list'])})")
-        row = self.con.execute(f"SELECT {', '.join(select)} FROM {self.relation}", params).fetchone()
+        try:
+            row = self.con.execute(f"SELECT {', '.join(select)} FROM {self.relation}", params).fetchone()
+        except duckdb.OutOfRangeException:
+            if not stdevs:
+                raise
+            # DuckDB refuses a standard deviation past the largest DOUBLE where pandas (so GX) gives inf: the sum
+            # of squares is taken over values scaled by a power of two (exact), and overflows to inf as pandas' does.
+            for i, col in stdevs.items():
+                select[i] = (f"sqrt(var_samp(({col}) * {_DOWN!r}) * (count({col}) - 1) * {_UP!r} * {_UP!r}"
+                             f" / (count({col}) - 1))")
+            row = self.con.execute(f"SELECT {', '.join(select)} FROM {self.relation}", params).fetchone()
         n = row[0]
 
         out = []
         for c in checks:
             if c.index in problems:
-                out.append(_result(c, False, {}, problems[c.index]))
+                out.append(gx_result(c, False, {}, problems[c.index]))
                 continue
             if c.type in _AGG:
                 out.append(self._aggregate_result(c, row[slots[c.index]]))
@@ -321,13 +289,13 @@ class Evaluator:
             if c.index in deferred:
                 nonmissing = n - row[slots[c.index] + 1]
                 out.append(self._map_result(c, n, 0, row[slots[c.index] + 1]) if nonmissing == 0 else
-                           _result(c, False, {}, deferred[c.index]))
+                           gx_result(c, False, {}, deferred[c.index]))
                 continue
             k = self._kwargs(c)
             if c.type == "expect_table_row_count_to_be_between":
-                out.append(_result(c, _in_range(n, k), {"observed_value": n}))
+                out.append(gx_result(c, in_range(n, k), {"observed_value": n}))
             elif c.type == "expect_table_row_count_to_equal":
-                out.append(_result(c, n == k.get("value"), {"observed_value": n}))
+                out.append(gx_result(c, n == k.get("value"), {"observed_value": n}))
             elif c.type in _NULLS:
                 unexpected = row[slots[c.index]]
                 out.append(self._map_result(c, n, unexpected, None))
@@ -351,15 +319,15 @@ class Evaluator:
         # GX's own float arithmetic (no tolerance: a tolerance passes checks GX fails).
         success = nonmissing == 0 or (float(nonmissing) - float(unexpected)) / float(nonmissing) >= mostly
         res: dict[str, Any] = {"element_count": n, "unexpected_count": unexpected,
-                               "unexpected_percent": _pct(unexpected, nonmissing)}
+                               "unexpected_percent": percent(unexpected, nonmissing)}
         partial, counts = self._samples(c) if unexpected else ([], [])
         res["partial_unexpected_list"] = partial
         if missing is not None:
-            res.update(missing_count=missing, missing_percent=_pct(missing, n),
-                       unexpected_percent_total=_pct(unexpected, n),
-                       unexpected_percent_nonmissing=_pct(unexpected, nonmissing))
+            res.update(missing_count=missing, missing_percent=percent(missing, n),
+                       unexpected_percent_total=percent(unexpected, n),
+                       unexpected_percent_nonmissing=percent(unexpected, nonmissing))
         res["partial_unexpected_counts"] = counts
-        return _result(c, success, res)
+        return gx_result(c, success, res)
 
     def _samples(self, c: Check) -> tuple[list, list]:
         pred, params = self.unexpected_predicate(c)
@@ -367,11 +335,11 @@ class Evaluator:
             cols = list(c.kwargs["column_list"])
             rows = self.con.execute(f"SELECT {', '.join(_q(x) for x in cols)} FROM {self.relation} WHERE {pred} "
                                     f"LIMIT {PARTIAL}", params).fetchall()
-            return [{col: _json(v) for col, v in zip(cols, r)} for r in rows], []
+            return [{col: observed(v) for col, v in zip(cols, r)} for r in rows], []
         col = _q(c.kwargs["column"])
-        values = [_json(r[0]) for r in self.con.execute(
+        values = [observed(r[0]) for r in self.con.execute(
             f"SELECT {col} FROM {self.relation} WHERE {pred} LIMIT {PARTIAL}", params).fetchall()]
-        counts = [{"value": _json(v), "count": n} for v, n in self.con.execute(
+        counts = [{"value": observed(v), "count": n} for v, n in self.con.execute(
             f"SELECT {col}, count(*) AS n FROM {self.relation} WHERE {pred} GROUP BY {col} "
             f"ORDER BY n DESC, {col} NULLS FIRST LIMIT {PARTIAL}", params).fetchall()]
         return values, counts

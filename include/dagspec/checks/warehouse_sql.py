@@ -19,7 +19,7 @@ from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from dagspec.checks.sql_engine import supported
-from dagspec.checks.suite import Check
+from dagspec.spec.suites import Check
 from dagspec.sql import quote, to_dialect
 
 if TYPE_CHECKING:

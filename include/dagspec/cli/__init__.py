@@ -5,8 +5,7 @@ The app only: each command lives in its own module, which never imports this one
 
 import typer
 
-from dagspec.cli import (adopt, backfill, definitions, freshness, importing, init, models, run, sample_data, schema,
-                         sync)
+from dagspec.cli import adopt, backfill, definitions, freshness, importing, init, models, run, sample_data, schema, sync
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="JSON definitions in, Airflow pipelines out.")
 app.add_typer(models.app, name="models")

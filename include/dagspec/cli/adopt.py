@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -17,8 +16,8 @@ def adopt(
     schema: str = typer.Option(..., "--schema", help="The table's schema (its folder under the store)."),
     table: str = typer.Option(..., "--table", help="The table (its folder under <schema>/)."),
     store_conn: str = typer.Option("dagspec_store", "--store-conn", help="The store's connection id."),
-    start: Optional[datetime] = typer.Option(None, "--from", formats=["%Y-%m-%d"], help="First batch_date."),
-    end: Optional[datetime] = typer.Option(None, "--to", formats=["%Y-%m-%d"], help="Last batch_date (inclusive)."),
+    start: datetime | None = typer.Option(None, "--from", formats=["%Y-%m-%d"], help="First batch_date."),
+    end: datetime | None = typer.Option(None, "--to", formats=["%Y-%m-%d"], help="Last batch_date (inclusive)."),
     force: bool = typer.Option(False, "--force", help="Replace a partition's existing manifest."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check and report; write nothing."),
 ):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -37,7 +36,7 @@ def backfill(
     ),
     url: str = typer.Option(None, "--url", envvar="DAGSPEC_AIRFLOW_URL", help=f"Airflow api-server (default {DEFAULT_URL})."),
     username: str = typer.Option("admin", "--username", envvar="DAGSPEC_AIRFLOW_USERNAME"),
-    password: Optional[str] = typer.Option(
+    password: str | None = typer.Option(
         None, "--password", envvar="DAGSPEC_AIRFLOW_PASSWORD", show_default=False,
         help="Default: the dev stack's generated password file in $AIRFLOW_HOME.",
     ),

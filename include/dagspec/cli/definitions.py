@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -14,7 +13,7 @@ from dagspec.paths import definitions_dir, sql_dir
 from dagspec.spec.errors import printable
 
 
-def validate(paths: Optional[list[Path]] = typer.Argument(None, help="Files or folders (default: dags/definitions).")):
+def validate(paths: list[Path] | None = typer.Argument(None, help="Files or folders (default: dags/definitions).")):
     """Check definitions; one line per problem (file: JSON path: message (fix)), non-zero exit if any."""
     from dagspec.spec.discovery import scan
     from dagspec.spec.errors import DefinitionError

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -12,8 +10,8 @@ from dagspec.cli.common import cli_resolver, err, find_definition, out
 
 
 def freshness(
-    dag_id: Optional[str] = typer.Argument(None, help="One pipeline (default: every definition with 'freshness')."),
-    max_age_hours: Optional[float] = typer.Option(None, "--max-age-hours", help="Override the definition's limit."),
+    dag_id: str | None = typer.Argument(None, help="One pipeline (default: every definition with 'freshness')."),
+    max_age_hours: float | None = typer.Option(None, "--max-age-hours", help="Override the definition's limit."),
 ):
     """Say which tables are stale: their newest staged partition is older than the definition allows."""
     from dagspec.freshness import check_freshness

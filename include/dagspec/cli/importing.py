@@ -6,7 +6,6 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,9 +15,9 @@ from dagspec.cli.common import plain_out as out
 
 def import_seeds(
     files: list[Path] = typer.Argument(..., help="Seed definition files (JSON)."),
-    definitions: Optional[Path] = typer.Option(None, "--definitions", help="Where to write definitions "
+    definitions: Path | None = typer.Option(None, "--definitions", help="Where to write definitions "
                                                "(default: dags/definitions, or $DAGSPEC_DEFINITIONS)."),
-    sql: Optional[Path] = typer.Option(None, "--sql-dir", help="SQL folder (default: include/sql, or $DAGSPEC_SQL_DIR)."),
+    sql: Path | None = typer.Option(None, "--sql-dir", help="SQL folder (default: include/sql, or $DAGSPEC_SQL_DIR)."),
     force: bool = typer.Option(False, "--force", help="Replace a definition or SQL file that exists already."),
     inline: bool = typer.Option(False, "--inline", help="Keep the SQL inside the definition (a drop that carries "
                                 "its own SQL) instead of writing a SQL file."),

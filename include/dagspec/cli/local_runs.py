@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date
+from datetime import UTC, date
 from typing import TYPE_CHECKING
 
 from dagspec.cli.common import cli_resolver, err
@@ -21,8 +21,8 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
     from rich.markup import escape
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from dagspec.runner import run_pipeline, window_of_day
     from dagspec.plan import plan_of
+    from dagspec.runner import run_pipeline, window_of_day
     from dagspec.stages import StepFailed
 
     order = plan_of(pipeline).order
@@ -65,10 +65,10 @@ class RunRecord:
 
     def __init__(self, pipeline: Pipeline, resolver: Resolver, day: date):
         import uuid
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         self.pipeline, self.resolver, self.day = pipeline, resolver, day
-        self.about = {"run_id": uuid.uuid4().hex, "started_at": datetime.now(timezone.utc).isoformat(),
+        self.about = {"run_id": uuid.uuid4().hex, "started_at": datetime.now(UTC).isoformat(),
                       "pid": os.getpid(), "steps": {}}
         self._write("running")
 
@@ -77,9 +77,9 @@ class RunRecord:
         self._write("running")
 
     def finish(self, state: str, error: str | None = None) -> None:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        self.about["ended_at"] = datetime.now(timezone.utc).isoformat()
+        self.about["ended_at"] = datetime.now(UTC).isoformat()
         self._write(state, error)
 
     def _write(self, state: str, error: str | None = None) -> None:

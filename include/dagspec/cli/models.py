@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import typer
 from rich.table import Table
@@ -36,7 +36,7 @@ def list_versions(model: str = typer.Argument(..., help="Registered model name, 
             f"{v['version']} ★" if v["champion"] else v["version"],
             *(f"{v['metrics'][m]:.4f}" if m in v["metrics"] else "-" for m in names),
             v["tags"].get("dagspec.decision", "-"), window_end,
-            datetime.fromtimestamp(v["created"] / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M"),
+            datetime.fromtimestamp(v["created"] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M"),
         )
     out.print(table)
 
@@ -59,5 +59,5 @@ def rollback(
         return
     registry.set_champion(model, version)
     registry.tag_version(model, version, {"dagspec.rollback": f"champion v{previous} -> v{version} by `dagspec models "
-                                                             f"rollback` at {datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"})
+                                                             f"rollback` at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"})
     out.print(f"[green]{model}: champion is now version {version}[/] (was {previous or 'none'})")

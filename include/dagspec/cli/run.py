@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Optional
 
 import typer
 
@@ -14,7 +13,7 @@ from dagspec.cli.local_runs import run_days
 def run(
     dag_id: str,
     day: str = typer.Option(..., "--date", help="Batch date YYYY-MM-DD: the run whose data interval starts that day."),
-    to: Optional[str] = typer.Option(None, "--to", help="Run every date from --date up to this one (inclusive)."),
+    to: str | None = typer.Option(None, "--to", help="Run every date from --date up to this one (inclusive)."),
     verbose: bool = typer.Option(False, "-v", "--verbose"),
 ):
     """Run every step for one date (or a range) in this process: no scheduler; stops at the first failed date."""

@@ -13,8 +13,8 @@ import json
 import logging
 import math
 import os
-import time
 import tempfile
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass

@@ -4,8 +4,8 @@ writes (dagspec.warehouse.bigquery_load). The table's schema comes from the data
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import date
-from typing import Iterable
 
 import pyarrow as pa
 

@@ -3,8 +3,8 @@ readers go through its manifest and a re-run replaces exactly one (the store com
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
-from typing import Iterable
 
 import pyarrow as pa
 

@@ -13,8 +13,9 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 
@@ -134,7 +135,7 @@ def publish_sheet(info: ConnectionInfo, spreadsheet_id: str, worksheet: str, tab
         cols_py = [c.to_pylist() for c in chunk.columns]
         values = [[_cell(v) for v in row] for row in zip(*cols_py)]
         rng = rowcol_to_a1(start, 1)
-        retry(f"write rows from {rng}", lambda: ws.update(values, rng, value_input_option="RAW"))
+        retry(f"write rows from {rng}", lambda values=values, rng=rng: ws.update(values, rng, value_input_option="RAW"))
         start += len(values)
     if retry.retries:
         log.info("Sheets publish needed %d retries (rate limits)", retry.retries)

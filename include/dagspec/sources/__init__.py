@@ -9,7 +9,7 @@ each pulls in its own driver (DuckDB, PyMySQL, the BigQuery client), which other
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from dagspec.connections import ConnectionInfo
 from dagspec.sources.contract import Reader, Rows

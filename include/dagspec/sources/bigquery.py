@@ -8,7 +8,7 @@ record batches and never as a DataFrame. The window is bound as query parameters
 from __future__ import annotations
 
 import itertools
-from typing import Iterator
+from collections.abc import Iterator
 
 import pyarrow as pa
 
@@ -27,7 +27,6 @@ def _bq_name(name: str) -> str:
 
 
 def read_batches(info: ConnectionInfo, source: BigQuerySource, batch: Batch, chunk_rows: int) -> Rows:
-    from google.cloud import bigquery
 
     client = bigquery_client(info, source.project)
     try:

@@ -8,7 +8,8 @@ it may also be a scan that can write its whole result as one Parquet file itself
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol, TypeVar
+from collections.abc import Iterator
+from typing import Protocol, TypeVar
 
 import pyarrow as pa
 

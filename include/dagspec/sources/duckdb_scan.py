@@ -13,9 +13,9 @@ import importlib
 import os
 import re
 import threading
-from functools import lru_cache
+from collections.abc import Iterator, Sequence
+from functools import cache
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import pyarrow as pa
 
@@ -26,7 +26,7 @@ from dagspec.utc import duckdb_utc
 MEMORY_LIMIT = os.environ.get("DAGSPEC_EXTRACT_MEMORY_LIMIT", "320MB")
 
 
-@lru_cache(maxsize=None)
+@cache
 def extension_path(name: str) -> str:
     try:
         module = importlib.import_module(f"duckdb_extension_{name}")

@@ -17,8 +17,8 @@ latter in a UTC session); any other type (TIME, BIT, spatial, DECIMAL over 38 di
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa

@@ -16,8 +16,8 @@ decompressed on the way.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, timedelta
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.dataset as pads

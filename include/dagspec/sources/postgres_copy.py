@@ -13,7 +13,7 @@ parses each block on its own and memory stays at a few blocks, however large the
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pcsv

@@ -6,16 +6,16 @@ The fallback for every SQL source; faster native paths for particular databases 
 from __future__ import annotations
 
 import json
-from datetime import timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 
 from dagspec.connections import ConnectionInfo, sqlalchemy_url
+from dagspec.errors import StepFailed
 from dagspec.sources.contract import Rows
 from dagspec.spec.model import SqlSource
-from dagspec.errors import StepFailed
 from dagspec.utc import MYSQL_INIT
 from dagspec.windows import Batch
 
@@ -115,7 +115,7 @@ def _in_window(column: str, batch: Batch):
     """A filter keeping the rows whose (naive UTC) timestamp lies in [from, to) of the batch."""
     import pyarrow.compute as pc
 
-    low, high = (m.astimezone(timezone.utc).replace(tzinfo=None) for m in (batch.from_at, batch.to_at))
+    low, high = (m.astimezone(UTC).replace(tzinfo=None) for m in (batch.from_at, batch.to_at))
 
     def keep(chunk: pa.RecordBatch) -> pa.RecordBatch:
         values = chunk.column(column)
@@ -196,7 +196,7 @@ def _sqlite_text(moment) -> str:
     """A window edge as SQLite compares DATETIME: as text. Without fractional seconds when it has none,
     '2025-03-01 00:00:00' (sqlite's own format) and '2025-03-01 00:00:00.000000' (SQLAlchemy's) both
     fall on the right side of it; the microseconds SQLAlchemy would add put the first outside."""
-    moment = moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    moment = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
     return moment.isoformat(sep=" ")
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 from dagspec.paths import sql_dir
 from dagspec.spec.errors import DefinitionError, Problem

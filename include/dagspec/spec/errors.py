@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
-
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_$-]+$")
 

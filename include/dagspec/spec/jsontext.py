@@ -161,7 +161,7 @@ def _has_comment(text: str) -> bool:
 
 
 _TOKENS = {
-    "number": re.compile(r'"(?:[^"\\]|\\.)*"|-?\d{%d,}|-?\d[\d.eE+-]*' % (MAX_DIGITS + 1)),
+    "number": re.compile(r'"(?:[^"\\]|\\.)*"|-?\d{' + str(MAX_DIGITS + 1) + r',}|-?\d[\d.eE+-]*'),
     "NaN": re.compile(r'"(?:[^"\\]|\\.)*"|NaN'),
     "Infinity": re.compile(r'"(?:[^"\\]|\\.)*"|Infinity'),
     "-Infinity": re.compile(r'"(?:[^"\\]|\\.)*"|-Infinity'),

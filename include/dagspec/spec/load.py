@@ -373,7 +373,7 @@ def _missing_suites(data: dict[str, Any], model: type[BaseModel], suite_dir: Pat
                              f"suite file {suite!r} does not exist in {_short_dir(suite_dir)}",
                              "create it, or fix the path (relative to include/expectations/)"))
         else:
-            from dagspec.checks.suite import suite_problems
+            from dagspec.spec.suites import suite_problems
 
             problems += [(("steps", i, "suite"), msg, fix) for msg, fix in suite_problems(suite_dir / suite, suite)]
     return problems

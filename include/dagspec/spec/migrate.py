@@ -9,8 +9,9 @@ key back to the old one).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from dagspec.spec.errors import json_path
 

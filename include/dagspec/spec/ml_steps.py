@@ -75,7 +75,8 @@ class Feature(Strict):
         examples=["minmax"],
     )
     min_frequency: int | None = Field(
-        default=None, ge=1, le=1_000_000_000, strict=True, description="Categorical: categories seen fewer times are grouped as infrequent.",
+        default=None, ge=1, le=1_000_000_000, strict=True,
+        description="Categorical: categories seen fewer times are grouped as infrequent.",
         examples=[20],
     )
 
@@ -161,9 +162,11 @@ class TrainStep(ModelStepBase):
                          examples=[{"table": {"schema": "ml", "table": "order_features"}, "days": 90}])
     split: Split = Field(description="How the holdout used by the evaluate step is cut.",
                          examples=[{"by": "time", "column": "ordered_at", "holdout": 0.2}])
-    seed: int = Field(default=42, ge=0, le=2**32 - 1, strict=True, description="Seeds the estimator (when it takes random_state) and the entity split.",
+    seed: int = Field(default=42, ge=0, le=2**32 - 1, strict=True,
+                      description="Seeds the estimator (when it takes random_state) and the entity split.",
                       examples=[7])
-    min_rows: int = Field(default=100, ge=10, le=1_000_000_000, strict=True, description="Fewer training rows than this fails the step.",
+    min_rows: int = Field(default=100, ge=10, le=1_000_000_000, strict=True,
+                          description="Fewer training rows than this fails the step.",
                           examples=[1000])
 
     @field_validator("estimator")

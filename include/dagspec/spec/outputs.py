@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from dagspec.spec.errors import json_path
-from dagspec.spec.model import (ExtractStep, Pipeline, PublishStep, ScoreStep, StepBase, TableRef, TransformStep,
-                                ValidateStep)
+from dagspec.spec.model import ExtractStep, Pipeline, PublishStep, ScoreStep, StepBase, TableRef, TransformStep, ValidateStep
 
 WORK_SCHEMA = "dagspec_work"  # where a transform without a target keeps its table
 

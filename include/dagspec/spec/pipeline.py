@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -21,8 +21,10 @@ _checked_schedule = lru_cache(maxsize=256)(check_schedule)
 # The URIs dagspec gives its outputs (dagspec.airflow.assets) or any other scheme://... Airflow accepts.
 ASSET_URI = r"^[a-z][a-z0-9+.-]*://[^\s]+$"
 
-Step = Annotated[Union[ExtractStep, ValidateStep, TransformStep, PublishStep, TrainStep, EvaluateStep, PromoteStep,
-                       ScoreStep, DriftStep], Field(discriminator="kind")]
+Step = Annotated[
+    ExtractStep | ValidateStep | TransformStep | PublishStep | TrainStep | EvaluateStep | PromoteStep | ScoreStep | DriftStep,
+    Field(discriminator="kind"),
+]
 
 
 class Alerts(Strict):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from croniter import croniter
 
@@ -45,7 +45,7 @@ def window_for(schedule: str | None, day: date) -> tuple[datetime, datetime]:
 
     Unscheduled pipelines get one calendar day, the unit of a batch partition.
     """
-    start = datetime.combine(day, time(), tzinfo=timezone.utc)
+    start = datetime.combine(day, time(), tzinfo=UTC)
     if not schedule:
         return start, start + timedelta(days=1)
     it = croniter(cron_of(schedule), start - timedelta(seconds=1))

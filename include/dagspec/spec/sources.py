@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
@@ -138,6 +138,6 @@ def _source_kind(value: Any) -> str:
 
 # New source kinds join this union and _source_kind; a source without "kind" is a SQL source.
 Source = Annotated[
-    Union[Annotated[SqlSource, Tag("sql")], Annotated[ObjectSource, Tag("objects")],
-          Annotated[BigQuerySource, Tag("bigquery")]], Discriminator(_source_kind)
+    Annotated[SqlSource, Tag("sql")] | Annotated[ObjectSource, Tag("objects")] | Annotated[BigQuerySource, Tag("bigquery")],
+    Discriminator(_source_kind),
 ]

@@ -8,14 +8,14 @@ the SQL must parse in one of the dialects dagspec reads; the database has the la
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dagspec.spec.model import Pipeline
 
-SAMPLE_WINDOW = (datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 2, tzinfo=timezone.utc))
+SAMPLE_WINDOW = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
 ANY_DIALECT = ("duckdb", "postgres", "mysql", "sqlite", "bigquery", "snowflake", "redshift")
 Loc = tuple
 

@@ -8,10 +8,9 @@ from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
-from typing import TYPE_CHECKING
 
 from dagspec.connections import Resolver, env_resolver
-from dagspec.errors import StepFailed  # noqa: F401  (re-exported for stages)
+from dagspec.errors import StepFailed
 from dagspec.paths import data_home, sql_dir
 from dagspec.plan import Plan, plan_of
 from dagspec.spec.model import Pipeline, TableRef

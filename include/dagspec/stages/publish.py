@@ -24,7 +24,7 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
             done: dict[str, int] = {}
             rel = ctx.expose(session, step.input, batch)
 
-            def reader():
+            def reader(rel: str = rel):
                 return session.arrow(f"SELECT * FROM {rel}", {})
 
             if step.table is not None:

@@ -34,7 +34,7 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
                 # A plain token while sqlglot reads the file; the warehouse's own relation text goes in after,
                 # so it never has to parse in the file's dialect (BigQuery's `project.dataset.table`).
                 token = f"__dagspec_ref_{step_id}"
-                refs[token] = ctx.expose(session, step_id, batch)
+                refs[token] = ctx.expose(session, step_id, batch)  # noqa: B023 (called only while this batch renders)
                 return token
 
             rendered = render_window(template, batch.from_at, batch.to_at, ctx.pipeline.params, {"ref": ref},

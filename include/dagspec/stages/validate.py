@@ -21,7 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dagspec.checks.suite import Check, SuiteError, step_checks
+from dagspec.spec.suites import Check, SuiteError, step_checks
 from dagspec.paths import expectations_dir
 from dagspec.secrets import scrub_known
 from dagspec.spec.model import ExtractStep, ValidateStep
@@ -166,8 +166,8 @@ def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session: Ses
 
 def _in_bigquery(ctx, step, batch, checks, suite_name, session: BigQuerySession):
     """The SQL evaluator's queries run inside BigQuery over the batch's partition; nothing is copied out."""
-    from dagspec.checks.warehouse_sql import BigQueryConnection, supported_in_bigquery
     from dagspec.checks.sql_engine import Evaluator
+    from dagspec.checks.warehouse_sql import BigQueryConnection, supported_in_bigquery
 
     table = ctx.output_table(step.input)
     if session.table_columns(table.schema_, table.table) is None:

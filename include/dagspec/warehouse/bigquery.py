@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 
 from dagspec.connections import ConnectionInfo
+from dagspec.sql import quote
 from dagspec.warehouse.bigquery_load import load_parquet, merge_staging
 from dagspec.warehouse.contract import ArrowSource, record_batches
-from dagspec.sql import quote
 
 DIALECT = "bigquery"
 SCRATCH = "_dagspec_scratch"

@@ -9,8 +9,8 @@ differ from the staged ones is never altered silently: the run fails with what c
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from datetime import date
-from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq

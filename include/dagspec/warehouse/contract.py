@@ -6,15 +6,16 @@ so callers never ask a session what it can do.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import date
-from typing import Any, Iterable, Protocol, Union
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.dataset as pads
 
 # What a session can make queryable: staged partitions (a dataset), a table in memory, or a stream of batches.
-ArrowSource = Union[pads.Dataset, pa.Table, pa.RecordBatchReader]
+ArrowSource = pads.Dataset | pa.Table | pa.RecordBatchReader
 
 
 def record_batches(source: ArrowSource) -> Iterable[pa.RecordBatch]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv

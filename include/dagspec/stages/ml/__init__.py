@@ -3,7 +3,8 @@ pays only for its own stage's dependencies; they import nothing from this module
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 ML_KINDS = ("train", "evaluate", "promote", "score", "drift")
 
