@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dagspec.spec.graph import topological, upstream
+from dagspec.spec.ml_steps import ML_KINDS
 from dagspec.spec.model import ExtractStep, Pipeline, ScoreStep, StepBase, TableRef, ValidateStep
 from dagspec.spec.outputs import Place, output_of, writes_of
 
 CORE_KINDS = ("extract", "validate", "transform", "publish")
-ML_KINDS = ("train", "evaluate", "promote", "score", "drift")
 STEP_KINDS = CORE_KINDS + ML_KINDS
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 
 from dagspec.checks.sql_engine import Evaluator
-from dagspec.spec.suites import Check, SuiteError, load_suite
 from dagspec.spec import DefinitionError, parse_definition
+from dagspec.spec.suites import Check, SuiteError, load_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,9 +19,9 @@ from support.warehouse_fixtures import pg_rows
 
 from dagspec.checks import gx_engine
 from dagspec.checks.sql_engine import Evaluator, supported
-from dagspec.spec.suites import Check, load_suite
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
+from dagspec.spec.suites import Check, load_suite
 from dagspec.stages import StepFailed
 
 ROOT = Path(__file__).resolve().parents[2]

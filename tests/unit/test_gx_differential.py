@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from dagspec.checks import gx_engine
 from dagspec.checks.sql_engine import SUPPORTED, Evaluator
-from dagspec.spec.suites import Check
 from dagspec.spec.expectation_args import argument_problems, iso_value
+from dagspec.spec.suites import Check
 
 EXAMPLES = int(os.environ.get("DAGSPEC_DIFFERENTIAL_EXAMPLES", "14"))  # more to hunt, e.g. 200
 CASES = 160  # per example: EXAMPLES * CASES >= 2,000 cases per run

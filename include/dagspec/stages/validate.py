@@ -21,10 +21,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dagspec.spec.suites import Check, SuiteError, step_checks
 from dagspec.paths import expectations_dir
 from dagspec.secrets import scrub_known
 from dagspec.spec.model import ExtractStep, ValidateStep
+from dagspec.spec.suites import Check, SuiteError, step_checks
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.utc import LIBPQ_OPTIONS, duckdb_utc
 from dagspec.windows import Batch

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-ML_KINDS = ("train", "evaluate", "promote", "score", "drift")
-
 
 def stage(kind: str) -> Callable[..., Any]:
     """The run function of a model step kind."""
@@ -26,4 +24,4 @@ def stage(kind: str) -> Callable[..., Any]:
     return fn
 
 
-__all__ = ["ML_KINDS", "stage"]
+__all__ = ["stage"]
