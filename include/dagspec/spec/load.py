@@ -113,9 +113,9 @@ def _parse(raw_bytes: bytes, name: str, sql_dir: Path | None, suite_dir: Path | 
         found += _from_pydantic(exc, data, model)
     views = _views(pipeline, data, found, model)
     taken = {loc for loc, _, _ in found}
-    # The model's reference rules (_REFERENCE_RULES, each kind's ref_fields) applied to views, so they
+    # The model's reference rules (REFERENCE_RULES, each kind's ref_fields) applied to views, so they
     # hold for the steps pydantic accepted even when others in the file were rejected.
-    cross = view_problems(views, model_module._REFERENCE_RULES)
+    cross = view_problems(views, model_module.REFERENCE_RULES)
     if pipeline is not None:
         cross += overlaps(pipeline)
         if check_sql:

@@ -12,9 +12,6 @@ from dagspec.spec.pipeline import ASSET_URI, DAG_ID, KIND_OUTPUTS, REFERENCE_RUL
 from dagspec.spec.publish_steps import BigQueryTarget, Export, PublishStep, SheetTarget
 from dagspec.spec.sources import BigQuerySource, ObjectSource, Source, SqlSource
 
-# spec/load.py reads the reference rules under their old name.
-_REFERENCE_RULES = REFERENCE_RULES
-
 __all__ = [
     "ASSET_URI", "DAG_ID", "IDENTIFIER", "KIND_OUTPUTS", "REFERENCE_RULES",
     "Alerts", "BigQuerySource", "BigQueryTarget", "ConnRef", "DriftStep", "EvaluateStep", "Expectation", "Export",
