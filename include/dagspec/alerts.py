@@ -74,7 +74,7 @@ def pipeline_secrets(pipeline: Pipeline, resolver: Resolver) -> list[str]:
     return found
 
 
-def _conn_ids(node) -> Iterator[str]:
+def _conn_ids(node: object) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
             if key.endswith("conn_id") and isinstance(value, str):
@@ -202,5 +202,5 @@ def send_alerts(
     return delivered
 
 
-def _flag(value) -> bool:
+def _flag(value: object) -> bool:
     return str(value).lower() in ("1", "true", "yes", "on")

@@ -11,11 +11,14 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from dagspec.paths import data_home
 from dagspec.secrets import extra_secrets, register, scrub_known
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ _DRIVERS = {
 }
 
 
-def sqlalchemy_url(info: ConnectionInfo):
+def sqlalchemy_url(info: ConnectionInfo) -> URL:
     """A SQLAlchemy URL for a SQL connection; `extra.sqlalchemy_url` is the escape hatch for anything else."""
     from sqlalchemy.engine import URL, make_url
 

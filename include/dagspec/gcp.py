@@ -9,9 +9,14 @@ unless a key is given); `grpc_endpoint` is the BigQuery Storage API's.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagspec.connections import ConnectionInfo
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
+    from google.cloud import bigquery
+    from google.cloud.bigquery_storage import BigQueryReadClient
 
 _PREFIX = "extra__google_cloud_platform__"
 
@@ -23,7 +28,7 @@ def extra(info: ConnectionInfo, name: str, default: Any = None) -> Any:
     return default if value in (None, "") else value
 
 
-def credentials(info: ConnectionInfo, scopes: list[str] | None = None):
+def credentials(info: ConnectionInfo, scopes: list[str] | None = None) -> Credentials:
     from google.oauth2 import service_account
 
     keyfile = extra(info, "keyfile_dict")
@@ -49,7 +54,7 @@ def project(info: ConnectionInfo, override: str | None = None) -> str:
     return value
 
 
-def bigquery_client(info: ConnectionInfo, project_id: str | None = None):
+def bigquery_client(info: ConnectionInfo, project_id: str | None = None) -> bigquery.Client:
     from google.api_core.client_options import ClientOptions
     from google.cloud import bigquery
 
@@ -58,7 +63,7 @@ def bigquery_client(info: ConnectionInfo, project_id: str | None = None):
                            client_options=options, location=extra(info, "location"))
 
 
-def bigquery_read_client(info: ConnectionInfo):
+def bigquery_read_client(info: ConnectionInfo) -> BigQueryReadClient | None:
     """A Storage Read API client, or None where there is none (an emulator without a gRPC port)."""
     if extra(info, "endpoint") and not extra(info, "grpc_endpoint"):
         return None

@@ -113,7 +113,7 @@ def _basic_auth(login: str, password: str) -> tuple[str, ...]:
 _SECRET_KEY = re.compile(r"secret|token|password|private_key|webhook_url|keyfile", re.I)
 
 
-def extra_secrets(extra) -> Iterator[str]:
+def extra_secrets(extra: object) -> Iterator[str]:
     """Values of a connection's extra that hold credentials (a keyfile_dict's private key, a session token, a
     webhook URL, ...)."""
     if isinstance(extra, dict):

@@ -6,10 +6,13 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlglot
 from sqlglot import exp
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -25,7 +28,7 @@ def qualified(schema: str, table: str, dialect: str) -> str:
     return f"{quote(schema, dialect)}.{quote(table, dialect)}"
 
 
-def select_window(relation: str, columns: list[str], window_column: str | None = None, edges=(),
+def select_window(relation: str, columns: list[str], window_column: str | None = None, edges: Sequence[object] = (),
                   dialect: str = "duckdb", mark: str = "?") -> tuple[str, list]:
     """`SELECT columns FROM relation` (both already quoted) and its parameters; with `window_column`, only the
     rows in [edges[0], edges[1]) on it, the edges bound as parameters written `mark` (the driver's style)."""

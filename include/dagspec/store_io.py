@@ -119,7 +119,7 @@ def _carry_foreign(final: Path, new: Path) -> None:
             _copy_entry(entry, new / entry.name, shutil.copy2)
 
 
-def _copy_entry(entry: os.DirEntry, target: Path, copy) -> None:
+def _copy_entry(entry: os.DirEntry, target: Path, copy: Callable[[str, Path], object]) -> None:
     if entry.is_dir(follow_symlinks=False):
         shutil.copytree(entry.path, target, symlinks=True, copy_function=copy)
     else:
@@ -160,13 +160,13 @@ class HashingSink:
     """A write-only file for ParquetWriter that checksums and counts bytes on the way out, so a part
     is never read back (on S3/GCS that would be a second download)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: pa.NativeFile):
         self._stream = stream
         self._digest = hashlib.sha256()
         self.size = 0
         self.closed = False
 
-    def write(self, data) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         view = memoryview(data)
         self._digest.update(view)
         self._stream.write(view)

@@ -62,7 +62,7 @@ class ParquetParts:
                 files.append(PartFile(name, rows_in_file, sink.size, sink.hexdigest()))
                 writer = sink = None
 
-        def open_next(dictionary) -> None:
+        def open_next(dictionary: bool | list[str]) -> None:
             nonlocal writer, sink, name, rows_in_file
             name = name_of(len(files))
             written.append(name)

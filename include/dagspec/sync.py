@@ -19,12 +19,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagspec.connections import ConnectionInfo, env_resolver
 from dagspec.spec.errors import DefinitionError, Problem
 from dagspec.spec.folder import Claim, claim_of, folder_problems, id_key
 from dagspec.spec.jsontext import MAX_BYTES, decode_definition, read_definition
 from dagspec.spec.load import parse_definition
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 log = logging.getLogger("dagspec.sync")
 STATE_FILE = ".dagspec-sync.state"  # not *.json: never read as a definition
@@ -110,7 +114,7 @@ def sync(uri: str, conn_id: str, target: Path, *, resolver: Callable[[str], Conn
     return report
 
 
-def _list(fs, prefix: str) -> dict[str, Remote]:
+def _list(fs: pafs.FileSystem, prefix: str) -> dict[str, Remote]:
     import pyarrow.fs as pafs
 
     # Recursive listing filtered to direct children: the GCS emulator has no delimiter listing,
@@ -160,8 +164,8 @@ class _Owners:
         self.claims()[name] = claim
 
 
-def _fetch_and_check(fs, obj: Remote, target: Path, live_ids: dict[str, tuple[str, str]], sql_dir: Path | None,
-                     owners: _Owners):
+def _fetch_and_check(fs: pafs.FileSystem, obj: Remote, target: Path, live_ids: dict[str, tuple[str, str]], sql_dir: Path | None,
+                     owners: _Owners) -> list[Problem]:
     """(raw bytes, dag_id) for a definition fit to go live, or the problems that keep it out."""
     shown = f"{target.name}/{obj.name}"
     if not NAME.match(obj.name):

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagspec.spec.model import Pipeline
+
+if TYPE_CHECKING:
+    from dagspec.alerts import AlertEvent
+    from dagspec.connections import Resolver
 
 log = logging.getLogger("dagspec.alerts")
 
@@ -46,7 +50,7 @@ def alert_callbacks(pipeline: Pipeline, definition: str) -> dict[str, AlertCallb
     return {f"on_{kind}_callback": AlertCallback(definition, kind) for kind in pipeline.alerts.on}
 
 
-def event_from_context(kind: str, pipeline: Pipeline, context: Any, resolver):
+def event_from_context(kind: str, pipeline: Pipeline, context: Any, resolver: Resolver) -> AlertEvent:
     from dagspec.alerts import AlertEvent, pipeline_secrets, summarize_error
 
     ti = context["ti"]

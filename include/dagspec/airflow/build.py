@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
@@ -23,6 +23,11 @@ from dagspec.plan import plan_of
 from dagspec.spec.discovery import load_cached
 from dagspec.spec.model import Pipeline
 from dagspec.spec.schedule import cron_of
+
+if TYPE_CHECKING:
+    from datetime import date
+
+    from airflow.sdk import DAG
 
 KIND_ICONS = {"extract": "⬇ extract", "validate": "✔ validate", "transform": "⚙ transform", "publish": "⬆ publish"}
 
@@ -52,7 +57,7 @@ def _dag_defaults() -> dict[str, Any]:
     }
 
 
-def build_dag(pipeline: Pipeline, source: Path):
+def build_dag(pipeline: Pipeline, source: Path) -> DAG:
     from airflow.sdk import DAG, CronDataIntervalTimetable
 
     timetable = CronDataIntervalTimetable(cron_of(pipeline.schedule), timezone="UTC") if pipeline.schedule else None
@@ -110,7 +115,7 @@ def build_dag(pipeline: Pipeline, source: Path):
     return dag
 
 
-def _utc(day) -> datetime:
+def _utc(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 

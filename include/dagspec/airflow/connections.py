@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from dagspec.connections import ConnectionInfo, ConnectionNotFound, embedded_default, parse_connection
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
 
 log = logging.getLogger("dagspec")
 
@@ -21,7 +25,7 @@ def airflow_resolver(conn_id: str) -> ConnectionInfo:
     return _info(conn_id, conn)
 
 
-def _info(conn_id: str, conn) -> ConnectionInfo:
+def _info(conn_id: str, conn: Connection) -> ConnectionInfo:
     return ConnectionInfo(
         conn_id=conn_id,
         conn_type=conn.conn_type or "",

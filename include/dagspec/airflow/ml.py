@@ -10,17 +10,20 @@ in Airflow 3; their window is the drift window the event carries.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from dagspec.spec.model import Pipeline
 
+if TYPE_CHECKING:
+    from airflow.sdk import Asset
+
 log = logging.getLogger("dagspec")
 TRAINING_KINDS = ("train", "evaluate", "promote")
 
 
-def retrain_asset(model: str):
+def retrain_asset(model: str) -> Asset:
     from airflow.sdk import Asset
 
     return Asset(name=f"dagspec_retrain_{model}", uri=f"dagspec://models/{model}/retrain", group="dagspec-models")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
 
 
 def run_sync(uri: str, conn_id: str, target: str, **_: Any) -> dict[str, Any]:
@@ -20,7 +23,7 @@ def run_sync(uri: str, conn_id: str, target: str, **_: Any) -> dict[str, Any]:
     return {"added": report.added, "updated": report.updated, "deleted": report.deleted}
 
 
-def build_sync_dag(*, uri: str, conn_id: str, target: Path, schedule: str, start_date: datetime):
+def build_sync_dag(*, uri: str, conn_id: str, target: Path, schedule: str, start_date: datetime) -> DAG:
     from airflow.providers.standard.operators.python import PythonOperator
     from airflow.sdk import DAG
 

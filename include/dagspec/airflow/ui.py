@@ -17,12 +17,19 @@ import logging
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 
 from dagspec.connections import ConnectionInfo, ConnectionNotFound, embedded_default
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from dagspec.connections import Resolver
+    from dagspec.ml.registry import Registry
+    from dagspec.spec.model import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +100,14 @@ _lookups: dict[str, threading.Thread] = {}  # tracking URI -> its lookup still r
 _lock = threading.Lock()
 
 
-def model_names(pipeline) -> list[str]:
+def model_names(pipeline: Pipeline) -> list[str]:
     """The registered models a definition works with (train, score and drift steps name one)."""
     from dagspec.spec.ml_steps import ModelStepBase
 
     return sorted({s.model for s in pipeline.steps if isinstance(s, ModelStepBase)})
 
 
-def primary_metrics(pipelines) -> dict[str, str]:
+def primary_metrics(pipelines: Iterable[Pipeline]) -> dict[str, str]:
     """model -> the metric its promote step decides on (else the task's headline metric), over every definition."""
     from dagspec.spec.ml_steps import EvaluateStep, PromoteStep, TrainStep
 
@@ -120,7 +127,7 @@ def _cell(model: str, state: str, metric: str | None = None, **kw: Any) -> dict[
     return {"model": model, "state": state, "version": None, "metric": metric, "value": None, "detail": None, **kw}
 
 
-def _open_registry(resolver):
+def _open_registry(resolver: Resolver) -> Registry:
     from dagspec.ml.registry import Registry
 
     opened = Registry.open(resolver)  # the registry connection, resolved as every step resolves it
@@ -128,7 +135,7 @@ def _open_registry(resolver):
         return _registries.setdefault((opened.tracking_uri, opened.artifact_root), opened)
 
 
-def _lookup(reg, models: dict[str, str | None], out: dict[str, dict[str, Any]], done: threading.Event) -> None:
+def _lookup(reg: Registry, models: dict[str, str | None], out: dict[str, dict[str, Any]], done: threading.Event) -> None:
     try:
         # Registry.champion() reads any registry error as "no champion": make sure the registry answers first.
         reg.client.search_registered_models(max_results=1)
@@ -153,7 +160,7 @@ def _lookup(reg, models: dict[str, str | None], out: dict[str, dict[str, Any]], 
         done.set()
 
 
-def champion_cells(models: dict[str, str | None], resolver=server_resolver,
+def champion_cells(models: dict[str, str | None], resolver: Resolver = server_resolver,
                    wait: float = REGISTRY_WAIT_S) -> dict[str, dict[str, Any]]:
     """model -> its champion cell: state "champion" (with version, metric and value), "none" (no champion yet)
     or "unavailable" (the registry failed or did not answer within `wait` seconds). Never raises."""
@@ -186,7 +193,8 @@ def champion_cells(models: dict[str, str | None], resolver=server_resolver,
     return out
 
 
-def collect(folder: Path | None = None, resolver=server_resolver, registry_wait: float = REGISTRY_WAIT_S) -> list[Row]:
+def collect(folder: Path | None = None, resolver: Resolver = server_resolver,
+            registry_wait: float = REGISTRY_WAIT_S) -> list[Row]:
     from dagspec.freshness import check_freshness
     from dagspec.plan import plan_of
     from dagspec.spec.discovery import scan

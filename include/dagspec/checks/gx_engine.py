@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagspec.spec.suites import Check
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import pandas as pd
+    from great_expectations import ExpectationSuite
+    from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.data_context import AbstractDataContext
+    from great_expectations.datasource.fluent import SQLDatasource
 
 log = logging.getLogger(__name__)
 
 
-def _suite(checks: list[Check], name: str):
+def _suite(checks: list[Check], name: str) -> ExpectationSuite:
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -40,7 +49,7 @@ def raised(result: dict[str, Any]) -> str | None:
     return None
 
 
-def _results(validation, keep_errors: bool = False) -> list[dict[str, Any]]:
+def _results(validation: ExpectationSuiteValidationResult, keep_errors: bool = False) -> list[dict[str, Any]]:
     """GX's results in the checks' order. An exception GX caught is a CheckError, unless ``keep_errors`` (a
     comparison with GX's own verdict, where a raised check is an answer too)."""
     out = validation.to_json_dict()["results"]
@@ -73,7 +82,7 @@ def _one_exception(info: dict[str, Any]) -> dict[str, Any]:
             "exception_message": raised[0].get("exception_message")}
 
 
-def _quiet():
+def _quiet() -> AbstractDataContext:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import great_expectations as gx
 
@@ -88,13 +97,13 @@ class PandasBatches:
         self._definition = (context.data_sources.add_pandas("dagspec").add_dataframe_asset(name)
                             .add_batch_definition_whole_dataframe("batch"))
 
-    def validate(self, df, checks: list[Check], name: str, result_format: str = "SUMMARY",
+    def validate(self, df: pd.DataFrame, checks: list[Check], name: str, result_format: str = "SUMMARY",
                  date_columns: tuple[str, ...] | list[str] = (), keep_errors: bool = False) -> list[dict[str, Any]]:
         batch = self._definition.get_batch(batch_parameters={"dataframe": gx_frame(df, date_columns)})
         return _results(batch.validate(_suite(checks, name), result_format=result_format), keep_errors)
 
 
-def gx_frame(df, date_columns=()):
+def gx_frame(df: pd.DataFrame, date_columns: Iterable[str] = ()) -> pd.DataFrame:
     """The frame as GX's pandas engine reads a batch right: date-times in nanoseconds (GX parses ISO string
     bounds only for datetime64[ns] columns; on the microsecond ones DuckDB and pyarrow give it, it raises a
     TypeError) and DATE columns as dates (DuckDB's fetch_df makes them midnight timestamps, which GX then
@@ -113,7 +122,8 @@ def gx_frame(df, date_columns=()):
     return df
 
 
-def run_pandas(df, checks: list[Check], name: str, date_columns=(), keep_errors: bool = False) -> list[dict[str, Any]]:
+def run_pandas(df: pd.DataFrame, checks: list[Check], name: str, date_columns: Iterable[str] = (),
+               keep_errors: bool = False) -> list[dict[str, Any]]:
     """GX's pandas engine on a DataFrame (only the columns the checks read are loaded by the caller)."""
     return PandasBatches(name).validate(df, checks, name, date_columns=date_columns, keep_errors=keep_errors)
 
@@ -132,7 +142,7 @@ def run_sql(connection_string: str, query: str, checks: list[Check], name: str) 
         _close_engines(source)
 
 
-def _close_engines(source) -> None:
+def _close_engines(source: SQLDatasource) -> None:
     for close in (lambda: source.get_execution_engine().close(), lambda: source.get_engine().dispose()):
         try:
             close()

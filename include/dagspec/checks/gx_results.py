@@ -32,7 +32,7 @@ def bound_error(value: Any, column_type: str, key: str) -> str:
     return ""
 
 
-def in_range(value, k: dict) -> bool:
+def in_range(value: object, k: dict) -> bool:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
     lo, hi = k.get("min_value"), k.get("max_value")

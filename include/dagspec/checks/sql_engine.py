@@ -140,7 +140,7 @@ class Evaluator:
         col = check.kwargs.get("column")
         return not (check.type in _TEXT and col in self.types and self.types[col] not in ("VARCHAR", "STRING"))
 
-    def _scalar(self, sql: str, params: list | None = None):
+    def _scalar(self, sql: str, params: list | None = None) -> Any:
         return self.con.execute(sql, params or []).fetchone()[0]
 
     def missing(self, name: str) -> str:

@@ -20,7 +20,7 @@ def adopt(
     end: datetime | None = typer.Option(None, "--to", formats=["%Y-%m-%d"], help="Last batch_date (inclusive)."),
     force: bool = typer.Option(False, "--force", help="Replace a partition's existing manifest."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check and report; write nothing."),
-):
+) -> None:
     """Write a _manifest.json for each batch_date= folder under <store>/<schema>/<table>/ that has none, from its
     Parquet footers; the files stay in place and dagspec never deletes them. Exit 1 when a partition is refused."""
     from rich.markup import escape

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -18,6 +19,10 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from dagspec.cli.airflow_api import AirflowClient, ApiError
 from dagspec.cli.common import cli_resolver, err, find_definition, out, parse_date, setup_logging
 from dagspec.cli.local_runs import run_days
+
+if TYPE_CHECKING:
+    from dagspec.spec.model import Pipeline
+    from dagspec.stages.context import RunContext
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 POLL_S = 3.0
@@ -43,7 +48,7 @@ def backfill(
     max_active_runs: int = typer.Option(4, "--max-active-runs", min=1, help="Runs in flight at once."),
     timeout: float = typer.Option(0, "--timeout", help="Give up following after this many seconds (0: never)."),
     verbose: bool = typer.Option(False, "-v", "--verbose"),
-):
+) -> None:
     """Run (or re-run) a date range: an Airflow backfill followed to the end, or --local in-process."""
     first, last = parse_date(from_), parse_date(to)
     if last < first:
@@ -73,7 +78,7 @@ def _local(dag_id: str, days: list[date], reprocess: bool) -> int:
     return _summary(dag_id, len(days), run_days(dag_id, pipeline, days, keep_going=True))
 
 
-def _loaded_days(pipeline, days: list[date], tables, context_cls) -> set[date]:
+def _loaded_days(pipeline: Pipeline, days: list[date], tables: list[tuple[str, str]], context_cls: type[RunContext]) -> set[date]:
     """Dates whose partitions all exist and whose last run here recorded every step a success. Partitions alone
     prove nothing (a step after the extract may have failed on the date, or the run was killed: a record
     left 'running'), and neither does a date with no record (a run killed before this version recorded it)."""

@@ -13,7 +13,7 @@ from dagspec.paths import definitions_dir, sql_dir
 from dagspec.spec.errors import printable
 
 
-def validate(paths: list[Path] | None = typer.Argument(None, help="Files or folders (default: dags/definitions).")):
+def validate(paths: list[Path] | None = typer.Argument(None, help="Files or folders (default: dags/definitions).")) -> None:
     """Check definitions; one line per problem (file: JSON path: message (fix)), non-zero exit if any."""
     from dagspec.spec.discovery import scan
     from dagspec.spec.errors import DefinitionError
@@ -49,7 +49,7 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
     raise typer.Exit(1 if problems else 0)
 
 
-def list_definitions(folder: Path = typer.Option(None, help="Definitions folder (default: dags/definitions).")):
+def list_definitions(folder: Path = typer.Option(None, help="Definitions folder (default: dags/definitions).")) -> None:
     """Every definition with its DAG id, schedule, steps, and whether it is valid."""
     from dagspec.spec.discovery import scan
 

@@ -12,7 +12,7 @@ from dagspec.cli.common import cli_resolver, err, find_definition, out
 def freshness(
     dag_id: str | None = typer.Argument(None, help="One pipeline (default: every definition with 'freshness')."),
     max_age_hours: float | None = typer.Option(None, "--max-age-hours", help="Override the definition's limit."),
-):
+) -> None:
     """Say which tables are stale: their newest staged partition is older than the definition allows."""
     from dagspec.freshness import check_freshness
     from dagspec.paths import definitions_dir

@@ -21,7 +21,7 @@ def import_seeds(
     force: bool = typer.Option(False, "--force", help="Replace a definition or SQL file that exists already."),
     inline: bool = typer.Option(False, "--inline", help="Keep the SQL inside the definition (a drop that carries "
                                 "its own SQL) instead of writing a SQL file."),
-):
+) -> None:
     """Write an equivalent dagspec definition (and SQL file) for each seed file, report every field not carried
     over and why, and print the backfill command that replaces back_date_from."""
     from dagspec.paths import definitions_dir, sql_dir

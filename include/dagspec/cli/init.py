@@ -33,7 +33,7 @@ def init(
                                     "(default 16: about 1,250 definitions each at 20,000)."),
     example: bool = typer.Option(True, "--example/--no-example", help="Write an example definition into an "
                                  "empty definitions folder."),
-):
+) -> None:
     """Write the loader files and a definitions/ folder; re-run with another --shares to re-split."""
     from dagspec.dag_files import DEFAULT_SHARES, write_loaders
 

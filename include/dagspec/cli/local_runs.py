@@ -35,7 +35,7 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
             completed = progress.tasks[0].completed
             record = RunRecord(pipeline, resolver, d)
 
-            def on_step(step_id: str, state: str, _result, d=d, record=record) -> None:
+            def on_step(step_id: str, state: str, _result: object, d: date = d, record: RunRecord = record) -> None:
                 record.step(step_id, state)
                 if state == "running":
                     progress.update(bar, description=f"{dag_id} {d} · {step_id}")

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from dagspec.cli.common import cli_resolver, err, out
 
+if TYPE_CHECKING:
+    from dagspec.ml.registry import Registry
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Models in the registry (MLflow).")
 
 
-def _registry():
+def _registry() -> Registry:
     from dagspec.ml.registry import Registry
 
     return Registry.open(cli_resolver())
 
 
 @app.command("list")
-def list_versions(model: str = typer.Argument(..., help="Registered model name, e.g. orders_lost.")):
+def list_versions(model: str = typer.Argument(..., help="Registered model name, e.g. orders_lost.")) -> None:
     """Every version with its holdout metrics, the promotion decision, and which one is the champion."""
     versions = _registry().versions(model)
     if not versions:
@@ -45,7 +49,7 @@ def list_versions(model: str = typer.Argument(..., help="Registered model name, 
 def rollback(
     model: str = typer.Argument(..., help="Registered model name."),
     version: str = typer.Argument(..., help="The version that becomes the champion again."),
-):
+) -> None:
     """Make VERSION the champion (scoring and drift use it from their next run)."""
     registry = _registry()
     known = {v["version"]: v for v in registry.versions(model)}

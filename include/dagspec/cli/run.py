@@ -15,7 +15,7 @@ def run(
     day: str = typer.Option(..., "--date", help="Batch date YYYY-MM-DD: the run whose data interval starts that day."),
     to: str | None = typer.Option(None, "--to", help="Run every date from --date up to this one (inclusive)."),
     verbose: bool = typer.Option(False, "-v", "--verbose"),
-):
+) -> None:
     """Run every step for one date (or a range) in this process: no scheduler; stops at the first failed date."""
     setup_logging(verbose)
     _, pipeline = find_definition(dag_id)

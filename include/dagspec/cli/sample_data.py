@@ -13,7 +13,7 @@ from dagspec.paths import data_home
 def sample_data(
     path: Path = typer.Option(None, help="SQLite file (default: $DAGSPEC_HOME/source.db)."),
     force: bool = typer.Option(False, help="Rebuild even if it exists."),
-):
+) -> None:
     """Create the bundled sample source database (customers and a year of orders), deterministically."""
     from dagspec.sample_data import build
 

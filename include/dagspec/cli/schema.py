@@ -13,7 +13,7 @@ from dagspec.paths import schema_file
 def schema(
     write: bool = typer.Option(False, "--write", help=f"Write it to {schema_file()}."),
     check: bool = typer.Option(False, "--check", help="Exit 1 if the published file is out of date."),
-):
+) -> None:
     """Print the JSON Schema of a definition (editors use it for autocomplete and inline errors)."""
     from dagspec.spec.schema import schema_text
 

@@ -14,7 +14,7 @@ def sync_definitions(
     uri: str = typer.Argument(..., help="s3://bucket/prefix or gs://bucket/prefix holding *.json definitions."),
     conn_id: str = typer.Option(..., "--conn-id", help="Connection of the bucket (aws or google_cloud_platform)."),
     to: Path = typer.Option(None, "--to", help="Definitions folder (default: dags/definitions)."),
-):
+) -> None:
     """Bring new and changed definitions from a bucket prefix; invalid ones never go live. Exit 1 if any is rejected."""
     from dagspec.sync import sync
 

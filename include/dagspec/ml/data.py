@@ -16,9 +16,12 @@ from dagspec.sql import qualified, quote, read_sql_file, render_window, to_diale
 from dagspec.windows import Window
 
 if TYPE_CHECKING:
+    from datetime import date
+
     import pyarrow.dataset as pads
 
     from dagspec.store import Store
+    from dagspec.warehouse.contract import Session
 
 
 class RunData(Protocol):
@@ -40,7 +43,7 @@ def lookback(window: Window, days: int | None) -> Window:
     return Window(window.end - timedelta(days=days), window.end) if days else window
 
 
-def read(ctx: RunData, session, data: MLData, window: Window, columns: list[str] | None,
+def read(ctx: RunData, session: Session, data: MLData, window: Window, columns: list[str] | None,
          chunk_rows: int = 100_000) -> pa.RecordBatchReader:
     """A stream of the rows of `data` that fall in `window` (only `columns`, when given)."""
     if data.input is not None and isinstance(ctx.pipeline.step(data.input), ExtractStep):
@@ -78,7 +81,7 @@ def read(ctx: RunData, session, data: MLData, window: Window, columns: list[str]
     return session.arrow(sql, params, chunk_rows)
 
 
-def read_all(ctx: RunData, session, data: MLData, window: Window, columns: list[str] | None) -> pa.Table:
+def read_all(ctx: RunData, session: Session, data: MLData, window: Window, columns: list[str] | None) -> pa.Table:
     return read(ctx, session, data, window, columns).read_all()
 
 
@@ -97,13 +100,13 @@ def _staged(ctx: RunData, step_id: str, window: Window, columns: list[str] | Non
     return dataset.scanner(columns=columns, batch_size=chunk_rows).to_reader()
 
 
-def _end_date(window: Window):
+def _end_date(window: Window) -> date:
     # A window ending at midnight excludes that day; one ending later includes it.
     end = window.end
     return end.date() if (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0) else end.date() + timedelta(1)
 
 
-def _naive(value):
+def _naive(value: object) -> object:
     return value.replace(tzinfo=None) if getattr(value, "tzinfo", None) else value
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dagspec.spec.ml_steps import ESTIMATORS, Feature, Split, TrainStep
+
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
+    from sklearn.pipeline import Pipeline as SkPipeline
 
 MISSING = "__missing__"
 
@@ -61,7 +66,7 @@ def target_values(df: pd.DataFrame, column: str, task: str) -> np.ndarray:
     return values
 
 
-def build_pipeline(step: TrainStep):
+def build_pipeline(step: TrainStep) -> SkPipeline:
     """Preprocessing per feature (impute, scale, one-hot) + the allow-listed estimator with its checked params."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -88,7 +93,7 @@ def build_pipeline(step: TrainStep):
     return Pipeline([("prepare", pre), ("model", estimator(step))])
 
 
-def estimator(step: TrainStep):
+def estimator(step: TrainStep) -> BaseEstimator:
     _, path, _ = ESTIMATORS[step.estimator]
     module, cls = path.split(":")
     est = getattr(importlib.import_module(module), cls)()
@@ -123,7 +128,7 @@ def holdout_mask(df: pd.DataFrame, split: Split, seed: int) -> np.ndarray:
     return mask
 
 
-def importances(pipeline, X: pd.DataFrame, y: np.ndarray, task: str, seed: int = 0) -> list[tuple[str, float]]:
+def importances(pipeline: SkPipeline, X: pd.DataFrame, y: np.ndarray, task: str, seed: int = 0) -> list[tuple[str, float]]:
     """Permutation importance of each input column on (a sample of) the holdout, largest first.
 
     Measured on the raw columns, so it reads the same for every estimator and every encoding.

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dagspec.spec.ml_steps import LOWER_IS_BETTER, PromoteStep
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline as SkPipeline
 
 
 def classification(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
@@ -35,13 +40,13 @@ def regression(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
-def evaluate(pipeline, X, y: np.ndarray, task: str, threshold: float = 0.5) -> dict[str, float]:
+def evaluate(pipeline: SkPipeline, X: pd.DataFrame, y: np.ndarray, task: str, threshold: float = 0.5) -> dict[str, float]:
     if task == "classification":
         return classification(y, positive_proba(pipeline, X), threshold)
     return regression(y, pipeline.predict(X))
 
 
-def positive_proba(pipeline, X) -> np.ndarray:
+def positive_proba(pipeline: SkPipeline, X: pd.DataFrame) -> np.ndarray:
     proba = pipeline.predict_proba(X)
     classes = list(pipeline.classes_)
     return proba[:, classes.index(1)] if 1 in classes else np.zeros(len(X))

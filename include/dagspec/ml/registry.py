@@ -20,11 +20,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagspec.connections import ConnectionNotFound, Resolver
 from dagspec.errors import StepFailed
 from dagspec.paths import data_home
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 REGISTRY_CONN_ID = "dagspec_mlflow"
 CHAMPION = "champion"
@@ -45,7 +51,7 @@ class UnsafeModel(StepFailed):
 
 
 @contextmanager
-def _quiet():
+def _quiet() -> Iterator[None]:
     """skops finds a function's module by probing every loaded module; Airflow's shims warn on each probe."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -122,7 +128,7 @@ class Registry:
         return cls(uri, info.extra.get("artifact_root"))
 
     @cached_property
-    def client(self):
+    def client(self) -> MlflowClient:
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
@@ -186,17 +192,17 @@ class Registry:
         version = self.client.create_model_version(model, source, run_id, tags=tags)
         return str(version.version)
 
-    def version(self, model: str, version: str):
+    def version(self, model: str, version: str) -> ModelVersion:
         return self.client.get_model_version(model, str(version))
 
-    def find_version(self, model: str, run_key: str):
+    def find_version(self, model: str, run_key: str) -> ModelVersion:
         """The newest version a given train step made for a given window (its handoff to evaluate/promote)."""
         found = self.client.search_model_versions(f"name = '{_q(model)}' and tag.`dagspec.run_key` = '{_q(run_key)}'")
         if not found:
             raise LookupError(f"no version of model {model!r} was trained for {run_key}: did the train step run?")
         return max(found, key=lambda v: int(v.version))
 
-    def champion(self, model: str):
+    def champion(self, model: str) -> ModelVersion | None:
         from mlflow.exceptions import MlflowException
 
         try:

@@ -6,12 +6,15 @@ import html
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from types import ModuleType
 
-def _plt():
+
+def _plt() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")  # files only: workers have no display

@@ -6,18 +6,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from dagspec.warehouse.bigquery_load import load_parquet, merge_staging
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
-def with_batch_date(schema: pa.Schema, batches: Iterable[pa.RecordBatch], batch_date: date):
+    from google.cloud import bigquery
+
+
+def with_batch_date(schema: pa.Schema, batches: Iterable[pa.RecordBatch], batch_date: date
+                    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     if "batch_date" in schema.names:
         raise ValueError("the batch has a column named batch_date; dagspec adds it: rename or drop yours")
     out_schema = schema.append(pa.field("batch_date", pa.date32()))
 
-    def gen():
+    def gen() -> Iterator[pa.RecordBatch]:
         for b in batches:
             yield pa.RecordBatch.from_arrays([*b.columns, pa.array([batch_date] * b.num_rows, pa.date32())],
                                              schema=out_schema)
@@ -25,7 +32,7 @@ def with_batch_date(schema: pa.Schema, batches: Iterable[pa.RecordBatch], batch_
     return out_schema, gen()
 
 
-def publish_batch(client, table_id: str, batch_date: date, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+def publish_batch(client: bigquery.Client, table_id: str, batch_date: date, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
                   unique_key: list[str] | None = None) -> int:
     """Load one batch into `project.dataset.table` (partitioned by batch_date); returns the partition's rows."""
     project, dataset, table = table_id.split(".")

@@ -15,12 +15,16 @@ import random
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from dagspec.connections import ConnectionInfo
 from dagspec.gcp import credentials, extra
+
+if TYPE_CHECKING:
+    import gspread
+    import requests
 
 log = logging.getLogger(__name__)
 CELL_LIMIT = 10_000_000  # Google Sheets' per-spreadsheet limit
@@ -33,7 +37,7 @@ class SheetTooLarge(ValueError):
     pass
 
 
-def client_for(info: ConnectionInfo):
+def client_for(info: ConnectionInfo) -> gspread.Client:
     import gspread
 
     endpoint = extra(info, "endpoint")
@@ -44,7 +48,7 @@ def client_for(info: ConnectionInfo):
         class Redirect(HTTPAdapter):
             """Sends gspread's https://sheets.googleapis.com calls to the configured endpoint (a fake, a proxy)."""
 
-            def send(self, request, **kwargs):
+            def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
                 request.url = endpoint.rstrip("/") + request.url[len("https://sheets.googleapis.com"):]
                 return super().send(request, **kwargs)
 
@@ -96,7 +100,7 @@ def _cell(v: Any) -> Any:
 
 
 def publish_sheet(info: ConnectionInfo, spreadsheet_id: str, worksheet: str, table: pa.Table,
-                  max_rows: int, client=None) -> int:
+                  max_rows: int, client: gspread.Client | None = None) -> int:
     """Replace the worksheet's content with header + rows. Returns the rows written (without the header)."""
     import gspread
     from gspread.utils import rowcol_to_a1

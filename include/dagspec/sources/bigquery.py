@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -18,6 +19,11 @@ from dagspec.sources.contract import Rows
 from dagspec.spec.model import BigQuerySource
 from dagspec.sql import to_dialect
 from dagspec.windows import Batch
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+    from dagspec.spec.sources import BigQuerySource
 
 _PARAM_TYPES = {"DATE": "DATE", "DATETIME": "DATETIME", "TIMESTAMP": "TIMESTAMP"}
 
@@ -36,7 +42,8 @@ def read_batches(info: ConnectionInfo, source: BigQuerySource, batch: Batch, chu
         raise
 
 
-def _read(client, info: ConnectionInfo, source, batch: Batch, chunk_rows: int):
+def _read(client: bigquery.Client, info: ConnectionInfo, source: BigQuerySource, batch: Batch, chunk_rows: int
+          ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     from google.cloud import bigquery
 
     window = batch.params()
@@ -94,7 +101,7 @@ def _read(client, info: ConnectionInfo, source, batch: Batch, chunk_rows: int):
     return first.schema, drain()
 
 
-def _param(name: str, value, bq_type: str):
+def _param(name: str, value: Any, bq_type: str) -> bigquery.ScalarQueryParameter:
     from google.cloud import bigquery
 
     if bq_type == "DATE":

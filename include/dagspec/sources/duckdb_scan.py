@@ -16,11 +16,17 @@ import threading
 from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from dagspec.sources.prefetch import prefetched
 from dagspec.utc import duckdb_utc
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from duckdb import DuckDBPyConnection
 
 # Enough for the scanners' buffers; DuckDB spills or fails rather than growing the worker past it.
 MEMORY_LIMIT = os.environ.get("DAGSPEC_EXTRACT_MEMORY_LIMIT", "320MB")
@@ -47,7 +53,7 @@ def _duckdb_version() -> str:
     return duckdb.__version__
 
 
-def connect(extension: str | None, settings: dict[str, object] | None = None):
+def connect(extension: str | None, settings: dict[str, object] | None = None) -> DuckDBPyConnection:
     """An in-memory DuckDB with the memory limit, nothing downloaded, and `extension` (if any) loaded."""
     import duckdb
 
@@ -77,7 +83,7 @@ def literal(text: str) -> str:
 
 
 def stream(
-    con, sql: str, params: Sequence[object], chunk_rows: int, direct: bool = False,
+    con: DuckDBPyConnection, sql: str, params: Sequence[object], chunk_rows: int, direct: bool = False,
 ) -> tuple[pa.Schema, Scan]:
     """Plan `sql` and return its schema and a Scan of it; the connection closes when the Scan is drained or closed.
 
@@ -125,7 +131,8 @@ class Scan:
     Parquet exactly as the Arrow path would write it.
     """
 
-    def __init__(self, con, sql: str, params: Sequence[object], chunk_rows: int, schema: pa.Schema, reader=None,
+    def __init__(self, con: DuckDBPyConnection, sql: str, params: Sequence[object], chunk_rows: int, schema: pa.Schema,
+                 reader: pa.RecordBatchReader | None = None,
                  direct: bool = False):
         """`reader`: the query already running as a stream (then not `direct`). `direct`: DuckDB may write the
         Parquet itself."""
@@ -154,7 +161,7 @@ class Scan:
             self._con.close()
 
     @property
-    def write_parquet(self):
+    def write_parquet(self) -> Callable[[str], None] | None:
         return self._copy if self._direct and self._batches is None else None
 
     def _copy(self, path: str) -> None:
@@ -187,8 +194,8 @@ class Scan:
             raise done[0]
 
 
-def _prefetched(con, reader, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    def batches():
+def _prefetched(con: DuckDBPyConnection, reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    def batches() -> Iterator[pa.RecordBatch]:
         for batch in reader:
             yield batch if batch.schema == schema else batch.cast(schema)
 

@@ -20,6 +20,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagspec.connections import ConnectionInfo, database_file
 from dagspec.errors import StepFailed
@@ -30,6 +31,11 @@ from dagspec.sources.postgres_copy import _PLACEHOLDER
 from dagspec.spec.model import SqlSource
 from dagspec.sql import quote, select_window
 from dagspec.windows import Batch
+
+if TYPE_CHECKING:
+    import re
+
+    from duckdb import DuckDBPyConnection
 
 log = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = float(os.environ.get("DAGSPEC_DUCKDB_SOURCE_LOCK_WAIT", "120"))
@@ -77,7 +83,7 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     return duckdb_scan.stream(con, sql, params, chunk_rows)
 
 
-def attach(info: ConnectionInfo, path: str):
+def attach(info: ConnectionInfo, path: str) -> DuckDBPyConnection:
     """An in-memory DuckDB with the file attached read-only as the default catalog, then locked down."""
     import duckdb
 
@@ -113,7 +119,7 @@ def attach(info: ConnectionInfo, path: str):
     return con
 
 
-def catalog(con, info: ConnectionInfo, source: SqlSource) -> tuple[str, dict[str, Column]]:
+def catalog(con: DuckDBPyConnection, info: ConnectionInfo, source: SqlSource) -> tuple[str, dict[str, Column]]:
     """(schema the table lives in, its columns by lower-cased name; DuckDB names are case-insensitive)."""
     rows = con.execute(
         "SELECT schema_name, column_name, data_type FROM duckdb_columns() "
@@ -140,7 +146,7 @@ def _bind(query: str, batch: Batch) -> tuple[str, list[object]]:
     values = batch.params()
     used: list[str] = []
 
-    def number(match) -> str:
+    def number(match: re.Match[str]) -> str:
         if match.group(1) not in used:
             used.append(match.group(1))
         return f"${used.index(match.group(1)) + 1}"

@@ -11,6 +11,7 @@ query mode go to the SQLAlchemy path with an unbuffered cursor.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dagspec.connections import ConnectionInfo
 from dagspec.errors import StepFailed
@@ -20,6 +21,13 @@ from dagspec.spec.model import SqlSource
 from dagspec.sql import quote, select_window
 from dagspec.utc import MYSQL_INIT
 from dagspec.windows import Batch
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from datetime import date, datetime
+
+    import pyarrow as pa
+    import pymysql
 
 CONNECT_TIMEOUT = 10
 MAX_DECIMAL_DIGITS = 38
@@ -41,7 +49,7 @@ class Column:
     column_type: str = ""
 
     @property
-    def wire_type(self):
+    def wire_type(self) -> pa.DataType | None:
         from dagspec.sources.mysql_wire import arrow_type
 
         return arrow_type(self.data_type, self.column_type, self.precision, self.scale)
@@ -68,8 +76,8 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     return _duckdb_scan(info, database, source, columns, edges, chunk_rows)
 
 
-def _duckdb_scan(info: ConnectionInfo, database: str, source: SqlSource, columns: list[Column], edges,
-                 chunk_rows: int):
+def _duckdb_scan(info: ConnectionInfo, database: str, source: SqlSource, columns: list[Column], edges: Sequence[object],
+                 chunk_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     sql, params = select_window(f"my.{quote(database, 'duckdb')}.{quote(source.table, 'duckdb')}",
                                             [_selected(c) for c in columns], source.incremental_column, edges)
 
@@ -83,8 +91,8 @@ def _duckdb_scan(info: ConnectionInfo, database: str, source: SqlSource, columns
     return duckdb_scan.stream(con, sql, params, chunk_rows, direct=True)
 
 
-def _over_the_wire(info: ConnectionInfo, database: str, source: SqlSource, columns: list[Column], edges,
-                   chunk_rows: int):
+def _over_the_wire(info: ConnectionInfo, database: str, source: SqlSource, columns: list[Column], edges: Sequence[object],
+                   chunk_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     from dagspec.sources import mysql_wire
 
     sql, params = select_window(f"{quote(database, 'mysql')}.{quote(source.table, 'mysql')}",
@@ -99,7 +107,8 @@ def _selected(column: Column) -> str:
     return f"CAST({name} AS TIMESTAMPTZ) AS {name}" if column.data_type == "timestamp" else name
 
 
-def _generic(info, source, batch, chunk_rows):
+def _generic(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int
+             ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     from dagspec.sources import sqlalchemy_source
 
     return sqlalchemy_source.read_batches(info, source, batch, chunk_rows)
@@ -121,7 +130,7 @@ def _secret(info: ConnectionInfo, database: str) -> str:
     return f"CREATE OR REPLACE TEMPORARY SECRET dagspec_source ({', '.join(parts)})"
 
 
-def connect(info: ConnectionInfo, database: str | None = None):
+def connect(info: ConnectionInfo, database: str | None = None) -> pymysql.connections.Connection:
     """A session in UTC: TIMESTAMP values come as UTC text, whatever the server's or host's zone."""
     import pymysql
 
@@ -166,7 +175,7 @@ def catalog(info: ConnectionInfo, source: SqlSource) -> tuple[str, dict[str, Col
     return rows[0][0], by_name
 
 
-def _bound(data_type: str, moment):
+def _bound(data_type: str, moment: datetime) -> date | datetime:
     """The window edge as MySQL compares it: naive UTC for DATETIME and TIMESTAMP (session time zone UTC)."""
     if data_type == "date":
         return moment.date()

@@ -19,12 +19,18 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dagspec.sources.prefetch import prefetched
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pymysql
 
 PREFETCH = 2
 READ_BYTES = 1 << 20
@@ -70,7 +76,7 @@ def arrow_type(data_type: str, column_type: str, precision: int | None, scale: i
     return None
 
 
-def stream(conn, sql: str, params: list, columns: list[WireColumn], chunk_rows: int
+def stream(conn: pymysql.connections.Connection, sql: str, params: list, columns: list[WireColumn], chunk_rows: int
            ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """Run `sql` on the PyMySQL connection `conn` (closed when the stream ends or is given up)."""
     import pymysql.cursors
@@ -87,7 +93,7 @@ def stream(conn, sql: str, params: list, columns: list[WireColumn], chunk_rows: 
         _drop(conn)
         raise
 
-    def batches():
+    def batches() -> Iterator[pa.RecordBatch]:
         for block, starts in _blocks(conn._rfile.read1, chunk_rows):
             yield _parse(block, starts, columns, schema)
 
@@ -111,7 +117,7 @@ def stream(conn, sql: str, params: list, columns: list[WireColumn], chunk_rows: 
     return schema, prefetched(batches, depth=PREFETCH, name="dagspec-extract-mysql", close=close, cancel=cancel)
 
 
-def _drop(conn) -> None:
+def _drop(conn: pymysql.connections.Connection) -> None:
     """Close the socket without reading what the server still sends (PyMySQL would drain the result first):
     the server then stops the query."""
     try:
@@ -169,7 +175,7 @@ def _blocks(read: Callable[[int], bytes], chunk_rows: int) -> Iterator[tuple[byt
         buf += _more(read)
 
 
-def _long_row(buf: bytearray, read) -> bytes:
+def _long_row(buf: bytearray, read: Callable[[int], bytes]) -> bytes:
     """The payload of a row split over several packets at the front of `buf` (consumed from it), with the
     4-byte header the parser skips."""
     parts = [bytes(4)]
@@ -185,7 +191,7 @@ def _long_row(buf: bytearray, read) -> bytes:
             return b"".join(parts)
 
 
-def _more(read) -> bytes:
+def _more(read: Callable[[int], bytes]) -> bytes:
     from pymysql.err import OperationalError
 
     chunk = read(READ_BYTES)

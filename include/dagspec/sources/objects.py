@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -29,6 +30,9 @@ from dagspec.filesystems import check_scheme, filesystem, split_uri
 from dagspec.sources.contract import Rows
 from dagspec.spec.model import ObjectSource
 from dagspec.windows import Batch
+
+if TYPE_CHECKING:
+    from dagspec.spec.sources import ObjectSource
 
 BLOCK_BYTES = 4 << 20  # CSV/JSON parse block: bounds memory per batch in flight
 # pyarrow reads an S3/GCS stream with one ranged GET per fill of this buffer: 4 MB reads are
@@ -148,7 +152,8 @@ def _parquet_dataset(fs: pafs.FileSystem, files: list[str], info: ConnectionInfo
     return dataset
 
 
-def _text_batches(fs: pafs.FileSystem, files: list[str], info: ConnectionInfo, source, chunk_rows: int):
+def _text_batches(fs: pafs.FileSystem, files: list[str], info: ConnectionInfo, source: ObjectSource,
+                  chunk_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """CSV / JSON lines: one sequential GET per object (a ranged request per block costs a round trip each),
     parsed block by block. Types come from the first object (and column_types); every later object is
     read with exactly those types, so the partition has one schema."""
@@ -174,14 +179,14 @@ def _text_batches(fs: pafs.FileSystem, files: list[str], info: ConnectionInfo, s
 
 
 class _Reader:
-    def __init__(self, reader, stream):
+    def __init__(self, reader: pa.RecordBatchReader, stream: pa.NativeFile):
         self.reader, self.stream, self.schema = reader, stream, reader.schema
 
     def __iter__(self):
         return iter(self.reader)
 
 
-def _open_text(fs: pafs.FileSystem, path: str, source, types: dict[str, pa.DataType]) -> _Reader:
+def _open_text(fs: pafs.FileSystem, path: str, source: ObjectSource, types: dict[str, pa.DataType]) -> _Reader:
     # open_input_stream detects compression from the name: a .gz/.bz2/.zst object is decompressed on the way.
     stream = fs.open_input_stream(path, buffer_size=READ_BUFFER)
     try:
@@ -220,7 +225,7 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, info: ConnectionInfo, pat
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def _checked(batches: Iterator[pa.RecordBatch], info: ConnectionInfo, source) -> Iterator[pa.RecordBatch]:
+def _checked(batches: Iterator[pa.RecordBatch], info: ConnectionInfo, source: ObjectSource) -> Iterator[pa.RecordBatch]:
     """Type inference looks at the first block only; say how to fix it when a later block disagrees."""
     try:
         yield from batches

@@ -15,6 +15,7 @@ Query mode cannot use the scanner (it cannot bind parameters into its COPY, and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dagspec.connections import ConnectionInfo
 from dagspec.errors import StepFailed
@@ -24,6 +25,12 @@ from dagspec.spec.model import SqlSource
 from dagspec.sql import quote, select_window
 from dagspec.utc import LIBPQ_OPTIONS
 from dagspec.windows import Batch
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import date, datetime
+
+    import pyarrow as pa
 
 CONNECT_TIMEOUT = 10
 MAX_DECIMAL_DIGITS = 38
@@ -79,7 +86,8 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     return duckdb_scan.stream(con, sql, params, chunk_rows, direct=True)
 
 
-def _exact_copy(info, source: SqlSource, batch: Batch, chunk_rows: int, namespace: str, columns: list[Column]):
+def _exact_copy(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int, namespace: str, columns: list[Column]
+                ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The table as a query through COPY, which carries every NUMERIC digit (as text where decimal128 cannot)."""
     from dagspec.sources import postgres_copy, sqlalchemy_source
 
@@ -146,7 +154,7 @@ def catalog(info: ConnectionInfo, source: SqlSource) -> tuple[str, dict[str, Col
     return found[0], by_name
 
 
-def _bound(type_name: str, moment):
+def _bound(type_name: str, moment: datetime) -> date | datetime:
     """The window edge in the column's own type, so PostgreSQL compares like with like (and uses its index)."""
     if type_name == "timestamp":
         return moment.replace(tzinfo=None)

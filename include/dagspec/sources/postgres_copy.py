@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -22,6 +23,11 @@ from dagspec.connections import ConnectionInfo
 from dagspec.sources.prefetch import prefetched
 from dagspec.spec.model import SqlSource
 from dagspec.windows import Batch
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import psycopg
 
 PREFETCH = 2
 _PLACEHOLDER = re.compile(r"(?<![:\w\\]):(from_date|to_date|batch_date)\b")
@@ -52,7 +58,7 @@ def rewrite(query: str) -> tuple[str, list[str]]:
     return _PLACEHOLDER.sub(sub, query.strip().rstrip(";").rstrip()), used
 
 
-def arrow_types(description) -> list[pa.DataType] | None:
+def arrow_types(description: Sequence[psycopg.Column]) -> list[pa.DataType] | None:
     """Exact Arrow types for a described result, or None when a column has no exact CSV reading here."""
     out = []
     for col in description:
@@ -70,12 +76,14 @@ def arrow_types(description) -> list[pa.DataType] | None:
     return out
 
 
-def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int, conninfo: str):
+def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int, conninfo: str
+                 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]] | None:
     """(schema, batches), or None when the result has a type this path cannot read exactly."""
     return read_query(source.query, batch, chunk_rows, conninfo)
 
 
-def read_query(query: str, batch: Batch, chunk_rows: int, conninfo: str):
+def read_query(query: str, batch: Batch, chunk_rows: int, conninfo: str
+               ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]] | None:
     import psycopg
 
     sql, used = rewrite(query)
@@ -121,8 +129,8 @@ def _parse(block: bytes, schema: pa.Schema) -> pa.RecordBatch:
     return pa.Table.from_arrays(columns, schema=schema).combine_chunks().to_batches()[0]
 
 
-def _stream(conn, copy_sql: str, schema: pa.Schema, chunk_rows: int) -> Iterator[pa.RecordBatch]:
-    def batches():
+def _stream(conn: psycopg.Connection, copy_sql: str, schema: pa.Schema, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    def batches() -> Iterator[pa.RecordBatch]:
         with conn.cursor().copy(copy_sql) as copy:
             block, rows = bytearray(), 0
             for message in copy:  # one message = one row

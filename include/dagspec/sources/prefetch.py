@@ -23,7 +23,7 @@ def prefetched(batches: Callable[[], Iterable[pa.RecordBatch]], *, depth: int, n
     chunks: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def put(item) -> bool:
+    def put(item: object) -> bool:
         while not stop.is_set():
             try:
                 chunks.put(item, timeout=0.2)

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -18,6 +19,15 @@ from dagspec.sources.contract import Rows
 from dagspec.spec.model import SqlSource
 from dagspec.utc import MYSQL_INIT
 from dagspec.windows import Batch
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from datetime import date, datetime
+
+    import psycopg
+    from pymysql.protocol import FieldDescriptorPacket
+    from sqlalchemy.engine import Connection, CursorResult
+    from sqlalchemy.types import TypeEngine
 
 
 def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int) -> Rows:
@@ -53,7 +63,7 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     return schema, drain()
 
 
-def _read(conn, source: SqlSource, batch: Batch, chunk_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def _read(conn: Connection, source: SqlSource, batch: Batch, chunk_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     from sqlalchemy import Date, DateTime, MetaData, String, Table, bindparam, literal, select, text
 
     if source.query is not None:
@@ -111,7 +121,7 @@ def _read(conn, source: SqlSource, batch: Batch, chunk_rows: int) -> tuple[pa.Sc
     return _stream(result, [d or arrow_type(c.type) for d, c in zip(described, cols)], chunk_rows, keep)
 
 
-def _in_window(column: str, batch: Batch):
+def _in_window(column: str, batch: Batch) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
     """A filter keeping the rows whose (naive UTC) timestamp lies in [from, to) of the batch."""
     import pyarrow.compute as pc
 
@@ -149,7 +159,7 @@ _MY_BINARY_CHARSET = 63
 _MY_UNSIGNED = 32
 
 
-def described_types(cursor, width: int) -> list[pa.DataType | None]:
+def described_types(cursor: object, width: int) -> list[pa.DataType | None]:
     """Exact Arrow types of a query's result from the driver's column description; None = infer."""
     fields = getattr(getattr(cursor, "_result", None), "fields", None)
     if fields is not None:  # pymysql: the wire's field packets carry flags and charset too
@@ -160,7 +170,7 @@ def described_types(cursor, width: int) -> list[pa.DataType | None]:
     return [None] * width
 
 
-def _pg_type(column) -> pa.DataType | None:
+def _pg_type(column: psycopg.Column) -> pa.DataType | None:
     if column.type_code == _PG_NUMERIC:
         if column.precision and column.precision <= MAX_DECIMAL_DIGITS:
             return pa.decimal128(column.precision, column.scale or 0)
@@ -168,7 +178,7 @@ def _pg_type(column) -> pa.DataType | None:
     return _PG_TYPES.get(column.type_code)
 
 
-def _mysql_type(field) -> pa.DataType | None:
+def _mysql_type(field: FieldDescriptorPacket) -> pa.DataType | None:
     if field.type_code in _MY_DECIMAL:
         digits = field.length - (1 if field.scale else 0) - (0 if field.flags & _MY_UNSIGNED else 1)
         if 0 < digits <= MAX_DECIMAL_DIGITS:
@@ -181,7 +191,7 @@ def _mysql_type(field) -> pa.DataType | None:
     return _MY_TYPES.get(field.type_code)
 
 
-def _bound(sa_type, moment):
+def _bound(sa_type: TypeEngine, moment: datetime) -> date | datetime:
     """The window edge in the column's own terms, so the database compares like with like."""
     from sqlalchemy import Date, DateTime
 
@@ -192,7 +202,7 @@ def _bound(sa_type, moment):
     return moment
 
 
-def _sqlite_text(moment) -> str:
+def _sqlite_text(moment: datetime) -> str:
     """A window edge as SQLite compares DATETIME: as text. Without fractional seconds when it has none,
     '2025-03-01 00:00:00' (sqlite's own format) and '2025-03-01 00:00:00.000000' (SQLAlchemy's) both
     fall on the right side of it; the microseconds SQLAlchemy would add put the first outside."""
@@ -200,7 +210,7 @@ def _sqlite_text(moment) -> str:
     return moment.isoformat(sep=" ")
 
 
-def arrow_type(sa_type) -> pa.DataType | None:
+def arrow_type(sa_type: TypeEngine) -> pa.DataType | None:
     """SQLAlchemy column type -> exact Arrow type; None means 'infer from the data'."""
     from sqlalchemy import types as t
 
@@ -232,8 +242,8 @@ def arrow_type(sa_type) -> pa.DataType | None:
     return None
 
 
-def _stream(result, types: list[pa.DataType | None], chunk_rows: int,
-            keep=None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def _stream(result: CursorResult, types: list[pa.DataType | None], chunk_rows: int,
+            keep: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     names = list(result.keys())
     keep = keep or (lambda chunk: chunk)
     first_rows = result.fetchmany(chunk_rows)
@@ -271,7 +281,7 @@ def _to_batch(names: list[str], rows: list, types: list[pa.DataType | None]) -> 
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
-def _coerced(values, typ: pa.DataType) -> pa.Array | None:
+def _coerced(values: Sequence[object], typ: pa.DataType) -> pa.Array | None:
     """SQLAlchemy hands some dialects' DOUBLE as Decimal; a float column takes them as floats."""
     if pa.types.is_floating(typ):
         try:
@@ -281,7 +291,7 @@ def _coerced(values, typ: pa.DataType) -> pa.Array | None:
     return None
 
 
-def _text(value):
+def _text(value: object) -> str | None:
     """Values a text column may hold that are not str: wide decimals, UUIDs, parsed JSON."""
     if value is None or isinstance(value, str):
         return value

@@ -9,7 +9,7 @@ sqlglot cannot trace to a column keep the old rule (their values decide).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlglot
 from sqlglot import exp
@@ -17,8 +17,12 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.types import TypeEngine
 
-def declared_types(conn, query: str) -> dict[str, Any]:
+
+def declared_types(conn: Connection, query: str) -> dict[str, Any]:
     """Output column name -> SQLAlchemy type of the table column it selects (only those that are plain columns)."""
     from sqlalchemy import inspect
 
@@ -55,7 +59,7 @@ def declared_types(conn, query: str) -> dict[str, Any]:
     return out
 
 
-def _type_name(sa_type) -> str:
+def _type_name(sa_type: TypeEngine) -> str:
     try:
         name = str(sa_type)
         exp.DataType.build(name, dialect="sqlite")

@@ -7,7 +7,7 @@ import json
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -18,6 +18,11 @@ from dagspec.spec.jsontext import MAX_BYTES, decode_definition, read_definition 
 from dagspec.spec.migrate import CURRENT, Versions
 from dagspec.spec.model import Pipeline
 from dagspec.spec.outputs import overlaps
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pydantic.fields import FieldInfo
 
 log = logging.getLogger(__name__)
 MAX_STEPS = 10_000
@@ -82,7 +87,10 @@ def parse_definition(
     return _guarded(name, _parse, raw_bytes, name, sql_dir, suite_dir, model, versions, check_sql)
 
 
-def _guarded(name: str, work, *args):
+T = TypeVar("T")
+
+
+def _guarded(name: str, work: Callable[..., T], *args: Any) -> T:
     """``work(*args)``, with anything but a DefinitionError turned into one for ``name``."""
     try:
         return work(*args)
@@ -320,7 +328,7 @@ def _allowed_keys(loc: tuple, data: dict[str, Any], top: type[BaseModel] = Pipel
     return [f.alias or key for key, f in model.model_fields.items()]
 
 
-def _field_by_key(model: type[BaseModel], key: Any):
+def _field_by_key(model: type[BaseModel], key: Any) -> FieldInfo | None:
     for name, field in model.model_fields.items():
         if key in (name, field.alias):
             return field

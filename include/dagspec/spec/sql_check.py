@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from dagspec.spec.model import Pipeline
 
 SAMPLE_WINDOW = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
@@ -29,7 +31,7 @@ def sql_problems(pipeline: Pipeline, sql_dir: Path) -> list[tuple[Loc, str, str]
     return problems
 
 
-def _sql_texts(pipeline: Pipeline, sql_dir: Path):
+def _sql_texts(pipeline: Pipeline, sql_dir: Path) -> Iterator[tuple[tuple, str, tuple[str, ...]]]:
     """(loc, SQL text, dialects it may be in) for every SQL the definition holds or names."""
     for i, step in enumerate(pipeline.steps):
         source = getattr(step, "source", None) if step.kind == "extract" else None

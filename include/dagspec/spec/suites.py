@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagspec.spec.errors import json_path
 from dagspec.spec.expectation_args import argument_problems
 from dagspec.spec.expectation_types import check_expectation_type
+
+if TYPE_CHECKING:
+    from dagspec.spec.batch_steps import ValidateStep
 
 # GX 1.x's own severity names; dagspec's are fail (stop the run) and warn (record, continue).
 _GX_SEVERITY = {"critical": "fail", "warning": "warn", "info": "warn"}
@@ -94,7 +97,7 @@ def _read_suite(path: Path, shown_as: str) -> tuple[list[Check], list[tuple[str,
     return checks, problems
 
 
-def step_checks(step, expectations_root: Path) -> list[Check]:
+def step_checks(step: ValidateStep, expectations_root: Path) -> list[Check]:
     checks: list[Check] = []
     if step.suite:
         path = (expectations_root / step.suite).resolve()

@@ -18,6 +18,8 @@ from dagspec.store import PartitionChanged, Store
 from dagspec.windows import Batch, Window
 
 if TYPE_CHECKING:
+    import pyarrow.dataset as pads
+
     from dagspec.warehouse.contract import Session, Warehouse
 
 if TYPE_CHECKING:
@@ -89,7 +91,7 @@ class RunContext:
         waits_for = self.plan.ancestors(self.step_id)
         return [v for v in self.plan.validations_of(step_id) if v in waits_for]
 
-    def staged(self, step_id: str, dates: list[date]):
+    def staged(self, step_id: str, dates: list[date]) -> pads.Dataset:
         """An extract's staged partitions for `dates`, as one dataset. Downstream of a validate step of it, each
         date of this run's batches is read only in the version that step checked (its record in the store, so
         any task process can tell): a partition rewritten since (another run, another definition staging the

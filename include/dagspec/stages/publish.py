@@ -9,11 +9,18 @@ steps before this one checked (RunContext.staged refuses any other).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagspec.errors import disk_full, first_line
 from dagspec.spec.model import PublishStep
 from dagspec.stages.context import RunContext, StepFailed
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pyarrow as pa
+
+    from dagspec.windows import Batch
 
 
 def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
@@ -24,7 +31,7 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
             done: dict[str, int] = {}
             rel = ctx.expose(session, step.input, batch)
 
-            def reader(rel: str = rel):
+            def reader(rel: str = rel) -> pa.RecordBatchReader:
                 return session.arrow(f"SELECT * FROM {rel}", {})
 
             if step.table is not None:
@@ -53,7 +60,7 @@ def _no_room(exc: Exception, where: str) -> None:
         raise StepFailed(f"{where}: {first_line(exc)}; the previous batch is unchanged (fix: free space there)") from None
 
 
-def _export(ctx: RunContext, step: PublishStep, batch, reader) -> int:
+def _export(ctx: RunContext, step: PublishStep, batch: Batch, reader: Callable[[], pa.RecordBatchReader]) -> int:
     from dagspec.publish.files import export_partition
     from dagspec.store import Store
 
@@ -71,7 +78,7 @@ def _export(ctx: RunContext, step: PublishStep, batch, reader) -> int:
     return part.rows
 
 
-def _bigquery(ctx: RunContext, step: PublishStep, batch, reader) -> int:
+def _bigquery(ctx: RunContext, step: PublishStep, batch: Batch, reader: Callable[[], pa.RecordBatchReader]) -> int:
     from dagspec.gcp import bigquery_client, project
     from dagspec.publish.bigquery import publish_batch
 
@@ -93,7 +100,7 @@ def _bigquery(ctx: RunContext, step: PublishStep, batch, reader) -> int:
     return count
 
 
-def _sheet(ctx: RunContext, step: PublishStep, reader) -> int:
+def _sheet(ctx: RunContext, step: PublishStep, reader: pa.RecordBatchReader) -> int:
     from dagspec.publish.sheets import publish_sheet
 
     target = step.sheet

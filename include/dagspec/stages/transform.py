@@ -123,6 +123,6 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def _naive(value):
+def _naive(value: object) -> object:
     # Warehouse sessions run in UTC; naive UTC compares cleanly with both TIMESTAMP and TIMESTAMPTZ.
     return value.replace(tzinfo=None) if hasattr(value, "tzinfo") and getattr(value, "tzinfo", None) else value

@@ -23,13 +23,20 @@ from typing import TYPE_CHECKING, Any
 
 from dagspec.paths import expectations_dir
 from dagspec.secrets import scrub_known
-from dagspec.spec.model import ExtractStep, ValidateStep
+from dagspec.spec.model import ExtractStep, TableRef, ValidateStep
 from dagspec.spec.suites import Check, SuiteError, step_checks
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.utc import LIBPQ_OPTIONS, duckdb_utc
 from dagspec.windows import Batch
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import pandas as pd
+    import pyarrow as pa
+    from duckdb import DuckDBPyConnection
+
+    from dagspec.checks.sql_engine import Evaluator
     from dagspec.warehouse.bigquery import BigQuerySession
     from dagspec.warehouse.contract import Session
     from dagspec.warehouse.postgres import PostgresSession
@@ -75,7 +82,7 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
     return outcome
 
 
-def _pin(ctx: RunContext, step: ValidateStep, table, batch: Batch, version: str, passed: bool) -> None:
+def _pin(ctx: RunContext, step: ValidateStep, table: TableRef, batch: Batch, version: str, passed: bool) -> None:
     """Record which version of the staged partition was checked: readers downstream take only that one.
     The version is read before and after the checks, so the verdict belongs to exactly it (a warn-only
     failure still pins: that version was checked)."""
@@ -87,7 +94,8 @@ def _pin(ctx: RunContext, step: ValidateStep, table, batch: Batch, version: str,
                            passed)
 
 
-def _evaluate(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str):
+def _evaluate(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str
+              ) -> tuple[dict[str, Any], int, str]:
     """Returns (GX suite result dict with type/severity/index on each result, row count, engine used)."""
     is_extract = isinstance(ctx.pipeline.step(step.input), ExtractStep)
     with ExitStack() as stack:
@@ -109,7 +117,8 @@ def _evaluate(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Ch
         return _suite_result(results, suite_name, batch, engine), rows, engine
 
 
-def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session: Session | None, stack: ExitStack):
+def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session: Session | None, stack: ExitStack
+                     ) -> tuple[DuckDBPyConnection, str]:
     import duckdb
 
     table = ctx.output_table(step.input)
@@ -140,7 +149,8 @@ def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session:
     return con, "_dagspec_batch"
 
 
-def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session: Session | None):
+def _in_duckdb(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str,
+               con: DuckDBPyConnection, relation: str, session: Session | None) -> tuple[list[dict[str, Any]], int]:
     from dagspec.checks.sql_engine import Evaluator
 
     ev = Evaluator(con, relation)
@@ -164,7 +174,8 @@ def _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session: Ses
     return results, rows
 
 
-def _in_bigquery(ctx, step, batch, checks, suite_name, session: BigQuerySession):
+def _in_bigquery(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str,
+                 session: BigQuerySession) -> tuple[list[dict[str, Any]], int]:
     """The SQL evaluator's queries run inside BigQuery over the batch's partition; nothing is copied out."""
     from dagspec.checks.sql_engine import Evaluator
     from dagspec.checks.warehouse_sql import BigQueryConnection, supported_in_bigquery
@@ -203,7 +214,8 @@ def _in_bigquery(ctx, step, batch, checks, suite_name, session: BigQuerySession)
     return results, rows
 
 
-def _run_pandas(step: ValidateStep, df, checks: list[Check], suite_name: str, date_columns=()) -> list[dict[str, Any]]:
+def _run_pandas(step: ValidateStep, df: pd.DataFrame, checks: list[Check], suite_name: str,
+                date_columns: Iterable[str] = ()) -> list[dict[str, Any]]:
     from dagspec.checks import gx_engine
 
     try:
@@ -213,7 +225,7 @@ def _run_pandas(step: ValidateStep, df, checks: list[Check], suite_name: str, da
                          f"run, not a failed expectation: {exc}") from None
 
 
-def _arrow_to_df(reader):
+def _arrow_to_df(reader: pa.RecordBatchReader) -> pd.DataFrame:
     """A pandas frame typed as on the DuckDB path (DuckDB's fetch_df), from a few columns' Arrow stream."""
     import duckdb
 
@@ -226,7 +238,8 @@ def _arrow_to_df(reader):
             con.close()
 
 
-def _quarantine(ctx, step, batch, ev, checked, session: Session | None) -> None:
+def _quarantine(ctx: RunContext, step: ValidateStep, batch: Batch, ev: Evaluator, checked: list[tuple[Check, dict]],
+                session: Session | None) -> None:
     """Failing rows (with the checks they failed) replace this batch in the quarantine table."""
     from dagspec.checks.warehouse_sql import BatchConnection
 
@@ -256,7 +269,8 @@ def _quarantine(ctx, step, batch, ev, checked, session: Session | None) -> None:
                  target.qualified, batch.batch_date)
 
 
-def _gx_in_postgres(ctx, step, batch, checks, suite_name, session: PostgresSession):
+def _gx_in_postgres(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str,
+                    session: PostgresSession) -> tuple[list[dict[str, Any]], int]:
     from sqlalchemy.engine import URL
 
     from dagspec.checks import gx_engine
@@ -335,7 +349,8 @@ def summary(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _write_reports(ctx: RunContext, step: ValidateStep, batch: Batch, rows: int, results: dict[str, Any]):
+def _write_reports(ctx: RunContext, step: ValidateStep, batch: Batch, rows: int, results: dict[str, Any]
+                   ) -> tuple[Path, Path]:
     folder = ctx.reports_root / ctx.pipeline.dag_id / step.id
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"batch_date={batch.batch_date.isoformat()}"

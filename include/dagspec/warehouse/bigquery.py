@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -22,6 +22,11 @@ from dagspec.connections import ConnectionInfo
 from dagspec.sql import quote
 from dagspec.warehouse.bigquery_load import load_parquet, merge_staging
 from dagspec.warehouse.contract import ArrowSource, record_batches
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+    from google.cloud.bigquery.table import RowIterator
+    from google.cloud.bigquery_storage import BigQueryReadClient
 
 DIALECT = "bigquery"
 SCRATCH = "_dagspec_scratch"
@@ -44,7 +49,7 @@ class BigQueryWarehouse:
             session.close()
 
 
-def _param(name: str, value: Any):
+def _param(name: str, value: Any) -> bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter:
     from google.cloud import bigquery
 
     if isinstance(value, dt.datetime):
@@ -67,7 +72,7 @@ def _param(name: str, value: Any):
 class BigQuerySession:
     dialect = DIALECT
 
-    def __init__(self, client, project: str, read_client=None):
+    def __init__(self, client: bigquery.Client, project: str, read_client: BigQueryReadClient | None = None):
         self.client = client
         self.project = project
         self.read_client = read_client
@@ -84,7 +89,7 @@ class BigQuerySession:
     def relation(self, schema: str, table: str) -> str:
         return f"`{self._id(schema, table)}`"
 
-    def query(self, sql: str, params: dict[str, Any] | None = None):
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> RowIterator:
         from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(query_parameters=[_param(k, v) for k, v in (params or {}).items()])
@@ -163,7 +168,7 @@ class BigQuerySession:
                 create_bqstorage_client=False).schema
             return pa.RecordBatchReader.from_batches(first_schema, iter(()))
 
-        def gen():
+        def gen() -> Iterator[pa.RecordBatch]:
             yield first
             for b in batches:
                 if b.num_rows:
@@ -171,7 +176,7 @@ class BigQuerySession:
 
         return pa.RecordBatchReader.from_batches(first.schema, gen())
 
-    def _config(self, params: dict[str, Any]):
+    def _config(self, params: dict[str, Any]) -> bigquery.QueryJobConfig:
         from google.cloud import bigquery
 
         return bigquery.QueryJobConfig(query_parameters=[_param(k, v) for k, v in (params or {}).items()])

@@ -11,18 +11,22 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterable
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dagspec.warehouse.base import SchemaDrift, columns_diff
 
+if TYPE_CHECKING:
+    from google.cloud import bigquery
 
-def _field_sig(fields) -> list[tuple[str, str]]:
+
+def _field_sig(fields: Iterable[bigquery.SchemaField]) -> list[tuple[str, str]]:
     return [(f.name, f"{f.field_type}{'[]' if f.mode == 'REPEATED' else ''}") for f in fields]
 
 
-def load_parquet(client, table_id: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
+def load_parquet(client: bigquery.Client, table_id: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> None:
     """A load job from Parquet written to local disk batch by batch (never a DataFrame); replaces the table."""
     from google.cloud import bigquery
 
@@ -44,7 +48,7 @@ def bq_name(name: str) -> str:
     return f"`{name}`"
 
 
-def merge_staging(client, staging: str, table_id: str, batch_date: date, unique_key: list[str] | None) -> int:
+def merge_staging(client: bigquery.Client, staging: str, table_id: str, batch_date: date, unique_key: list[str] | None) -> int:
     """One MERGE from the staging table: replace the batch's partition, or upsert on the key."""
     from google.api_core.exceptions import NotFound
     from google.cloud import bigquery

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -17,6 +17,9 @@ from dagspec.utc import duckdb_utc
 from dagspec.warehouse import materialize
 from dagspec.warehouse.base import SchemaDrift, columns_diff
 from dagspec.warehouse.contract import ArrowSource
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 log = logging.getLogger(__name__)
 LOCK_WAIT_SECONDS = 600
@@ -55,11 +58,11 @@ class DuckDBWarehouse:
 class DuckDBSession:
     dialect = "duckdb"
 
-    def __init__(self, con):
+    def __init__(self, con: DuckDBPyConnection):
         self.con = con
 
     @contextmanager
-    def transaction(self):
+    def transaction(self) -> Iterator[None]:
         """One transaction; the error that ended it is the one raised. A COMMIT that fails (disk full) has
         already ended the transaction, so the ROLLBACK after it fails too ("no transaction is active"):
         that second error is only logged, never put in place of "No space left on device"."""

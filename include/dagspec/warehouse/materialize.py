@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from datetime import date
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dagspec.sql import qualified, quote
 from dagspec.warehouse.base import SchemaDrift, columns_diff
 from dagspec.warehouse.contract import Session
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 
 class TransactionalSession(Session, Protocol):
@@ -85,7 +88,7 @@ def relation(session: Session, schema: str, table: str) -> str:
     return qualified(schema, table, session.dialect)
 
 
-def _kind(con, schema: str, table: str) -> str | None:
+def _kind(con: DuckDBPyConnection, schema: str, table: str) -> str | None:
     row = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
                       [schema, table]).fetchone()
     return row[0] if row else None

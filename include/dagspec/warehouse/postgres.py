@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -22,6 +22,9 @@ from dagspec.sql import qualified, quote
 from dagspec.utc import LIBPQ_OPTIONS
 from dagspec.warehouse.base import SchemaDrift, columns_diff
 from dagspec.warehouse.contract import ArrowSource, record_batches
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 DIALECT = "postgres"
@@ -33,7 +36,7 @@ class PostgresWarehouse:
     def __init__(self, info: ConnectionInfo):
         self.info = info
 
-    def connect(self):
+    def connect(self) -> psycopg.Connection:
         import psycopg
 
         i = self.info
@@ -61,7 +64,7 @@ class PostgresSession:
 
     dialect = DIALECT
 
-    def __init__(self, con):
+    def __init__(self, con: psycopg.Connection):
         self.con = con
 
     # -- running SQL --------------------------------------------------------------------------
@@ -71,7 +74,7 @@ class PostgresSession:
             return cur.fetchall() if cur.description else []
 
     @contextmanager
-    def transaction(self):
+    def transaction(self) -> Iterator[None]:
         with self.con.transaction():
             yield
 

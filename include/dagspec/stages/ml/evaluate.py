@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
@@ -15,8 +15,14 @@ from dagspec.stages.context import RunContext
 from dagspec.stages.ml.common import champion_features, json_safe, report_dir, run_key, write_record
 from dagspec.stages.ml.training_report import champion_curve, write_report
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from mlflow.entities.model_registry import ModelVersion
 
-def _challenger(ctx: RunContext, train_id: str):
+    from dagspec.ml.registry import Registry
+
+
+def _challenger(ctx: RunContext, train_id: str) -> tuple[TrainStep, Registry, ModelVersion]:
     train = ctx.pipeline.step(train_id)
     assert isinstance(train, TrainStep)
     reg = ctx.model_registry
@@ -27,7 +33,7 @@ def _challenger(ctx: RunContext, train_id: str):
     return train, reg, version
 
 
-def _holdout(reg, run_id: str):
+def _holdout(reg: Registry, run_id: str) -> pa.Table:
     with tempfile.TemporaryDirectory(prefix="dagspec-eval-") as tmp:
         return pq.read_table(reg.download(run_id, "data/holdout.parquet", Path(tmp)))
 
@@ -107,7 +113,8 @@ def run_promote(ctx: RunContext, step: PromoteStep) -> dict[str, Any]:
     return json_safe({**record, "record": str(path)})
 
 
-def _update_report(ctx, train: TrainStep, reg, version, challenger, decision, champ) -> None:
+def _update_report(ctx: RunContext, train: TrainStep, reg: Registry, version: ModelVersion, challenger: dict[str, float],
+                   decision: metrics.Decision, champ: ModelVersion | None) -> None:
     """`champ`: the champion the decision was made against (the alias may point at `version` by now)."""
     try:
         holdout = _holdout(reg, version.run_id)

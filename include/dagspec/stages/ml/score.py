@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +25,12 @@ from dagspec.stages.ml.common import champion_features, json_safe
 from dagspec.store import Store
 from dagspec.warehouse.duckdb import DuckDBSession
 from dagspec.windows import Window
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline as SkPipeline
+
+    from dagspec.spec.ml_steps import Feature
+    from dagspec.warehouse.contract import Session
 
 
 def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
@@ -67,7 +73,7 @@ def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
     return json_safe({"model": step.model, "version": str(version), "rows": rows})
 
 
-def _expose_parquet(session, name: str, files: list[str]) -> str:
+def _expose_parquet(session: Session, name: str, files: list[str]) -> str:
     if isinstance(session, DuckDBSession):
         # DuckDB keeps every Arrow batch it scans alive until the INSERT commits (memory grows with the
         # batch); its own Parquet reader streams. A warehouse method for this would be the cleaner home.
@@ -90,7 +96,7 @@ def _output_schema(source: pa.Schema, keys: list[str], task: str) -> pa.Schema:
     return pa.schema(fields + [pa.field("model_version", pa.int32())])
 
 
-def _predict(reader: pa.RecordBatchReader, step: ScoreStep, feats, model, task: str, version: int,
+def _predict(reader: pa.RecordBatchReader, step: ScoreStep, feats: list[Feature], model: SkPipeline, task: str, version: int,
              schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     from dagspec.ml.metrics import positive_proba
 
