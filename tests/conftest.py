@@ -26,7 +26,14 @@ os.environ.pop("DAGSPEC_DEFINITIONS", None)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # Fixture modules, available to every test without importing them (helpers are imported normally).
-pytest_plugins = ["support.warehouse_fixtures"]
+pytest_plugins = [
+    "support.warehouse_fixtures",
+    "support.object_stores",
+    "support.bigquery_fixtures",
+    "support.ml_fixtures",
+    "support.integrity_fixtures",
+    "support.runtime_conditions",
+]
 
 
 def need(condition: bool, why: str) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from conftest import need
-from helpers import source_orders, warehouse_rows
 from ops_stack import dags_folder, postgres_db, postgres_up, running_stack
+from support.expected import source_orders, warehouse_rows
 
 # The suite's 900 s per test is too short for a stack start plus two backfills on 2 busy cores.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]

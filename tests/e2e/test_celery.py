@@ -16,8 +16,8 @@ from datetime import date, timedelta
 import psutil
 import pytest
 from conftest import need
-from helpers import expected_revenue, source_orders, warehouse_rows
 from ops_stack import dags_folder, postgres_db, postgres_up, redis_up, running_stack
+from support.expected import expected_revenue, source_orders, warehouse_rows
 from test_dev_stack import REPO, poll
 
 # The suite's 900 s per test is too short for a stack with two workers plus 150 task instances and a worker's recovery

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import expected_revenue, source_orders, warehouse_rows
+from support.expected import expected_revenue, source_orders, warehouse_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGSPEC = str(Path(sys.executable).with_name("dagspec"))

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 from conftest import need
-from helpers import source_orders
 from ops_stack import dags_folder, running_stack
+from support.expected import source_orders
 from test_dev_stack import REPO, poll
 
 # The suite's 900 s per test is too short for a stack start plus one run on 2 busy cores.

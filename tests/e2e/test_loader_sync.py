@@ -1,4 +1,4 @@
-"""Remote drops against real protocols: moto's S3 server and the GCS emulator (tests/cloud_services.py).
+"""Remote drops against real protocols: moto's S3 server and the GCS emulator (tests/support/object_stores.py).
 
 Only new or changed objects come in, each validated first; an invalid one never replaces a good one;
 a definition deleted remotely is deleted locally; local-only definitions are never touched.
@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from cloud_services import gcs_server, s3_server  # noqa: F401  (pytest fixtures)
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers import source_orders, warehouse_rows
+from support.expected import source_orders, warehouse_rows
 
 pytestmark = pytest.mark.e2e
 ASSET_URI = "dagspec://models/orders_lost/retrain"

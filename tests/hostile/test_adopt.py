@@ -15,7 +15,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cloud_services import gcs_server, s3_server  # noqa: F401  (fixtures)
 
 from dagspec.connections import parse_connection
 from dagspec.store import MANIFEST, Store

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-from cloud_services import s3_server  # noqa: F401  (pytest fixture)
 
 from dagspec.spec import DefinitionError
 from dagspec.spec.load import parse_definition

@@ -7,12 +7,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from helpers import source_orders, warehouse_rows
+from support.expected import source_orders, warehouse_rows
+from support.integrity_fixtures import LOCK, WRITER, gate_definition, null_status_copy, pg_admin
 
 from dagspec.runner import run_step
 from dagspec.spec.model import Pipeline
 from dagspec.stages import StepFailed
-from hostile.integrity_fixtures import LOCK, WRITER, gate_definition, null_status_copy, pg_admin, pg_orders  # noqa: F401
 
 DAY = date(2025, 3, 1)
 START = datetime(2025, 3, 1, tzinfo=UTC)

@@ -1,7 +1,7 @@
 """Hostile run-time conditions: a host that is not in UTC, a full disk, connections that run out.
 
 Each test names the defect of issue 12 it guards (4: time zone, 8: errors hiding their cause,
-9: connections leaking across dates). Fixtures and helpers: runtime_support.py.
+9: connections leaking across dates). Fixtures and helpers: tests/support/runtime_conditions.py.
 """
 
 from __future__ import annotations
@@ -15,23 +15,21 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-
-from dagspec.errors import StepFailed
-from dagspec.runner import run_pipeline, window_of_day
-from dagspec.spec.model import Pipeline
-from hostile.runtime_support import (  # noqa: F401  (fixtures: big_duckdb_source, tz_sources)
+from support.runtime_conditions import (
     EVENTS,
     ROOT,
-    big_duckdb_source,
     enospc,
     extract_big,
     pg_admin,
     sessions,
     staged_under,
     tiny_disk,
-    tz_sources,
     warehouse_on,
 )
+
+from dagspec.errors import StepFailed
+from dagspec.runner import run_pipeline, window_of_day
+from dagspec.spec.model import Pipeline
 
 
 def test_every_source_stages_the_same_values_whatever_the_hosts_time_zone(tz_sources, tmp_path):

@@ -5,15 +5,12 @@ warehouse (transforms in BigQuery SQL, batches swapped with MERGE) and as an ext
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from bigquery_emulator import bigquery_server  # noqa: F401  (fixture)
-from bigquery_emulator import client as bq_client
-from helpers import expected_revenue
+from support.expected import expected_revenue
 
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
@@ -22,23 +19,6 @@ from dagspec.store import Store
 from dagspec.warehouse.bigquery_load import load_parquet
 
 D1, D2 = date(2025, 3, 1), date(2025, 3, 2)
-
-
-@pytest.fixture()
-def bq(bigquery_server, monkeypatch):
-    """The emulator as both `dagspec_warehouse` and `bq`; yields (client, a fresh dataset-name prefix)."""
-    conn = json.dumps({"conn_type": "google_cloud_platform", "extra": {
-        "endpoint": bigquery_server["endpoint"], "project": bigquery_server["project"]}})
-    monkeypatch.setenv("AIRFLOW_CONN_BQ", conn)
-    monkeypatch.setenv("AIRFLOW_CONN_BQ_STORAGE", json.dumps({"conn_type": "google_cloud_platform", "extra": {
-        "endpoint": bigquery_server["endpoint"], "grpc_endpoint": bigquery_server["grpc"],
-        "project": bigquery_server["project"]}}))
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    client = bq_client(bigquery_server["endpoint"])
-    yield client, prefix
-    for ds in client.list_datasets():
-        if ds.dataset_id.startswith(prefix):
-            client.delete_dataset(ds.dataset_id, delete_contents=True, not_found_ok=True)
 
 
 def write(tmp_path: Path, pipeline: dict) -> Path:

@@ -6,73 +6,16 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
 import sqlite3
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from helpers import source_orders, warehouse_rows
+from support.expected import source_orders, warehouse_rows
+from support.ml_runs import DAILY, MODEL, ROOT, features_for, registry, retrain, sql, utc
 
 from dagspec.runner import run_step
 from dagspec.spec import load_definition
-
-ROOT = Path(__file__).resolve().parents[2]
-DAILY = load_definition(ROOT / "dags" / "definitions" / "orders_model.json")
-RETRAIN = load_definition(ROOT / "dags" / "definitions" / "orders_model_retrain.json")
-FEATURE_STEPS = ("extract_orders", "extract_customers", "order_features")
-MODEL = "orders_lost"
-
-
-def utc(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def features_for(first: date, end: date) -> None:
-    for step in FEATURE_STEPS:
-        run_step(DAILY, step, utc(first), utc(end))
-
-
-def retrain(end: date) -> dict:
-    """One retraining run whose (weekly) window ends on `end`: train, evaluate, promote."""
-    return {s: run_step(RETRAIN, s, utc(end) - timedelta(days=7), utc(end)) for s in ("train", "evaluate", "promote")}
-
-
-def registry():
-    from dagspec.connections import env_resolver
-    from dagspec.ml.registry import Registry
-
-    return Registry.open(env_resolver)
-
-
-def sql(home: Path, statement: str) -> None:
-    import duckdb
-
-    con = duckdb.connect(str(home / "warehouse.duckdb"))
-    try:
-        con.execute(statement)
-    finally:
-        con.close()
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory, sample_db) -> Path:
-    """Features for 2025-01-01 .. 2025-07-14, made once; each test works on its own copy."""
-    home = tmp_path_factory.mktemp("ml") / "data"
-    home.mkdir()
-    shutil.copy(sample_db, home / "source.db")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DAGSPEC_HOME", str(home))
-        features_for(date(2025, 1, 1), date(2025, 7, 15))
-    return home
-
-
-@pytest.fixture()
-def home(prepared, tmp_path, monkeypatch) -> Path:
-    copy = tmp_path / "data"
-    shutil.copytree(prepared, copy)
-    monkeypatch.setenv("DAGSPEC_HOME", str(copy))
-    return copy
 
 
 def test_retrains_promote_a_better_challenger_and_keep_the_champion_against_a_worse_one(home):

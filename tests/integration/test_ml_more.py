@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import warehouse_rows
-from test_ml import ROOT, home, prepared, registry, sql, utc  # noqa: F401 (home, prepared: fixtures)
+from support.expected import warehouse_rows
+from support.ml_runs import ROOT, registry, sql, utc
 
 from dagspec.runner import run_step
 from dagspec.spec import load_definition

@@ -7,7 +7,7 @@ from datetime import UTC, date
 from pathlib import Path
 
 import pytest
-from helpers import expected_revenue, source_orders, warehouse_rows
+from support.expected import expected_revenue, source_orders, warehouse_rows
 
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition

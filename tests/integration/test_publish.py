@@ -14,11 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from bigquery_emulator import bigquery_server  # noqa: F401  (fixture)
-from bigquery_emulator import client as bq_client
-from cloud_services import gcs_server, s3_server  # noqa: F401  (fixtures)
-from helpers import expected_revenue
-from sheets_fake import FakeSheets
+from support.bigquery_emulator import client as bq_client
+from support.expected import expected_revenue, warehouse_rows
+from support.sheets_fake import FakeSheets
 
 from dagspec.connections import ConnectionInfo
 from dagspec.publish.sheets import SheetTooLarge, publish_sheet
@@ -255,8 +253,6 @@ def test_a_failing_fail_expectation_blocks_every_publish(tmp_path, data_home, bq
     assert not (data_home / "store/analytics/revenue/batch_date=2025-03-01").exists()
     assert (bq_rows(client, f"dagspec-test.{dataset}.revenue"), sheets.sheet(SHEET_ID, "Revenue").values()) == published
     assert len(sheets.writes()) == writes
-    from helpers import warehouse_rows
-
     assert warehouse_rows(data_home / "warehouse.duckdb", "SELECT DISTINCT batch_date FROM analytics.revenue") == [(D2,)]
 
 
@@ -268,8 +264,6 @@ def test_rerunning_a_date_gives_identical_outputs_in_every_target(tmp_path, data
         "bigquery": {"conn_id": "bq", "dataset": dataset, "table": "revenue"},
         "sheet": {"conn_id": "sheets", "spreadsheet_id": SHEET_ID, "worksheet": "Revenue"},
     })
-    from helpers import warehouse_rows
-
     def outputs():
         part = data_home / "store/analytics/revenue/batch_date=2025-03-01/part-00000.parquet"
         return (warehouse_rows(data_home / "warehouse.duckdb", "SELECT * FROM analytics.revenue ORDER BY channel"),

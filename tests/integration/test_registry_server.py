@@ -1,4 +1,4 @@
-"""The model registry on a real MLflow tracking server (started by the tests, see tests/mlflow_server.py):
+"""The model registry on a real MLflow tracking server (started by the tests, see tests/support/mlflow_server.py):
 `dagspec_mlflow` is an http connection, runs and versions live in the server's store, model files and reports
 go through the server's artifact proxy, and the `champion` alias, `dagspec models list` and `rollback` work there."""
 
@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from mlflow_server import mlflow_server  # noqa: F401  (fixture)
-from test_ml import MODEL, RETRAIN, home, prepared, registry, retrain, sql  # noqa: F401  (fixtures)
+from support.ml_runs import MODEL, RETRAIN, registry, retrain, sql
 
 pytestmark = pytest.mark.service
 REPORT_FILES = {"report.html", "metric_history.png", "roc.png", "feature_importance.png"}

@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from cloud_services import gcs_server, s3_server  # noqa: F401  (fixtures)
 
 from dagspec.connections import parse_connection
 from dagspec.errors import StepFailed

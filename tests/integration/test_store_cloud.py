@@ -16,8 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cloud_services import gcs_server, s3_server  # noqa: F401  (fixtures)
-from helpers import expected_revenue, warehouse_rows
+from support.expected import expected_revenue, warehouse_rows
 
 from dagspec.connections import parse_connection
 from dagspec.store import MANIFEST, Store

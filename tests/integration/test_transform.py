@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from helpers import warehouse_rows
+from support.expected import warehouse_rows
 from support.warehouse_fixtures import pg_rows
 
 from dagspec.runner import run_pipeline, window_of_day

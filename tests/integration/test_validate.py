@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import warehouse_rows
+from support.expected import warehouse_rows
 from support.warehouse_fixtures import pg_rows
 
 from dagspec.checks import gx_engine

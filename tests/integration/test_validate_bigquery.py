@@ -12,8 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from bigquery_emulator import bigquery_server  # noqa: F401  (fixture)
-from test_bigquery import D1, bq, rows, run, write  # noqa: F401  (bq is a fixture)
+from test_bigquery import D1, rows, run, write
 
 from dagspec.stages import StepFailed
 from dagspec.warehouse.bigquery import BigQuerySession

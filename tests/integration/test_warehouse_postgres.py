@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from helpers import expected_revenue, source_orders
+from support.expected import expected_revenue, source_orders
 from support.warehouse_fixtures import pg_rows
 
 from dagspec.connections import env_resolver

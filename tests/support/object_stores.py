@@ -1,15 +1,13 @@
 """Real object-store protocols on loopback for tests: moto's S3 server and gcp-storage-emulator.
 
-Use from any test module:
-
-    from cloud_services import gcs_server, s3_server  # noqa: F401  (pytest fixtures)
+Fixtures of every test module (registered in tests/conftest.py):
 
     def test_x(s3_server):
         bucket = s3_server.make_bucket()                 # a fresh, uniquely named bucket
         fs = s3_server.filesystem()                      # pyarrow S3FileSystem on the server
         os.environ["AIRFLOW_CONN_X"] = s3_server.connection_json(f"s3://{bucket}/data")
 
-Each server runs in its own child process, started once per pytest process on a port the OS
+Each server runs in its own child process, started once per test session on a port the OS
 picks. A child process rather than a thread: gcp-storage-emulator is a single-threaded Python
 HTTP server, and pyarrow's GCS client blocks in C++ while holding the GIL on some calls
 (open_input_file().size()), which deadlocks against an emulator in the same interpreter. It also
@@ -21,12 +19,12 @@ Without moto or the emulator installed the fixtures skip locally and fail under 
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,9 +53,6 @@ server.stop()
 """,
 }
 
-_running: dict[str, _Child] = {}
-
-
 class _Child:
     def __init__(self, kind: str):
         self.proc = subprocess.Popen(
@@ -69,7 +64,6 @@ class _Child:
             self.stop()
             raise RuntimeError(f"the {kind} test server did not start (exit code {self.proc.poll()})")
         self.port = int(line)
-        atexit.register(self.stop)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -79,14 +73,6 @@ class _Child:
             except Exception:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def _start(kind: str) -> _Child:
-    # Module-level, not per fixture: a fixture imported into several modules is several fixture
-    # definitions to pytest, and they should still share one server.
-    if kind not in _running:
-        _running[kind] = _Child(kind)
-    return _running[kind]
 
 
 def _importable(module: str) -> bool:
@@ -168,14 +154,18 @@ class GcsServer:
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> S3Server:
+def s3_server() -> Iterator[S3Server]:
     """moto in server mode on 127.0.0.1 (real S3 protocol over HTTP), one per test session."""
     need(_importable("moto.server") and _importable("boto3"), "moto[server] and boto3 are not installed")
-    return S3Server(f"http://127.0.0.1:{_start('s3').port}")
+    child = _Child("s3")
+    try:
+        yield S3Server(f"http://127.0.0.1:{child.port}")
+    finally:
+        child.stop()
 
 
 @pytest.fixture(scope="session")
-def gcs_server() -> GcsServer:
+def gcs_server() -> Iterator[GcsServer]:
     """gcp-storage-emulator on 127.0.0.1, one per test session. Sets STORAGE_EMULATOR_HOST for
     google-cloud-storage clients made without an explicit endpoint.
 
@@ -184,6 +174,10 @@ def gcs_server() -> GcsServer:
     """
     need(_importable("gcp_storage_emulator.server") and _importable("google.cloud.storage"),
          "gcp-storage-emulator and google-cloud-storage are not installed")
-    server = GcsServer(f"http://127.0.0.1:{_start('gcs').port}")
-    os.environ["STORAGE_EMULATOR_HOST"] = server.endpoint
-    return server
+    child = _Child("gcs")
+    try:
+        server = GcsServer(f"http://127.0.0.1:{child.port}")
+        os.environ["STORAGE_EMULATOR_HOST"] = server.endpoint
+        yield server
+    finally:
+        child.stop()

@@ -5,8 +5,8 @@ time (which fails offline), so the venv gets duckdb==1.5.5 plus the extension wh
 extension files are copied into the HOME the emulator process runs with. `ensure()` is idempotent
 and is what the session fixture calls, so `make test` on a new machine builds it by itself.
 
-    python tests/bigquery_emulator.py setup     # build (or check) the venv
-    python tests/bigquery_emulator.py serve     # run one in the foreground (for poking at it)
+    cd tests && python -m support.bigquery_emulator setup     # build (or check) the venv
+    cd tests && python -m support.bigquery_emulator serve     # run one in the foreground (for poking at it)
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from service_cli import die_with_parent, free_port
+from support.service_cli import LOCAL, die_with_parent, free_port, main
 
-ROOT = Path(__file__).resolve().parents[1]
-BASE = ROOT / ".local" / "bigquery-emulator"
+BASE = LOCAL / "bigquery-emulator"
 VENV = BASE / "venv"
 HOME = BASE / "home"
 PYTHON_VERSION = "3.13"
@@ -123,27 +122,5 @@ def client(endpoint: str, project: str = PROJECT):
 
 
 if __name__ == "__main__":
-    from service_cli import main
-
     main(ensure, running, BASE / "manual", __doc__)
 
-
-def _fixture():
-    import pytest
-
-    @pytest.fixture(scope="session")
-    def bigquery_server(tmp_path_factory):
-        """One local-bigquery for the session (built on first use); yields its endpoints."""
-        from conftest import need
-
-        try:
-            ensure()
-        except Exception as exc:  # no Python 3.13, no package index: skip locally, fail in CI
-            need(False, f"local-bigquery emulator could not be set up: {exc}")
-        with running(tmp_path_factory.mktemp("bigquery")) as info:
-            yield info
-
-    return bigquery_server
-
-
-bigquery_server = _fixture()

@@ -5,8 +5,8 @@ uvicorn, huey, ...). So the server gets its own venv under .local/, made with th
 and marked ready by a stamp file. The server runs as in production: a SQLite backend store, artifacts proxied
 by the server (`--artifacts-destination`, so clients upload and download through its REST API), 1 worker.
 
-    python tests/mlflow_server.py setup     # build (or check) the venv
-    python tests/mlflow_server.py serve     # run one in the foreground (for poking at it)
+    cd tests && python -m support.mlflow_server setup     # build (or check) the venv
+    cd tests && python -m support.mlflow_server serve     # run one in the foreground (for poking at it)
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
-from service_cli import die_with_parent, free_port
+from support.service_cli import LOCAL, die_with_parent, free_port, main
 
-ROOT = Path(__file__).resolve().parents[1]
-BASE = ROOT / ".local" / "mlflow-server"
+BASE = LOCAL / "mlflow-server"
 VENV = BASE / "venv"
 STAMP = VENV / ".dagspec-ready"
 
@@ -119,31 +118,5 @@ def running(workdir: Path) -> Iterator[dict]:
 
 
 if __name__ == "__main__":
-    from service_cli import main
-
     main(ensure, running, BASE / "manual", __doc__)
 
-
-def _fixture():
-    import pytest
-
-    @pytest.fixture(scope="session")
-    def mlflow_server(tmp_path_factory):
-        """One MLflow tracking server for the session (its venv built on first use); yields its URL."""
-        from conftest import need
-
-        try:
-            ensure()
-        except Exception as exc:  # no package index, no uv: skip locally, fail in CI
-            need(False, f"MLflow tracking server could not be set up: {exc}")
-        with ExitStack() as stack:
-            try:
-                info = stack.enter_context(running(tmp_path_factory.mktemp("mlflow-server")))
-            except RuntimeError as exc:  # did not start: same rule
-                need(False, f"MLflow tracking server did not start: {exc}")
-            yield info
-
-    return mlflow_server
-
-
-mlflow_server = _fixture()

@@ -1,5 +1,6 @@
-"""What the test services (BigQuery emulator, MLflow server) share: a free port, dying with the test
-process, and `python tests/<service>.py setup|serve` to build one's environment or run it by hand."""
+"""What the test services (BigQuery emulator, MLflow server) share: where their venvs go, a free port, dying
+with the test process, and `python -m support.<service> setup|serve` (in tests/) to build one's environment
+or run it by hand."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
+
+# Where the services' venvs are built: the checkout's .local/, ignored by git, removed by `make clean`.
+LOCAL = Path(__file__).resolve().parents[2] / ".local"
 
 
 def main(ensure: Callable[[], object], running: Callable[[Path], AbstractContextManager[dict]], workdir: Path,

@@ -1,4 +1,4 @@
-"""Fixtures and helpers of test_runtime: the same timestamp rows in PostgreSQL, MariaDB and a DuckDB file, a
+"""Fixtures and helpers of hostile/test_runtime: the same timestamp rows in PostgreSQL, MariaDB and a DuckDB file, a
 probe run under another TZ, a tiny disk (a tmpfs, or a stand-in where none can be mounted), session counts."""
 
 from __future__ import annotations

@@ -18,8 +18,6 @@ from dagspec.runner import run_step
 from dagspec.spec.model import Pipeline
 from dagspec.store import Store
 
-UTC = UTC
-
 
 def main() -> None:
     cases = json.loads(sys.argv[1])
