@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 
 from dagspec.spec.graph import topological, upstream
 from dagspec.spec.ml_steps import ML_KINDS
-from dagspec.spec.model import ExtractStep, Pipeline, ScoreStep, StepBase, TableRef, ValidateStep
+from dagspec.spec.model import (
+    DriftStep,
+    ExtractStep,
+    Pipeline,
+    ScoreStep,
+    StepBase,
+    TableRef,
+    TrainStep,
+    ValidateStep,
+)
 from dagspec.spec.outputs import Place, output_of, writes_of
 
 CORE_KINDS = ("extract", "validate", "transform", "publish")
@@ -55,6 +64,16 @@ class Plan:
     @property
     def has_ml(self) -> bool:
         return any(s.is_ml for s in self.steps)
+
+    @property
+    def models_trained(self) -> tuple[str, ...]:
+        """The models this pipeline trains, sorted: their retrain Assets schedule it."""
+        return tuple(sorted({s.step.model for s in self.by_id.values() if isinstance(s.step, TrainStep)}))
+
+    @property
+    def retrain_signals(self) -> tuple[PlannedStep, ...]:
+        """The drift steps that ask for a retrain when they find drift, in definition order."""
+        return tuple(s for s in self.by_id.values() if isinstance(s.step, DriftStep) and s.step.retrain)
 
     def step(self, step_id: str) -> PlannedStep:
         return self.by_id[step_id]

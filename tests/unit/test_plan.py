@@ -54,6 +54,15 @@ def test_model_plan_scores_to_a_table_and_the_store():
         ("warehouse", "score table", "ml", "order_scores"), ("store", "exported scores", "ml", "order_scores")]
     assert score.asset_uris == ()
     assert plan.store_tables() == [("ml", "orders"), ("ml", "customers")]  # exported scores are not counted
+    assert plan.models_trained == () and [s.id for s in plan.retrain_signals] == ["drift_check"]
+    retrain = plan_of(load_definition(ROOT / "dags/definitions/orders_model_retrain.json"))
+    assert retrain.models_trained == ("orders_lost",) and retrain.retrain_signals == ()
+
+
+def test_every_kind_has_an_icon_on_its_task():
+    from dagspec.airflow.build import KIND_ICONS
+
+    assert sorted(KIND_ICONS) == sorted(STEP_KINDS)
 
 
 def test_run_order_follows_after_not_the_listing():

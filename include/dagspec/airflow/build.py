@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import DAG
 
-KIND_ICONS = {"extract": "⬇ extract", "validate": "✔ validate", "transform": "⚙ transform", "publish": "⬆ publish"}
+KIND_ICONS = {"extract": "⬇ extract", "validate": "✔ validate", "transform": "⚙ transform", "publish": "⬆ publish",
+              "train": "◆ train", "evaluate": "⚖ evaluate", "promote": "★ promote", "score": "◎ score", "drift": "∿ drift"}
 
 
 class DagspecStepOperator(BaseOperator):
@@ -62,12 +63,12 @@ def build_dag(pipeline: Pipeline, source: Path) -> DAG:
 
     timetable = CronDataIntervalTimetable(cron_of(pipeline.schedule), timezone="UTC") if pipeline.schedule else None
     plan = plan_of(pipeline)
-    ml = bool(plan.kinds & {"train", "drift"})  # model pipelines: see airflow/ml.py
+    ml = bool(plan.models_trained or plan.retrain_signals)  # model pipelines: see airflow/ml.py
     retrain = None
     if ml:
         from dagspec.airflow.ml import retrain_condition
 
-        retrain = retrain_condition(pipeline)
+        retrain = retrain_condition(plan)
     schedule = schedule_of(pipeline, timetable, retrain)
     deps = plan.upstream()
     dag = DAG(
@@ -97,7 +98,7 @@ def build_dag(pipeline: Pipeline, source: Path) -> DAG:
             dag=dag,
             definition=definition,
             step_id=step.id,
-            doc_md=f"**{KIND_ICONS.get(step.kind, step.kind)}**  \n{step.description}".strip(),
+            doc_md=f"**{KIND_ICONS[step.kind]}**  \n{step.description}".strip(),
             outlets=step_outlets(plan.step(step.id)),
             **callbacks,
         )
@@ -111,7 +112,7 @@ def build_dag(pipeline: Pipeline, source: Path) -> DAG:
     if ml:
         from dagspec.airflow.ml import attach_ml
 
-        attach_ml(dag, pipeline, tasks)
+        attach_ml(dag, plan, tasks)
     return dag
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from dagspec.spec.model import Pipeline
+from dagspec.plan import Plan
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset
@@ -29,9 +29,9 @@ def retrain_asset(model: str) -> Asset:
     return Asset(name=f"dagspec_retrain_{model}", uri=f"dagspec://models/{model}/retrain", group="dagspec-models")
 
 
-def retrain_condition(pipeline: Pipeline) -> Any:
+def retrain_condition(plan: Plan) -> Any:
     """The retrain Assets of the models this pipeline trains (any of them), or None when it trains none."""
-    models = sorted({s.model for s in pipeline.steps if s.kind == "train"})
+    models = plan.models_trained
     if not models:
         return None
     from airflow.sdk import AssetAny
@@ -64,12 +64,12 @@ class RetrainSignalOperator(BaseOperator):
         return extra
 
 
-def attach_ml(dag: Any, pipeline: Pipeline, tasks: dict[str, Any]) -> None:
+def attach_ml(dag: Any, plan: Plan, tasks: dict[str, Any]) -> None:
     """Add a retrain signal after each drift step that asks for one."""
-    for step in pipeline.steps:
-        if step.kind == "drift" and step.retrain:
-            task_id = f"{step.id}_retrain" if f"{step.id}_retrain" not in tasks else f"{step.id}__retrain"
-            signal = RetrainSignalOperator(task_id=task_id, dag=dag, drift_task=step.id, model=step.model,
-                                           doc_md=f"Triggers the pipelines that train **{step.model}** when "
-                                                  f"`{step.id}` finds drift (skipped otherwise).")
-            tasks[step.id] >> signal
+    for planned in plan.retrain_signals:
+        step_id, model = planned.id, planned.step.model
+        task_id = f"{step_id}_retrain" if f"{step_id}_retrain" not in tasks else f"{step_id}__retrain"
+        signal = RetrainSignalOperator(task_id=task_id, dag=dag, drift_task=step_id, model=model,
+                                       doc_md=f"Triggers the pipelines that train **{model}** when "
+                                              f"`{step_id}` finds drift (skipped otherwise).")
+        tasks[step_id] >> signal
