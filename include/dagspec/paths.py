@@ -48,6 +48,15 @@ def expectations_dir() -> Path:
     return _own("DAGSPEC_EXPECTATIONS_DIR", "include/expectations", "expectations")
 
 
+def errors_dir(definitions: Path) -> Path:
+    """Where the loader keeps the error stub of each invalid definition. Beside the definitions by default;
+    $DAGSPEC_ERRORS_DIR names another folder Airflow also parses, for a DAGs folder nobody may write
+    (git-sync, a read-only DAG bundle)."""
+    if os.environ.get("DAGSPEC_ERRORS_DIR"):
+        return Path(os.environ["DAGSPEC_ERRORS_DIR"])
+    return definitions.parent / "_definition_errors"
+
+
 def schema_file() -> Path:
     return PROJECT_ROOT / "include" / "schema" / "dagspec.schema.json"
 

@@ -23,7 +23,7 @@ LAYERS: list[list[str]] = [
     ["plan"],
     ["sources", "checks", "warehouse", "ml", "store", "publish"],
     ["stages"],
-    ["runner", "alerts", "freshness", "sync", "seed_import", "dag_files", "sample_data"],
+    ["runner", "alerts", "freshness", "sync", "seed_import", "dag_files", "error_stubs", "sample_data"],
     ["airflow"],
     ["cli", "cli_"],
 ]

@@ -13,8 +13,13 @@ from dagspec.paths import definitions_dir, sql_dir
 from dagspec.spec.errors import printable
 
 
-def validate(paths: list[Path] | None = typer.Argument(None, help="Files or folders (default: dags/definitions).")) -> None:
+def validate(paths: list[Path] | None = typer.Argument(None, help="Files or folders (default: dags/definitions)."),
+             write_stubs: bool = typer.Option(False, "--write-stubs", help="Also write each invalid definition's "
+                                              "Airflow error stub (into _definition_errors/ beside the folder, or "
+                                              "$DAGSPEC_ERRORS_DIR): for a DAGs folder Airflow cannot write, "
+                                              "run in CI and commit the stubs.")) -> None:
     """Check definitions; one line per problem (file: JSON path: message (fix)), non-zero exit if any."""
+    from dagspec.error_stubs import sync_error_stubs
     from dagspec.spec.discovery import scan
     from dagspec.spec.errors import DefinitionError
     from dagspec.spec.folder import claim_of, folder_problems
@@ -27,6 +32,14 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
     for folder in folders:  # a folder also gets the cross-file check (duplicate dag ids)
         good, bad = scan(folder, check_sql=True)
         valid += len(good)
+        if write_stubs:  # the loader's own verdict (it does not parse SQL), so a stub never sits beside a DAG
+            try:
+                stubs = sync_error_stubs(folder, scan(folder)[1], strict=True)
+            except OSError as exc:
+                err.print(f"cannot write the error stubs of {folder.resolve()}: {exc.strerror or exc} "
+                          f"({exc.filename}); set DAGSPEC_ERRORS_DIR to a writable folder")
+                raise typer.Exit(2) from None
+            err.print(f"error stubs of {folder.resolve()} in {stubs.resolve()}")
         for error in bad.values():
             for problem in error.problems:
                 print(problem, flush=True)
