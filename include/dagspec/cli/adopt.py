@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import typer
-from rich.table import Table
 
-from dagspec.cli.common import cli_resolver
+from dagspec.cli.common import cli_resolver, fitting_table
 from dagspec.cli.common import plain_err as err
 from dagspec.cli.common import plain_out as out
 
@@ -54,9 +53,8 @@ def adopt(
             except OSError as exc:  # the store itself failed (network, permissions): this partition only
                 done.append(Adoption(partition.name, "refused", reason=f"could not read it: {exc}"))
             progress.advance(task)
-    report = Table(title=f"{escape(where)}{' (dry run: nothing written)' if dry_run else ''}")
-    for column in ("partition", "outcome", "rows", "why"):
-        report.add_column(column, justify="right" if column == "rows" else "left")
+    report = fitting_table("partition", "outcome", "rows", "why", right=("rows",),
+                           title=f"{escape(where)}{' (dry run: nothing written)' if dry_run else ''}")
     for a in done:
         counted = a.outcome in ("adopted", "would adopt")
         report.add_row(escape(a.name), a.outcome, f"{a.rows:,}" if counted else "", escape(a.reason))

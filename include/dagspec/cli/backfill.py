@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING
 
 import typer
@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from dagspec.cli.airflow_api import AirflowClient, ApiError
-from dagspec.cli.common import cli_resolver, err, find_definition, out, parse_date, setup_logging
+from dagspec.cli.common import cli_resolver, date_range, err, find_definition, named_dates, out, parse_date, setup_logging
 from dagspec.cli.local_runs import run_days
 
 if TYPE_CHECKING:
@@ -51,13 +51,11 @@ def backfill(
 ) -> None:
     """Run (or re-run) a date range: an Airflow backfill followed to the end, or --local in-process."""
     first, last = parse_date(from_), parse_date(to)
-    if last < first:
-        err.print("[red]--to is before --from[/]")
-        raise typer.Exit(2)
-    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    pipeline = find_definition(dag_id)[1] if local else None
+    days = date_range(pipeline, first, last, first_flag="--from", last_flag="--to")
     if local:
         setup_logging(verbose)
-        raise typer.Exit(_local(dag_id, days, reprocess))
+        raise typer.Exit(_local(dag_id, pipeline, days, reprocess))
     client = AirflowClient(url or DEFAULT_URL, username, password)
     raise typer.Exit(_remote(client, dag_id, first, last, reprocess, max_active_runs, timeout))
 
@@ -65,15 +63,14 @@ def backfill(
 # ---------------------------------------------------------------- local
 
 
-def _local(dag_id: str, days: list[date], reprocess: bool) -> int:
+def _local(dag_id: str, pipeline: Pipeline, days: list[date], reprocess: bool) -> int:
     from dagspec.plan import plan_of
     from dagspec.stages.context import RunContext
 
-    _, pipeline = find_definition(dag_id)
     if not reprocess:
         done = _loaded_days(pipeline, days, plan_of(pipeline).store_tables(), RunContext)
         if done:
-            err.print(f"skipping {len(done)} date(s) already loaded (--reprocess re-runs them)")
+            err.print(f"skipping {len(done)} date(s) already loaded: {named_dates(done)} (--reprocess re-runs them)")
         days = [d for d in days if d not in done]
     return _summary(dag_id, len(days), run_days(dag_id, pipeline, days, keep_going=True))
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date
+import sys
+from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
+from rich.table import Table
 
 from dagspec.paths import definitions_dir
 from dagspec.spec.errors import printable
@@ -25,6 +27,16 @@ err = Console(stderr=True)
 # Reports that quote file names and partitions verbatim: no highlighting, no wrapping inside a name.
 plain_out = Console(highlight=False, soft_wrap=True)
 plain_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fitting_table(*headers: str, right: tuple[str, ...] = (), **options: Any) -> Table:
+    """A table whose headers are never cut ('stat…') and whose columns never vanish on a narrow terminal:
+    each column is at least its header wide, and long values fold onto more lines instead."""
+    table = Table(**options)
+    for header in headers:
+        table.add_column(header, min_width=max(len(w) for w in header.split()), overflow="fold",
+                         justify="right" if header in right else "left")
+    return table
 
 
 def find_definition(dag_id: str) -> tuple[Path, Pipeline]:
@@ -52,14 +64,49 @@ def parse_date(text: str) -> date:
         raise typer.Exit(2) from None
 
 
+def date_range(pipeline: Pipeline | None, first: date, last: date, *, first_flag: str, last_flag: str) -> list[date]:
+    """Every date from `first` to `last`, inclusive; exit 2 when the range is reversed or leaves the
+    definition's start_date/end_date (no run is made for a date the scheduler would never make one for).
+    Without a definition here (a remote backfill), Airflow has the last word on the bounds."""
+    if last < first:
+        err.print(f"[red]{last_flag} {last} is before {first_flag} {first}[/]")
+        raise typer.Exit(2)
+    if pipeline is None:
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    start, end = pipeline.start_date, pipeline.end_date
+    outside = [d for d in (first, last) if d < start or (end is not None and d > end)]
+    if outside:
+        bounds = f"{start} .. {end}" if end is not None else f"from {start} on"
+        err.print(f"[red]{escape(pipeline.dag_id)} runs {bounds} (start_date/end_date in its definition): "
+                  f"{outside[0]} is outside[/]")
+        raise typer.Exit(2)
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def named_dates(days: list[date] | set[date], shown: int = 5) -> str:
+    """'2025-01-01, 2025-01-02 and 3 more': the dates a message is about, without a wall of them."""
+    ordered = sorted(days)
+    text = ", ".join(str(d) for d in ordered[:shown])
+    return text + (f" and {len(ordered) - shown} more" if len(ordered) > shown else "")
+
+
 def setup_logging(verbose: bool) -> None:
     """dagspec's log on stderr, INFO (DEBUG with ``verbose``), without any connection's secret."""
     from dagspec.secrets import ScrubFilter
 
-    handler = RichHandler(console=err, show_path=False)
+    # Rich's handler wraps each message to the width left of its time and level columns: fine on a terminal,
+    # but it cuts every line of a log file or a CI log (and the check tables in messages) into pieces.
+    handler: logging.Handler = RichHandler(console=err, show_path=False)
+    if not err.is_terminal:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
     handler.addFilter(ScrubFilter())  # what reaches stderr loses every form of every connection's secret
-    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
-    logging.getLogger("dagspec").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    # dagspec's own logger keeps this handler: importing Airflow later (connections, a model's registry)
+    # replaces the root's handlers with Airflow's, which write to stdout without the secret filter.
+    ours = logging.getLogger("dagspec")
+    ours.handlers, ours.propagate = [handler], False
+    ours.setLevel(logging.DEBUG if verbose else logging.INFO)
     os.environ.setdefault("TQDM_DISABLE", "1")  # GX draws a progress bar per metric otherwise
 
 

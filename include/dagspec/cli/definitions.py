@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from dagspec.cli.common import err, out
+from dagspec.cli.common import err, fitting_table, out
 from dagspec.paths import definitions_dir, sql_dir
 from dagspec.spec.errors import printable
 
@@ -67,9 +66,7 @@ def list_definitions(folder: Path = typer.Option(None, help="Definitions folder 
     from dagspec.spec.discovery import scan
 
     good, bad = scan(folder or definitions_dir())
-    table = Table("file", "dag_id", "schedule", "steps", "status")
-    for column in table.columns[:3]:
-        column.no_wrap = True
+    table = fitting_table("file", "dag_id", "schedule", "steps", "status", right=("steps",))
     for path in sorted({*good, *bad}):
         if path in good:
             p = good[path]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from dagspec.cli.common import cli_resolver, err, find_definition, out
+from dagspec.cli.common import cli_resolver, err, find_definition, fitting_table, out
 
 
 def freshness(
@@ -23,7 +22,8 @@ def freshness(
     else:
         good, _ = scan(definitions_dir())
         pipelines = [p for p in good.values() if p.freshness]
-    table = Table("dag_id", "table", "latest partition", "rows", "age (h)", "max (h)", "status")
+    table = fitting_table("dag_id", "table", "latest partition", "rows", "age (h)", "max (h)", "status",
+                          right=("rows", "age (h)", "max (h)"))
     stale = 0
     for pipeline in pipelines:
         try:

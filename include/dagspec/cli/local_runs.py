@@ -50,11 +50,16 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
                 text = _error_summary(str(exc) if isinstance(exc, StepFailed) else exc, pipeline, resolver)
                 record.finish("failed", text)
                 failures.append((d, text))
-                progress.update(bar, completed=completed + len(order))
+                # The bar must not look finished and fine: its line says failed, in red, for good.
+                progress.update(bar, completed=completed + len(order), description=f"[red]✗ {dag_id} {d} · failed[/]")
                 # Escaped: an error quoting '[/]' (a password's characters, a value) is text, not Rich markup.
                 progress.console.print(f"[red]{dag_id} {d}: failed[/]: {escape(text)}")
                 if not keep_going:
                     break
+        if failures:
+            progress.update(bar, description=f"[red]✗ {dag_id}: {len(failures)} of {len(days)} date(s) failed[/]")
+        else:
+            progress.update(bar, description=f"[green]✓ {dag_id}[/]")
     return failures
 
 

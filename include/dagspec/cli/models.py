@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from dagspec.cli.common import cli_resolver, err, out
+from dagspec.cli.common import cli_resolver, err, fitting_table, out
 
 if TYPE_CHECKING:
     from dagspec.ml.registry import Registry
@@ -31,9 +30,8 @@ def list_versions(model: str = typer.Argument(..., help="Registered model name, 
         raise typer.Exit(1)
     names = [m for m in ("roc_auc", "pr_auc", "f1", "log_loss", "rmse", "mae", "r2")
              if any(m in v["metrics"] for v in versions)]
-    table = Table("version", *names, "decision", "window end", "trained (UTC)", title=f"{model} (★ champion)")
-    for column in table.columns:
-        column.no_wrap = True
+    table = fitting_table("version", *names, "decision", "window end", "trained (UTC)", right=tuple(names),
+                          title=f"{model} (★ champion)")
     for v in versions:
         window_end = v["tags"].get("dagspec.run_key", "").split("/")[-1][:10]
         table.add_row(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import typer
 
-from dagspec.cli.common import find_definition, out, parse_date, setup_logging
+from dagspec.cli.common import date_range, find_definition, out, parse_date, setup_logging
 from dagspec.cli.local_runs import run_days
 
 
@@ -20,8 +18,7 @@ def run(
     setup_logging(verbose)
     _, pipeline = find_definition(dag_id)
     first = parse_date(day)
-    last = parse_date(to) if to else first
-    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    days = date_range(pipeline, first, parse_date(to) if to else first, first_flag="--date", last_flag="--to")
     if run_days(dag_id, pipeline, days, keep_going=False):
         raise typer.Exit(1)
     out.print(f"[green]{dag_id}: {len(days)} date(s) done[/] ({days[0]} .. {days[-1]})")
