@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,23 +38,67 @@ class DuckDBWarehouse:
         import duckdb
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        delay = 0.2
+        wait = lock_wait_seconds()
+        deadline = time.monotonic() + wait
+        delay, told = 0.2, None
         while True:
             try:
                 con = duckdb_utc(duckdb.connect(str(self.path)))
                 break
             except duckdb.IOException as exc:
-                # Another task holds the file; DuckDB allows one writing process at a time.
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                # DuckDB allows one process at a time on the file, a read-only shell included.
+                if "lock" not in str(exc).lower():
                     raise
-                log.info("warehouse %s is busy (another task writes to it); waiting %.1fs", self.path, delay)
+                holder = lock_holder(str(exc))
+                if time.monotonic() > deadline:
+                    raise WarehouseBusy(f"warehouse {self.path} stayed locked for {wait:.0f}s: {holder}. "
+                                        f"{BUSY_FIX}") from None
+                if holder != told:  # once per holder, not once per retry
+                    log.warning("warehouse %s is locked: %s; waiting up to %.0fs", self.path, holder, wait)
+                    told = holder
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         try:
             yield DuckDBSession(con)
         finally:
             con.close()
+
+
+class WarehouseBusy(RuntimeError):
+    """The warehouse file stayed locked by another process past the wait."""
+
+
+BUSY_FIX = ("Only one process may open a DuckDB file, even to read: look at the results through a copy "
+            "(cp warehouse.duckdb /tmp/look.duckdb), or stop the other process; the wait is "
+            "$DAGSPEC_WAREHOUSE_LOCK_WAIT seconds (default 600)")
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def lock_wait_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get("DAGSPEC_WAREHOUSE_LOCK_WAIT", LOCK_WAIT_SECONDS)))
+    except ValueError:
+        return float(LOCK_WAIT_SECONDS)
+
+
+def lock_holder(message: str) -> str:
+    """Who holds the file, from DuckDB's own error: another dagspec or Airflow task, or something else
+    (a DuckDB shell, a notebook) that a user left open."""
+    found = _HOLDER.search(message)
+    if found is None:
+        return "held by another process"
+    pid = int(found["pid"])
+    program = Path(found["program"]).name
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
+    except OSError:
+        args = []
+    # The program's name, not any argument: a shell opening .../dagspec-data/warehouse.duckdb is no task.
+    # Airflow's task processes retitle themselves ("airflow task supervisor: ...").
+    names = {Path(a).name.split(":")[0] for a in args[:3]}
+    if names & {"dagspec", "airflow", "celery"} or any(a in ("airflow", "dagspec.cli") for a in args[1:3]):
+        return f"another task writes to it ({program}, PID {pid})"
+    return f"held by {program} (PID {pid}), not a dagspec task: a DuckDB shell or notebook left open?"
 
 
 class DuckDBSession:
