@@ -46,7 +46,7 @@ def cli_resolver(conn_id: str) -> ConnectionInfo:
     raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if raw:
         return parse_connection(conn_id, raw)
-    if not _airflow_home_known():
+    if not airflow_home_known():
         return _default_or_missing(conn_id)
     try:
         from airflow.exceptions import AirflowNotFoundException
@@ -71,7 +71,7 @@ def _default_or_missing(conn_id: str) -> ConnectionInfo:
     return default
 
 
-def _airflow_home_known() -> bool:
+def airflow_home_known() -> bool:
     """Whether there is an Airflow installation to ask: AIRFLOW_HOME or a database URL set, or the `make up`
     stack's home in this checkout (then used as AIRFLOW_HOME, as the Makefile does). Importing Airflow with
     none of them would create ~/airflow as a side effect."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import sys
+import typing
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +43,35 @@ def fitting_table(*headers: str, right: tuple[str, ...] = (), **options: Any) ->
     return table
 
 
+FOLDER_OPTIONS = (  # (parameter, flag, environment variable, what it holds)
+    ("definitions", "--definitions", "DAGSPEC_DEFINITIONS", "Definitions folder"),
+    ("sql_dir", "--sql-dir", "DAGSPEC_SQL_DIR", "SQL files of transforms and model data"),
+    ("expectations_dir", "--expectations-dir", "DAGSPEC_EXPECTATIONS_DIR", "Great Expectations suite files"),
+)
+
+
+def with_folders(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the --definitions, --sql-dir and --expectations-dir options (each with its environment
+    variable as the alternative). They set the variables every folder lookup (dagspec.paths) reads, so each
+    part of the command sees the same folders."""
+    signature = inspect.signature(command)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Path | None, default=typer.Option(
+        None, flag, envvar=variable, show_envvar=True, file_okay=False, help=f"{what} (default: this project's).",
+        rich_help_panel="Folders")) for name, flag, variable, what in FOLDER_OPTIONS]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for name, _, variable, _ in FOLDER_OPTIONS:
+            folder = kwargs.pop(name, None)
+            if folder is not None:
+                os.environ[variable] = str(folder.resolve())
+        return command(*args, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *extra])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**typing.get_type_hints(command), **{p.name: p.annotation for p in extra}}
+    return wrapper
+
+
 def find_definition(dag_id: str) -> tuple[Path, Pipeline]:
     """The valid definition of ``dag_id`` in the definitions folder; exit 2 saying why when there is none."""
     from dagspec.spec.discovery import scan
@@ -51,7 +84,7 @@ def find_definition(dag_id: str) -> tuple[Path, Pipeline]:
         if path.stem == dag_id:
             err.print(f"[red]{escape(printable(path.name))} is invalid:[/]\n{escape(str(error))}")
             raise typer.Exit(2)
-    err.print(f"[red]no definition with dag_id {escape(repr(dag_id))} in {escape(str(definitions_dir()))}[/]")
+    err.print(f"[red]no definition with dag_id {escape(repr(dag_id))} in {escape(str(definitions_dir().resolve()))}[/]")
     raise typer.Exit(2)
 
 

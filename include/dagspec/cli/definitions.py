@@ -16,7 +16,10 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
              write_stubs: bool = typer.Option(False, "--write-stubs", help="Also write each invalid definition's "
                                               "Airflow error stub (into _definition_errors/ beside the folder, or "
                                               "$DAGSPEC_ERRORS_DIR): for a DAGs folder Airflow cannot write, "
-                                              "run in CI and commit the stubs.")) -> None:
+                                              "run in CI and commit the stubs."),
+             connections: bool = typer.Option(True, "--connections/--no-connections", help="Check that every "
+                                              "connection a definition names exists (when Airflow's connection "
+                                              "store can be read from here).")) -> None:
     """Check definitions; one line per problem (file: JSON path: message (fix)), non-zero exit if any."""
     from dagspec.error_stubs import sync_error_stubs
     from dagspec.spec.discovery import scan
@@ -26,11 +29,13 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
 
     problems = 0
     valid = 0
+    checked: list[tuple[Path, Path | None]] = []  # valid definitions, and what their names are shown relative to
     folders = [p for p in (paths or [definitions_dir()]) if p.is_dir()]
     files = [p for p in (paths or []) if not p.is_dir()]
     for folder in folders:  # a folder also gets the cross-file check (duplicate dag ids)
         good, bad = scan(folder, check_sql=True)
         valid += len(good)
+        checked += [(path, folder.parent) for path in good]
         if write_stubs:  # the loader's own verdict (it does not parse SQL), so a stub never sits beside a DAG
             try:
                 stubs = sync_error_stubs(folder, scan(folder)[1], strict=True)
@@ -53,10 +58,21 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
                 problems += 1
     refused = folder_problems(claims.values())  # files named together are checked against each other too
     valid += len(claims) - len(refused)
+    checked += [(Path(name), None) for name in claims if name not in refused]
     for found in refused.values():
         for problem in found:
             print(problem, flush=True)
             problems += 1
+    if connections and checked:
+        from dagspec.cli.connection_check import missing_connections, store_unreadable
+
+        reason = store_unreadable()
+        if reason is not None:
+            err.print(f"connections not checked: {reason}")
+        else:
+            for line in [line for path, base in checked for line in missing_connections([path], base)]:
+                print(line, flush=True)
+                problems += 1
     err.print(f"{valid} valid definition(s), {problems} problem(s)")
     raise typer.Exit(1 if problems else 0)
 

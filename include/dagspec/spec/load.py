@@ -388,6 +388,12 @@ def _missing_suites(data: dict[str, Any], model: type[BaseModel], suite_dir: Pat
 
 
 def _short_dir(folder: Path) -> str:
-    # The project-relative form reads the same on a laptop, in CI and in a container.
-    parts = folder.parts
-    return "/".join(parts[-2:]) if len(parts) >= 2 else str(folder)
+    # Inside this repository the project-relative form reads the same on a laptop, in CI and in a
+    # container; any other folder (a team's own repository) is named whole, so nobody guesses where.
+    from dagspec.paths import PROJECT_ROOT
+
+    absolute = folder.resolve()
+    try:
+        return absolute.relative_to(PROJECT_ROOT.resolve()).as_posix()
+    except ValueError:
+        return str(absolute)
