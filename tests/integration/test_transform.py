@@ -19,15 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 D1, D2 = date(2025, 3, 1), date(2025, 3, 2)
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def rows_of(request, data_home):
-    """A function running SQL in the warehouse under test (DuckDB file or a fresh PostgreSQL database)."""
-    if request.param == "duckdb":
-        return lambda sql: warehouse_rows(data_home / "warehouse.duckdb", sql)
-    db = request.getfixturevalue("pg_db")
-    return lambda sql: pg_rows(db, sql)
-
-
 def pipeline_with(tmp_path: Path, monkeypatch, sql: dict[str, str], steps: list[dict], params=None):
     sql_dir = tmp_path / "sql"
     for name, text in sql.items():
