@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
+from support.expected import warehouse_rows
 
 from dagspec.connections import env_resolver
+from dagspec.runner import run_pipeline, window_of_day
+from dagspec.spec import load_definition
 from dagspec.warehouse import open_warehouse
 
 SNAPSHOT = "SELECT * FROM (VALUES (1, 'ann'), (2, 'bob'), (3, 'cy')) AS c(customer_id, name)"
@@ -48,3 +52,20 @@ def test_a_failing_load_leaves_the_snapshot_as_it_was(rows_of):
     with pytest.raises(Exception):  # noqa: B017 (each engine raises its own error type)
         publish(DAYS[1], 1, "SELECT 1 / (customer_id - customer_id) AS customer_id, name FROM (" + SNAPSHOT + ") s")
     assert batches(rows_of) == [(DAYS[0], 3)]
+
+
+def test_a_snapshot_publish_step_prunes_through_the_pipeline(tmp_path, data_home):
+    steps = [
+        {"id": "extract_orders", "kind": "extract", "source": {"table": "orders", "incremental_column": "ordered_at"},
+         "target": {"schema": "raw", "table": "orders"}},
+        {"id": "publish_orders", "kind": "publish", "input": "extract_orders",
+         "table": {"schema": "mart", "table": "orders_snapshot", "mode": "snapshot", "keep": 2}},
+    ]
+    path = tmp_path / "t_snapshot.json"
+    path.write_text(json.dumps({"dag_id": "t_snapshot", "start_date": "2025-01-01", "steps": steps}))
+    pipeline = load_definition(path)
+    for day in DAYS[:4]:
+        run_pipeline(pipeline, window_of_day(pipeline, day))
+    got = warehouse_rows(data_home / "warehouse.duckdb",
+                         "SELECT DISTINCT batch_date FROM mart.orders_snapshot ORDER BY batch_date")
+    assert got == [(DAYS[2],), (DAYS[3],)]
