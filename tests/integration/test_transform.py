@@ -19,15 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 D1, D2 = date(2025, 3, 1), date(2025, 3, 2)
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def rows_of(request, data_home):
-    """A function running SQL in the warehouse under test (DuckDB file or a fresh PostgreSQL database)."""
-    if request.param == "duckdb":
-        return lambda sql: warehouse_rows(data_home / "warehouse.duckdb", sql)
-    db = request.getfixturevalue("pg_db")
-    return lambda sql: pg_rows(db, sql)
-
-
 def pipeline_with(tmp_path: Path, monkeypatch, sql: dict[str, str], steps: list[dict], params=None):
     sql_dir = tmp_path / "sql"
     for name, text in sql.items():
@@ -215,3 +206,17 @@ def test_a_transform_needs_exactly_one_of_sql_and_query(tmp_path, monkeypatch, d
         with pytest.raises(DefinitionError) as err:
             load_definition(path)
         assert "give exactly one of 'sql' (a SQL file) or 'query' (the SQL inline)" in str(err.value)
+
+
+def test_a_warehouse_error_keeps_the_engines_whole_message(tmp_path, monkeypatch, data_home, rows_of, caplog):
+    steps = [{"id": "by_channel", "kind": "transform", "sql": "by_channel.sql", "inputs": ["extract_orders"],
+              "materialization": "table", "target": {"schema": "mart", "table": "by_channel"}}]
+    typo = "SELECT chanel, count(*) AS orders\nFROM {{ ref('extract_orders') }} GROUP BY chanel"
+    path = pipeline_with(tmp_path, monkeypatch, {"by_channel.sql": typo}, steps)
+    caplog.set_level("DEBUG", logger="dagspec")
+    with pytest.raises(StepFailed) as failed:
+        run(path, D1)
+    message = str(failed.value)
+    # Both engines point at the line and name the column; the first line alone had neither pointer.
+    assert "chanel" in message and "LINE" in message and "\n" in message
+    assert any("SQL sent to" in r.getMessage() and "chanel" in r.getMessage() for r in caplog.records)

@@ -7,6 +7,8 @@ import uuid
 import pytest
 from conftest import need
 
+from support.expected import warehouse_rows
+
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
 
@@ -39,3 +41,12 @@ def pg_rows(dbname: str, sql: str, params=None) -> list[tuple]:
 
     with psycopg.connect(dbname=dbname, **PG) as con:
         return con.execute(sql, params).fetchall()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def rows_of(request, data_home):
+    """A function running SQL in the warehouse under test (DuckDB file or a fresh PostgreSQL database)."""
+    if request.param == "duckdb":
+        return lambda sql: warehouse_rows(data_home / "warehouse.duckdb", sql)
+    db = request.getfixturevalue("pg_db")
+    return lambda sql: pg_rows(db, sql)

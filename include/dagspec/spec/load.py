@@ -282,6 +282,7 @@ _VALUE_ERROR_FIXES = {  # message start -> fix, for the model's own rules
     "'columns' and 'incremental_column' go with 'table'": "remove them, or read a 'table' instead of a 'query'",
     "the SQL file must be inside include/sql/": "give a path relative to include/sql/, e.g. 'orders/daily.sql'",
     "schema '": "choose another schema name, e.g. 'raw' or 'analytics'",
+    "'keep' only applies to": "add \"mode\": \"snapshot\" beside 'keep', or remove 'keep'",
     "give exactly one of 'sql'": "keep \"sql\": \"file.sql\" or \"query\": \"SELECT ...\", not both",
 }
 

@@ -54,6 +54,26 @@ class SheetTarget(Strict):
                           examples=[10_000])
 
 
+class PublishTable(TableRef):
+    mode: Literal["batches", "snapshot"] = Field(
+        default="batches",
+        description="batches: every batch is kept (a re-run replaces its own batch_date). snapshot: after the load, "
+                    "only the 'keep' greatest batch_dates stay, in the same transaction (for full-refresh extracts).",
+        examples=["snapshot"])
+    keep: int | None = Field(default=None, ge=1, description="Snapshot mode: how many batches (greatest batch_date "
+                             "first) to keep; 1 when omitted.", examples=[1, 7])
+
+    @model_validator(mode="after")
+    def _keep_needs_snapshot(self) -> PublishTable:
+        if self.keep is not None and self.mode != "snapshot":
+            raise ValueError("'keep' only applies to \"mode\": \"snapshot\"; add it or drop 'keep'")
+        return self
+
+    @property
+    def keep_batches(self) -> int | None:
+        return (self.keep or 1) if self.mode == "snapshot" else None
+
+
 class PublishStep(StepBase):
     """Replace the batch's partition in a warehouse table (one transaction) and/or export it to the store."""
 
@@ -61,8 +81,10 @@ class PublishStep(StepBase):
                                      examples=["publish"])
     input: StepId = Field(description="The extract or transform step whose batch is published.",
                           examples=["daily_revenue"])
-    table: TableRef | None = Field(default=None, description="Warehouse table to load.",
-                                   examples=[{"schema": "analytics", "table": "daily_revenue"}])
+    table: PublishTable | None = Field(default=None, description="Warehouse table to load; dagspec adds a DATE column "
+                                       "batch_date (the batch's day) to every row.",
+                                       examples=[{"schema": "analytics", "table": "daily_revenue"},
+                                                 {"schema": "analytics", "table": "customers", "mode": "snapshot"}])
     export: Export | None = Field(default=None, description="Also write the batch to the object store.",
                                   examples=[{"format": "parquet"}])
     bigquery: BigQueryTarget | None = Field(default=None, description="Also load the batch into BigQuery.",

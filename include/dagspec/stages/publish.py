@@ -37,7 +37,7 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
             if step.table is not None:
                 try:
                     count = session.replace_batch(step.table.schema_, step.table.table, batch.batch_date,
-                                                  f"SELECT * FROM {rel}", {})
+                                                  f"SELECT * FROM {rel}", {}, keep=step.table.keep_batches)
                 except Exception as exc:
                     _no_room(exc, f"publish {step.id}: warehouse connection {ctx.pipeline.warehouse.conn_id!r}: "
                                   f"{step.table.qualified} batch_date={day}")

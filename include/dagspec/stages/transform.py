@@ -58,7 +58,7 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
                 raise
             except Exception as exc:
                 raise StepFailed(f"transform {step.id} ({step.sql_label}) failed in the warehouse, {target.qualified} is "
-                                 f"unchanged: {type(exc).__name__}: {_first_line(exc)}") from exc
+                                 f"unchanged: {type(exc).__name__}: {_engine_message(exc)}") from exc
             rows[batch.batch_date.isoformat()] = count
             ctx.log.info("transform %s: batch_date=%s rows=%d -> %s (%s)", step.id, batch.batch_date, count,
                          target.qualified, "merge" if step.unique_key else step.materialization)
@@ -96,7 +96,7 @@ def _create_view(ctx: RunContext, step: TransformStep, session: Session, templat
         session.create_view(target.schema_, target.table, sql)
     except Exception as exc:
         raise StepFailed(f"transform {step.id} ({step.sql_label}): creating view {target.qualified} failed, the previous "
-                         f"one is unchanged: {type(exc).__name__}: {_first_line(exc)}") from exc
+                         f"one is unchanged: {type(exc).__name__}: {_engine_message(exc)}") from exc
     ctx.log.info("transform %s: view %s created", step.id, target.qualified)
 
 
@@ -105,9 +105,10 @@ def _transpile(ctx: RunContext, step: TransformStep, session: Session, rendered:
     try:
         sql, names = to_dialect(rendered, read=read, write=session.dialect)
     except Exception as exc:
-        raise StepFailed(f"{step.sql_label}: sqlglot could not read it as {read} SQL: {_first_line(exc)}") from exc
+        raise StepFailed(f"{step.sql_label}: sqlglot could not read it as {read} SQL: {_engine_message(exc)}") from exc
     if read != session.dialect:
         ctx.log.info("transform %s: %s transpiled from %s to %s by sqlglot", step.id, step.sql_label, read, session.dialect)
+    ctx.log.debug("transform %s: SQL sent to %s:\n%s", step.id, session.dialect, sql)
     return sql, names
 
 
@@ -118,9 +119,9 @@ def _put_refs(sql: str, refs: dict[str, str]) -> str:
     return sql
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
+def _engine_message(exc: Exception) -> str:
+    # The whole text: the engine's line pointer, caret and "did you mean" hints are what makes it fixable.
+    return str(exc).strip()
 
 
 def _naive(value: object) -> object:

@@ -17,3 +17,11 @@ def columns_diff(existing: list[tuple[str, str]], wanted: list[tuple[str, str]])
     changes += [f"missing column {c}" for c in have if c not in want]
     changes += [f"column {c} is {have[c]}, result gives {t}" for c, t in want.items() if c in have and have[c] != t]
     return changes
+
+
+def prune_sql(target: str, keep: int) -> str:
+    """Snapshot mode: delete every batch not among the ``keep`` greatest batch_dates (so re-running an old day
+    never removes newer ones). ``keep`` is formatted, not bound, because LIMIT takes no parameter everywhere;
+    int() makes sure nothing but a number gets in."""
+    return (f"DELETE FROM {target} WHERE batch_date NOT IN "
+            f"(SELECT DISTINCT batch_date FROM {target} ORDER BY batch_date DESC LIMIT {int(keep)})")

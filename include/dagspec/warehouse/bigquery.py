@@ -135,7 +135,10 @@ class BigQuerySession:
         return staging
 
     def replace_batch(self, schema: str, table: str, batch_date: dt.date, select_sql: str,
-                      params: dict[str, Any]) -> int:
+                      params: dict[str, Any], keep: int | None = None) -> int:
+        if keep is not None:
+            # The staging merge is its own job; a prune after it could not share its atomicity.
+            raise ValueError("snapshot mode ('keep') is not available on a BigQuery warehouse yet")
         return self.merge_batch(schema, table, batch_date, select_sql, params, None)
 
     def merge_batch(self, schema: str, table: str, batch_date: dt.date, select_sql: str, params: dict[str, Any],

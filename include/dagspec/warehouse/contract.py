@@ -40,8 +40,10 @@ class Session(Protocol):
     def table_columns(self, schema: str, table: str) -> list[tuple[str, str]] | None:
         """The table's columns, None when it does not exist."""
 
-    def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any]) -> int:
-        """Replace one batch of the table with the query's rows, atomically; returns the batch's rows."""
+    def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
+                      keep: int | None = None) -> int:
+        """Replace one batch of the table with the query's rows, atomically; returns the batch's rows.
+        keep=N: in the same transaction, delete every batch whose batch_date is not among the N greatest."""
 
     def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
                     key: list[str]) -> int:

@@ -17,7 +17,7 @@ import pyarrow as pa
 from dagspec.sql import qualified, quote
 from dagspec.utc import duckdb_utc
 from dagspec.warehouse import materialize
-from dagspec.warehouse.base import SchemaDrift, columns_diff
+from dagspec.warehouse.base import SchemaDrift, columns_diff, prune_sql
 from dagspec.warehouse.contract import ArrowSource
 
 if TYPE_CHECKING:
@@ -149,7 +149,8 @@ class DuckDBSession:
         ).fetchall()
         return [(r[0], r[1]) for r in rows] or None
 
-    def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any]) -> int:
+    def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
+                      keep: int | None = None) -> int:
         """Delete-then-insert one batch in one transaction; the SELECT must not produce batch_date itself."""
         target = qualified(schema, table, self.dialect)
         batch_sql = f"SELECT *, CAST($batch_date AS DATE) AS batch_date FROM ({select_sql}) AS _dagspec_src"
@@ -167,6 +168,8 @@ class DuckDBSession:
                 raise SchemaDrift(f"{schema}.{table}", columns_diff(existing, wanted))
             self.con.execute(f"DELETE FROM {target} WHERE batch_date = $batch_date", {"batch_date": batch_date})
             self.con.execute(f"INSERT INTO {target} BY NAME {batch_sql}", bound)
+            if keep is not None:
+                self.con.execute(prune_sql(target, keep))
             rows = self.con.execute(
                 f"SELECT count(*) FROM {target} WHERE batch_date = $batch_date", {"batch_date": batch_date}
             ).fetchone()[0]

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 from dagspec.connections import ConnectionInfo
 from dagspec.sql import qualified, quote
 from dagspec.utc import LIBPQ_OPTIONS
-from dagspec.warehouse.base import SchemaDrift, columns_diff
+from dagspec.warehouse.base import SchemaDrift, columns_diff, prune_sql
 from dagspec.warehouse.contract import ArrowSource, record_batches
 
 if TYPE_CHECKING:
@@ -152,9 +152,14 @@ class PostgresSession:
         return [n for n, _ in wanted]
 
     # -- writing ----------------------------------------------------------------------------
-    def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any]) -> int:
+    def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
+                      keep: int | None = None) -> int:
         """Delete-then-insert one batch in one transaction; the SELECT must not produce batch_date itself."""
-        return self.merge_batch(schema, table, batch_date, select_sql, params, key=None)
+        with self.transaction():  # psycopg nests the merge's own transaction as a savepoint
+            count = self.merge_batch(schema, table, batch_date, select_sql, params, key=None)
+            if keep is not None:
+                self.execute(prune_sql(qualified(schema, table, DIALECT), keep))
+        return count
 
     def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
                     key: list[str] | None) -> int:
