@@ -562,3 +562,17 @@ def test_an_inline_query_is_rendered_and_parsed_at_validate_like_a_file(tmp_path
         load_definition(path, sql_dir=tmp_path, check_sql=True)
     assert [p.path for p in err.value.problems] == ["$.steps[1].query"]
     assert "does not render" in err.value.problems[0].message
+
+
+def test_a_model_steps_inline_data_query_is_checked_at_validate_too(tmp_path):
+    from dagspec.spec.errors import DefinitionError
+    from dagspec.spec.load import load_definition
+
+    train = json.loads((ROOT / "dags" / "definitions" / "orders_model_retrain.json").read_text())["steps"][0]
+    train["data"] = {"query": "SELECT * FROM ml.order_features WHERE ordered_at >= :from_date AND (", "days": 10}
+    path = tmp_path / "inline_model.json"
+    path.write_text(json.dumps({"dag_id": "inline_model", "start_date": "2025-01-01", "steps": [train]}))
+    with pytest.raises(DefinitionError) as err:
+        load_definition(path, sql_dir=tmp_path, check_sql=True)
+    assert [p.path for p in err.value.problems] == ["$.steps[0].data.query"]
+    assert "sqlglot cannot parse the SQL" in err.value.problems[0].message

@@ -262,6 +262,25 @@ def test_training_rows_come_from_a_sql_file_bound_to_the_window(home, tmp_path, 
         run(definition(tmp_path, "sql_odd", [train]), ("train",), end, 7)
 
 
+def test_training_rows_may_come_from_inline_sql_the_same_as_a_file(home, tmp_path, sql_root):
+    text = ("SELECT order_id, ordered_at, channel, segment, country, amount, is_lost FROM ml.order_features "
+            "WHERE amount > 20 AND ordered_at >= :from_date AND ordered_at < :to_date")
+    (sql_root / "ml" / "same.sql").write_text(text)
+    train = json.loads((ROOT / "dags" / "definitions" / "orders_model_retrain.json").read_text())["steps"][0]
+    end = date(2025, 5, 1)
+    train["data"] = {"query": text, "days": 10}
+    inline = run(definition(tmp_path, "sql_inline", [train]), ("train",), end, 7)["train"]
+    train["data"] = {"sql": "ml/same.sql", "days": 10}
+    from_file = run(definition(tmp_path, "sql_file", [train]), ("train",), end, 7)["train"]
+    assert (inline["rows_train"], inline["rows_holdout"]) == (from_file["rows_train"], from_file["rows_holdout"])
+    assert holdout_of(inline["version"], inline["model"]).equals(holdout_of(from_file["version"], from_file["model"]))
+    train["data"] = {"query": "SELECT * FROM ml.order_features WHERE ordered_at >= :since", "days": 10}
+    from dagspec.stages import StepFailed
+
+    with pytest.raises(StepFailed, match=r"the inline data query: unknown parameter\(s\) :since"):
+        run(definition(tmp_path, "sql_inline_odd", [train]), ("train",), end, 7)
+
+
 # --- 4. the champion's ROC curve beside the challenger's ----------------------------------------------------
 
 def test_the_report_draws_the_champions_roc_curve_beside_the_challengers(home, tmp_path, monkeypatch):

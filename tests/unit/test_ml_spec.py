@@ -47,7 +47,8 @@ def test_a_valid_model_pipeline_parses():
     ({"params": {"C": "big"}}, "parameter 'C' of logistic_regression must be int/float"),
     ({"target": "amount"}, "the target 'amount' is also a feature"),
     ({"split": {"by": "time", "column": "t", "holdout": 0.95}}, "$.steps[0].split.holdout"),
-    ({"data": {"table": {"schema": "ml", "table": "f"}, "sql": "a.sql"}}, "give exactly one of 'input', 'table' or 'sql'"),
+    ({"data": {"table": {"schema": "ml", "table": "f"}, "sql": "a.sql"}},
+     "give exactly one of 'input', 'table', 'sql' or 'query'"),
 ])
 def test_bad_train_steps_say_what_and_where(change, expected):
     found = problems({**TRAIN, **change})

@@ -48,13 +48,14 @@ def read(ctx: RunData, session: Session, data: MLData, window: Window, columns: 
     """A stream of the rows of `data` that fall in `window` (only `columns`, when given)."""
     if data.input is not None and isinstance(ctx.pipeline.step(data.input), ExtractStep):
         return _staged(ctx, data.input, window, columns, chunk_rows)
-    if data.sql is not None:
-        text = render_window(read_sql_file(ctx.sql_root, data.sql), window.start, window.end, ctx.pipeline.params)
+    if data.sql is not None or data.query is not None:
+        raw = data.query if data.query is not None else read_sql_file(ctx.sql_root, data.sql)
+        text = render_window(raw, window.start, window.end, ctx.pipeline.params)
         sql, names = to_dialect(text, read=session.dialect, write=session.dialect)
         bound = {"from_date": _naive(window.start), "to_date": _naive(window.end)}
         unknown = [n for n in names if n not in bound]
         if unknown:
-            raise StepFailed(f"{data.sql}: unknown parameter(s) {', '.join(':' + n for n in unknown)}; "
+            raise StepFailed(f"{data.sql_label}: unknown parameter(s) {', '.join(':' + n for n in unknown)}; "
                              "available: :from_date, :to_date")
         select = ", ".join(quote(c, session.dialect) for c in columns) if columns else "*"
         return session.arrow(f"SELECT {select} FROM ({sql}) AS _dagspec_ml", {n: bound[n] for n in names}, chunk_rows)

@@ -88,16 +88,21 @@ class Feature(Strict):
 
 
 class MLData(Strict):
-    """Rows for a model step: a step's output, a warehouse table, or a SQL file run in the warehouse."""
+    """Rows for a model step: a step's output, a warehouse table, or SQL (a file, or inline) run in the warehouse."""
 
     input: StepId | None = Field(default=None, description="An extract or transform step whose batches are read. "
-                                 "Give exactly one of input, table or sql.", examples=["order_features"])
+                                 "Give exactly one of input, table, sql or query.", examples=["order_features"])
     table: TableRef | None = Field(default=None, description="A warehouse table (e.g. a published one).",
                                    examples=[{"schema": "ml", "table": "order_features"}])
     sql: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.sql$",
         description="A SQL file under include/sql/ run in the warehouse; :from_date and :to_date bound the window.",
         examples=["ml/training_rows.sql"],
+    )
+    query: str | None = Field(
+        default=None, min_length=1, max_length=100_000,
+        description="The SQL itself, inline, for a drop that carries its own SQL: rendered and bound like a SQL file.",
+        examples=["SELECT * FROM ml.order_features WHERE ordered_at >= :from_date AND ordered_at < :to_date"],
     )
     time_column: Identifier | None = Field(
         default=None, description="Table mode: the column that places a row in time (default: the batch_date column).",
@@ -109,10 +114,15 @@ class MLData(Strict):
         examples=[90],
     )
 
+    @property
+    def sql_label(self) -> str | None:
+        """How messages name the data's SQL: its file, or the inline query."""
+        return self.sql or ("the inline data query" if self.query is not None else None)
+
     @model_validator(mode="after")
     def _one(self) -> MLData:
-        if sum(x is not None for x in (self.input, self.table, self.sql)) != 1:
-            raise ValueError("give exactly one of 'input', 'table' or 'sql'")
+        if sum(x is not None for x in (self.input, self.table, self.sql, self.query)) != 1:
+            raise ValueError("give exactly one of 'input', 'table', 'sql' or 'query'")
         if self.sql is not None and ".." in self.sql.split("/"):
             raise ValueError("the SQL file must be inside include/sql/ (no '..')")
         if self.time_column is not None and self.table is None:

@@ -12,10 +12,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dagspec.spec.model import (
+    BigQuerySource,
+    DriftStep,
+    ExtractStep,
+    Pipeline,
+    ScoreStep,
+    SqlSource,
+    TrainStep,
+    TransformStep,
+)
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from dagspec.spec.model import Pipeline
 
 SAMPLE_WINDOW = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
 ANY_DIALECT = ("duckdb", "postgres", "mysql", "sqlite", "bigquery", "snowflake", "redshift")
@@ -34,19 +43,20 @@ def sql_problems(pipeline: Pipeline, sql_dir: Path) -> list[tuple[Loc, str, str]
 def _sql_texts(pipeline: Pipeline, sql_dir: Path) -> Iterator[tuple[tuple, str, tuple[str, ...]]]:
     """(loc, SQL text, dialects it may be in) for every SQL the definition holds or names."""
     for i, step in enumerate(pipeline.steps):
-        source = getattr(step, "source", None) if step.kind == "extract" else None
-        if source is not None and getattr(source, "query", None):
-            yield ("steps", i, "source", "query"), source.query, ("bigquery",) if source.kind == "bigquery" else ANY_DIALECT
-        if step.kind == "transform":
+        source = step.source if isinstance(step, ExtractStep) else None
+        if isinstance(source, (SqlSource, BigQuerySource)) and source.query:
+            dialects = ("bigquery",) if isinstance(source, BigQuerySource) else ANY_DIALECT
+            yield ("steps", i, "source", "query"), source.query, dialects
+        if isinstance(step, TransformStep):
             text = step.query if step.query is not None else _read(sql_dir, step.sql)
             if text is not None:
                 where = "query" if step.query is not None else "sql"
                 yield ("steps", i, where), text, (step.dialect,) if step.dialect else ANY_DIALECT
-        data = getattr(step, "data", None)
-        if data is not None and getattr(data, "sql", None):
-            text = _read(sql_dir, data.sql)
+        data = step.data if isinstance(step, (TrainStep, ScoreStep, DriftStep)) else None
+        if data is not None and (data.sql is not None or data.query is not None):
+            text = data.query if data.query is not None else _read(sql_dir, data.sql)
             if text is not None:
-                yield ("steps", i, "data", "sql"), text, ANY_DIALECT
+                yield ("steps", i, "data", "query" if data.query is not None else "sql"), text, ANY_DIALECT
 
 
 def _read(sql_dir: Path, relative: str) -> str | None:
