@@ -272,9 +272,11 @@ class Evaluator:
                 raise
             # DuckDB refuses a standard deviation past the largest DOUBLE where pandas (so GX) gives inf: the sum
             # of squares is taken over values scaled by a power of two (exact), and overflows to inf as pandas' does.
+            # It refuses an infinite value too, where pandas gives NaN (inf - inf): no inf reaches var_samp.
             for i, col in stdevs.items():
-                select[i] = (f"sqrt(var_samp(({col}) * {_DOWN!r}) * (count({col}) - 1) * {_UP!r} * {_UP!r}"
-                             f" / (count({col}) - 1))")
+                finite = f"CASE WHEN isinf(({col})::DOUBLE) THEN 0 ELSE ({col}) * {_DOWN!r} END"
+                select[i] = (f"CASE WHEN count(*) FILTER (WHERE isinf(({col})::DOUBLE)) > 0 THEN 'nan'::DOUBLE ELSE "
+                             f"sqrt(var_samp({finite}) * (count({col}) - 1) * {_UP!r} * {_UP!r} / (count({col}) - 1)) END")
             row = self.con.execute(f"SELECT {', '.join(select)} FROM {self.relation}", params).fetchone()
         n = row[0]
 
