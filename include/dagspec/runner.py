@@ -9,6 +9,7 @@ from typing import Any
 
 from dagspec.connections import Resolver, env_resolver
 from dagspec.plan import plan_of
+from dagspec.spec.bundles import Folders
 from dagspec.spec.model import Pipeline
 from dagspec.spec.schedule import window_for
 from dagspec.stages import RunContext, stage_for
@@ -28,9 +29,13 @@ def run_step(
     *,
     resolver: Resolver = env_resolver,
     log: logging.Logger | None = None,
+    folders: Folders | None = None,
 ) -> Any:
+    """``folders``: where the definition's SQL and suites are (its bundle's); the shared folders when None."""
     ctx = RunContext(pipeline, Window(utc(start), utc(end)), resolver, log or logging.getLogger("dagspec"),
                      step_id=step_id)
+    if folders is not None:
+        ctx.sql_root, ctx.suites_root = folders.sql, folders.suites
     step = pipeline.step(step_id)
     try:
         try:
@@ -65,13 +70,15 @@ def run_pipeline(
     resolver: Resolver = env_resolver,
     log: logging.Logger | None = None,
     on_step: Callable[[str, str, Any], None] | None = None,
+    folders: Folders | None = None,
 ) -> dict[str, Any]:
     """Every step in dependency order, in this process; stops at the first failure (nothing after it runs)."""
     results: dict[str, Any] = {}
     for step_id in plan_of(pipeline).order:
         if on_step:
             on_step(step_id, "running", None)
-        results[step_id] = run_step(pipeline, step_id, window.start, window.end, resolver=resolver, log=log)
+        results[step_id] = run_step(pipeline, step_id, window.start, window.end, resolver=resolver, log=log,
+                                     folders=folders)
         if on_step:
             on_step(step_id, "success", results[step_id])
     return results

@@ -80,10 +80,10 @@ def test_sync_brings_valid_drops_keeps_good_ones_and_follows_deletes(bucket, tmp
     bucket.put("alpha.json", definition("alpha"))
     bucket.put("beta.json", definition("beta"))
     bucket.put("broken.json", (BAD / "unknown_key_top.json").read_bytes())
-    bucket.put("nested/ignored.json", definition("nested"))
+    bucket.put("nested/in_a_bundle.json", definition("nested"))  # a sub-folder is a bundle (tests/e2e/test_bundles.py)
     bucket.put("notes.txt", b"not a definition")
     first = run(bucket, target)
-    assert (sorted(first.added), sorted(first.rejected)) == (["alpha.json", "beta.json"], ["broken.json"])
+    assert (sorted(first.added), sorted(first.rejected)) == (["alpha.json", "beta.json", "nested/"], ["broken.json"])
     assert [str(p) for p in first.rejected["broken.json"]] == [
         "definitions/broken.json: $.schedul: unknown key 'schedul' (fix: did you mean 'schedule'?)"]
     assert sorted(p.name for p in target.glob("*.json")) == ["alpha.json", "beta.json", "local_only.json"]
@@ -93,7 +93,7 @@ def test_sync_brings_valid_drops_keeps_good_ones_and_follows_deletes(bucket, tmp
     before = {p.name: p.stat().st_mtime_ns for p in target.glob("*.json")}
     again = run(bucket, target)
     assert (again.added, again.updated, again.deleted) == ([], [], [])
-    assert sorted(again.unchanged) == ["alpha.json", "beta.json"]
+    assert sorted(again.unchanged) == ["alpha.json", "beta.json", "nested/"]
     assert {p.name: p.stat().st_mtime_ns for p in target.glob("*.json")} == before
 
     # alpha changes (valid), beta turns invalid, a newcomer steals local_only's dag_id, broken gets fixed.

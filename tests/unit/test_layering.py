@@ -23,7 +23,8 @@ LAYERS: list[list[str]] = [
     ["plan"],
     ["sources", "checks", "warehouse", "ml", "store", "publish"],
     ["stages"],
-    ["runner", "alerts", "freshness", "sync", "seed_import", "dag_files", "error_stubs", "sample_data"],
+    ["runner", "alerts", "freshness", "sync", "sync_parts", "sync_bundles", "seed_import", "dag_files", "error_stubs",
+     "sample_data"],
     ["airflow"],
     ["cli", "cli_"],
 ]

@@ -20,7 +20,8 @@ from dagspec.airflow.alerts import alert_callbacks
 from dagspec.airflow.assets import outlets as step_outlets
 from dagspec.airflow.assets import record_window, schedule_of, window_from_events
 from dagspec.plan import plan_of
-from dagspec.spec.discovery import load_cached
+from dagspec.spec.bundles import folders_of
+from dagspec.spec.discovery import load_cached, shared_folders
 from dagspec.spec.model import Pipeline
 from dagspec.spec.schedule import cron_of
 
@@ -151,6 +152,8 @@ def execute_step(definition: str, step_id: str, **context: Any) -> Any:
             f"run {context.get('run_id')} has no data interval; dagspec steps process [start, end). "
             "Trigger with a logical date (the UI's 'Trigger DAG w/ config' or `dagspec run`)."
         )
-    result = run_step(pipeline, step_id, start, end, resolver=airflow_resolver, log=logging.getLogger("dagspec"))
+    folders = folders_of(Path(definition), shared_folders())  # a bundle's own sql/ and expectations/
+    result = run_step(pipeline, step_id, start, end, resolver=airflow_resolver, log=logging.getLogger("dagspec"),
+                      folders=folders)
     record_window(pipeline.dag_id, plan_of(pipeline).step(step_id), context, start, end)
     return result

@@ -16,10 +16,9 @@ import logging
 from pathlib import Path
 
 from dagspec.error_stubs import file_digest, record_name, stub_name, sync_error_stubs
-from dagspec.paths import sql_dir
-from dagspec.spec.discovery import find_definition, relabel, walk_share
+from dagspec.spec.bundles import unit_name
+from dagspec.spec.discovery import find_definition, load_in_place, relabel, shared_folders, walk_share
 from dagspec.spec.errors import DefinitionError
-from dagspec.spec.load import load_definition
 from dagspec.spec.model import Pipeline
 from dagspec.spec.shards import shard_of
 
@@ -41,7 +40,7 @@ def load_dags(definitions_dir: Path, *, write_stubs: bool = True, shard: tuple[i
     if wanted is not None:
         # A worker running one task: build that DAG only, found without reading every definition.
         found = find_definition(definitions_dir, wanted)
-        if found is not None and shard_of(found[0].name, shard[1]) == shard[0]:
+        if found is not None and shard_of(unit_name(found[0], definitions_dir), shard[1]) == shard[0]:
             try:
                 return {wanted: build_dag(found[1], found[0])}
             except Exception:  # the dag-processor's full pass files it as this definition's import error
@@ -73,7 +72,7 @@ def report_definition(stub_file: str, record_digest: str = "", *_older_stub: str
         folder = Path(str(record.get("definitions_dir", "")))
         if not folder.is_dir():
             folder = stub.parent.parent / "definitions"
-        definition = folder / Path(str(record["definition"])).name
+        definition = folder / _inside(str(record["definition"]))
         digest, message = str(record["digest"]), str(record["problems"])
     except (OSError, ValueError, KeyError, TypeError):
         raise DefinitionImportError("\nthe record of this stub's definition is missing; the next parse of "
@@ -83,9 +82,15 @@ def report_definition(stub_file: str, record_digest: str = "", *_older_stub: str
     if file_digest(definition) == digest:
         raise DefinitionImportError("\n" + message)
     try:
-        load_definition(definition, sql_dir=sql_dir())
+        load_in_place(definition, shared_folders())
     except DefinitionError as exc:
         raise DefinitionImportError("\n" + str(relabel(exc, definition, folder.parent))) from None
+
+
+def _inside(name: str) -> Path:
+    """A record's definition, kept inside the definitions folder: ``file.json`` or ``bundle/file.json``."""
+    parts = [p for p in Path(name).parts if p not in ("", ".", "..", "/")][-2:]
+    return Path(*parts) if parts else Path("missing.json")
 
 
 __all__ = ["DefinitionImportError", "load_dags", "report_definition", "stub_name", "sync_error_stubs"]

@@ -197,6 +197,7 @@ def collect(folder: Path | None = None, resolver: Resolver = server_resolver,
             registry_wait: float = REGISTRY_WAIT_S) -> list[Row]:
     from dagspec.freshness import check_freshness
     from dagspec.plan import plan_of
+    from dagspec.spec.bundles import key_of
     from dagspec.spec.discovery import scan
     from dagspec.store import Store
 
@@ -213,11 +214,11 @@ def collect(folder: Path | None = None, resolver: Resolver = server_resolver,
     rows = []
     for path in sorted({*good, *bad}):
         if path in bad:
-            rows.append(Row(path.name, None, None, False, [str(p) for p in bad[path].problems]))
+            rows.append(Row(key_of(path, folder), None, None, False, [str(p) for p in bad[path].problems]))
             continue
         pipeline = good[path]
         state, when = runs.get(pipeline.dag_id, (None, None))
-        row = Row(path.name, pipeline.dag_id, pipeline.schedule, True, last_run_state=state, last_run_date=when,
+        row = Row(key_of(path, folder), pipeline.dag_id, pipeline.schedule, True, last_run_state=state, last_run_date=when,
                   models=[champions[m] for m in model_names(pipeline)])
         try:
             store = Store.from_connection(resolver(pipeline.store.conn_id))

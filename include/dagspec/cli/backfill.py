@@ -17,10 +17,22 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from dagspec.cli.airflow_api import AirflowClient, ApiError
-from dagspec.cli.common import cli_resolver, date_range, err, find_definition, named_dates, out, parse_date, setup_logging
+from dagspec.cli.common import (
+    cli_resolver,
+    date_range,
+    err,
+    find_definition,
+    folders_for,
+    named_dates,
+    out,
+    parse_date,
+    setup_logging,
+)
 from dagspec.cli.local_runs import run_days
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from dagspec.spec.model import Pipeline
     from dagspec.stages.context import RunContext
 
@@ -51,11 +63,12 @@ def backfill(
 ) -> None:
     """Run (or re-run) a date range: an Airflow backfill followed to the end, or --local in-process."""
     first, last = parse_date(from_), parse_date(to)
-    pipeline = find_definition(dag_id)[1] if local else None
+    found = find_definition(dag_id) if local else None
+    pipeline = found[1] if found else None
     days = date_range(pipeline, first, last, first_flag="--from", last_flag="--to")
-    if local:
+    if found:
         setup_logging(verbose)
-        raise typer.Exit(_local(dag_id, pipeline, days, reprocess))
+        raise typer.Exit(_local(dag_id, found, days, reprocess))
     client = AirflowClient(url or DEFAULT_URL, username, password)
     raise typer.Exit(_remote(client, dag_id, first, last, reprocess, max_active_runs, timeout))
 
@@ -63,16 +76,18 @@ def backfill(
 # ---------------------------------------------------------------- local
 
 
-def _local(dag_id: str, pipeline: Pipeline, days: list[date], reprocess: bool) -> int:
+def _local(dag_id: str, found: tuple[Path, Pipeline], days: list[date], reprocess: bool) -> int:
     from dagspec.plan import plan_of
     from dagspec.stages.context import RunContext
 
+    path, pipeline = found
     if not reprocess:
         done = _loaded_days(pipeline, days, plan_of(pipeline).store_tables(), RunContext)
         if done:
             err.print(f"skipping {len(done)} date(s) already loaded: {named_dates(done)} (--reprocess re-runs them)")
         days = [d for d in days if d not in done]
-    return _summary(dag_id, len(days), run_days(dag_id, pipeline, days, keep_going=True))
+    return _summary(dag_id, len(days), run_days(dag_id, pipeline, days, keep_going=True,
+                                                         folders=folders_for(path)))
 
 
 def _loaded_days(pipeline: Pipeline, days: list[date], tables: list[tuple[str, str]], context_cls: type[RunContext]) -> set[date]:

@@ -24,6 +24,7 @@ from dagspec.spec.errors import printable
 
 if TYPE_CHECKING:
     from dagspec.connections import Resolver
+    from dagspec.spec.bundles import Folders
     from dagspec.spec.model import Pipeline
 
 out = Console()
@@ -86,6 +87,14 @@ def find_definition(dag_id: str) -> tuple[Path, Pipeline]:
             raise typer.Exit(2)
     err.print(f"[red]no definition with dag_id {escape(repr(dag_id))} in {escape(str(definitions_dir().resolve()))}[/]")
     raise typer.Exit(2)
+
+
+def folders_for(definition: Path) -> Folders:
+    """Where a found definition's SQL and suites are: its bundle's, else the shared (or --sql-dir) folders."""
+    from dagspec.spec.bundles import folders_of
+    from dagspec.spec.discovery import shared_folders
+
+    return folders_of(definition, shared_folders())
 
 
 def parse_date(text: str) -> date:

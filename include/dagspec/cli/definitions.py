@@ -8,7 +8,8 @@ import typer
 from rich.text import Text
 
 from dagspec.cli.common import err, fitting_table, out
-from dagspec.paths import definitions_dir, sql_dir
+from dagspec.paths import definitions_dir
+from dagspec.spec.bundles import key_of
 from dagspec.spec.errors import printable
 
 
@@ -22,10 +23,9 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
                                               "store can be read from here).")) -> None:
     """Check definitions; one line per problem (file: JSON path: message (fix)), non-zero exit if any."""
     from dagspec.error_stubs import sync_error_stubs
-    from dagspec.spec.discovery import scan
+    from dagspec.spec.discovery import load_in_place, scan, shared_folders
     from dagspec.spec.errors import DefinitionError
     from dagspec.spec.folder import claim_of, folder_problems
-    from dagspec.spec.load import load_definition
 
     problems = 0
     valid = 0
@@ -51,7 +51,7 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
     claims = {}
     for path in files:
         try:
-            claims[str(path)] = claim_of(str(path), load_definition(path, sql_dir=sql_dir(), check_sql=True))
+            claims[str(path)] = claim_of(str(path), load_in_place(path, shared_folders(), check_sql=True))
         except DefinitionError as exc:
             for problem in exc.problems:
                 print(problem, flush=True)
@@ -81,12 +81,14 @@ def list_definitions(folder: Path = typer.Option(None, help="Definitions folder 
     """Every definition with its DAG id, schedule, steps, and whether it is valid."""
     from dagspec.spec.discovery import scan
 
-    good, bad = scan(folder or definitions_dir())
+    folder = folder or definitions_dir()
+    good, bad = scan(folder)
     table = fitting_table("file", "dag_id", "schedule", "steps", "status", right=("steps",))
     for path in sorted({*good, *bad}):
+        name = Text(printable(key_of(path, folder)))
         if path in good:
             p = good[path]
-            table.add_row(Text(printable(path.name)), p.dag_id, Text(str(p.schedule)), str(len(p.steps)), "[green]valid[/]")
+            table.add_row(name, p.dag_id, Text(str(p.schedule)), str(len(p.steps)), "[green]valid[/]")
         else:
-            table.add_row(Text(printable(path.name)), "", "", "", f"[red]{len(bad[path].problems)} problem(s)[/]")
+            table.add_row(name, "", "", "", f"[red]{len(bad[path].problems)} problem(s)[/]")
     out.print(table)

@@ -12,10 +12,12 @@ from dagspec.cli.common import cli_resolver, err
 
 if TYPE_CHECKING:
     from dagspec.connections import Resolver
+    from dagspec.spec.bundles import Folders
     from dagspec.spec.model import Pipeline
 
 
-def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: bool) -> list[tuple[date, str]]:
+def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: bool,
+             folders: Folders | None = None) -> list[tuple[date, str]]:
     """Every step of each date's window in this process, with a progress bar; returns (date, error) per failure.
     `keep_going` moves on to the next date after a failure (a backfill), else stops there."""
     from rich.markup import escape
@@ -43,7 +45,7 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
                     progress.advance(bar)
 
             try:
-                run_pipeline(pipeline, window_of_day(pipeline, d), on_step=on_step, resolver=resolver)
+                run_pipeline(pipeline, window_of_day(pipeline, d), on_step=on_step, resolver=resolver, folders=folders)
                 record.finish("success")
             except Exception as exc:
                 # A StepFailed is already worded for people; both still lose every form of every secret.

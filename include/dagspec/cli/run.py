@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dagspec.cli.common import date_range, find_definition, out, parse_date, setup_logging
+from dagspec.cli.common import date_range, find_definition, folders_for, out, parse_date, setup_logging
 from dagspec.cli.local_runs import run_days
 
 
@@ -16,9 +16,9 @@ def run(
 ) -> None:
     """Run every step for one date (or a range) in this process: no scheduler; stops at the first failed date."""
     setup_logging(verbose)
-    _, pipeline = find_definition(dag_id)
+    path, pipeline = find_definition(dag_id)
     first = parse_date(day)
     days = date_range(pipeline, first, parse_date(to) if to else first, first_flag="--date", last_flag="--to")
-    if run_days(dag_id, pipeline, days, keep_going=False):
+    if run_days(dag_id, pipeline, days, keep_going=False, folders=folders_for(path)):
         raise typer.Exit(1)
     out.print(f"[green]{dag_id}: {len(days)} date(s) done[/] ({days[0]} .. {days[-1]})")

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from dagspec.paths import sql_dir
+from dagspec.paths import expectations_dir, sql_dir
+from dagspec.spec.bundles import Folders, bundle_definitions, folders_of, key_of, refuse_whole_bundles, unit_name
 from dagspec.spec.errors import DefinitionError, Problem
 from dagspec.spec.folder import Claim, claim_of, folder_problems, keys_of
 from dagspec.spec.load import load_definition
@@ -34,8 +35,22 @@ def scan(definitions_dir: Path, *, sql_root: Path | None = None, check_sql: bool
 
 
 def definition_files(definitions_dir: Path) -> list[Path]:
-    """The folder's *.json, without hidden files (editors' and the sync's temporary files)."""
-    return sorted(p for p in definitions_dir.glob("*.json") if not p.name.startswith("."))
+    """The folder's *.json and its bundles' (spec/bundles.py), without hidden files (editors' and the sync's
+    temporary files)."""
+    return [*sorted(p for p in definitions_dir.glob("*.json") if not p.name.startswith(".")),
+            *bundle_definitions(definitions_dir)]
+
+
+def shared_folders(sql_root: Path | None = None) -> Folders:
+    return Folders(sql_root or sql_dir(), expectations_dir())
+
+
+def load_in_place(path: Path, shared: Folders, check_sql: bool = False) -> Pipeline:
+    """One definition checked against the SQL and suite files it will run with: its bundle's, else the shared
+    ones. A bundle's SQL is always rendered and parsed: nobody deployed it, so nothing else checked it."""
+    own = folders_of(path, shared)
+    return load_definition(path, sql_dir=own.sql, suite_dir=own.suites,
+                           check_sql=check_sql or own != shared)
 
 
 def walk_share(definitions_dir: Path, sql_root: Path | None, on_valid: Callable[[Path, Pipeline], None],
@@ -49,26 +64,28 @@ def walk_share(definitions_dir: Path, sql_root: Path | None, on_valid: Callable[
     The other shares' definitions take part in the folder rules through their indexes (spec/shards.py).
     """
     root = definitions_dir.parent
-    sql = sql_root or sql_dir()
+    shared = shared_folders(sql_root)
     index, count = shard
     bad: dict[Path, DefinitionError] = {}
     claims: dict[str, tuple[Path, Claim]] = {}
     own: dict[str, tuple] = {}
     others: list[Path] = []
+    mine: list[Path] = []
     for path in definition_files(definitions_dir):
-        if shard_of(path.name, count) != index:
+        if shard_of(unit_name(path, definitions_dir), count) != index:
             others.append(path)
             continue
+        mine.append(path)
         rel = relative_name(path, root)
         stamp = stamp_of(path)
         try:
-            pipeline = load_definition(path, sql_dir=sql, check_sql=check_sql)
+            pipeline = load_in_place(path, shared, check_sql)
         except DefinitionError as exc:
             bad[path] = relabel(exc, path, root)
-            own[path.name] = (stamp, None)
+            own[key_of(path, definitions_dir)] = (stamp, None)
             continue
         claims[rel] = (path, claim_of(rel, pipeline))
-        own[path.name] = (stamp, claims[rel][1])
+        own[key_of(path, definitions_dir)] = (stamp, claims[rel][1])
         try:
             on_valid(path, pipeline)
         except Exception as exc:  # a dagspec bug building one DAG must not cost the others theirs
@@ -77,16 +94,17 @@ def walk_share(definitions_dir: Path, sql_root: Path | None, on_valid: Callable[
                                                  "the dag-processor log has the traceback; report it with the file")])
     if count > 1:
         write_share(definitions_dir, index, count, own)
-        for path, claim in _met_claims(definitions_dir, others, sql, shard, [c for _, c in claims.values()]).items():
+        for path, claim in _met_claims(definitions_dir, others, shared, shard, [c for _, c in claims.values()]).items():
             claims[claim.file] = (path, claim)
     for rel, problems in folder_problems(c for _, c in claims.values()).items():
         path = claims[rel][0]
-        if shard_of(path.name, count) == index:
+        if shard_of(unit_name(path, definitions_dir), count) == index:
             bad[path] = DefinitionError([*(bad[path].problems if path in bad else ()), *problems])
+    refuse_whole_bundles(definitions_dir, mine, bad, lambda p: relative_name(p, root))
     return bad
 
 
-def _met_claims(definitions_dir: Path, paths: list[Path], sql: Path, shard: tuple[int, int],
+def _met_claims(definitions_dir: Path, paths: list[Path], shared: Folders, shard: tuple[int, int],
                 mine: list[Claim]) -> dict[Path, Claim]:
     """The other shares' valid definitions that share a dag_id key or a written place with one of ``mine``: the
     only ones a folder rule can join to this share's files. Their indexes say which; those read in full."""
@@ -100,24 +118,24 @@ def _met_claims(definitions_dir: Path, paths: list[Path], sql: Path, shard: tupl
     root = definitions_dir.parent
     out: dict[Path, Claim] = {}
     for path in paths:
-        entry = known.get(path.name)
+        entry = known.get(key_of(path, definitions_dir))
         claim = None
         if entry is not None and entry[0] == stamp_of(path):
             keys = entry[1]
         else:  # new, changed, or its share's index is not written yet
-            claim = _claim_or_none(path, root, sql)
+            claim = _claim_or_none(path, root, shared)
             keys = keys_of(claim) if claim is not None else None
         if keys is None or (keys[0] not in my_ids and not keys[1] & my_places):
             continue
-        claim = claim or _claim_or_none(path, root, sql)
+        claim = claim or _claim_or_none(path, root, shared)
         if claim is not None:
             out[path] = claim
     return out
 
 
-def _claim_or_none(path: Path, root: Path, sql: Path) -> Claim | None:
+def _claim_or_none(path: Path, root: Path, shared: Folders) -> Claim | None:
     try:
-        return claim_of(relative_name(path, root), load_definition(path, sql_dir=sql))
+        return claim_of(relative_name(path, root), load_in_place(path, shared))
     except DefinitionError:
         return None
 
@@ -135,9 +153,10 @@ def find_definition(definitions_dir: Path, dag_id: str) -> tuple[Path, Pipeline]
     needle = json.dumps(dag_id).encode()
     if not candidates:
         candidates = [p for p in definition_files(definitions_dir) if needle in _read(p)]
+    shared = shared_folders()
     for path in candidates:
         try:
-            pipeline = load_definition(path, sql_dir=sql_dir())
+            pipeline = load_in_place(path, shared)
         except DefinitionError:
             continue
         if pipeline.dag_id == dag_id:

@@ -355,7 +355,7 @@ def _missing_sql(views: list[StepView], sql_dir: Path) -> list[tuple[Loc, str, s
             continue  # a malformed path is already reported by the model
         if not (sql_dir / v.sql).is_file():
             problems.append((("steps", v.index, *v.sql_at), f"SQL file {v.sql!r} does not exist in {_short_dir(sql_dir)}",
-                             "create it, or fix the path (relative to include/sql/)"))
+                             f"create it, or fix the path (relative to {_short_dir(sql_dir)}/)"))
     return problems
 
 
@@ -380,7 +380,7 @@ def _missing_suites(data: dict[str, Any], model: type[BaseModel], suite_dir: Pat
         if not (suite_dir / suite).is_file():
             problems.append((("steps", i, "suite"),
                              f"suite file {suite!r} does not exist in {_short_dir(suite_dir)}",
-                             "create it, or fix the path (relative to include/expectations/)"))
+                             f"create it, or fix the path (relative to {_short_dir(suite_dir)}/)"))
         else:
             from dagspec.spec.suites import suite_problems
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from dagspec.connections import Resolver, env_resolver
 from dagspec.errors import StepFailed
-from dagspec.paths import data_home, sql_dir
+from dagspec.paths import data_home, expectations_dir, sql_dir
 from dagspec.plan import Plan, plan_of
 from dagspec.spec.model import Pipeline, TableRef
 from dagspec.store import PartitionChanged, Store
@@ -33,6 +33,7 @@ class RunContext:
     resolver: Resolver = env_resolver
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("dagspec"))
     sql_root: Path = field(default_factory=sql_dir)
+    suites_root: Path = field(default_factory=expectations_dir)
     reports_root: Path = field(default_factory=lambda: data_home() / "reports")
     step_id: str | None = None  # the step this context runs: its reads of checked partitions are pinned
 

@@ -21,7 +21,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dagspec.paths import expectations_dir
 from dagspec.secrets import scrub_known
 from dagspec.spec.model import ExtractStep, TableRef, ValidateStep
 from dagspec.spec.suites import Check, SuiteError, step_checks
@@ -51,7 +50,7 @@ class ValidationFailed(StepFailed):
 
 def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
     try:
-        checks = step_checks(step, expectations_dir())
+        checks = step_checks(step, ctx.suites_root)
     except SuiteError as exc:
         raise StepFailed(str(exc)) from None
     outcome: dict[str, Any] = {}

@@ -1,0 +1,87 @@
+"""Bundles: a folder inside the definitions folder that holds definitions with their own SQL and suites.
+
+An analyst drops ``definitions/<bundle>/`` holding one or more ``*.json`` with ``sql/`` and
+``expectations/`` beside them, without an engineer deploying files into the shared folders. A
+definition's SQL and suite files are looked up in the ``sql/`` and ``expectations/`` beside it when
+that folder exists, else in the shared folders: the rule needs only the definition's path, so the
+dag-processor, a worker and the CLI all resolve the same files. A bundle is one unit: it lives in
+one loader share, its SQL is always rendered and parsed, and one bad file refuses all of it (a DAG
+built from half a bundle would run SQL its author never checked beside it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagspec.spec.errors import DefinitionError, Problem
+
+SQL_FOLDER, SUITES_FOLDER = "sql", "expectations"
+# Not bundles: a definitions folder may keep its own sql/ and expectations/ beside its definitions.
+NOT_BUNDLES = frozenset({SQL_FOLDER, SUITES_FOLDER})
+BUNDLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where one definition's SQL files and GX suites are."""
+
+    sql: Path
+    suites: Path
+
+
+def folders_of(definition: Path, shared: Folders) -> Folders:
+    """The ``sql/`` and ``expectations/`` beside the definition where they exist, else the shared ones."""
+    here = definition.parent
+    return Folders(here / SQL_FOLDER if (here / SQL_FOLDER).is_dir() else shared.sql,
+                   here / SUITES_FOLDER if (here / SUITES_FOLDER).is_dir() else shared.suites)
+
+
+def is_bundle_folder(folder: Path) -> bool:
+    return (folder.is_dir() and not folder.name.startswith((".", "_")) and folder.name not in NOT_BUNDLES
+            and BUNDLE_NAME.match(folder.name) is not None)
+
+
+def bundle_definitions(definitions_dir: Path) -> list[Path]:
+    """The definitions of every bundle: ``<bundle>/*.json`` one level down, hidden files and folders left out
+    (``.name`` is how a drop is copied in before a rename makes it live)."""
+    found: list[Path] = []
+    for folder in sorted(definitions_dir.iterdir()) if definitions_dir.is_dir() else ():
+        if is_bundle_folder(folder):
+            found += [p for p in sorted(folder.glob("*.json")) if not p.name.startswith(".")]
+    return found
+
+
+def bundle_of(path: Path, definitions_dir: Path) -> str | None:
+    """The bundle a definition belongs to, or None for one directly in the definitions folder."""
+    return path.parent.name if path.parent != definitions_dir else None
+
+
+def unit_name(path: Path, definitions_dir: Path) -> str:
+    """What a loader share is chosen by: a bundle's name (all of it in one share), else the file name."""
+    return bundle_of(path, definitions_dir) or path.name
+
+
+def key_of(path: Path, definitions_dir: Path) -> str:
+    """A definition's name within the folder: ``file.json`` or ``bundle/file.json``."""
+    bundle = bundle_of(path, definitions_dir)
+    return f"{bundle}/{path.name}" if bundle else path.name
+
+
+def refuse_whole_bundles(definitions_dir: Path, paths: Iterable[Path], bad: dict[Path, DefinitionError],
+                         shown: Callable[[Path], str]) -> None:
+    """Add an error to every definition of a bundle in which some definition has errors (in place)."""
+    broken: dict[str, list[str]] = {}
+    for path in bad:
+        bundle = bundle_of(path, definitions_dir)
+        if bundle is not None:
+            broken.setdefault(bundle, []).append(path.name)
+    for path in paths:
+        bundle = bundle_of(path, definitions_dir)
+        if bundle in broken and path not in bad:
+            others = ", ".join(sorted(broken[bundle]))
+            bad[path] = DefinitionError([Problem(shown(path), "$",
+                                                 f"bundle {bundle!r} is refused as a whole: {others} has errors",
+                                                 "fix the bundle's other definitions; a bundle goes live whole")])
