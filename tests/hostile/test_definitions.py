@@ -198,6 +198,33 @@ def test_hostile_file_names_never_run_as_code(tmp_path, monkeypatch):
         with pytest.raises(DefinitionImportError) as info:
             runpy.run_path(str(stub))
         assert "required key 'start_date' is missing" in str(info.value)
+
+
+def test_hostile_bundle_folder_names_never_run_as_code_and_good_ones_still_load(tmp_path, monkeypatch):
+    from dagspec.airflow.loader import DefinitionImportError, sync_error_stubs
+    from dagspec.spec.discovery import scan
+
+    folder = tmp_path / "dags" / "definitions"
+    folder.mkdir(parents=True)
+    for name in HOSTILE_NAMES:
+        bundle = folder / name.removesuffix(".json")
+        (bundle / "sql").mkdir(parents=True)
+        (bundle / "x.json").write_text(json.dumps({"dag_id": "bad", "steps": []}))
+    (folder / "good").mkdir()
+    (folder / "good" / "minimal.json").write_text((ROOT / "tests/definitions/good/minimal.json").read_text())
+    good, bad = scan(folder)
+    assert [p.dag_id for p in good.values()] == [json.loads((ROOT / "tests/definitions/good/minimal.json").read_text())["dag_id"]]
+    assert len(bad) == len(HOSTILE_NAMES)
+    sync_error_stubs(folder, bad)
+    stubs = sorted((tmp_path / "dags" / "_definition_errors").glob("*.py"))
+    assert len(stubs) == len(HOSTILE_NAMES)  # x.json in every bundle, and still one stub each
+    monkeypatch.chdir(tmp_path)
+    for stub in stubs:
+        assert stub.read_text().isascii() and "pwned" not in stub.read_text()
+        with pytest.raises(DefinitionImportError) as info:
+            runpy.run_path(str(stub))
+        assert "required key 'start_date' is missing" in str(info.value)
+    assert not list(tmp_path.rglob("pwned*"))
     assert not list(tmp_path.glob("pwned*"))
 
 

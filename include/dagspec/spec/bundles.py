@@ -21,7 +21,7 @@ from dagspec.spec.errors import DefinitionError, Problem
 SQL_FOLDER, SUITES_FOLDER = "sql", "expectations"
 # Not bundles: a definitions folder may keep its own sql/ and expectations/ beside its definitions.
 NOT_BUNDLES = frozenset({SQL_FOLDER, SUITES_FOLDER})
-BUNDLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
+BUNDLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")  # what the sync brings in (sync_bundles.py)
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,9 @@ def folders_of(definition: Path, shared: Folders) -> Folders:
 
 
 def is_bundle_folder(folder: Path) -> bool:
-    return (folder.is_dir() and not folder.name.startswith((".", "_")) and folder.name not in NOT_BUNDLES
-            and BUNDLE_NAME.match(folder.name) is not None)
+    """Any folder but hidden ones, ``_name`` ones (the loader's own) and sql/, expectations/. Whatever its name
+    holds, its definitions get errors of their own: a name is never code (error_stubs.py), only text."""
+    return folder.is_dir() and not folder.name.startswith((".", "_")) and folder.name not in NOT_BUNDLES
 
 
 def bundle_definitions(definitions_dir: Path) -> list[Path]:
