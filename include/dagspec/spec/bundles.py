@@ -11,10 +11,12 @@ built from half a bundle would run SQL its author never checked beside it).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dagspec.spec.errors import DefinitionError, Problem
 
@@ -39,20 +41,41 @@ def folders_of(definition: Path, shared: Folders) -> Folders:
                    here / SUITES_FOLDER if (here / SUITES_FOLDER).is_dir() else shared.suites)
 
 
-def is_bundle_folder(folder: Path) -> bool:
-    """Any folder but hidden ones, ``_name`` ones (the loader's own) and sql/, expectations/. Whatever its name
-    holds, its definitions get errors of their own: a name is never code (error_stubs.py), only text."""
-    return folder.is_dir() and not folder.name.startswith((".", "_")) and folder.name not in NOT_BUNDLES
+class Listed(NamedTuple):
+    path: Path
+    key: str  # ``file.json`` or ``bundle/file.json``: key_of(path)
+    unit: str  # what picks the loader share: unit_name(path)
 
 
-def bundle_definitions(definitions_dir: Path) -> list[Path]:
-    """The definitions of every bundle: ``<bundle>/*.json`` one level down, hidden files and folders left out
-    (``.name`` is how a drop is copied in before a rename makes it live)."""
-    found: list[Path] = []
-    for folder in sorted(definitions_dir.iterdir()) if definitions_dir.is_dir() else ():
-        if is_bundle_folder(folder):
-            found += [p for p in sorted(folder.glob("*.json")) if not p.name.startswith(".")]
+def listing(definitions_dir: Path) -> list[Listed]:
+    """The folder's ``*.json``, then each bundle's (``<bundle>/*.json``, one level down), hidden files and folders
+    left out (``.name`` is how a drop is copied in before a rename makes it live), and so are ``_name`` folders
+    (the loader's own) and sql/, expectations/. Whatever a bundle's name holds, its definitions get errors of
+    their own: a name is never code (error_stubs.py), only text. One directory read per
+    folder and names as strings: every loader share lists the whole folder at every parse."""
+    files, folders = _entries(definitions_dir)
+    found = [Listed(definitions_dir / name, name, name) for name in files]
+    for folder in folders:
+        if folder.startswith((".", "_")) or folder in NOT_BUNDLES:
+            continue
+        inside, _ = _entries(definitions_dir / folder)
+        found += [Listed(definitions_dir / folder / name, f"{folder}/{name}", folder) for name in inside]
     return found
+
+
+def _entries(folder: Path) -> tuple[list[str], list[str]]:
+    """(sorted visible *.json file names, sorted sub-folder names) of one folder; nothing when it is not there."""
+    files, folders = [], []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.is_dir():
+                    folders.append(entry.name)
+                elif entry.name.endswith(".json") and not entry.name.startswith("."):
+                    files.append(entry.name)  # a pipe or a socket too: read_definition says what it is
+    except OSError:
+        return [], []
+    return sorted(files), sorted(folders)
 
 
 def bundle_of(path: Path, definitions_dir: Path) -> str | None:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from dagspec.paths import expectations_dir, sql_dir
-from dagspec.spec.bundles import Folders, bundle_definitions, folders_of, key_of, refuse_whole_bundles, unit_name
+from dagspec.spec.bundles import Folders, folders_of, listing, refuse_whole_bundles
 from dagspec.spec.errors import DefinitionError, Problem
 from dagspec.spec.folder import Claim, claim_of, folder_problems, keys_of
 from dagspec.spec.load import load_definition
@@ -37,8 +37,7 @@ def scan(definitions_dir: Path, *, sql_root: Path | None = None, check_sql: bool
 def definition_files(definitions_dir: Path) -> list[Path]:
     """The folder's *.json and its bundles' (spec/bundles.py), without hidden files (editors' and the sync's
     temporary files)."""
-    return [*sorted(p for p in definitions_dir.glob("*.json") if not p.name.startswith(".")),
-            *bundle_definitions(definitions_dir)]
+    return [entry.path for entry in listing(definitions_dir)]
 
 
 def shared_folders(sql_root: Path | None = None) -> Folders:
@@ -69,11 +68,13 @@ def walk_share(definitions_dir: Path, sql_root: Path | None, on_valid: Callable[
     bad: dict[Path, DefinitionError] = {}
     claims: dict[str, tuple[Path, Claim]] = {}
     own: dict[str, tuple] = {}
-    others: list[Path] = []
+    others: list[tuple[Path, str]] = []
     mine: list[Path] = []
-    for path in definition_files(definitions_dir):
-        if shard_of(unit_name(path, definitions_dir), count) != index:
-            others.append(path)
+    shard_by_path: dict[Path, int] = {}
+    for path, key, unit in listing(definitions_dir):
+        shard_by_path[path] = shard_of(unit, count)
+        if shard_by_path[path] != index:
+            others.append((path, key))
             continue
         mine.append(path)
         rel = relative_name(path, root)
@@ -82,10 +83,10 @@ def walk_share(definitions_dir: Path, sql_root: Path | None, on_valid: Callable[
             pipeline = load_in_place(path, shared, check_sql)
         except DefinitionError as exc:
             bad[path] = relabel(exc, path, root)
-            own[key_of(path, definitions_dir)] = (stamp, None)
+            own[key] = (stamp, None)
             continue
         claims[rel] = (path, claim_of(rel, pipeline))
-        own[key_of(path, definitions_dir)] = (stamp, claims[rel][1])
+        own[key] = (stamp, claims[rel][1])
         try:
             on_valid(path, pipeline)
         except Exception as exc:  # a dagspec bug building one DAG must not cost the others theirs
@@ -98,13 +99,13 @@ def walk_share(definitions_dir: Path, sql_root: Path | None, on_valid: Callable[
             claims[claim.file] = (path, claim)
     for rel, problems in folder_problems(c for _, c in claims.values()).items():
         path = claims[rel][0]
-        if shard_of(unit_name(path, definitions_dir), count) == index:
+        if shard_by_path[path] == index:
             bad[path] = DefinitionError([*(bad[path].problems if path in bad else ()), *problems])
     refuse_whole_bundles(definitions_dir, mine, bad, lambda p: relative_name(p, root))
     return bad
 
 
-def _met_claims(definitions_dir: Path, paths: list[Path], shared: Folders, shard: tuple[int, int],
+def _met_claims(definitions_dir: Path, paths: list[tuple[Path, str]], shared: Folders, shard: tuple[int, int],
                 mine: list[Claim]) -> dict[Path, Claim]:
     """The other shares' valid definitions that share a dag_id key or a written place with one of ``mine``: the
     only ones a folder rule can join to this share's files. Their indexes say which; those read in full."""
@@ -117,8 +118,8 @@ def _met_claims(definitions_dir: Path, paths: list[Path], shared: Folders, shard
     my_places = set().union(*(keys_of(c)[1] for c in mine)) if mine else set()
     root = definitions_dir.parent
     out: dict[Path, Claim] = {}
-    for path in paths:
-        entry = known.get(key_of(path, definitions_dir))
+    for path, key in paths:
+        entry = known.get(key)
         claim = None
         if entry is not None and entry[0] == stamp_of(path):
             keys = entry[1]
