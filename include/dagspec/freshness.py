@@ -8,12 +8,13 @@ no partition at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from dagspec.connections import Resolver, env_resolver
 from dagspec.plan import plan_of
 from dagspec.spec.model import Pipeline
 from dagspec.store import Store
+from dagspec.windows import local_midnight
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def check_freshness(
             results.append(TableFreshness(pipeline.dag_id, f"{schema}.{table}", None, None, None, limit, True))
             continue
         latest = dates[-1]
-        data_end = datetime.combine(latest, time(), tzinfo=UTC) + timedelta(days=pipeline.batch_days)
+        data_end = local_midnight(latest + timedelta(days=pipeline.batch_days), pipeline.timezone)
         age = (now - data_end).total_seconds() / 3600
         rows = store.partition(schema, table, latest).rows
         results.append(TableFreshness(pipeline.dag_id, f"{schema}.{table}", latest, rows, age, limit, age > limit))

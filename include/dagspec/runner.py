@@ -18,7 +18,7 @@ from dagspec.windows import Window, utc
 
 def window_of_day(pipeline: Pipeline, day: date) -> Window:
     """The window a scheduled run for `day` covers (what Airflow's data interval starting that day is)."""
-    return Window(*window_for(pipeline.schedule, day))
+    return Window(*window_for(pipeline.schedule, day, pipeline.timezone))
 
 
 def run_step(

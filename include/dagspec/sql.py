@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,23 @@ def quote(name: str, dialect: str) -> str:
 
 def qualified(schema: str, table: str, dialect: str) -> str:
     return f"{quote(schema, dialect)}.{quote(table, dialect)}"
+
+
+# What a publish's post-load SQL may do: upkeep of the table just loaded, never a change to its rows
+# (those go through a transform, checked and versioned like any batch).
+POST_LOAD_KEYWORDS = ("ANALYZE", "GRANT", "REVOKE", "COMMENT", "ALTER")
+
+
+def post_load_problem(rendered: str) -> str | None:
+    """Why one rendered post-load statement is refused, or None."""
+    words = rendered.split()
+    first = words[0].upper() if words else ""
+    if first not in POST_LOAD_KEYWORDS:
+        return (f"post-load SQL starts with {first[:40]!r}; it may only be {', '.join(POST_LOAD_KEYWORDS[:-1])} "
+                "or ALTER ... OWNER TO (change rows in a transform step)")
+    if first == "ALTER" and "OWNER TO" not in " ".join(w.upper() for w in words):
+        return "post-load ALTER may only change the owner (ALTER TABLE ... OWNER TO ...)"
+    return None
 
 
 def select_window(relation: str, columns: list[str], window_column: str | None = None, edges: Sequence[object] = (),
@@ -64,11 +81,12 @@ class _Macros:
         return datetime.strptime(ds, input_format).strftime(output_format)
 
 
-def template_context(start: datetime, end: datetime, params: dict[str, Any]) -> dict[str, Any]:
+def template_context(start: datetime, end: datetime, params: dict[str, Any], day: date | None = None) -> dict[str, Any]:
     """Jinja variables of one batch [start, end), named as in Airflow's task context: ds, ds_nodash, ts,
     ts_nodash, data_interval_start/end, logical_date, prev_ds/next_ds, macros, params; plus dagspec's
-    from_date/to_date/batch_date (which SQL should prefer as bound :parameters)."""
-    day = start.date()
+    from_date/to_date/batch_date (which SQL should prefer as bound :parameters). ``day``: the batch's date
+    (its local date in a time-zoned pipeline); ``ds`` is that date, so a query and its partition agree."""
+    day = day or start.date()
     return {
         "ds": day.isoformat(), "ds_nodash": day.strftime("%Y%m%d"),
         "ts": start.isoformat(), "ts_nodash": start.strftime("%Y%m%dT%H%M%S"),
@@ -92,7 +110,8 @@ def render_window(template_text: str, start: datetime, end: datetime, params: di
                   functions: dict[str, Callable[..., str]] | None = None, **extra: Any) -> str:
     """A definition's SQL for the window [start, end). Every SQL a definition holds (extract queries,
     transforms, model data) renders here, so each sees the same variables (template_context)."""
-    return render(template_text, {**template_context(start, end, params), **extra}, functions or {})
+    context = template_context(start, end, params, extra.get("batch_date"))
+    return render(template_text, {**context, **extra}, functions or {})
 
 
 def to_dialect(sql_text: str, read: str, write: str) -> tuple[str, list[str]]:

@@ -36,3 +36,42 @@ def test_snapshot_keeps_one_batch_unless_told():
     assert steps[1].table.keep_batches == 1
     steps = parse_definition(definition({}), "snap.json").steps
     assert steps[1].table.keep_batches is None
+
+
+@pytest.mark.parametrize("post_sql, says", [
+    (["DELETE FROM {{ this }}"], "starts with 'DELETE'"),
+    (["DROP TABLE {{ this }}"], "starts with 'DROP'"),
+    (["  insert into {{ this }} select 1"], "starts with 'INSERT'"),
+    (["ANALYZE {{ this }}; DROP TABLE other"], "holds 2 statements"),
+    (["ALTER TABLE {{ this }} DROP COLUMN x"], "may only change the owner"),
+    (["{{ 'DEL' ~ 'ETE' }} FROM {{ this }}"], "starts with 'DELETE'"),  # what it renders to counts
+    (["GRANT SELECT ON {{ thiss }} TO r"], "'thiss' is undefined"),
+    (["VACUUM {{ this }}"], "starts with 'VACUUM'"),
+])
+def test_post_load_sql_is_upkeep_only_checked_at_validate(post_sql, says):
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(definition({"post_sql": post_sql}), "snap.json", check_sql=True)
+    (problem,) = info.value.problems
+    assert problem.path == "$.steps[1].table.post_sql[0]" and says in problem.message, problem
+    assert problem.fix
+
+
+def test_post_load_sql_that_is_upkeep_passes():
+    ok = ["ANALYZE {{ this }}", "GRANT SELECT ON {{ this }} TO reporting", "REVOKE ALL ON {{ this }} FROM public",
+          "COMMENT ON TABLE {{ this }} IS 'loaded {{ ds }}'", "ALTER TABLE {{ this }} OWNER TO analytics"]
+    step = parse_definition(definition({"post_sql": ok}), "snap.json", check_sql=True).steps[1]
+    assert step.table.post_sql == ok
+
+
+def test_a_post_statement_that_escapes_validate_is_refused_when_it_would_run(tmp_path, data_home):
+    from datetime import date
+
+    from dagspec.runner import run_pipeline, window_of_day
+    from dagspec.spec import load_definition
+    from dagspec.stages import StepFailed
+
+    path = tmp_path / "snap.json"
+    path.write_bytes(definition({"post_sql": ["DELETE FROM {{ this }}"]}))  # the loader does not parse SQL
+    pipeline = load_definition(path)
+    with pytest.raises(StepFailed, match=r"table.post_sql\[0\]: post-load SQL starts with 'DELETE'"):
+        run_pipeline(pipeline, window_of_day(pipeline, date(2025, 3, 1)))

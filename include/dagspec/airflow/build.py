@@ -9,7 +9,7 @@ airflow.sdk loader and dag-factory).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,9 +24,9 @@ from dagspec.spec.bundles import folders_of
 from dagspec.spec.discovery import load_cached, shared_folders
 from dagspec.spec.model import Pipeline
 from dagspec.spec.schedule import cron_of
+from dagspec.windows import local_midnight, zone
 
 if TYPE_CHECKING:
-    from datetime import date
 
     from airflow.sdk import DAG
 
@@ -62,7 +62,8 @@ def _dag_defaults() -> dict[str, Any]:
 def build_dag(pipeline: Pipeline, source: Path) -> DAG:
     from airflow.sdk import DAG, CronDataIntervalTimetable
 
-    timetable = CronDataIntervalTimetable(cron_of(pipeline.schedule), timezone="UTC") if pipeline.schedule else None
+    tz = pipeline.timezone
+    timetable = CronDataIntervalTimetable(cron_of(pipeline.schedule), timezone=tz) if pipeline.schedule else None
     plan = plan_of(pipeline)
     ml = bool(plan.models_trained or plan.retrain_signals)  # model pipelines: see airflow/ml.py
     retrain = None
@@ -77,8 +78,9 @@ def build_dag(pipeline: Pipeline, source: Path) -> DAG:
         description=(pipeline.description or None) and pipeline.description.splitlines()[0][:200],
         doc_md=doc_md(pipeline, source, deps),
         schedule=schedule,
-        start_date=_utc(pipeline.start_date),
-        end_date=_utc(pipeline.end_date) if pipeline.end_date else None,
+        # Aware in the pipeline's zone: Airflow shows the DAG's times in it.
+        start_date=local_midnight(pipeline.start_date, tz).astimezone(zone(tz)),
+        end_date=local_midnight(pipeline.end_date, tz).astimezone(zone(tz)) if pipeline.end_date else None,
         catchup=pipeline.catchup,
         max_active_runs=pipeline.max_active_runs,
         tags=sorted({"dagspec", *pipeline.tags}),
@@ -117,10 +119,6 @@ def build_dag(pipeline: Pipeline, source: Path) -> DAG:
     return dag
 
 
-def _utc(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
 def doc_md(pipeline: Pipeline, source: Path, deps: dict[str, list[str]] | None = None) -> str:
     deps = deps if deps is not None else plan_of(pipeline).upstream()
     rows = "\n".join(
@@ -130,7 +128,7 @@ def doc_md(pipeline: Pipeline, source: Path, deps: dict[str, list[str]] | None =
     return (
         f"### {pipeline.dag_id}\n\n{pipeline.description}\n\n"
         f"- definition: `{source.parent.name}/{source.name}`\n- owner: {pipeline.owner}\n"
-        f"- schedule: `{pipeline.schedule}` (UTC; each run processes its data interval)\n"
+        f"- schedule: `{pipeline.schedule}` ({pipeline.timezone}; each run processes its data interval)\n"
         f"- warehouse: `{pipeline.warehouse.conn_id}`, store: `{pipeline.store.conn_id}`\n\n"
         f"| step | kind | after | what |\n|---|---|---|---|\n{rows}\n"
     )

@@ -70,7 +70,7 @@ def backfill(
         setup_logging(verbose)
         raise typer.Exit(_local(dag_id, found, days, reprocess))
     client = AirflowClient(url or DEFAULT_URL, username, password)
-    raise typer.Exit(_remote(client, dag_id, first, last, reprocess, max_active_runs, timeout))
+    raise typer.Exit(_remote(client, dag_id, _bounds(dag_id, first, last), reprocess, max_active_runs, timeout))
 
 
 # ---------------------------------------------------------------- local
@@ -127,14 +127,26 @@ class BackfillState:
         return [r for r in self.runs.values() if r["state"] in TERMINAL]
 
 
-def _iso(day: date) -> str:
-    return f"{day.isoformat()}T00:00:00Z"
+def _bounds(dag_id: str, first: date, last: date) -> tuple[date, date, str, str]:
+    """The dates and the logical dates (UTC) of the runs whose data intervals start on them: in the
+    definition's time zone and schedule when it is here to read, else midnight UTC."""
+    from dagspec.paths import definitions_dir
+    from dagspec.spec.discovery import find_definition as find_here
+    from dagspec.spec.schedule import window_for
+
+    found = find_here(definitions_dir(), dag_id)
+    if found is None:
+        return first, last, f"{first.isoformat()}T00:00:00Z", f"{last.isoformat()}T00:00:00Z"
+    pipeline = found[1]
+    lo, hi = (window_for(pipeline.schedule, d, pipeline.timezone)[0] for d in (first, last))
+    return first, last, f"{lo:%Y-%m-%dT%H:%M:%SZ}", f"{hi:%Y-%m-%dT%H:%M:%SZ}"
 
 
-def _remote(client: AirflowClient, dag_id: str, first: date, last: date, reprocess: bool,
+def _remote(client: AirflowClient, dag_id: str, bounds: tuple[date, date, str, str], reprocess: bool,
             max_active_runs: int, timeout: float) -> int:
+    first, last, lo, hi = bounds
     body = {
-        "dag_id": dag_id, "from_date": _iso(first), "to_date": _iso(last),
+        "dag_id": dag_id, "from_date": lo, "to_date": hi,
         # Without --reprocess, dates that failed run again and dates that succeeded are left alone.
         "reprocess_behavior": "completed" if reprocess else "failed",
         "max_active_runs": max_active_runs,
@@ -158,7 +170,7 @@ def _remote(client: AirflowClient, dag_id: str, first: date, last: date, reproce
         bar = progress.add_task(dag_id, total=len(state.dates))
         reported: set[str] = set()
         while True:
-            _refresh(client, dag_id, first, last, state)
+            _refresh(client, dag_id, lo, hi, state)
             for run in state.finished():
                 if run["state"] == "failed" and run["dag_run_id"] not in reported:
                     reported.add(run["dag_run_id"])
@@ -178,9 +190,9 @@ def _remote(client: AirflowClient, dag_id: str, first: date, last: date, reproce
     return _summary(dag_id, len(state.dates), failures)
 
 
-def _refresh(client: AirflowClient, dag_id: str, first: date, last: date, state: BackfillState) -> None:
+def _refresh(client: AirflowClient, dag_id: str, lo: str, hi: str, state: BackfillState) -> None:
     runs = client.call("GET", f"/dags/{dag_id}/dagRuns", params={
-        "logical_date_gte": _iso(first), "logical_date_lte": _iso(last), "run_type": "backfill", "limit": 1000,
+        "logical_date_gte": lo, "logical_date_lte": hi, "run_type": "backfill", "limit": 1000,
         "order_by": "id",
     })["dag_runs"]
     wanted = {d[:19] for d in state.dates}

@@ -13,7 +13,7 @@ from dagspec.spec.base import ConnRef, StepBase, Strict
 from dagspec.spec.batch_steps import ExtractStep, TransformStep, ValidateStep
 from dagspec.spec.ml_steps import DriftStep, EvaluateStep, PromoteStep, ScoreStep, TrainStep
 from dagspec.spec.publish_steps import PublishStep
-from dagspec.spec.schedule import check_schedule
+from dagspec.spec.schedule import check_schedule, check_timezone
 
 # A thousand definitions share a handful of schedules; checking one with croniter costs 0.2 ms.
 _checked_schedule = lru_cache(maxsize=256)(check_schedule)
@@ -101,6 +101,9 @@ class Pipeline(Strict):
                                        examples=[10])
     max_active_runs: int = Field(default=1, ge=1, le=64, strict=True, description="Runs of this DAG at the same time "
                                  "(backfills included).", examples=[4])
+    timezone: str = Field(default="UTC", description="IANA time zone the schedule runs in: cron times are local "
+                          "wall-clock times, batch_date is the local date and a day is a local day (23 or 25 "
+                          "hours across DST).", examples=["America/New_York"])
     batch_days: int = Field(default=1, ge=1, le=366, strict=True,
                             description="Days per staged partition when a window spans several (at most a year).",
                             examples=[7])
@@ -133,6 +136,11 @@ class Pipeline(Strict):
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
         return None if value is None else _checked_schedule(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return check_timezone(value)
 
     @model_validator(mode="after")
     def _dates(self) -> Pipeline:

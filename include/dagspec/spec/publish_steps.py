@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -62,6 +62,12 @@ class PublishTable(TableRef):
         examples=["snapshot"])
     keep: int | None = Field(default=None, ge=1, description="Snapshot mode: how many batches (greatest batch_date "
                              "first) to keep; 1 when omitted.", examples=[1, 7])
+    post_sql: list[Annotated[str, Field(min_length=1, max_length=10_000)]] = Field(
+        default_factory=list, max_length=20,
+        description="Statements run after a successful load, inside the load's transaction (DuckDB, PostgreSQL; "
+                    "after it on BigQuery): ANALYZE, GRANT, REVOKE, COMMENT ON or ALTER ... OWNER TO. Jinja: "
+                    "{{ this }} is the quoted table, plus the batch's variables (ds, batch_date, params...).",
+        examples=[["ANALYZE {{ this }}", "GRANT SELECT ON {{ this }} TO reporting"]], json_schema_extra={"default": []})
 
     @model_validator(mode="after")
     def _keep_needs_snapshot(self) -> PublishTable:

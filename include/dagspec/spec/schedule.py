@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from croniter import croniter
+
+from dagspec.windows import from_local
 
 PRESETS = {
     "@hourly": "0 * * * *",
@@ -40,14 +42,28 @@ def check_schedule(schedule: str) -> str:
     return schedule
 
 
-def window_for(schedule: str | None, day: date) -> tuple[datetime, datetime]:
-    """The data interval that starts on ``day`` (UTC), as Airflow's CronDataIntervalTimetable cuts it.
+def window_for(schedule: str | None, day: date, timezone: str = "UTC") -> tuple[datetime, datetime]:
+    """The data interval that starts on ``day`` (a local date in ``timezone``), in UTC, as Airflow's
+    CronDataIntervalTimetable cuts it: cron read on the local wall clock, as Airflow's does.
 
-    Unscheduled pipelines get one calendar day, the unit of a batch partition.
+    Unscheduled pipelines get one local calendar day, the unit of a batch partition.
     """
-    start = datetime.combine(day, time(), tzinfo=UTC)
+    start = datetime.combine(day, time())
     if not schedule:
-        return start, start + timedelta(days=1)
+        return from_local(start, timezone), from_local(start + timedelta(days=1), timezone)
     it = croniter(cron_of(schedule), start - timedelta(seconds=1))
     first = it.get_next(datetime)
-    return first, it.get_next(datetime)
+    return from_local(first, timezone), from_local(it.get_next(datetime), timezone)
+
+
+def check_timezone(name: str) -> str:
+    """An IANA time zone name, or a ValueError naming the closest ones."""
+    import difflib
+    import zoneinfo
+
+    known = zoneinfo.available_timezones()
+    if name in known:
+        return name
+    close = difflib.get_close_matches(name, sorted(known), n=3)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "for example 'America/New_York'"
+    raise ValueError(f"{name!r} is not an IANA time zone name ({hint})")

@@ -17,6 +17,7 @@ from dagspec.spec.model import (
     DriftStep,
     ExtractStep,
     Pipeline,
+    PublishStep,
     ScoreStep,
     SqlSource,
     TrainStep,
@@ -37,6 +38,13 @@ def sql_problems(pipeline: Pipeline, sql_dir: Path) -> list[tuple[Loc, str, str]
         problem = _check(text, dialects, pipeline.params)
         if problem is not None:
             problems.append((loc, *problem))
+    for i, step in enumerate(pipeline.steps):
+        table = step.table if isinstance(step, PublishStep) else None
+        for j, text in enumerate(table.post_sql if table is not None else ()):
+            this = f'"{table.schema_}"."{table.table}"'
+            problem = _check(text, ANY_DIALECT, pipeline.params, {"this": this}, post_load=True)
+            if problem is not None:
+                problems.append((("steps", i, "table", "post_sql", j), *problem))
     return problems
 
 
@@ -68,23 +76,27 @@ def _read(sql_dir: Path, relative: str) -> str | None:
         return None
 
 
-def _check(text: str, dialects: tuple[str, ...], params: dict[str, Any]) -> tuple[str, str] | None:
+def _check(text: str, dialects: tuple[str, ...], params: dict[str, Any], extra: dict[str, str] | None = None,
+           post_load: bool = False) -> tuple[str, str] | None:
     import jinja2
     import sqlglot
 
-    from dagspec.sql import render_window
+    from dagspec.sql import post_load_problem, render_window
 
     try:
-        rendered = render_window(text, *SAMPLE_WINDOW, params, {"ref": lambda step_id: f"__ref_{step_id}"})
+        rendered = render_window(text, *SAMPLE_WINDOW, params, {"ref": lambda step_id: f"__ref_{step_id}"},
+                                 **(extra or {}))
     except jinja2.TemplateSyntaxError as exc:
         return (f"the SQL is not a valid Jinja template (line {exc.lineno}): {exc.message}",
                 "fix the {{ ... }} / {% ... %} syntax")
     except jinja2.UndefinedError as exc:
         return (f"the SQL does not render: {exc.message}",
                 "use ds, ds_nodash, ts, data_interval_start, data_interval_end, batch_date, from_date, to_date, "
-                "macros or params.<name> (a key of 'params')")
+                "macros or params.<name> (a key of 'params')" + (", or this (the table)" if post_load else ""))
     except Exception as exc:  # a template may raise anything (a macro called wrongly); it is the SQL's problem
         return f"the SQL does not render: {type(exc).__name__}: {exc}", "fix the template expression"
+    if post_load and (refused := post_load_problem(rendered)):
+        return refused, "keep post_sql to upkeep of the loaded table, e.g. \"ANALYZE {{ this }}\""
     first = ""
     for dialect in dialects:
         try:

@@ -39,7 +39,7 @@ class RunContext:
 
     @cached_property
     def batches(self) -> list[Batch]:
-        return self.window.batches(self.pipeline.batch_days)
+        return self.window.batches(self.pipeline.batch_days, self.pipeline.timezone)
 
     @cached_property
     def plan(self) -> Plan:

@@ -35,14 +35,20 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
                 return session.arrow(f"SELECT * FROM {rel}", {})
 
             if step.table is not None:
+                after = post_load_sql(ctx, step, batch, session.dialect)
                 try:
                     count = session.replace_batch(step.table.schema_, step.table.table, batch.batch_date,
-                                                  f"SELECT * FROM {rel}", {}, keep=step.table.keep_batches)
+                                                  f"SELECT * FROM {rel}", {}, keep=step.table.keep_batches, after=after)
                 except Exception as exc:
-                    _no_room(exc, f"publish {step.id}: warehouse connection {ctx.pipeline.warehouse.conn_id!r}: "
-                                  f"{step.table.qualified} batch_date={day}")
+                    where = f"publish {step.id}: warehouse connection {ctx.pipeline.warehouse.conn_id!r}: " \
+                            f"{step.table.qualified} batch_date={day}"
+                    _no_room(exc, where)
+                    if after:  # the load and its post-load SQL stand or fall together: say which statement it may be
+                        raise StepFailed(f"{where}: {first_line(exc)}; nothing of this batch was published "
+                                         f"(the load and its {len(after)} post_sql statement(s) run as one)") from None
                     raise
-                ctx.log.info("publish %s: batch_date=%s rows=%d -> table %s", step.id, day, count, step.table.qualified)
+                ctx.log.info("publish %s: batch_date=%s rows=%d -> table %s%s", step.id, day, count, step.table.qualified,
+                             f" (then {len(after)} post_sql statement(s))" if after else "")
                 done["table"] = count
             if step.export is not None:
                 done["export"] = _export(ctx, step, batch, reader())
@@ -52,6 +58,24 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
                 done["sheet"] = _sheet(ctx, step, reader())
             rows[day] = next(iter(done.values())) if len(done) == 1 else done
     return rows
+
+
+def post_load_sql(ctx: RunContext, step: PublishStep, batch: Batch, dialect: str) -> list[str]:
+    """The step's post_sql rendered for this batch, each checked again (the loader does not parse SQL)."""
+    from dagspec.sql import post_load_problem, qualified, render_window
+
+    table = step.table
+    this = qualified(table.schema_, table.table, dialect)
+    out = []
+    for j, text in enumerate(table.post_sql):
+        rendered = render_window(text, batch.from_at, batch.to_at, ctx.pipeline.params, batch_date=batch.batch_date,
+                                 this=this)
+        refused = post_load_problem(rendered)
+        if refused:
+            raise StepFailed(f"publish {step.id}: table.post_sql[{j}]: {refused}")
+        ctx.log.debug("publish %s: post_sql[%d]: %s", step.id, j, rendered)
+        out.append(rendered)
+    return out
 
 
 def _no_room(exc: Exception, where: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -135,11 +135,14 @@ class BigQuerySession:
         return staging
 
     def replace_batch(self, schema: str, table: str, batch_date: dt.date, select_sql: str,
-                      params: dict[str, Any], keep: int | None = None) -> int:
+                      params: dict[str, Any], keep: int | None = None, after: Sequence[str] = ()) -> int:
         if keep is not None:
             # The staging merge is its own job; a prune after it could not share its atomicity.
             raise ValueError("snapshot mode ('keep') is not available on a BigQuery warehouse yet")
-        return self.merge_batch(schema, table, batch_date, select_sql, params, None)
+        count = self.merge_batch(schema, table, batch_date, select_sql, params, None)
+        for statement in after:  # no transaction spans a load job here: each runs once the rows are in
+            self.query(statement)
+        return count
 
     def merge_batch(self, schema: str, table: str, batch_date: dt.date, select_sql: str, params: dict[str, Any],
                     key: list[str] | None) -> int:

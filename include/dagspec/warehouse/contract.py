@@ -6,7 +6,7 @@ so callers never ask a session what it can do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any, Protocol
@@ -41,9 +41,11 @@ class Session(Protocol):
         """The table's columns, None when it does not exist."""
 
     def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
-                      keep: int | None = None) -> int:
+                      keep: int | None = None, after: Sequence[str] = ()) -> int:
         """Replace one batch of the table with the query's rows, atomically; returns the batch's rows.
-        keep=N: in the same transaction, delete every batch whose batch_date is not among the N greatest."""
+        keep=N: in the same transaction, delete every batch whose batch_date is not among the N greatest.
+        after: statements (post-load SQL) run once the rows are in, in that transaction where the warehouse
+        has one around the load."""
 
     def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
                     key: list[str]) -> int:

@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -150,7 +150,7 @@ class DuckDBSession:
         return [(r[0], r[1]) for r in rows] or None
 
     def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
-                      keep: int | None = None) -> int:
+                      keep: int | None = None, after: Sequence[str] = ()) -> int:
         """Delete-then-insert one batch in one transaction; the SELECT must not produce batch_date itself."""
         target = qualified(schema, table, self.dialect)
         batch_sql = f"SELECT *, CAST($batch_date AS DATE) AS batch_date FROM ({select_sql}) AS _dagspec_src"
@@ -170,6 +170,8 @@ class DuckDBSession:
             self.con.execute(f"INSERT INTO {target} BY NAME {batch_sql}", bound)
             if keep is not None:
                 self.con.execute(prune_sql(target, keep))
+            for statement in after:
+                self.con.execute(statement)
             rows = self.con.execute(
                 f"SELECT count(*) FROM {target} WHERE batch_date = $batch_date", {"batch_date": batch_date}
             ).fetchone()[0]

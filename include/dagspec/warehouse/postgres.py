@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -153,12 +153,14 @@ class PostgresSession:
 
     # -- writing ----------------------------------------------------------------------------
     def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
-                      keep: int | None = None) -> int:
+                      keep: int | None = None, after: Sequence[str] = ()) -> int:
         """Delete-then-insert one batch in one transaction; the SELECT must not produce batch_date itself."""
         with self.transaction():  # psycopg nests the merge's own transaction as a savepoint
             count = self.merge_batch(schema, table, batch_date, select_sql, params, key=None)
             if keep is not None:
                 self.execute(prune_sql(qualified(schema, table, DIALECT), keep))
+            for statement in after:
+                self.execute(statement)
         return count
 
     def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
