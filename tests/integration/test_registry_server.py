@@ -63,7 +63,8 @@ def test_open_keeps_the_servers_address_and_sub_path(monkeypatch):
 
 def test_train_evaluate_promote_on_a_tracking_server(server, home):
     from dagspec.ml import features, metrics
-    from dagspec.ml.registry import MODEL_FILE, load_model
+    from dagspec.ml.model_files import MLMODEL, folder_sha256, load_model_dir
+    from dagspec.ml.registry import FORMAT_TAG, MODEL_FILE, SHA256_TAG
 
     client, artifacts = server["client"], Path(server["artifacts"])
     reg = registry()
@@ -92,19 +93,23 @@ def test_train_evaluate_promote_on_a_tracking_server(server, home):
     # Artifacts went through the server's proxy into its artifacts destination.
     listed = {Path(a.path).name for a in client.list_artifacts(run_id, "report")}
     assert REPORT_FILES <= listed, listed
-    assert {Path(a.path).name for a in client.list_artifacts(run_id, "model")} == {MODEL_FILE}
-    on_server = list(artifacts.rglob(f"{run_id}/artifacts/model/{MODEL_FILE}"))
+    # The model is an MLflow model directory (scikit-learn flavor, skops), pinned by its folder digest.
+    assert {MLMODEL, MODEL_FILE, "input_example.json", "requirements.txt"} <= {
+        Path(a.path).name for a in client.list_artifacts(run_id, "model")}
+    on_server = list(artifacts.rglob(f"{run_id}/artifacts/model/{MLMODEL}"))
     assert len(on_server) == 1
+    assert run.data.tags[FORMAT_TAG] == versions["2"].tags[FORMAT_TAG] == "mlflow-sklearn-skops"
+    assert run.data.tags[SHA256_TAG] == versions["2"].tags[SHA256_TAG] == folder_sha256(on_server[0].parent)
     html = list(artifacts.rglob(f"{run_id}/artifacts/report/report.html"))
     assert len(html) == 1 and "promoted" in html[0].read_text()
     assert html[0].read_bytes() == Path(second["train"]["report"]).read_bytes()
 
-    # The model file round-trips: downloaded through the server, it is the same skops archive, loads through the
-    # safe loader, and reproduces the metric the run logged on the same holdout rows.
+    # The model round-trips: downloaded through the server, it is the same folder, loads through the safe loader
+    # (the flavor, after the checks), and reproduces the metric the run logged on the same holdout rows.
     with tempfile.TemporaryDirectory() as tmp:
-        got = Path(client.download_artifacts(run_id, f"model/{MODEL_FILE}", tmp))
-        assert got.read_bytes() == on_server[0].read_bytes() and got.read_bytes()[:2] == b"PK"
-        model = load_model(got)
+        got = Path(client.download_artifacts(run_id, "model", tmp))
+        assert folder_sha256(got) == run.data.tags[SHA256_TAG] and (got / MODEL_FILE).read_bytes()[:2] == b"PK"
+        model = load_model_dir(got, run.data.tags[SHA256_TAG])
         holdout = pq.read_table(client.download_artifacts(run_id, "data/holdout.parquet", tmp))
     train = next(s for s in RETRAIN.steps if s.id == "train")
     df = features.frame(holdout, train.features, [train.target])
