@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from support.ml_runs import MODEL, RETRAIN, registry, retrain, sql
+from support.ml_runs import DAILY, MODEL, RETRAIN, registry, retrain, sql, utc
 
 pytestmark = pytest.mark.service
 REPORT_FILES = {"report.html", "metric_history.png", "roc.png", "feature_importance.png"}
@@ -149,3 +149,91 @@ def test_cli_lists_versions_and_rolls_the_champion_back_on_a_tracking_server(ser
     # The next retrain measures its challenger against the rolled-back champion, fetched from the server.
     third = retrain(date(2025, 7, 15))
     assert third["evaluate"]["champion_version"] == "1" and third["train"]["version"] == "3"
+
+
+def _scored_day(home: Path, day: date):
+    """The features of one day's orders (as the champion reads them) and dagspec's scores for them, in order."""
+    import duckdb
+
+    from dagspec.ml import features
+    from dagspec.runner import run_step
+
+    run_step(DAILY, "score_orders", utc(day), utc(day + timedelta(days=1)))
+    train = next(s for s in RETRAIN.steps if s.id == "train")
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT f.* FROM ml.order_features f JOIN ml.order_scores s USING (order_id) "
+                           "WHERE s.batch_date = ? ORDER BY order_id", [day]).fetch_arrow_table()
+        scores = con.execute("SELECT prediction, probability FROM ml.order_scores WHERE batch_date = ? "
+                             "ORDER BY order_id", [day]).fetchall()
+    finally:
+        con.close()
+    X = features.frame(rows, train.features)[[f.column for f in train.features]]
+    return X, [p for p, _ in scores], [q for _, q in scores]
+
+
+def test_mlflows_own_loader_gives_the_champion_the_score_step_used(server, home, monkeypatch):
+    """`mlflow.pyfunc.load_model("models:/<name>@champion")` against the tracking server predicts what dagspec's
+    score step wrote; the flavor's own loader gives the same probabilities; the version carries a signature."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    retrain(date(2025, 4, 1))
+    X, predicted, probability = _scored_day(home, date(2025, 4, 2))
+    assert len(X) == len(predicted) > 0
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server["url"])
+    uri = f"models:/{MODEL}@champion"
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    assert pyfunc.metadata.get_input_schema().input_names() == list(X.columns)
+    assert pyfunc.predict(X).tolist() == predicted
+    assert mlflow.sklearn.load_model(uri).predict_proba(X)[:, 1].tolist() == pytest.approx(probability, abs=1e-12)
+    info = Model.load(uri)
+    assert info.flavors["sklearn"]["serialization_format"] == "skops" and info.saved_input_example_info
+    assert info.flavors["sklearn"]["skops_trusted_types"] == ["numpy.dtype"]  # all a logistic regression needs
+
+
+def test_mlflows_scoring_server_serves_the_champion_as_dagspec_scores(server, home):
+    """`mlflow models serve -m models:/<name>@champion --env-manager local` (MLflow's own scoring server, in this
+    venv) answers over HTTP with the predictions dagspec's score step wrote."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from support.service_cli import free_port
+
+    retrain(date(2025, 4, 1))
+    X, predicted, _ = _scored_day(home, date(2025, 4, 2))
+    port, bin_dir = free_port(), Path(sys.executable).parent
+    env = {**os.environ, "MLFLOW_TRACKING_URI": server["url"], "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    log = home / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion",
+                                 "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        rows = X.astype(object).where(X.notna(), None).values.tolist()  # NaN -> null, as JSON has no NaN
+        body = json.dumps({"dataframe_split": {"columns": list(X.columns), "data": rows}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            assert json.loads(resp.read())["predictions"] == predicted
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
