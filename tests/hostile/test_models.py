@@ -38,7 +38,7 @@ def pipeline(C: float = 1.0):
 
 @pytest.fixture()
 def registered(data_home, tmp_path):
-    """(registry, run id, the run's stored model folder) of one version registered as train registers it."""
+    """(registry, run id, the stored model folder) of one version logged and registered as train does it."""
     from dagspec.connections import env_resolver
     from dagspec.ml.model_files import save_model_dir
     from dagspec.ml.registry import MODEL_DIR, Registry
@@ -46,10 +46,10 @@ def registered(data_home, tmp_path):
     reg = Registry.open(env_resolver)
     run_id = reg.start_run("hostile_model", {}, "hostile")
     save_model_dir(pipeline(), tmp_path / MODEL_DIR, X.head(2), {"amount"}, "classification")
-    reg.log_files(run_id, tmp_path / MODEL_DIR, MODEL_DIR)
+    reg.log_model_dir(run_id, tmp_path / MODEL_DIR)
     reg.register("hostile_model", run_id, {})
     reg.finish(run_id)
-    stored = Path(reg.client.get_run(run_id).info.artifact_uri.removeprefix("file://")) / MODEL_DIR
+    stored = Path(reg.model_location(run_id).removeprefix("file://"))
     assert reg.load(run_id).predict(X).tolist() == pipeline().predict(X).tolist()
     return reg, run_id, stored
 
@@ -67,7 +67,7 @@ def test_a_swapped_model_file_in_a_registered_folder_is_refused(registered):
 
     reg, run_id, stored = registered
     save_model(pipeline(C=0.01), stored / "model.skops")  # a valid model of trusted types: only the pin tells
-    with pytest.raises(UnsafeModel, match=r"refusing to load model/: it is not the folder registered \(sha256 .* "
+    with pytest.raises(UnsafeModel, match=r"refusing to load \w+/: it is not the folder registered \(sha256 .* "
                                           "pinned at registration\\); it was replaced in the artifact store"):
         reg.load(run_id)
 

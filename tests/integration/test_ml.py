@@ -183,7 +183,7 @@ def test_model_files_of_unknown_types_are_refused(home, tmp_path):
     retrain(date(2025, 4, 1))
     reg = registry()
     champ = reg.champion(MODEL)
-    artifact = Path(reg.client.get_run(champ.run_id).info.artifact_uri.removeprefix("file://")) / "model" / "model.skops"
+    artifact = Path(reg.model_location(champ.run_id).removeprefix("file://")) / "model.skops"
     save_model(Sneaky.__new__(Sneaky), artifact)
     with pytest.raises(StepFailed, match="refusing to load model.skops"):
         run_step(DAILY, "score_orders", utc(date(2025, 4, 1)), utc(date(2025, 4, 2)))

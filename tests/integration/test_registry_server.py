@@ -4,6 +4,7 @@ go through the server's artifact proxy, and the `champion` alias, `dagspec model
 
 from __future__ import annotations
 
+import json
 import tempfile
 import uuid
 from datetime import date, timedelta
@@ -62,9 +63,11 @@ def test_open_keeps_the_servers_address_and_sub_path(monkeypatch):
 
 
 def test_train_evaluate_promote_on_a_tracking_server(server, home):
+    from mlflow.entities import LoggedModelStatus
+
     from dagspec.ml import features, metrics
     from dagspec.ml.model_files import MLMODEL, folder_sha256, load_model_dir
-    from dagspec.ml.registry import FORMAT_TAG, MODEL_FILE, SHA256_TAG
+    from dagspec.ml.registry import FORMAT_TAG, MODEL_FILE, MODEL_ID_TAG, SHA256_TAG
 
     client, artifacts = server["client"], Path(server["artifacts"])
     reg = registry()
@@ -94,9 +97,16 @@ def test_train_evaluate_promote_on_a_tracking_server(server, home):
     listed = {Path(a.path).name for a in client.list_artifacts(run_id, "report")}
     assert REPORT_FILES <= listed, listed
     # The model is an MLflow model directory (scikit-learn flavor, skops), pinned by its folder digest.
+    # It is the run's logged model (MLflow 3's LoggedModel), and the version points at it.
+    model_id = run.data.tags[MODEL_ID_TAG]
+    logged = client.get_logged_model(model_id)
+    assert logged.source_run_id == run_id and logged.status.to_int() == LoggedModelStatus.READY.to_int()
+    assert versions["2"].source == logged.artifact_location
+    # ... and the server linked the logged model to its version (the MLflow UI's model page shows both).
+    assert [(v["name"], str(v["version"])) for v in json.loads(logged.tags["mlflow.modelVersions"])] == [(MODEL, "2")]
     assert {MLMODEL, MODEL_FILE, "input_example.json", "requirements.txt"} <= {
-        Path(a.path).name for a in client.list_artifacts(run_id, "model")}
-    on_server = list(artifacts.rglob(f"{run_id}/artifacts/model/{MLMODEL}"))
+        Path(a.path).name for a in client.list_logged_model_artifacts(model_id)}
+    on_server = list(artifacts.rglob(f"models/{model_id}/artifacts/{MLMODEL}"))
     assert len(on_server) == 1
     assert run.data.tags[FORMAT_TAG] == versions["2"].tags[FORMAT_TAG] == "mlflow-sklearn-skops"
     assert run.data.tags[SHA256_TAG] == versions["2"].tags[SHA256_TAG] == folder_sha256(on_server[0].parent)
@@ -107,7 +117,7 @@ def test_train_evaluate_promote_on_a_tracking_server(server, home):
     # The model round-trips: downloaded through the server, it is the same folder, loads through the safe loader
     # (the flavor, after the checks), and reproduces the metric the run logged on the same holdout rows.
     with tempfile.TemporaryDirectory() as tmp:
-        got = Path(client.download_artifacts(run_id, "model", tmp))
+        got = reg.download_model(run_id, Path(tmp))
         assert folder_sha256(got) == run.data.tags[SHA256_TAG] and (got / MODEL_FILE).read_bytes()[:2] == b"PK"
         model = load_model_dir(got, run.data.tags[SHA256_TAG])
         holdout = pq.read_table(client.download_artifacts(run_id, "data/holdout.parquet", tmp))
@@ -196,7 +206,6 @@ def test_mlflows_own_loader_gives_the_champion_the_score_step_used(server, home,
 def test_mlflows_scoring_server_serves_the_champion_as_dagspec_scores(server, home):
     """`mlflow models serve -m models:/<name>@champion --env-manager local` (MLflow's own scoring server, in this
     venv) answers over HTTP with the predictions dagspec's score step wrote."""
-    import json
     import os
     import signal
     import subprocess

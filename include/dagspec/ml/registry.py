@@ -2,9 +2,9 @@
 
 Embedded default: a SQLite tracking store and a local artifact folder under $DAGSPEC_HOME/mlflow.
 For scale, define the Airflow connection `dagspec_mlflow` (type http/https: a tracking server, or
-any tracking URI in extra.tracking_uri). Each version's `model` artifact is an MLflow model directory
-(scikit-learn flavor, skops; earlier versions: a bare model.skops), pinned by digest at registration and
-verified before loading (see model_files).
+any tracking URI in extra.tracking_uri). Each version's model is its training run's logged model: an MLflow
+model directory (scikit-learn flavor, skops; earlier versions: a bare model.skops in the run's `model`
+artifacts), pinned by digest at registration and verified before loading (see model_files).
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ if TYPE_CHECKING:
 
 REGISTRY_CONN_ID = "dagspec_mlflow"
 CHAMPION = "champion"
-MODEL_DIR = "model"  # the run's artifact path of the model (an MLflow model directory, or a bare model.skops)
+MODEL_DIR = "model"  # the logged model's name; earlier versions: the run's artifact path holding model.skops
 SHA256_TAG = "dagspec.model_sha256"  # the pin: the folder digest of a model directory, the sha256 of a bare file
 FORMAT_TAG = "dagspec.model_format"  # FORMAT_MLFLOW for a model directory; absent: a bare model.skops
+MODEL_ID_TAG = "dagspec.model_id"  # the run's MLflow logged model (MLflow 3), whose artifacts are the model directory
 
 log = logging.getLogger("dagspec")
 
@@ -115,6 +116,23 @@ class Registry:
     def log_files(self, run_id: str, folder: Path, artifact_path: str) -> None:
         self.client.log_artifacts(run_id, str(folder), artifact_path)
 
+    def log_model_dir(self, run_id: str, folder: Path) -> str:
+        """Upload an MLflow model directory as the run's logged model (MLflow 3's LoggedModel, what
+        `mlflow.sklearn.log_model` makes, without the fluent API's global state); returns its id."""
+        from mlflow.entities import LoggedModelStatus
+
+        run = self.client.get_run(run_id)
+        logged = self.client.create_logged_model(run.info.experiment_id, name=MODEL_DIR, source_run_id=run_id,
+                                                 model_type="sklearn")
+        try:
+            self.client.log_model_artifacts(logged.model_id, str(folder))
+        except BaseException:
+            self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            raise
+        self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        self.client.set_tag(run_id, MODEL_ID_TAG, logged.model_id)
+        return logged.model_id
+
     def finish(self, run_id: str, failed: bool = False) -> None:
         self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
 
@@ -126,12 +144,14 @@ class Registry:
         except MlflowException as exc:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                 raise
-        source = f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_DIR}"
+        run = self.client.get_run(run_id)
+        model_id = run.data.tags.get(MODEL_ID_TAG)
+        source = self.model_location(run_id)
         # The stored files' digest, pinned on the run and the version: load() refuses any other files later.
         # (A run without a model gets no pin; loading it fails on the missing files anyway.)
         with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:
             try:
-                fmt, digest = pinned_digest(self.download(run_id, MODEL_DIR, Path(tmp)))
+                fmt, digest = pinned_digest(self.download_model(run_id, Path(tmp)))
             except (MlflowException, OSError):
                 fmt, digest = None, None
         if digest is not None:
@@ -139,7 +159,7 @@ class Registry:
             for key, value in pins.items():
                 self.client.set_tag(run_id, key, value)
             tags = {**tags, **pins}
-        version = self.client.create_model_version(model, source, run_id, tags=tags)
+        version = self.client.create_model_version(model, source, run_id, tags=tags, model_id=model_id)
         return str(version.version)
 
     def version(self, model: str, version: str) -> ModelVersion:
@@ -185,6 +205,25 @@ class Registry:
     def download(self, run_id: str, path: str, into: Path) -> Path:
         return Path(self.client.download_artifacts(run_id, path, str(into)))
 
+    def model_location(self, run_id: str) -> str:
+        """Where the run's model lives: its logged model's artifacts, or (earlier versions) the run's `model`."""
+        run = self.client.get_run(run_id)
+        model_id = run.data.tags.get(MODEL_ID_TAG)
+        if model_id:
+            return self.client.get_logged_model(model_id).artifact_location
+        return f"{run.info.artifact_uri}/{MODEL_DIR}"
+
+    def download_model(self, run_id: str, into: Path) -> Path:
+        """The run's model folder, downloaded into `into`."""
+        if not self.client.get_run(run_id).data.tags.get(MODEL_ID_TAG):
+            return self.download(run_id, MODEL_DIR, into)
+        import mlflow.artifacts
+
+        target = into / MODEL_DIR
+        target.mkdir(parents=True, exist_ok=True)
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=self.model_location(run_id), dst_path=str(target),
+                                                        tracking_uri=self.tracking_uri))
+
     def load(self, run_id: str) -> Any:
         """The run's model, verified against its pin: a model directory through MLflow's scikit-learn flavor,
         an earlier bare model.skops through skops. The format comes from the run's tags, not from the files
@@ -196,7 +235,7 @@ class Registry:
                         "verified (retrain to pin it)", run_id)
         with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:
             if tags.get(FORMAT_TAG) == FORMAT_MLFLOW:
-                return load_model_dir(self.download(run_id, MODEL_DIR, Path(tmp)), pinned)
+                return load_model_dir(self.download_model(run_id, Path(tmp)), pinned)
             return load_model(self.download(run_id, f"{MODEL_DIR}/{MODEL_FILE}", Path(tmp)), pinned)
 
     def read_json(self, run_id: str, path: str) -> Any:
@@ -209,5 +248,5 @@ def _q(text: str) -> str:
 
 
 # The model file helpers, importable from here as before.
-__all__ = ["CHAMPION", "FORMAT_TAG", "MODEL_DIR", "MODEL_FILE", "SHA256_TAG", "TRUSTED_TYPES", "Registry",
+__all__ = ["CHAMPION", "FORMAT_TAG", "MODEL_DIR", "MODEL_ID_TAG", "MODEL_FILE", "SHA256_TAG", "TRUSTED_TYPES", "Registry",
            "UnsafeModel", "file_sha256", "load_model", "save_model"]

@@ -65,7 +65,8 @@ def run_train(ctx: RunContext, step: TrainStep) -> dict[str, Any]:
             (folder / "reference").mkdir()
             reference = drift.profile(df[~holdout], step.features, step.seed)
             (folder / "reference" / "reference.json").write_text(json.dumps(reference))
-            for sub in (MODEL_DIR, "data", "reference"):
+            reg.log_model_dir(run_id, folder / MODEL_DIR)
+            for sub in ("data", "reference"):
                 reg.log_files(run_id, folder / sub, sub)
         reg.log(run_id, params={"estimator": step.estimator, **{f"param.{k}": v for k, v in step.params.items()},
                                 "features": ",".join(f.column for f in step.features), "target": step.target,
