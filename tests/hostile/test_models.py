@@ -67,8 +67,9 @@ def test_a_swapped_model_file_in_a_registered_folder_is_refused(registered):
 
     reg, run_id, stored = registered
     save_model(pipeline(C=0.01), stored / "model.skops")  # a valid model of trusted types: only the pin tells
-    with pytest.raises(UnsafeModel, match=r"refusing to load \w+/: it is not the folder registered \(sha256 .* "
-                                          "pinned at registration\\); it was replaced in the artifact store"):
+    swapped = (r"model of run \w+ \(.*\): refusing to load model/: it is not the folder registered \(sha256 .* "
+               r"pinned at registration\); it was replaced in the artifact store")
+    with pytest.raises(UnsafeModel, match=swapped):
         reg.load(run_id)
 
 

@@ -219,10 +219,11 @@ class Registry:
             return self.download(run_id, MODEL_DIR, into)
         import mlflow.artifacts
 
-        target = into / MODEL_DIR
-        target.mkdir(parents=True, exist_ok=True)
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=self.model_location(run_id), dst_path=str(target),
-                                                        tracking_uri=self.tracking_uri))
+        staging = into / "download"
+        staging.mkdir(parents=True, exist_ok=True)
+        got = Path(mlflow.artifacts.download_artifacts(artifact_uri=self.model_location(run_id), dst_path=str(staging),
+                                                       tracking_uri=self.tracking_uri))
+        return got.rename(into / MODEL_DIR)  # named as the model, not as the store's `artifacts` folder
 
     def load(self, run_id: str) -> Any:
         """The run's model, verified against its pin: a model directory through MLflow's scikit-learn flavor,
@@ -234,9 +235,12 @@ class Registry:
             log.warning("model of run %s was registered before dagspec pinned model hashes: its file is not "
                         "verified (retrain to pin it)", run_id)
         with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:
-            if tags.get(FORMAT_TAG) == FORMAT_MLFLOW:
-                return load_model_dir(self.download_model(run_id, Path(tmp)), pinned)
-            return load_model(self.download(run_id, f"{MODEL_DIR}/{MODEL_FILE}", Path(tmp)), pinned)
+            try:
+                if tags.get(FORMAT_TAG) == FORMAT_MLFLOW:
+                    return load_model_dir(self.download_model(run_id, Path(tmp)), pinned)
+                return load_model(self.download(run_id, f"{MODEL_DIR}/{MODEL_FILE}", Path(tmp)), pinned)
+            except UnsafeModel as exc:  # which model: the run (and where MLflow keeps it)
+                raise UnsafeModel(f"model of run {run_id} ({self.model_location(run_id)}): {exc}") from None
 
     def read_json(self, run_id: str, path: str) -> Any:
         with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:
