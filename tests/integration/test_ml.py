@@ -183,9 +183,38 @@ def test_model_files_of_unknown_types_are_refused(home, tmp_path):
     retrain(date(2025, 4, 1))
     reg = registry()
     champ = reg.champion(MODEL)
-    artifact = Path(reg.client.get_run(champ.run_id).info.artifact_uri.removeprefix("file://")) / "model" / "model.skops"
+    artifact = Path(reg.model_location(champ.run_id).removeprefix("file://")) / "model.skops"
     save_model(Sneaky.__new__(Sneaky), artifact)
     with pytest.raises(StepFailed, match="refusing to load model.skops"):
         run_step(DAILY, "score_orders", utc(date(2025, 4, 1)), utc(date(2025, 4, 2)))
     assert warehouse_rows(home / "warehouse.duckdb",
                           "SELECT count(*) FROM information_schema.tables WHERE table_name = 'order_scores'") == [(0,)]
+
+
+def test_versions_in_the_earlier_bare_skops_format_still_load_and_score(home, tmp_path):
+    """A version whose `model` artifact is a bare model.skops (dagspec's format before MLflow model directories)
+    is pinned by the file's sha256, loads through skops and scores exactly as the same model in today's format."""
+    from dagspec.ml.registry import FORMAT_TAG, MODEL_FILE, SHA256_TAG, file_sha256, save_model
+
+    retrain(date(2025, 4, 1))
+    reg = registry()
+    day = date(2025, 4, 2)
+    scores = "SELECT order_id, prediction, probability FROM ml.order_scores ORDER BY order_id"
+    assert run_step(DAILY, "score_orders", utc(day), utc(day + timedelta(days=1)))["version"] == "1"
+    today = warehouse_rows(home / "warehouse.duckdb", scores)
+
+    v1 = reg.champion(MODEL)
+    tags = {k: v for k, v in reg.client.get_run(v1.run_id).data.tags.items()
+            if k in ("dagspec.features", "dagspec.target", "dagspec.task")}
+    run_id = reg.start_run(MODEL, tags, "earlier format")
+    (tmp_path / "model").mkdir()
+    save_model(reg.load(v1.run_id), tmp_path / "model" / MODEL_FILE)
+    reg.log_files(run_id, tmp_path / "model", "model")
+    version = reg.register(MODEL, run_id, {})
+    reg.finish(run_id)
+    pins = reg.version(MODEL, version).tags
+    assert pins[SHA256_TAG] == file_sha256(tmp_path / "model" / MODEL_FILE) and FORMAT_TAG not in pins
+    reg.set_champion(MODEL, version)
+
+    assert run_step(DAILY, "score_orders", utc(day), utc(day + timedelta(days=1)))["version"] == version == "2"
+    assert warehouse_rows(home / "warehouse.duckdb", scores) == today

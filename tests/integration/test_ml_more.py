@@ -17,6 +17,7 @@ from support.ml_runs import ROOT, registry, sql, utc
 
 from dagspec.runner import run_step
 from dagspec.spec import load_definition
+from dagspec.spec.ml_steps import ESTIMATORS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CATEGORICAL = ("channel", "segment", "country")
@@ -349,3 +350,30 @@ def test_a_champion_of_another_task_is_not_compared_and_stays_champion(home, tmp
                     "a classification one")
     assert second["promote"]["promoted"] is False
     assert str(registry().champion(REG_MODEL).version) == "1"
+
+
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
+def test_every_allow_listed_estimator_is_an_mlflow_model_within_the_trusted_types(estimator, tmp_path):
+    """Each estimator of the allow-list, in dagspec's preprocessing pipeline, is written by MLflow's flavor with
+    no trusted type outside dagspec's list, and loads back (checks, then the flavor) predicting the same."""
+    import pandas as pd
+
+    from dagspec.ml import features
+    from dagspec.ml.model_files import TRUSTED_TYPES, folder_sha256, load_model_dir, save_model_dir
+    from dagspec.spec.ml_steps import TrainStep
+
+    task = ESTIMATORS[estimator][0]
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"amount": rng.gamma(2.0, 80.0, 400), "channel": pd.Series(rng.choice(["web", "store", None], 400),
+                                                                                 dtype=object)})
+    y = (X["amount"] > 150).astype(int).to_numpy() if task == "classification" else X["amount"].to_numpy() * 0.1
+    params = {"n_estimators": 5} if "random_forest" in estimator else {}
+    step = TrainStep.model_validate({
+        "id": "train", "kind": "train", "model": "m", "estimator": estimator, "params": params, "target": "y",
+        "features": [{"column": "amount", "type": "numeric"}, {"column": "channel", "type": "categorical"}],
+        "data": {"table": {"schema": "ml", "table": "t"}}, "split": {"by": "time", "column": "at"}})
+    model = features.build_pipeline(step).fit(X, y)
+    trusted = save_model_dir(model, tmp_path / "model", X.head(3), {"amount"}, task)
+    assert set(trusted) <= TRUSTED_TYPES
+    loaded = load_model_dir(tmp_path / "model", folder_sha256(tmp_path / "model"))
+    assert np.array_equal(loaded.predict(X), model.predict(X))

@@ -4,14 +4,15 @@ go through the server's artifact proxy, and the `champion` alias, `dagspec model
 
 from __future__ import annotations
 
+import json
 import tempfile
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from support.ml_runs import MODEL, RETRAIN, registry, retrain, sql
+from support.ml_runs import DAILY, MODEL, RETRAIN, registry, retrain, sql, utc
 
 pytestmark = pytest.mark.service
 REPORT_FILES = {"report.html", "metric_history.png", "roc.png", "feature_importance.png"}
@@ -62,8 +63,11 @@ def test_open_keeps_the_servers_address_and_sub_path(monkeypatch):
 
 
 def test_train_evaluate_promote_on_a_tracking_server(server, home):
+    from mlflow.entities import LoggedModelStatus
+
     from dagspec.ml import features, metrics
-    from dagspec.ml.registry import MODEL_FILE, load_model
+    from dagspec.ml.model_files import MLMODEL, folder_sha256, load_model_dir
+    from dagspec.ml.registry import FORMAT_TAG, MODEL_FILE, MODEL_ID_TAG, SHA256_TAG
 
     client, artifacts = server["client"], Path(server["artifacts"])
     reg = registry()
@@ -92,19 +96,30 @@ def test_train_evaluate_promote_on_a_tracking_server(server, home):
     # Artifacts went through the server's proxy into its artifacts destination.
     listed = {Path(a.path).name for a in client.list_artifacts(run_id, "report")}
     assert REPORT_FILES <= listed, listed
-    assert {Path(a.path).name for a in client.list_artifacts(run_id, "model")} == {MODEL_FILE}
-    on_server = list(artifacts.rglob(f"{run_id}/artifacts/model/{MODEL_FILE}"))
+    # The model is an MLflow model directory (scikit-learn flavor, skops), pinned by its folder digest.
+    # It is the run's logged model (MLflow 3's LoggedModel), and the version points at it.
+    model_id = run.data.tags[MODEL_ID_TAG]
+    logged = client.get_logged_model(model_id)
+    assert logged.source_run_id == run_id and logged.status.to_int() == LoggedModelStatus.READY.to_int()
+    assert versions["2"].source == logged.artifact_location
+    # ... and the server linked the logged model to its version (the MLflow UI's model page shows both).
+    assert [(v["name"], str(v["version"])) for v in json.loads(logged.tags["mlflow.modelVersions"])] == [(MODEL, "2")]
+    assert {MLMODEL, MODEL_FILE, "input_example.json", "requirements.txt"} <= {
+        Path(a.path).name for a in client.list_logged_model_artifacts(model_id)}
+    on_server = list(artifacts.rglob(f"models/{model_id}/artifacts/{MLMODEL}"))
     assert len(on_server) == 1
+    assert run.data.tags[FORMAT_TAG] == versions["2"].tags[FORMAT_TAG] == "mlflow-sklearn-skops"
+    assert run.data.tags[SHA256_TAG] == versions["2"].tags[SHA256_TAG] == folder_sha256(on_server[0].parent)
     html = list(artifacts.rglob(f"{run_id}/artifacts/report/report.html"))
     assert len(html) == 1 and "promoted" in html[0].read_text()
     assert html[0].read_bytes() == Path(second["train"]["report"]).read_bytes()
 
-    # The model file round-trips: downloaded through the server, it is the same skops archive, loads through the
-    # safe loader, and reproduces the metric the run logged on the same holdout rows.
+    # The model round-trips: downloaded through the server, it is the same folder, loads through the safe loader
+    # (the flavor, after the checks), and reproduces the metric the run logged on the same holdout rows.
     with tempfile.TemporaryDirectory() as tmp:
-        got = Path(client.download_artifacts(run_id, f"model/{MODEL_FILE}", tmp))
-        assert got.read_bytes() == on_server[0].read_bytes() and got.read_bytes()[:2] == b"PK"
-        model = load_model(got)
+        got = reg.download_model(run_id, Path(tmp))
+        assert folder_sha256(got) == run.data.tags[SHA256_TAG] and (got / MODEL_FILE).read_bytes()[:2] == b"PK"
+        model = load_model_dir(got, run.data.tags[SHA256_TAG])
         holdout = pq.read_table(client.download_artifacts(run_id, "data/holdout.parquet", tmp))
     train = next(s for s in RETRAIN.steps if s.id == "train")
     df = features.frame(holdout, train.features, [train.target])
@@ -144,3 +159,90 @@ def test_cli_lists_versions_and_rolls_the_champion_back_on_a_tracking_server(ser
     # The next retrain measures its challenger against the rolled-back champion, fetched from the server.
     third = retrain(date(2025, 7, 15))
     assert third["evaluate"]["champion_version"] == "1" and third["train"]["version"] == "3"
+
+
+def _scored_day(home: Path, day: date):
+    """The features of one day's orders (as the champion reads them) and dagspec's scores for them, in order."""
+    import duckdb
+
+    from dagspec.ml import features
+    from dagspec.runner import run_step
+
+    run_step(DAILY, "score_orders", utc(day), utc(day + timedelta(days=1)))
+    train = next(s for s in RETRAIN.steps if s.id == "train")
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT f.* FROM ml.order_features f JOIN ml.order_scores s USING (order_id) "
+                           "WHERE s.batch_date = ? ORDER BY order_id", [day]).fetch_arrow_table()
+        scores = con.execute("SELECT prediction, probability FROM ml.order_scores WHERE batch_date = ? "
+                             "ORDER BY order_id", [day]).fetchall()
+    finally:
+        con.close()
+    X = features.frame(rows, train.features)[[f.column for f in train.features]]
+    return X, [p for p, _ in scores], [q for _, q in scores]
+
+
+def test_mlflows_own_loader_gives_the_champion_the_score_step_used(server, home, monkeypatch):
+    """`mlflow.pyfunc.load_model("models:/<name>@champion")` against the tracking server predicts what dagspec's
+    score step wrote; the flavor's own loader gives the same probabilities; the version carries a signature."""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    retrain(date(2025, 4, 1))
+    X, predicted, probability = _scored_day(home, date(2025, 4, 2))
+    assert len(X) == len(predicted) > 0
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server["url"])
+    uri = f"models:/{MODEL}@champion"
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    assert pyfunc.metadata.get_input_schema().input_names() == list(X.columns)
+    assert pyfunc.predict(X).tolist() == predicted
+    assert mlflow.sklearn.load_model(uri).predict_proba(X)[:, 1].tolist() == pytest.approx(probability, abs=1e-12)
+    info = Model.load(uri)
+    assert info.flavors["sklearn"]["serialization_format"] == "skops" and info.saved_input_example_info
+    assert info.flavors["sklearn"]["skops_trusted_types"] == ["numpy.dtype"]  # all a logistic regression needs
+
+
+def test_mlflows_scoring_server_serves_the_champion_as_dagspec_scores(server, home):
+    """`mlflow models serve -m models:/<name>@champion --env-manager local` (MLflow's own scoring server, in this
+    venv) answers over HTTP with the predictions dagspec's score step wrote."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from support.service_cli import free_port
+
+    retrain(date(2025, 4, 1))
+    X, predicted, _ = _scored_day(home, date(2025, 4, 2))
+    port, bin_dir = free_port(), Path(sys.executable).parent
+    env = {**os.environ, "MLFLOW_TRACKING_URI": server["url"], "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    log = home / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion",
+                                 "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        rows = X.astype(object).where(X.notna(), None).values.tolist()  # NaN -> null, as JSON has no NaN
+        body = json.dumps({"dataframe_split": {"columns": list(X.columns), "data": rows}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            assert json.loads(resp.read())["predictions"] == predicted
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -1,102 +1,51 @@
-"""The model registry: MLflow tracking + model registry (the `champion` alias), model files in skops.
+"""The model registry: MLflow tracking + model registry (the `champion` alias), models in MLflow's format.
 
 Embedded default: a SQLite tracking store and a local artifact folder under $DAGSPEC_HOME/mlflow.
 For scale, define the Airflow connection `dagspec_mlflow` (type http/https: a tracking server, or
-any tracking URI in extra.tracking_uri). Model files are skops archives; loading refuses any type
-outside the few that the allow-listed estimators need, and plain pickles are never read.
+any tracking URI in extra.tracking_uri). Each version's model is its training run's logged model: an MLflow
+model directory (scikit-learn flavor, skops; earlier versions: a bare model.skops in the run's `model`
+artifacts), pinned by digest at registration and verified before loading (see model_files).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
 import tempfile
 import time
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagspec.connections import ConnectionNotFound, Resolver
-from dagspec.errors import StepFailed
+from dagspec.ml.model_files import (
+    FORMAT_MLFLOW,
+    MODEL_FILE,
+    TRUSTED_TYPES,
+    UnsafeModel,
+    file_sha256,
+    load_model,
+    load_model_dir,
+    pinned_digest,
+    save_model,
+)
 from dagspec.paths import data_home
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
 REGISTRY_CONN_ID = "dagspec_mlflow"
 CHAMPION = "champion"
-MODEL_FILE = "model.skops"
-SHA256_TAG = "dagspec.model_sha256"
-# Beyond skops' own defaults (numpy, scikit-learn estimators), only what the allow-listed estimators hold.
-TRUSTED_TYPES = frozenset({
-    "numpy.dtype",
-    "sklearn.tree._tree.Tree",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-})
+MODEL_DIR = "model"  # the logged model's name; earlier versions: the run's artifact path holding model.skops
+SHA256_TAG = "dagspec.model_sha256"  # the pin: the folder digest of a model directory, the sha256 of a bare file
+FORMAT_TAG = "dagspec.model_format"  # FORMAT_MLFLOW for a model directory; absent: a bare model.skops
+MODEL_ID_TAG = "dagspec.model_id"  # the run's MLflow logged model (MLflow 3), whose artifacts are the model directory
 
 log = logging.getLogger("dagspec")
-
-
-class UnsafeModel(StepFailed):
-    """A model file that is not a skops archive, or holds types dagspec does not trust."""
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """skops finds a function's module by probing every loaded module; Airflow's shims warn on each probe."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
-
-
-def save_model(obj: Any, path: Path) -> Path:
-    import skops.io as sio
-
-    with _quiet():
-        sio.dump(obj, path)
-    return path
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load_model(path: Path, sha256: str | None = None) -> Any:
-    """Load a skops model file; anything else, any untrusted type inside, or (given the sha256 pinned at
-    registration) a file that is not the registered one, is refused before loading."""
-    import zipfile
-
-    import skops.io as sio
-
-    with _quiet():
-        try:
-            untrusted = sio.get_untrusted_types(file=path)
-        except (zipfile.BadZipFile, KeyError, ValueError, json.JSONDecodeError) as exc:
-            raise UnsafeModel(f"{path.name} is not a skops model file ({type(exc).__name__}); dagspec never loads "
-                              "pickles") from None
-        unknown = sorted(set(untrusted) - TRUSTED_TYPES)
-        if unknown:
-            raise UnsafeModel(f"refusing to load {path.name}: it holds type(s) dagspec does not trust: "
-                              f"{', '.join(unknown)}")
-        if sha256 is not None and (got := file_sha256(path)) != sha256:
-            raise UnsafeModel(f"refusing to load {path.name}: it is not the file registered (sha256 {got[:16]}... "
-                              f"where {sha256[:16]}... was pinned at registration); it was replaced in the "
-                              "artifact store: retrain, or restore the registered file")
-        return sio.load(path, trusted=list(untrusted))
 
 
 @dataclass
@@ -167,6 +116,23 @@ class Registry:
     def log_files(self, run_id: str, folder: Path, artifact_path: str) -> None:
         self.client.log_artifacts(run_id, str(folder), artifact_path)
 
+    def log_model_dir(self, run_id: str, folder: Path) -> str:
+        """Upload an MLflow model directory as the run's logged model (MLflow 3's LoggedModel, what
+        `mlflow.sklearn.log_model` makes, without the fluent API's global state); returns its id."""
+        from mlflow.entities import LoggedModelStatus
+
+        run = self.client.get_run(run_id)
+        logged = self.client.create_logged_model(run.info.experiment_id, name=MODEL_DIR, source_run_id=run_id,
+                                                 model_type="sklearn")
+        try:
+            self.client.log_model_artifacts(logged.model_id, str(folder))
+        except BaseException:
+            self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            raise
+        self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        self.client.set_tag(run_id, MODEL_ID_TAG, logged.model_id)
+        return logged.model_id
+
     def finish(self, run_id: str, failed: bool = False) -> None:
         self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
 
@@ -178,18 +144,22 @@ class Registry:
         except MlflowException as exc:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                 raise
-        source = f"{self.client.get_run(run_id).info.artifact_uri}/model"
-        # The stored file's hash, pinned on the run and the version: load() refuses any other file later.
-        # (A run without a model file gets no pin; loading it fails on the missing file anyway.)
+        run = self.client.get_run(run_id)
+        model_id = run.data.tags.get(MODEL_ID_TAG)
+        source = self.model_location(run_id)
+        # The stored files' digest, pinned on the run and the version: load() refuses any other files later.
+        # (A run without a model gets no pin; loading it fails on the missing files anyway.)
         with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:
             try:
-                digest = file_sha256(self.download(run_id, f"model/{MODEL_FILE}", Path(tmp)))
-            except MlflowException:
-                digest = None
+                fmt, digest = pinned_digest(self.download_model(run_id, Path(tmp)))
+            except (MlflowException, OSError):
+                fmt, digest = None, None
         if digest is not None:
-            self.client.set_tag(run_id, SHA256_TAG, digest)
-            tags = {**tags, SHA256_TAG: digest}
-        version = self.client.create_model_version(model, source, run_id, tags=tags)
+            pins = {SHA256_TAG: digest, **({FORMAT_TAG: fmt} if fmt == FORMAT_MLFLOW else {})}
+            for key, value in pins.items():
+                self.client.set_tag(run_id, key, value)
+            tags = {**tags, **pins}
+        version = self.client.create_model_version(model, source, run_id, tags=tags, model_id=model_id)
         return str(version.version)
 
     def version(self, model: str, version: str) -> ModelVersion:
@@ -235,13 +205,42 @@ class Registry:
     def download(self, run_id: str, path: str, into: Path) -> Path:
         return Path(self.client.download_artifacts(run_id, path, str(into)))
 
+    def model_location(self, run_id: str) -> str:
+        """Where the run's model lives: its logged model's artifacts, or (earlier versions) the run's `model`."""
+        run = self.client.get_run(run_id)
+        model_id = run.data.tags.get(MODEL_ID_TAG)
+        if model_id:
+            return self.client.get_logged_model(model_id).artifact_location
+        return f"{run.info.artifact_uri}/{MODEL_DIR}"
+
+    def download_model(self, run_id: str, into: Path) -> Path:
+        """The run's model folder, downloaded into `into`."""
+        if not self.client.get_run(run_id).data.tags.get(MODEL_ID_TAG):
+            return self.download(run_id, MODEL_DIR, into)
+        import mlflow.artifacts
+
+        staging = into / "download"
+        staging.mkdir(parents=True, exist_ok=True)
+        got = Path(mlflow.artifacts.download_artifacts(artifact_uri=self.model_location(run_id), dst_path=str(staging),
+                                                       tracking_uri=self.tracking_uri))
+        return got.rename(into / MODEL_DIR)  # named as the model, not as the store's `artifacts` folder
+
     def load(self, run_id: str) -> Any:
-        pinned = self.client.get_run(run_id).data.tags.get(SHA256_TAG)
+        """The run's model, verified against its pin: a model directory through MLflow's scikit-learn flavor,
+        an earlier bare model.skops through skops. The format comes from the run's tags, not from the files
+        found, so a bare archive cannot be swapped for a directory (nor the reverse) to dodge its pin."""
+        tags = self.client.get_run(run_id).data.tags
+        pinned = tags.get(SHA256_TAG)
         if pinned is None:
             log.warning("model of run %s was registered before dagspec pinned model hashes: its file is not "
                         "verified (retrain to pin it)", run_id)
         with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:
-            return load_model(self.download(run_id, f"model/{MODEL_FILE}", Path(tmp)), pinned)
+            try:
+                if tags.get(FORMAT_TAG) == FORMAT_MLFLOW:
+                    return load_model_dir(self.download_model(run_id, Path(tmp)), pinned)
+                return load_model(self.download(run_id, f"{MODEL_DIR}/{MODEL_FILE}", Path(tmp)), pinned)
+            except UnsafeModel as exc:  # which model: the run (and where MLflow keeps it)
+                raise UnsafeModel(f"model of run {run_id} ({self.model_location(run_id)}): {exc}") from None
 
     def read_json(self, run_id: str, path: str) -> Any:
         with tempfile.TemporaryDirectory(prefix="dagspec-model-") as tmp:
@@ -250,3 +249,8 @@ class Registry:
 
 def _q(text: str) -> str:
     return text.replace("'", "")
+
+
+# The model file helpers, importable from here as before.
+__all__ = ["CHAMPION", "FORMAT_TAG", "MODEL_DIR", "MODEL_ID_TAG", "MODEL_FILE", "SHA256_TAG", "TRUSTED_TYPES", "Registry",
+           "UnsafeModel", "file_sha256", "load_model", "save_model"]

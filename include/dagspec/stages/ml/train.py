@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 from dagspec.errors import StepFailed
 from dagspec.ml import data as ml_data
 from dagspec.ml import drift, features, metrics
-from dagspec.ml.registry import MODEL_FILE, save_model
+from dagspec.ml.model_files import save_model_dir
+from dagspec.ml.registry import MODEL_DIR
 from dagspec.spec.ml_steps import TrainStep
 from dagspec.stages.context import RunContext
 from dagspec.stages.ml.common import json_safe, run_key
@@ -56,14 +57,16 @@ def run_train(ctx: RunContext, step: TrainStep) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="dagspec-train-") as tmp:
             folder = Path(tmp)
-            (folder / "model").mkdir()
-            save_model(model, folder / "model" / MODEL_FILE)
+            # An MLflow model directory (scikit-learn flavor, skops, signature, a few training rows as its example).
+            numeric = {f.column for f in step.features if f.type == "numeric"}
+            save_model_dir(model, folder / MODEL_DIR, X[~holdout].head(5), numeric, step.task)
             (folder / "data").mkdir()
             pq.write_table(table.filter(pa.array(holdout)), folder / "data" / "holdout.parquet", compression="zstd")
             (folder / "reference").mkdir()
             reference = drift.profile(df[~holdout], step.features, step.seed)
             (folder / "reference" / "reference.json").write_text(json.dumps(reference))
-            for sub in ("model", "data", "reference"):
+            reg.log_model_dir(run_id, folder / MODEL_DIR)
+            for sub in ("data", "reference"):
                 reg.log_files(run_id, folder / sub, sub)
         reg.log(run_id, params={"estimator": step.estimator, **{f"param.{k}": v for k, v in step.params.items()},
                                 "features": ",".join(f.column for f in step.features), "target": step.target,
