@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -150,6 +151,13 @@ from dagspec.warehouse import open_warehouse
 
 conn, first, days, per = sys.argv[1], date.fromisoformat(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 wh = open_warehouse(parse_connection("dagspec_warehouse", conn))
+if len(sys.argv) > 5:  # start together: extensions loaded and the lake attached, then wait for the go
+    import os, time
+    with wh.session():
+        pass
+    open(sys.argv[5] + "." + sys.argv[2], "w").close()
+    while not os.path.exists(sys.argv[5]):
+        time.sleep(0.005)
 for i in range(days):
     day = first + timedelta(days=i)
     base = (day - date(2025, 1, 1)).days * per
@@ -280,3 +288,24 @@ def test_an_unreachable_postgres_catalog_names_the_connection_not_the_password(t
     with pytest.raises(duckdb.Error) as caught, DuckLakeWarehouse(info).session():
         pass
     assert "dagspec_warehouse" in str(caught.value) and "hunter2-secret" not in str(caught.value)
+
+
+@pytest.mark.service
+def test_two_first_writers_create_the_schema_and_table_together(lake, tmp_path):
+    """Neither schema nor table exists: both writers create them at once (DuckLake cannot merge two new schemas
+    of one name into one commit; the schema is committed on its own first, and the loser retries)."""
+    conn, days, per = json.dumps(lake), 3, 500
+    go = tmp_path / "go"
+    firsts = ("2025-01-01", "2025-02-01")
+    writers = [_python(WRITER, conn, first, str(days), str(per), str(go)) for first in firsts]
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{go}.{first}").exists() for first in firsts) and time.monotonic() < deadline:
+        if any(w.poll() is not None for w in writers):  # one failed before the start: its error, below
+            break
+        time.sleep(0.01)
+    go.touch()
+    for w in writers:
+        out, err = w.communicate(timeout=600)
+        assert w.returncode == 0, err[-3000:]
+    expected = 2 * days * per
+    assert rows("SELECT count(*), count(DISTINCT id) FROM mart.shared") == [(expected, expected)]

@@ -42,7 +42,9 @@ LAKE = "lake"  # the attached catalog's name inside each session
 CATALOG_SCANNERS = {"sqlite": "sqlite_scanner", "postgres": "postgres_scanner"}
 # A commit that lost to another writer: SQLite's lock, DuckLake's own conflict check, PostgreSQL's serialisation.
 CONFLICTS = ("database is locked", "database table is locked", "transaction conflict",
-             "failed to flush changes", "could not serialize", "duplicate key value")
+             "failed to flush changes", "could not serialize", "duplicate key value",
+             # two first writers each creating the schema: the loser's table points at its own schema id
+             "references schema id")
 COMMIT_ATTEMPTS = int(os.environ.get("DAGSPEC_DUCKLAKE_ATTEMPTS", "8"))
 FIRST_DELAY_S, MAX_DELAY_S = 0.1, 5.0
 _INSTANCES: dict[tuple, Any] = {}
@@ -179,24 +181,34 @@ class DuckLakeSession(DuckDBSession):
             return quote(name, self.dialect)
         return super().expose(name, relation)
 
+    def ensure_schema(self, schema: str) -> None:
+        """The schema in a commit of its own first: two first writers creating it inside their writes collide
+        in a way DuckLake cannot merge ("table ... references schema id ... that does not exist")."""
+        retried(lambda: self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, self.dialect)}"),
+                f"create schema {schema}", self.scrub)
+
     def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
                       keep: int | None = None) -> int:
+        self.ensure_schema(schema)
         return retried(lambda: super(DuckLakeSession, self).replace_batch(schema, table, batch_date, select_sql,
                                                                           params, keep),
                        f"replace {schema}.{table} batch {batch_date}", self.scrub)
 
     def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
                     key: list[str]) -> int:
+        self.ensure_schema(schema)
         return retried(lambda: super(DuckLakeSession, self).merge_batch(schema, table, batch_date, select_sql,
                                                                         params, key),
                        f"merge into {schema}.{table} batch {batch_date}", self.scrub)
 
     def replace_table(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any]) -> int:
+        self.ensure_schema(schema)
         return retried(lambda: super(DuckLakeSession, self).replace_table(schema, table, batch_date, select_sql,
                                                                           params),
                        f"replace table {schema}.{table}", self.scrub)
 
     def create_view(self, schema: str, table: str, select_sql: str) -> None:
+        self.ensure_schema(schema)
         retried(lambda: super(DuckLakeSession, self).create_view(schema, table, select_sql),
                 f"create view {schema}.{table}", self.scrub)
 
