@@ -43,8 +43,10 @@ CATALOG_SCANNERS = {"sqlite": "sqlite_scanner", "postgres": "postgres_scanner"}
 # A commit that lost to another writer: SQLite's lock, DuckLake's own conflict check, PostgreSQL's serialisation.
 CONFLICTS = ("database is locked", "database table is locked", "transaction conflict",
              "failed to flush changes", "could not serialize", "duplicate key value",
-             # two first writers each creating the schema: the loser's table points at its own schema id
-             "references schema id")
+             # DuckLake 1.5.5 on two first writers creating one schema or table: the loser's commit fails to
+             # re-load ("table ... references schema id ... that does not exist", "... does not have any
+             # columns"); nothing of it was committed, and the retry finds the winner's schema and table
+             "failed to load ducklake")
 COMMIT_ATTEMPTS = int(os.environ.get("DAGSPEC_DUCKLAKE_ATTEMPTS", "8"))
 FIRST_DELAY_S, MAX_DELAY_S = 0.1, 5.0
 _INSTANCES: dict[tuple, Any] = {}
@@ -115,7 +117,8 @@ class DuckLakeWarehouse:
         import duckdb
 
         scratch = tempfile.mkdtemp(prefix="dagspec-ducklake-")
-        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        owner = os.getpid()  # a forked child inherits the atexit hook: only this process removes its scratch
+        atexit.register(lambda: os.getpid() == owner and shutil.rmtree(scratch, ignore_errors=True))
         con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
                                      "temp_directory": scratch})
         try:
