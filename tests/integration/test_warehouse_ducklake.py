@@ -309,3 +309,22 @@ def test_two_first_writers_create_the_schema_and_table_together(lake, tmp_path):
         assert w.returncode == 0, err[-3000:]
     expected = 2 * days * per
     assert rows("SELECT count(*), count(DISTINCT id) FROM mart.shared") == [(expected, expected)]
+
+
+@pytest.mark.service
+def test_the_data_path_in_s3(s3_server, tmp_path, monkeypatch):
+    """The same lake with its Parquet files in an S3 bucket (moto server): the connection's login/password and
+    extra endpoint_url/region_name reach DuckDB's httpfs as a secret."""
+    need(_extensions_installed() and importlib.util.find_spec("duckdb_extension_httpfs") is not None,
+         "the duckdb-extension-ducklake / -sqlite-scanner / -httpfs wheels")
+    bucket = s3_server.make_bucket("lake")
+    conn = {"conn_type": "ducklake", "login": s3_server.access_key, "password": s3_server.secret_key, "extra": {
+        "catalog": f"sqlite:{tmp_path / 'catalog.sqlite'}", "data_path": f"s3://{bucket}/lake",
+        "endpoint_url": s3_server.endpoint_url, "region_name": s3_server.region}}
+    monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE", json.dumps(conn))
+    with open_warehouse(env_resolver("dagspec_warehouse")).session() as s:
+        assert s.replace_batch("mart", "t", DAY, "SELECT range AS id FROM range(100)", {}) == 100
+        assert s.replace_batch("mart", "t", DAY, "SELECT range AS id FROM range(50)", {}) == 50
+    assert rows("SELECT count(*), max(id) FROM mart.t") == [(50, 49)]
+    keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert any(k.startswith("lake/") and k.endswith(".parquet") for k in keys)
