@@ -136,7 +136,9 @@ class DuckLakeWarehouse:
             attach = f"ATTACH 'ducklake:{literal(self.catalog)}' AS {LAKE} ({', '.join(options)})"
             try:
                 # Attaching a new catalog creates its tables: two first sessions at once collide like two commits.
-                retried(lambda: con.execute(attach), f"attach {self.kind} catalog", self.info.scrub)
+                # (PostgreSQL: 'relation "ducklake_metadata" already exists', under "Failed to initialize")
+                retried(lambda: con.execute(attach), f"attach {self.kind} catalog", self.info.scrub,
+                        also=("failed to initialize ducklake",))
             except duckdb.Error as exc:  # the libpq string (and its password) is echoed in the error
                 raise type(exc)(f"warehouse connection {self.info.conn_id!r}: {self.info.scrub(str(exc))}") from None
         except BaseException:
@@ -233,15 +235,16 @@ def sqlite_wal(path: Path) -> None:
         log.debug("SQLite catalog %s: journal mode not changed: %s", path, exc)
 
 
-def is_conflict(exc: BaseException) -> bool:
+def is_conflict(exc: BaseException, also: tuple[str, ...] = ()) -> bool:
     text = str(exc).lower()
-    return any(marker in text for marker in CONFLICTS)
+    return any(marker in text for marker in (*CONFLICTS, *also))
 
 
 def retried(write: Callable[[], T], what: str, scrub: Callable[[str], str] = str,
-            attempts: int | None = None, sleep: Callable[[float], None] = time.sleep) -> T:
+            attempts: int | None = None, sleep: Callable[[float], None] = time.sleep, also: tuple[str, ...] = ()) -> T:
     """Run `write` (one whole transaction) again while its commit collides with another writer's: at most
-    `attempts` times, waiting 0.1 s doubling to 5 s with jitter, each retry logged; other errors at once."""
+    `attempts` times, waiting 0.1 s doubling to 5 s with jitter, each retry logged; other errors at once.
+    `also`: more messages that count as a collision for this write only."""
     import duckdb
 
     attempts = attempts or COMMIT_ATTEMPTS
@@ -250,7 +253,7 @@ def retried(write: Callable[[], T], what: str, scrub: Callable[[str], str] = str
         try:
             return write()
         except duckdb.Error as exc:
-            if not is_conflict(exc):
+            if not is_conflict(exc, also):
                 raise
             message = " / ".join(line.strip() for line in scrub(str(exc)).splitlines() if line.strip())
             if attempt == attempts:
