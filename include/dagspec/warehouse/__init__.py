@@ -19,6 +19,10 @@ def open_warehouse(info: ConnectionInfo) -> Warehouse:
         if not path:
             raise ValueError(f"warehouse connection {info.conn_id!r} needs the DuckDB file in host or extra.path")
         return DuckDBWarehouse(path)
+    if info.conn_type == "ducklake":
+        from dagspec.warehouse.ducklake import DuckLakeWarehouse
+
+        return DuckLakeWarehouse(info)
     if info.conn_type in ("postgres", "postgresql", "redshift_pg"):
         from dagspec.warehouse.postgres import PostgresWarehouse
 
@@ -29,5 +33,5 @@ def open_warehouse(info: ConnectionInfo) -> Warehouse:
         return BigQueryWarehouse(info)
     raise ValueError(
         f"warehouse connection {info.conn_id!r} has type {info.conn_type!r}; dagspec runs transforms in "
-        "'duckdb', 'postgres' or 'bigquery' warehouses"
+        "'duckdb', 'ducklake', 'postgres' or 'bigquery' warehouses"
     )
