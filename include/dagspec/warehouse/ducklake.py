@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -193,10 +193,10 @@ class DuckLakeSession(DuckDBSession):
                 f"create schema {schema}", self.scrub)
 
     def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
-                      keep: int | None = None) -> int:
+                      keep: int | None = None, after: Sequence[str] = ()) -> int:
         self.ensure_schema(schema)
         return retried(lambda: super(DuckLakeSession, self).replace_batch(schema, table, batch_date, select_sql,
-                                                                          params, keep),
+                                                                          params, keep, after),
                        f"replace {schema}.{table} batch {batch_date}", self.scrub)
 
     def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
