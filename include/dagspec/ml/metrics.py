@@ -15,11 +15,25 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline as SkPipeline
 
 
+CONFUSION = ("tp", "fp", "tn", "fn")  # counts at the threshold, reported beside the metrics (never promoted on)
+
+
 def classification(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, f1_score, log_loss, precision_score, recall_score, roc_auc_score
+    """Ranking metrics over the probabilities, and at ``threshold`` (a row is predicted positive when its
+    probability is at least that): F1, precision, recall, accuracy, NPV, specificity and the confusion counts."""
+    from sklearn.metrics import (
+        average_precision_score,
+        confusion_matrix,
+        f1_score,
+        log_loss,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
 
     predicted = (proba >= threshold).astype(int)
     both = len(np.unique(y)) == 2  # AUCs are undefined on a holdout with one class
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, predicted, labels=[0, 1]).ravel())
     return {
         "roc_auc": float(roc_auc_score(y, proba)) if both else math.nan,
         "pr_auc": float(average_precision_score(y, proba)) if both else math.nan,
@@ -27,6 +41,10 @@ def classification(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> 
         "precision": float(precision_score(y, predicted, zero_division=0)),
         "recall": float(recall_score(y, predicted, zero_division=0)),
         "log_loss": float(log_loss(y, np.clip(proba, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "accuracy": (tp + tn) / len(y) if len(y) else math.nan,
+        "npv": tn / (tn + fn) if tn + fn else math.nan,  # of the rows predicted negative, the share that is
+        "specificity": tn / (tn + fp) if tn + fp else math.nan,
+        "tp": float(tp), "fp": float(fp), "tn": float(tn), "fn": float(fn),
     }
 
 

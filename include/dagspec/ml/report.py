@@ -105,10 +105,19 @@ def write_html(path: Path, *, title: str, facts: dict[str, Any], metrics: dict[s
     def num(v: Any) -> str:
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
 
+    counts = ("tp", "fp", "tn", "fn")
     rows = "".join(
         f"<tr><td>{html.escape(m)}</td><td>{num(v)}</td><td>{num((champion_metrics or {}).get(m))}</td></tr>"
-        for m, v in metrics.items()
+        for m, v in metrics.items() if m not in counts
     )
+    confusion = ""
+    if all(c in metrics for c in counts):
+        threshold = html.escape(str(facts.get("threshold", 0.5)))
+        cell = {c: int(metrics[c]) for c in counts}
+        confusion = (f"<h2>Confusion matrix (challenger, threshold {threshold})</h2><table>"
+                     "<tr><th></th><th>predicted 1</th><th>predicted 0</th></tr>"
+                     f"<tr><th>actual 1</th><td>{cell['tp']} (TP)</td><td>{cell['fn']} (FN)</td></tr>"
+                     f"<tr><th>actual 0</th><td>{cell['fp']} (FP)</td><td>{cell['tn']} (TN)</td></tr></table>")
     fact_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
     verdict = ""
     if decision is not None:
@@ -121,7 +130,7 @@ def write_html(path: Path, *, title: str, facts: dict[str, Any], metrics: dict[s
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head><body>
 <h1>{html.escape(title)}</h1><table>{fact_rows}</table>{verdict}
 <h2>Holdout metrics</h2><table><tr><th>metric</th><th>challenger</th><th>champion (same holdout)</th></tr>{rows}</table>
-{imgs}
+{confusion}{imgs}
 <script type="application/json" id="dagspec-report">{html.escape(json.dumps({"metrics": metrics, "champion": champion_metrics, "decision": decision}, default=str))}</script>
 </body></html>
 """)

@@ -48,10 +48,11 @@ ESTIMATORS: dict[str, tuple[str, str, dict[str, tuple[type, ...]]]] = {
         "loss": (str,), "random_state": _OPT_INT}),
 }
 
-CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss")
+CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "accuracy", "npv", "specificity")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
-Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "rmse", "mae", "r2"]
+Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "accuracy", "npv", "specificity",
+                 "rmse", "mae", "r2"]
 
 
 def task_of(estimator: str) -> str:
@@ -228,7 +229,8 @@ class EvaluateStep(StepBase):
                                       examples=["evaluate"])
     input: StepId = Field(description="The train step whose challenger is evaluated.", examples=["train"])
     threshold: float = Field(default=0.5, gt=0, lt=1,
-                             description="Classification: probability cut for F1/precision/recall.", examples=[0.3])
+                             description="Classification: probability cut for F1, precision, recall, accuracy, "
+                             "NPV, specificity and the confusion matrix.", examples=[0.3])
 
     def ref_fields(self) -> list[tuple[tuple[str | int, ...], str]]:
         return [(("input",), self.input)]

@@ -41,8 +41,9 @@ def champion_curve(ctx: RunContext, step: TrainStep, reg: Registry, champ: Any, 
 
 def write_report(ctx: RunContext, step: TrainStep, reg: Registry, version: str, run_id: str, X_hold: Any, y_hold: Any,
                  model: Any, scores: dict[str, float], champion_scores: dict[str, float] | None,
-                 champion: tuple[str, Any, Any] | None, decision: dict | None) -> Path:
-    """`champion`: None, or what `champion_curve` returns (its ROC curve is drawn beside the challenger's)."""
+                 champion: tuple[str, Any, Any] | None, decision: dict | None, threshold: float = 0.5) -> Path:
+    """`champion`: None, or what `champion_curve` returns (its ROC curve is drawn beside the challenger's).
+    `threshold`: the probability cut the counts and threshold metrics in `scores` were taken at."""
     folder = report_dir(ctx, step.id, f"version_{version}")
     history = [{"version": v["version"], "champion": v["champion"],
                 "metrics": {m: v["metrics"][m] for m in scores if m in v["metrics"]}} for v in reg.versions(step.model)]
@@ -63,8 +64,9 @@ def write_report(ctx: RunContext, step: TrainStep, reg: Registry, version: str, 
     facts = {"model": step.model, "version": version, "run": run_id, "pipeline": ctx.pipeline.dag_id,
              "estimator": step.estimator, "params": json.dumps(step.params), "holdout rows": len(y_hold),
              "window": f"{ml_data.lookback(ctx.window, step.data.days).start:%Y-%m-%d} .. {ctx.window.end:%Y-%m-%d}",
-             **curves}
-    ordered = {m: scores[m] for m in (CLASSIFICATION_METRICS if step.task == "classification" else scores) if m in scores}
+             **curves, **({"threshold": threshold} if step.task == "classification" else {})}
+    names = (*CLASSIFICATION_METRICS, *metrics.CONFUSION) if step.task == "classification" else scores
+    ordered = {m: scores[m] for m in names if m in scores}
     html = report.write_html(folder / "report.html", title=f"{step.model} v{version}", facts=facts, metrics=ordered,
                              champion_metrics=champion_scores, images=[p for p in images if p], decision=decision)
     try:
