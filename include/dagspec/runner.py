@@ -30,10 +30,12 @@ def run_step(
     resolver: Resolver = env_resolver,
     log: logging.Logger | None = None,
     folders: Folders | None = None,
+    reports_url: str | None = None,
 ) -> Any:
-    """``folders``: where the definition's SQL and suites are (its bundle's); the shared folders when None."""
+    """``folders``: where the definition's SQL and suites are (its bundle's); the shared folders when None.
+    ``reports_url``: where a browser reaches the reports folder (the UI's reports route)."""
     ctx = RunContext(pipeline, Window(utc(start), utc(end)), resolver, log or logging.getLogger("dagspec"),
-                     step_id=step_id)
+                     step_id=step_id, reports_url=reports_url)
     if folders is not None:
         ctx.sql_root, ctx.suites_root = folders.sql, folders.suites
     step = pipeline.step(step_id)

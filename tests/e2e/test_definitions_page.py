@@ -240,3 +240,16 @@ def test_definitions_page_lists_every_definition_with_state_and_partitions(stack
             poll("", 45, lambda: "orders_daily.json" in browser.frame_text(), every=1)
         browser.screenshot(ARTIFACTS / "definitions-page-in-airflow-ui.png")
     assert (ARTIFACTS / "definitions-page.png").stat().st_size > 10_000
+
+
+def test_the_api_server_serves_the_run_s_validation_report(stack):
+    """The link a task log prints opens through the real api-server and the plugin (signed in only)."""
+    reports = stack.home.parent / "data" / "reports" / "orders_daily" / "check_orders"
+    pages = poll(lambda: f"no validation report in {reports}", 60, lambda: sorted(reports.rglob("*.html")), every=2)
+    rel = pages[-1].relative_to(stack.home.parent / "data" / "reports").as_posix()
+    page = stack.session.get(f"{stack.url}/dagspec/reports/{rel}", timeout=30)
+    assert page.status_code == 200 and "expect_column_values_to_be_unique" in page.text
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{stack.url}/dagspec/reports/{rel}", timeout=30)
+    assert refused.value.code == 401
+    assert stack.session.get(f"{stack.url}/dagspec/reports/../../airflow.cfg", timeout=30).status_code == 404

@@ -134,6 +134,16 @@ def doc_md(pipeline: Pipeline, source: Path, deps: dict[str, list[str]] | None =
     )
 
 
+def reports_url() -> str:
+    """The UI's reports route (the dagspec plugin): absolute when Airflow knows its own address."""
+    from airflow.configuration import conf
+
+    from dagspec.airflow.ui_route import REPORTS_ROUTE
+
+    base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+    return f"{base}{REPORTS_ROUTE}"
+
+
 def execute_step(definition: str, step_id: str, **context: Any) -> Any:
     """The task body: run one step for the run's data interval through the core runner."""
     import logging
@@ -152,6 +162,6 @@ def execute_step(definition: str, step_id: str, **context: Any) -> Any:
         )
     folders = folders_of(Path(definition), shared_folders())  # a bundle's own sql/ and expectations/
     result = run_step(pipeline, step_id, start, end, resolver=airflow_resolver, log=logging.getLogger("dagspec"),
-                      folders=folders)
+                      folders=folders, reports_url=reports_url())
     record_window(pipeline.dag_id, plan_of(pipeline).step(step_id), context, start, end)
     return result

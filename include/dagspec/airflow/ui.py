@@ -295,6 +295,10 @@ def create_app() -> FastAPI:
     def definitions() -> list[dict[str, Any]]:
         return [asdict(r) for r in collect()]
 
+    from dagspec.airflow.ui_reports import add_report_routes
+    from dagspec.paths import data_home
+
+    add_report_routes(app, get_user, lambda: data_home() / "reports")
     return app
 
 

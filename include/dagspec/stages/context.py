@@ -35,6 +35,9 @@ class RunContext:
     sql_root: Path = field(default_factory=sql_dir)
     suites_root: Path = field(default_factory=expectations_dir)
     reports_root: Path = field(default_factory=lambda: data_home() / "reports")
+    # Where the Airflow UI serves reports_root (the dagspec plugin), so a task log links a page any browser
+    # can open; None outside Airflow (the CLI prints file:// links).
+    reports_url: str | None = None
     step_id: str | None = None  # the step this context runs: its reads of checked partitions are pinned
 
     @cached_property
@@ -61,6 +64,14 @@ class RunContext:
         from dagspec.ml.registry import Registry
 
         return Registry.open(self.resolver)
+
+    def report_link(self, path: Path) -> str:
+        """A report's address for a log line: under the UI's reports route when there is one, else file://."""
+        try:
+            rel = path.resolve().relative_to(self.reports_root.resolve())
+        except ValueError:
+            return path.resolve().as_uri()
+        return f"{self.reports_url.rstrip('/')}/{rel.as_posix()}" if self.reports_url else path.resolve().as_uri()
 
     def close(self) -> None:
         """The step has ended: release what it held in the store."""

@@ -67,7 +67,7 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
             _pin(ctx, step, staged, batch, version, passed=not blocking)
         ctx.log.info("validate %s batch_date=%s rows=%d (engine: %s)\n%s", step.id, batch.batch_date, rows, engine,
                      summary(results))
-        ctx.log.info("validation report: %s (result JSON: %s)", html_path.as_uri(), json_path)
+        ctx.log.info("validation report: %s (result JSON: %s)", ctx.report_link(html_path), ctx.report_link(json_path))
         for r in warned:
             ctx.log.warning("expectation %s failed with severity warn: recorded, the run continues", _short(r))
         if blocking:

@@ -125,6 +125,6 @@ def _update_report(ctx: RunContext, train: TrainStep, reg: Registry, version: Mo
         curve = champion_curve(ctx, train, reg, champ, str(version.version), holdout)
         html = write_report(ctx, train, reg, str(version.version), version.run_id, X, y, model, challenger,
                             decision.champion, curve, decision.as_dict(), threshold)
-        ctx.log.info("training report (with the decision): %s", html.as_uri())
+        ctx.log.info("training report (with the decision): %s", ctx.report_link(html))
     except Exception as exc:
         ctx.log.warning("could not update the training report: %s", exc)

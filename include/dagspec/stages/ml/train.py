@@ -83,6 +83,6 @@ def run_train(ctx: RunContext, step: TrainStep) -> dict[str, Any]:
     curve = champion_curve(ctx, step, reg, champ, version, table.filter(pa.array(holdout)))
     html = write_report(ctx, step, reg, version, run_id, X[holdout], y[holdout], model, scores, None, curve, None)
     ctx.log.info("train %s: registered %s version %s (run %s)", step.id, step.model, version, run_id)
-    ctx.log.info("training report: %s", html.as_uri())
+    ctx.log.info("training report: %s", ctx.report_link(html))
     return json_safe({"model": step.model, "version": version, "run_id": run_id, "rows_train": int((~holdout).sum()),
                       "rows_holdout": int(holdout.sum()), "metrics": scores, "report": str(html)})
