@@ -64,3 +64,35 @@ def test_nothing_outside_the_reports_folder_is_served(client, data_home):
                  "/reports/d/link.json", "/reports/%2Fetc%2Fpasswd", "/reports/d/missing.html", "/reports/"):
         res = signed_in.get(path)
         assert res.status_code == 404 and "hunter2" not in res.text, path
+
+
+def test_a_validate_task_links_its_report_passed_or_failed(airflow_db, dags_folder, data_home, monkeypatch):
+    import json
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com")
+    definitions = dags_folder / "definitions"
+    strict = json.loads((definitions / "orders_daily.json").read_text())
+    strict.update(dag_id="orders_strict", retries=0)  # dag.test() would wait out the retry delay
+    for step in strict["steps"]:
+        if step["kind"] == "extract":
+            step["target"]["table"] = "orders_strict"
+        if step["kind"] == "validate":  # no day of the sample has fewer than 2 orders: this check fails
+            step["expectations"] = [{"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": 1}}]
+        if step["kind"] == "publish":
+            step["table"]["table"] = "strict_" + step["table"]["table"]
+    (definitions / "orders_strict.json").write_text(json.dumps(strict))
+    bag = DagBag(dag_folder=str(dags_folder))
+    end = datetime(2025, 3, 2, tzinfo=UTC)
+    for dag_id, state in (("orders_daily", "success"), ("orders_strict", "failed")):
+        run = bag.dags[dag_id].test(logical_date=end)
+        assert run.state == state
+        with create_session() as session:
+            links = session.query(XComModel).filter(XComModel.dag_id == dag_id, XComModel.run_id == run.run_id,
+                                                    XComModel.key == "_link_ValidationReportLink").all()
+        assert [(x.task_id, XComModel.deserialize_value(x)) for x in links] == [
+            ("check_orders", f"https://airflow.example.com/dagspec/reports/{dag_id}/check_orders/batch_date=2025-03-01.html")]
+        assert (data_home / f"reports/{dag_id}/check_orders/batch_date=2025-03-01.html").is_file()

@@ -19,6 +19,7 @@ from airflow.sdk import BaseOperator
 from dagspec.airflow.alerts import alert_callbacks
 from dagspec.airflow.assets import outlets as step_outlets
 from dagspec.airflow.assets import record_window, schedule_of, window_from_events
+from dagspec.airflow.report_link import ValidationReportLink
 from dagspec.plan import plan_of
 from dagspec.spec.bundles import folders_of
 from dagspec.spec.discovery import load_cached, shared_folders
@@ -46,6 +47,16 @@ class DagspecStepOperator(BaseOperator):
 
     def execute(self, context: Any) -> Any:
         return execute_step(self.definition, self.step_id, **context)
+
+
+class DagspecValidateOperator(DagspecStepOperator):
+    """A validate step: the UI shows a button to the batch's validation report, passed or failed."""
+
+    operator_extra_links = (ValidationReportLink(),)
+
+    def execute(self, context: Any) -> Any:
+        self.report_url = validation_report_url(self.definition, self.step_id, context)
+        return super().execute(context)
 
 
 @lru_cache(maxsize=1)
@@ -91,11 +102,11 @@ def build_dag(pipeline: Pipeline, source: Path) -> DAG:
         },
         **_dag_defaults(),
     )
-    operator = DagspecStepOperator
     definition = str(source)
     callbacks = alert_callbacks(pipeline, definition)
     tasks = {}
     for step in pipeline.steps:
+        operator = DagspecValidateOperator if step.kind == "validate" else DagspecStepOperator
         tasks[step.id] = operator(
             task_id=step.id,
             dag=dag,
@@ -132,6 +143,18 @@ def doc_md(pipeline: Pipeline, source: Path, deps: dict[str, list[str]] | None =
         f"- warehouse: `{pipeline.warehouse.conn_id}`, store: `{pipeline.store.conn_id}`\n\n"
         f"| step | kind | after | what |\n|---|---|---|---|\n{rows}\n"
     )
+
+
+def validation_report_url(definition: str, step_id: str, context: dict[str, Any]) -> str:
+    """Where the report of this run's first batch will be (stages/validate.py names it by batch_date)."""
+    from dagspec.windows import Window, utc
+
+    pipeline = load_cached(definition)
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is None or end is None or end <= start:
+        return ""
+    first = Window(utc(start), utc(end)).batches(pipeline.batch_days, pipeline.timezone)[0]
+    return f"{reports_url()}/{pipeline.dag_id}/{step_id}/batch_date={first.batch_date.isoformat()}.html"
 
 
 def reports_url() -> str:
