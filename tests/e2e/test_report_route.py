@@ -96,3 +96,16 @@ def test_a_validate_task_links_its_report_passed_or_failed(airflow_db, dags_fold
         assert [(x.task_id, XComModel.deserialize_value(x)) for x in links] == [
             ("check_orders", f"https://airflow.example.com/dagspec/reports/{dag_id}/check_orders/batch_date=2025-03-01.html")]
         assert (data_home / f"reports/{dag_id}/check_orders/batch_date=2025-03-01.html").is_file()
+    # The Definitions page's "latest checks" cell: the newest report of each validate step and its verdict.
+    from dagspec.airflow.ui_reports import latest_reports
+
+    for dag_id, passed in (("orders_daily", True), ("orders_strict", False)):
+        assert latest_reports(data_home / "reports", _pipeline(definitions, dag_id)) == [
+            {"step": "check_orders", "batch_date": "2025-03-01", "passed": passed,
+             "href": f"reports/{dag_id}/check_orders/batch_date=2025-03-01.html"}]
+
+
+def _pipeline(definitions: Path, dag_id: str):
+    from dagspec.spec import load_definition
+
+    return load_definition(definitions / f"{dag_id}.json")

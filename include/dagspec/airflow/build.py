@@ -153,8 +153,10 @@ def validation_report_url(definition: str, step_id: str, context: dict[str, Any]
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is None or end is None or end <= start:
         return ""
+    from dagspec.stages.validate import report_stem
+
     first = Window(utc(start), utc(end)).batches(pipeline.batch_days, pipeline.timezone)[0]
-    return f"{reports_url()}/{pipeline.dag_id}/{step_id}/batch_date={first.batch_date.isoformat()}.html"
+    return f"{reports_url()}/{report_stem(pipeline.dag_id, step_id, first.batch_date)}.html"
 
 
 def reports_url() -> str:

@@ -47,6 +47,8 @@ class Row:
     stale: bool | None = None  # None: the definition sets no freshness
     # One per model the definition trains, evaluates, scores or checks for drift (see champion_cells).
     models: list[dict[str, Any]] = field(default_factory=list)
+    # The newest validation report of each validate step: step, batch_date, passed, href (reports route).
+    reports: list[dict[str, Any]] = field(default_factory=list)
 
 
 def definitions_folder() -> Path:
@@ -195,7 +197,9 @@ def champion_cells(models: dict[str, str | None], resolver: Resolver = server_re
 
 def collect(folder: Path | None = None, resolver: Resolver = server_resolver,
             registry_wait: float = REGISTRY_WAIT_S) -> list[Row]:
+    from dagspec.airflow.ui_reports import latest_reports
     from dagspec.freshness import check_freshness
+    from dagspec.paths import data_home
     from dagspec.plan import plan_of
     from dagspec.spec.bundles import key_of
     from dagspec.spec.discovery import scan
@@ -229,6 +233,7 @@ def collect(folder: Path | None = None, resolver: Resolver = server_resolver,
                                            "rows": store.partition(schema, table, dates[-1]).rows})
             if pipeline.freshness:
                 row.stale = any(v.stale for v in check_freshness(pipeline, resolver=resolver))
+            row.reports = latest_reports(data_home() / "reports", pipeline)
         except Exception as exc:  # one unreadable store must not hide the other definitions
             row.errors.append(f"store: {type(exc).__name__}: {exc}")
         rows.append(row)
@@ -248,6 +253,13 @@ def champion_html(cell: dict[str, Any]) -> str:
     return f'<div>{name}: <span class="bad" title="{e(cell["detail"] or "")}">unavailable</span></div>'
 
 
+def report_html(report: dict[str, Any]) -> str:
+    e = html.escape
+    verdict = '<span class="ok">passed</span>' if report["passed"] else '<span class="bad">failed</span>'
+    return (f'<div><a href="{e(report["href"])}" target="_blank">{e(report["step"])} '
+            f'{e(report["batch_date"])}</a>: {verdict}</div>')
+
+
 def render(rows: list[Row]) -> str:
     e = html.escape
     body = []
@@ -262,7 +274,8 @@ def render(rows: list[Row]) -> str:
         body.append(
             f'<tr data-file="{e(r.file)}"><td>{e(r.file)}</td><td>{dag}</td><td><code>{e(str(r.schedule or "-"))}</code></td>'
             f"<td>{status}{f'<ul>{errors}</ul>' if errors else ''}</td><td>{run}</td>"
-            f"<td>{parts or 'none'}{fresh}</td><td>{''.join(map(champion_html, r.models)) or '-'}</td></tr>"
+            f"<td>{parts or 'none'}{fresh}</td><td>{''.join(map(champion_html, r.models)) or '-'}</td>"
+            f"<td>{''.join(map(report_html, r.reports)) or '-'}</td></tr>"
         )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dagspec definitions</title>
@@ -277,7 +290,7 @@ def render(rows: list[Row]) -> str:
 <h1>Definitions</h1>
 <p>{len(rows)} definition(s), {sum(not r.valid for r in rows)} invalid.</p>
 <table><thead><tr><th>file</th><th>DAG id</th><th>schedule</th><th>valid</th><th>last run</th>
-<th>latest staged partition</th><th>model champion</th></tr></thead><tbody>
+<th>latest staged partition</th><th>model champion</th><th>latest checks</th></tr></thead><tbody>
 {''.join(body)}
 </tbody></table></body></html>"""
 

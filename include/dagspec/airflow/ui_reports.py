@@ -8,12 +8,16 @@ The api-server must see the same data home as the workers (one machine, or the c
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse
+
+if TYPE_CHECKING:
+    from dagspec.spec.model import Pipeline
 
 REPORT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".png": "image/png"}
 
@@ -30,6 +34,29 @@ def report_file(root: Path, rel: str) -> Path | None:
     if base not in candidate.parents or candidate.suffix.lower() not in REPORT_TYPES or not candidate.is_file():
         return None
     return candidate
+
+
+def latest_reports(root: Path, pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The newest report of each validate step (by batch_date), its verdict (no failed 'fail' check) and its
+    address relative to the Definitions page (/dagspec/)."""
+    from dagspec.spec.model import ValidateStep
+
+    out = []
+    for step in pipeline.steps:
+        if not isinstance(step, ValidateStep):
+            continue
+        found = sorted((root / pipeline.dag_id / step.id).glob("batch_date=*.json"))
+        if not found:
+            continue
+        try:
+            results = json.loads(found[-1].read_text()).get("results", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        passed = all(r.get("success") or r.get("severity") != "fail" for r in results)
+        rel = found[-1].with_suffix(".html").relative_to(root).as_posix()
+        out.append({"step": step.id, "batch_date": found[-1].stem.removeprefix("batch_date="), "passed": passed,
+                    "href": f"reports/{rel}"})
+    return out
 
 
 def add_report_routes(app: FastAPI, user: Callable[..., Any], root: Callable[[], Path]) -> None:

@@ -30,6 +30,7 @@ from dagspec.windows import Batch
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from datetime import date
 
     import pandas as pd
     import pyarrow as pa
@@ -348,15 +349,20 @@ def summary(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def report_stem(dag_id: str, step_id: str, batch_date: date) -> str:
+    """A batch's validation report under the reports folder, without its suffix (.html, .json): the UI's
+    links (task button, Definitions page) are built from it."""
+    return f"{dag_id}/{step_id}/batch_date={batch_date.isoformat()}"
+
+
 def _write_reports(ctx: RunContext, step: ValidateStep, batch: Batch, rows: int, results: dict[str, Any]
                    ) -> tuple[Path, Path]:
-    folder = ctx.reports_root / ctx.pipeline.dag_id / step.id
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = f"batch_date={batch.batch_date.isoformat()}"
-    json_path = folder / f"{stem}.json"
+    stem = report_stem(ctx.pipeline.dag_id, step.id, batch.batch_date)
+    (ctx.reports_root / stem).parent.mkdir(parents=True, exist_ok=True)
+    json_path = ctx.reports_root / f"{stem}.json"
     # GX's result fields may quote a driver's error: the report is scrubbed like every other output.
     json_path.write_text(scrub_known(json.dumps(results, indent=1, default=str)))
-    html_path = folder / f"{stem}.html"
+    html_path = ctx.reports_root / f"{stem}.html"
     html_path.write_text(_html(ctx.pipeline.dag_id, step.id, batch, rows, results))
     return json_path, html_path
 
