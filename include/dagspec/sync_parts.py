@@ -55,7 +55,7 @@ class Owners:
             self._claims = {}
             for path in definition_files(self.target):
                 key = key_of(path, self.target)
-                if key in self.exclude:
+                if key in self.exclude or key.split("/")[0] + "/" in self.exclude:  # a file, or a whole bundle, gone
                     continue
                 try:
                     pipeline = load_in_place(path, self.shared)

@@ -251,3 +251,24 @@ def test_a_bundle_never_takes_what_another_holds_or_escapes_its_folder(prefix, t
     assert not (tmp_path / "outside.json").exists() and not (target.parent.parent / "outside.json").exists()
     assert sorted(p.name for p in own.iterdir()) == ["expectations", "handmade_orders.json", "sql"]
     assert not (target / "thief").exists() and not (target / "escape").exists()
+
+
+def test_a_definition_moving_out_of_a_deleted_bundle_comes_in_the_same_pass(prefix, tmp_path):
+    target = tmp_path / "definitions"
+    prefix.put_bundle("moving", "mover")
+    assert prefix.sync(target).added == ["moving/"]
+    for key in ("mover.json", "sql/revenue.sql", "expectations/team_suite.json"):
+        prefix.delete(f"moving/{key}")
+    plain = {**bundle_definition("mover"), "dag_id": "mover_renamed"}  # renamed, writing the same tables
+    for step in plain["steps"]:  # the shared folders' files now
+        if step["kind"] == "validate":
+            step["suite"] = "orders.json"
+        if step["kind"] == "transform":
+            step["sql"] = "orders/daily_revenue.sql"
+    prefix.put("mover.json", json.dumps(plain))
+    moved = prefix.sync(target)
+    assert (moved.added, moved.deleted, moved.rejected) == (["mover.json"], ["moving/"], {})
+    from dagspec.spec.discovery import scan
+
+    good, bad = scan(target)
+    assert [p.dag_id for p in good.values()] == ["mover_renamed"] and not bad
