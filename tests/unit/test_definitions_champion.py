@@ -125,4 +125,5 @@ def test_the_page_renders_each_champion_state():
     assert '<code>orders_lost</code>: <span class="ok">v2</span> · roc_auc 0.7342' in page
     assert "<code>churn</code>: no champion yet" in page
     assert '<code>ltv</code>: <span class="bad" title="registry did not answer within 5 s">unavailable</span>' in page
-    assert page.count("<td>-</td>") == 1  # the definition without a model
+    # The definition without a model has '-' as its champion; neither has a validation report yet.
+    assert page.count("<td>-</td><td>-</td></tr>") == 1 and page.count("<td>-</td></tr>") == 2
