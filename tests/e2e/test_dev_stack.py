@@ -226,7 +226,8 @@ def test_examples_are_listed_unpaused(api: Stack):
 def test_example_run_succeeds(api: Stack):
     wait_for_examples(api)
     dag = api.to_run
-    resp = api.session.post(f"{api.url}/api/v2/dags/{dag}/dagRuns", json=INTERVAL, timeout=30)
+    # A generous read timeout: on a loaded 2-core machine the api-server once took over 30 s to answer.
+    resp = api.session.post(f"{api.url}/api/v2/dags/{dag}/dagRuns", json=INTERVAL, timeout=120)
     assert resp.status_code == 200, resp.text
     run = resp.json()
     assert (run["data_interval_start"], run["data_interval_end"]) == (
