@@ -203,14 +203,8 @@ def test_two_writers_and_a_reader_side_by_side_account_for_every_row(lake, tmp_p
     with open_warehouse(parse_connection("dagspec_warehouse", conn)).session() as s:  # the table exists first
         s.replace_batch("mart", "shared", date(2024, 12, 31), "SELECT CAST(-1 AS BIGINT) AS id, 'seed' AS v", {})
         s.con.execute("DELETE FROM mart.shared")
-    stop = tmp_path / "stop"
-    reader = _python(READER, conn, "mart.shared", str(stop))
-    writers = [_python(WRITER, conn, first, str(days), str(per)) for first in ("2025-01-01", "2025-02-01")]
-    try:
-        outcomes = [w.communicate(timeout=600) for w in writers]
-    finally:
-        stop.touch()
-    read_out, read_err = reader.communicate(timeout=120)
+    writers, outcomes, reader, read_out, read_err = _beside_a_reader(
+        tmp_path, conn, "mart.shared", [(WRITER, conn, first, str(days), str(per)) for first in ("2025-01-01", "2025-02-01")])
     for w, (out, err) in zip(writers, outcomes, strict=True):
         assert w.returncode == 0, err[-3000:]
         assert f"wrote {days}" in out
@@ -349,14 +343,8 @@ def test_two_pipeline_runs_at_once_beside_a_reader_publish_every_row(data_home, 
     publish), a third process reading the published table throughout: both days exact, nothing half seen."""
     definition = str(ROOT / "dags" / "definitions" / "orders_daily.json")
     days = [DAY, DAY + timedelta(days=1)]
-    stop = tmp_path / "stop"
-    reader = _python(READER, json.dumps(lake), "analytics.orders", str(stop))
-    runs = [_python(PIPELINE, definition, day.isoformat()) for day in days]
-    try:
-        outcomes = [r.communicate(timeout=600) for r in runs]
-    finally:
-        stop.touch()
-    read_out, read_err = reader.communicate(timeout=120)
+    runs, outcomes, reader, read_out, read_err = _beside_a_reader(
+        tmp_path, json.dumps(lake), "analytics.orders", [(PIPELINE, definition, day.isoformat()) for day in days])
     for r, (out, err) in zip(runs, outcomes, strict=True):
         assert r.returncode == 0 and "ran " in out, err[-3000:]
     assert reader.returncode == 0, read_err[-3000:]
@@ -368,3 +356,16 @@ def test_two_pipeline_runs_at_once_beside_a_reader_publish_every_row(data_home, 
                     {"d": day}) == [(o[0], o[5]) for o in source_orders(data_home / "source.db", day)]
         assert rows("SELECT * FROM analytics.daily_revenue WHERE batch_date = $d ORDER BY channel",
                     {"d": day}) == expected_revenue(data_home / "source.db", day)
+
+
+def _beside_a_reader(tmp_path, conn: str, table: str, commands: list[tuple]):
+    """Run the commands as processes while a reader polls `table`; their outcomes and the reader's."""
+    stop = tmp_path / "stop"
+    reader = _python(READER, conn, table, str(stop))
+    procs = [_python(*command) for command in commands]
+    try:
+        outcomes = [p.communicate(timeout=600) for p in procs]
+    finally:
+        stop.touch()
+    read_out, read_err = reader.communicate(timeout=120)
+    return procs, outcomes, reader, read_out, read_err
