@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 export DAGSPEC_HOME ?= $(CURDIR)/.local/data
 export AIRFLOW_HOME ?= $(CURDIR)/.local/airflow
 
-.PHONY: up down install lint test test-fast bench bench-parse bench-validate bench-extract bench-ml bench-objects bench-ops bench-warehouse schema sample-data clean
+.PHONY: up down install lint test test-fast bench bench-parse bench-validate bench-extract bench-ml bench-objects bench-ops bench-warehouse bench-window schema sample-data clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +81,10 @@ bench-objects: install
 # The DuckDB file vs DuckLake (SQLite / PostgreSQL catalog): a run, a run beside a reader, 2 and 4 concurrent publishes.
 bench-warehouse: install
 	$(BIN)/python bench/warehouse_bench.py
+
+# One day of TPC-H lineitem out of PostgreSQL (one indexed query) against psql's COPY of the same rows.
+bench-window: install
+	$(BIN)/python bench/window_bench.py
 
 # Per-task scheduling overhead and 30-day backfill wall time: LocalExecutor vs CeleryExecutor (2 workers).
 bench-ops: install

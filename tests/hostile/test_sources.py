@@ -139,3 +139,13 @@ def test_a_postgres_table_counts_null_keys(data_home, caplog):
             assert any("2 row(s) of ev have a NULL seen" in r.getMessage() for r in caplog.records)
         finally:
             con.execute("DROP SCHEMA hostile_src CASCADE")
+
+
+@pytest.mark.parametrize("edge", ["2025-01-01'; DROP TABLE x; --", 20250101, None, b"2025-01-01"])
+def test_a_window_edge_written_into_sql_is_only_ever_a_date_or_datetime(edge):
+    from dagspec.sql import edge_literal, select_window
+
+    with pytest.raises(TypeError, match="must be a date or datetime"):
+        select_window('"t"', ['"a"'], "a", (edge, edge), mark=None)
+    assert edge_literal(date(2025, 1, 1)) == "DATE '2025-01-01'"
+    assert edge_literal(datetime(2025, 1, 1, 5, tzinfo=UTC)) == "TIMESTAMPTZ '2025-01-01 05:00:00+00:00'"

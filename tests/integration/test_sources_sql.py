@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import need
+from support.pg_databases import pg_admin as _pg_admin
+from support.pg_databases import scratch_database
 
 from dagspec.connections import ConnectionInfo, env_resolver
 from dagspec.errors import StepFailed
@@ -41,32 +43,13 @@ ALL_BYTES = bytes(range(256)) * 64
 # ---------------------------------------------------------------- servers and databases
 
 
-def _pg_admin(dbname: str = "postgres"):
-    import psycopg
-
-    return psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname=dbname, autocommit=True,
-                           connect_timeout=5)
-
-
 @pytest.fixture(scope="module")
 def pg():
-    import psycopg
-
-    try:
-        admin = _pg_admin()
-    except psycopg.Error as exc:
-        need(False, f"PostgreSQL on 127.0.0.1:5432 (user postgres): {exc}")
-    with admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB}")
-        admin.execute(f"CREATE DATABASE {DB} ENCODING 'UTF8' TEMPLATE template0")
-    try:
+    with scratch_database(DB, "ENCODING 'UTF8' TEMPLATE template0"):
         with _pg_admin(DB) as c:
             c.execute("SET TimeZone = 'UTC'")
             _pg_fixtures(c)
         yield ConnectionInfo("ds_pg_src", "postgres", "127.0.0.1", 5432, "postgres", None, DB)
-    finally:
-        with _pg_admin() as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
 
 
 def _pg_fixtures(c) -> None:

@@ -26,8 +26,8 @@ from dagspec.connections import ConnectionInfo, database_file
 from dagspec.errors import StepFailed
 from dagspec.sources import duckdb_scan
 from dagspec.sources.contract import Rows
-from dagspec.sources.postgres import _bound as postgres_bound
-from dagspec.sources.postgres_copy import _PLACEHOLDER
+from dagspec.sources.postgres import window_edge
+from dagspec.sources.postgres_copy import PLACEHOLDER
 from dagspec.spec.model import SqlSource
 from dagspec.sql import quote, select_window
 from dagspec.windows import Batch
@@ -51,7 +51,7 @@ class Column:
 
     @property
     def kind(self) -> str:
-        """The column's type in the terms postgres._bound uses for window edges."""
+        """The column's type in the terms postgres.window_edge uses for window edges."""
         if self.data_type == "DATE":
             return "date"
         if self.data_type.startswith("TIMESTAMP") and "TIME ZONE" not in self.data_type:
@@ -73,10 +73,10 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
         window, edges = None, ()
         if source.incremental_column:
             column = table_columns[source.incremental_column.lower()]
-            window, edges = column.name, (postgres_bound(column.kind, batch.from_at),
-                                          postgres_bound(column.kind, batch.to_at))
+            window, edges = column.name, (window_edge(column.kind, batch.from_at),
+                                          window_edge(column.kind, batch.to_at))
         sql, params = select_window(f"{CATALOG}.{quote(schema, 'duckdb')}.{quote(source.table, 'duckdb')}",
-                                                [quote(c.name, "duckdb") for c in columns], window, edges)
+                                    [quote(c.name, "duckdb") for c in columns], window, edges, mark=None)
     except BaseException:
         con.close()
         raise
@@ -151,5 +151,5 @@ def _bind(query: str, batch: Batch) -> tuple[str, list[object]]:
             used.append(match.group(1))
         return f"${used.index(match.group(1)) + 1}"
 
-    sql = _PLACEHOLDER.sub(number, query.strip().rstrip(";").rstrip())
+    sql = PLACEHOLDER.sub(number, query.strip().rstrip(";").rstrip())
     return sql, [values[name] for name in used]

@@ -79,7 +79,7 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
 def _duckdb_scan(info: ConnectionInfo, database: str, source: SqlSource, columns: list[Column], edges: Sequence[object],
                  chunk_rows: int) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     sql, params = select_window(f"my.{quote(database, 'duckdb')}.{quote(source.table, 'duckdb')}",
-                                            [_selected(c) for c in columns], source.incremental_column, edges)
+                           [_selected(c) for c in columns], source.incremental_column, edges, mark=None)
 
     con = duckdb_scan.connect("mysql_scanner", SESSION)
     try:

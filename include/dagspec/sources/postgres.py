@@ -7,6 +7,11 @@ psycopg first reads the catalog, so a missing table or column is a clear error b
 columns the scanner would read inexactly (NUMERIC without a precision, or wider than 38 digits,
 which DuckDB turns into DOUBLE) send the read through COPY (postgres_copy.py), which keeps their
 digits as text.
+A window small enough for an index (the common run: one day of a big table) is read by one query: the
+ctid-parallel scan sends one range query per 1,000 pages, and each fetches its slice of the window through
+the index again (TPC-H lineitem SF1, one day: 108 queries, 1.19 s of the stage against 0.70 s). PostgreSQL's
+own planner decides: when it would read the window through an index and expects at most
+SINGLE_QUERY_MAX_ROWS rows, the scan is one COPY; otherwise (a whole table, a year of it) it is parallel.
 Query mode cannot use the scanner (it cannot bind parameters into its COPY, and a query's
 `:from_date`/`:to_date` are always bound, never pasted): it reads `COPY (query)` itself
 (postgres_copy.py), or the SQLAlchemy path for result types that COPY's text cannot carry exactly.
@@ -34,6 +39,10 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT = 10
 MAX_DECIMAL_DIGITS = 38
+# Measured on lineitem SF1 (bench/window_bench.py): one query won at 76k rows (1.10 s vs 1.73 s) and lost at
+# 911k (3.19 s vs 2.24 s) on 2 cores.
+SINGLE_QUERY_MAX_ROWS = 200_000
+INDEX_SCANS = frozenset({"Index Scan", "Index Only Scan", "Bitmap Heap Scan"})
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,7 @@ class Column:
     name: str
     type_name: str
     typmod: int
+    not_null: bool = False
 
     @property
     def exact_in_duckdb(self) -> bool:
@@ -68,13 +78,16 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     edges = ()
     if source.incremental_column:
         kind = table_columns[source.incremental_column].type_name
-        edges = (_bound(kind, batch.from_at), _bound(kind, batch.to_at))
-    sql, params = select_window(f"pg.{quote(namespace, 'duckdb')}.{quote(source.table, 'duckdb')}",
-                                            [quote(c.name, "duckdb") for c in columns], source.incremental_column, edges)
+        edges = (window_edge(kind, batch.from_at), window_edge(kind, batch.to_at))
+    sql, _ = select_window(f"pg.{quote(namespace, 'duckdb')}.{quote(source.table, 'duckdb')}",
+                           [quote(c.name, "duckdb") for c in columns], source.incremental_column, edges, mark=None)
 
     # The parallel scan over ctid ranges does not keep the table's row order anyway; letting DuckDB write
     # rows as they come measured the same speed and ~70 MB less memory on lineitem.
-    con = duckdb_scan.connect("postgres_scanner", {"preserve_insertion_order": False})
+    settings: dict[str, object] = {"preserve_insertion_order": False}
+    if source.incremental_column and scan_plan(info, namespace, source.table, source.incremental_column, edges) == "single":
+        settings["pg_use_ctid_scan"] = False
+    con = duckdb_scan.connect("postgres_scanner", settings)
     try:
         con.execute(
             f"ATTACH '{duckdb_scan.literal(conninfo(info))}' AS pg "
@@ -83,7 +96,42 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     except BaseException:
         con.close()
         raise
-    return duckdb_scan.stream(con, sql, params, chunk_rows, direct=True)
+    return duckdb_scan.stream(con, sql, [], chunk_rows, direct=True)
+
+
+def scan_plan(info: ConnectionInfo, namespace: str, table: str, column: str, edges: tuple) -> str:
+    """'single' when PostgreSQL would read the window through an index and expects few rows, else 'parallel'.
+    DAGSPEC_PG_SCAN=single|parallel forces one (benchmarks, or a planner with stale statistics). Advice
+    only: if the plan cannot be read, the parallel scan (right for any size) runs."""
+    import os
+
+    forced = os.environ.get("DAGSPEC_PG_SCAN", "auto")
+    if forced in ("single", "parallel"):
+        return forced
+    import psycopg
+
+    sql = (f"EXPLAIN (FORMAT JSON) SELECT * FROM {quote(namespace, 'postgres')}.{quote(table, 'postgres')} "
+           f"WHERE {quote(column, 'postgres')} >= %s AND {quote(column, 'postgres')} < %s")
+    try:
+        with psycopg.connect(conninfo(info), autocommit=True) as conn:
+            plan = conn.execute(sql, list(edges)).fetchone()[0][0]["Plan"]
+    except (psycopg.Error, LookupError, TypeError):
+        return "parallel"
+    small = plan.get("Node Type") in INDEX_SCANS and plan.get("Plan Rows", SINGLE_QUERY_MAX_ROWS + 1) <= SINGLE_QUERY_MAX_ROWS
+    return "single" if small else "parallel"
+
+
+def null_key_rows(info: ConnectionInfo, source: SqlSource) -> int:
+    """Rows whose incremental column is NULL: nothing is counted on a NOT NULL column."""
+    import psycopg
+
+    namespace, columns = catalog(info, source)
+    if columns[source.incremental_column].not_null:
+        return 0
+    sql = (f"SELECT count(*) FROM {quote(namespace, 'postgres')}.{quote(source.table, 'postgres')} "
+           f"WHERE {quote(source.incremental_column, 'postgres')} IS NULL")
+    with psycopg.connect(conninfo(info), autocommit=True) as conn:
+        return conn.execute(sql).fetchone()[0]
 
 
 def _exact_copy(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int, namespace: str, columns: list[Column]
@@ -139,7 +187,7 @@ def catalog(info: ConnectionInfo, source: SqlSource) -> tuple[str, dict[str, Col
             where = f"{source.schema_}.{source.table}" if source.schema_ else source.table
             raise StepFailed(f"source connection {info.conn_id!r}: table {where!r} does not exist")
         rows = conn.execute(
-            "SELECT a.attname, t.typname, a.atttypmod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+            "SELECT a.attname, t.typname, a.atttypmod, a.attnotnull FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
             "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             [target],
         ).fetchall()
@@ -154,7 +202,7 @@ def catalog(info: ConnectionInfo, source: SqlSource) -> tuple[str, dict[str, Col
     return found[0], by_name
 
 
-def _bound(type_name: str, moment: datetime) -> date | datetime:
+def window_edge(type_name: str, moment: datetime) -> date | datetime:
     """The window edge in the column's own type, so PostgreSQL compares like with like (and uses its index)."""
     if type_name == "timestamp":
         return moment.replace(tzinfo=None)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import psycopg
 
 PREFETCH = 2
-_PLACEHOLDER = re.compile(r"(?<![:\w\\]):(from_date|to_date|batch_date)\b")
+PLACEHOLDER = re.compile(r"(?<![:\w\\]):(from_date|to_date|batch_date)\b")
 _CASTS = {"from_date": "timestamptz", "to_date": "timestamptz", "batch_date": "date"}
 
 # Types whose PostgreSQL CSV text pyarrow parses exactly into the Arrow type (by type OID).
@@ -55,7 +55,7 @@ def rewrite(query: str) -> tuple[str, list[str]]:
             used.append(name)
         return f"(current_setting('dagspec.{name}')::{_CASTS[name]})"
 
-    return _PLACEHOLDER.sub(sub, query.strip().rstrip(";").rstrip()), used
+    return PLACEHOLDER.sub(sub, query.strip().rstrip(";").rstrip()), used
 
 
 def arrow_types(description: Sequence[psycopg.Column]) -> list[pa.DataType] | None:

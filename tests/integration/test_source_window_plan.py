@@ -1,0 +1,126 @@
+"""A small window of a big PostgreSQL table is one indexed query; a big one is the parallel scan; both stage the same rows.
+
+Its own database (ds_window_t_<pid>), dropped at the end. The rows expected come from PostgreSQL itself.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime
+
+import pyarrow.parquet as pq
+import pytest
+from support.pg_databases import pg_admin as _admin
+from support.pg_databases import scratch_database
+
+from dagspec.connections import ConnectionInfo, env_resolver
+from dagspec.runner import run_step
+from dagspec.sources import duckdb_scan, postgres
+from dagspec.spec.model import Pipeline, SqlSource
+from dagspec.store import Store
+
+DB = f"ds_window_t_{os.getpid()}"
+DAYS = 60
+PER_DAY = 3000
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with scratch_database(DB):
+        with _admin(DB) as c:
+            # Wide enough rows that the table spans well over one scan task (1,000 pages) of the parallel scan.
+            c.execute("CREATE TABLE sales (id bigint PRIMARY KEY, day date NOT NULL, maybe_day date, "
+                      "amount numeric(12,2) NOT NULL, note text NOT NULL)")
+            c.execute(f"INSERT INTO sales SELECT g, date '2025-01-01' + (g % {DAYS}), "
+                      "CASE WHEN g % 50000 = 7 THEN NULL ELSE date '2025-01-01' + (g % 60) END, "
+                      f"(g % 100000) / 100.0, repeat(md5(g::text), 4) FROM generate_series(1, {DAYS * PER_DAY}) g")
+            c.execute("CREATE INDEX ON sales (day)")
+            c.execute("CREATE TABLE unindexed AS SELECT * FROM sales")
+            c.execute("VACUUM ANALYZE")
+        yield ConnectionInfo("ds_window_src", "postgres", "127.0.0.1", 5432, "postgres", None, DB)
+
+
+def _extract(info: ConnectionInfo, table: str, start: date, end: date) -> dict:
+    p = Pipeline.model_validate({
+        "dag_id": "ds_window_test", "start_date": "2025-01-01", "batch_days": 366,
+        "steps": [{"id": "extract", "kind": "extract", "target": {"schema": "raw", "table": table},
+                   "source": {"conn_id": info.conn_id, "table": table, "incremental_column": "day"}}],
+    })
+    return run_step(p, "extract", datetime.combine(start, datetime.min.time(), UTC),
+                    datetime.combine(end, datetime.min.time(), UTC),
+                    resolver=lambda c: info if c == info.conn_id else env_resolver(c))
+
+
+def _staged(home, table: str, day: date) -> list[dict]:
+    part = Store(home / "store").partition("raw", table, day)
+    rows = [r for f in part.files for r in pq.read_table(f).to_pylist()]
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def _from_postgres(table: str, start: date, end: date) -> list[dict]:
+    with _admin(DB) as c:
+        cur = c.execute(f"SELECT * FROM {table} WHERE day >= %s AND day < %s ORDER BY id", [start, end])
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+@pytest.fixture
+def scan_settings(monkeypatch):
+    """The DuckDB settings each extract's scan ran with."""
+    seen: list[dict] = []
+    real = duckdb_scan.connect
+
+    def recording(extension, settings=None):
+        seen.append(dict(settings or {}))
+        return real(extension, settings)
+
+    monkeypatch.setattr(duckdb_scan, "connect", recording)
+    return seen
+
+
+def test_the_planner_decides_one_query_for_a_day_and_the_parallel_scan_for_everything(pg):
+    day = date(2025, 1, 10)
+    assert postgres.scan_plan(pg, "public", "sales", "day", (day, date(2025, 1, 11))) == "single"
+    assert postgres.scan_plan(pg, "public", "sales", "day", (date(2024, 1, 1), date(2026, 1, 1))) == "parallel"
+    # Without an index PostgreSQL would scan the whole table for any window: the parallel scan does that faster.
+    assert postgres.scan_plan(pg, "public", "unindexed", "day", (day, date(2025, 1, 11))) == "parallel"
+
+
+def test_an_unreadable_plan_falls_back_to_the_parallel_scan(pg):
+    wrong = ConnectionInfo("ds_window_src", "postgres", "127.0.0.1", 5432, "postgres", None, DB + "_missing")
+    assert postgres.scan_plan(wrong, "public", "sales", "day", (date(2025, 1, 1), date(2025, 1, 2))) == "parallel"
+
+
+def test_a_one_day_window_is_one_query_and_stages_exactly_the_days_rows(pg, data_home, scan_settings):
+    day = date(2025, 1, 10)
+    assert _extract(pg, "sales", day, date(2025, 1, 11)) == {"2025-01-10": PER_DAY}
+    assert scan_settings[-1].get("pg_use_ctid_scan") is False
+    assert _staged(data_home, "sales", day) == _from_postgres("sales", day, date(2025, 1, 11))
+
+
+def test_a_whole_range_runs_the_parallel_scan_and_stages_every_row(pg, data_home, scan_settings):
+    start, end = date(2025, 1, 1), date(2025, 3, 2)
+    result = _extract(pg, "sales", start, end)
+    assert sum(result.values()) == DAYS * PER_DAY
+    assert "pg_use_ctid_scan" not in scan_settings[-1]
+    assert _staged(data_home, "sales", start) == _from_postgres("sales", start, end)
+
+
+@pytest.mark.parametrize("table", ["sales", "unindexed"])
+def test_forced_plans_stage_the_same_rows_and_schema(pg, data_home, monkeypatch, table):
+    day = date(2025, 2, 3)
+    staged = {}
+    for plan in ("single", "parallel"):
+        monkeypatch.setenv("DAGSPEC_PG_SCAN", plan)
+        _extract(pg, table, day, date(2025, 2, 4))
+        part = Store(data_home / "store").partition("raw", table, day)
+        staged[plan] = (pq.read_schema(part.files[0]), _staged(data_home, table, day))
+    assert staged["single"] == staged["parallel"]
+    assert len(staged["single"][1]) == PER_DAY
+
+
+def test_null_keys_are_counted_through_psycopg_and_not_at_all_on_a_not_null_column(pg):
+    base = {"conn_id": pg.conn_id, "table": "sales"}
+    assert postgres.null_key_rows(pg, SqlSource.model_validate({**base, "incremental_column": "maybe_day"})) == len(
+        [g for g in range(1, DAYS * PER_DAY + 1) if g % 50000 == 7])
+    assert postgres.null_key_rows(pg, SqlSource.model_validate({**base, "incremental_column": "day"})) == 0
