@@ -149,3 +149,35 @@ def test_a_window_edge_written_into_sql_is_only_ever_a_date_or_datetime(edge):
         select_window('"t"', ['"a"'], "a", (edge, edge), mark=None)
     assert edge_literal(date(2025, 1, 1)) == "DATE '2025-01-01'"
     assert edge_literal(datetime(2025, 1, 1, 5, tzinfo=UTC)) == "TIMESTAMPTZ '2025-01-01 05:00:00+00:00'"
+
+
+@pytest.mark.parametrize(("cell", "type_name", "says"), [
+    ("9" * 400, "decimal(12,2)", "does not fit decimal(12,2)"),
+    (float("nan"), "float64", "is not a number"),
+    (float("inf"), "int64", "is not an integer"),
+    (True, "int64", "is not an integer"),
+    ("1e999999999", "int64", "does not fit int64"),
+    ("2.5", "int64", "is not a whole number"),
+    ("x" * 500, "date", "is not a date"),
+])
+def test_a_hostile_sheet_cell_is_a_precise_error_never_a_crash_or_a_value(cell, type_name, says):
+    from dagspec.errors import StepFailed
+    from dagspec.sources.sheet import typed
+    from dagspec.spec.model import SheetSource
+
+    source = SheetSource.model_validate({"kind": "sheet", "spreadsheet_id": "1dagspecFakeSheetId0123",
+                                         "columns": {"v": type_name}})
+    with pytest.raises(StepFailed) as err:
+        typed([["v"], [cell]], source)
+    message = str(err.value)
+    assert says in message and "row 2, column 'v'" in message and len(message) < 300
+
+
+def test_a_formula_or_sql_in_a_sheet_cell_stays_text():
+    from dagspec.sources.sheet import typed
+    from dagspec.spec.model import SheetSource
+
+    source = SheetSource.model_validate({"kind": "sheet", "spreadsheet_id": "1dagspecFakeSheetId0123",
+                                         "columns": {"v": "string"}})
+    cells = ['=HYPERLINK("http://evil")', "'); DROP TABLE x; --", "{{ 7*7 }}", "\x00\u202e"]
+    assert typed([["v"], *([c] for c in cells)], source).column("v").to_pylist() == cells

@@ -15,28 +15,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from support.bigquery_emulator import client as bq_client
+from support.day_runs import run_day as run
+from support.day_runs import write_definition
 from support.expected import expected_revenue, warehouse_rows
 from support.sheets_fake import FakeSheets
+from support.sheets_fixtures import SHEET_ID
 
 from dagspec.connections import ConnectionInfo
 from dagspec.publish.sheets import SheetTooLarge, publish_sheet
-from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
 from dagspec.stages import StepFailed
 
 D1, D2 = date(2025, 3, 1), date(2025, 3, 2)
-SHEET_ID = "1dagspecFakeSheetId0123"
-
-
-@pytest.fixture()
-def sheets(monkeypatch):
-    fake = FakeSheets()
-    fake.add_spreadsheet(SHEET_ID, sheets=(("Revenue", 5, 3), ("Other", 10, 10)))
-    endpoint = fake.start()
-    monkeypatch.setenv("AIRFLOW_CONN_SHEETS", json.dumps({"conn_type": "google_cloud_platform", "extra": {
-        "endpoint": endpoint, "retry_base_seconds": 0.01}}))
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture()
@@ -59,14 +49,7 @@ def definition(tmp_path: Path, publish: dict, expectations=None) -> Path:
         {"id": "daily_revenue", "kind": "transform", "sql": "orders/daily_revenue.sql", "inputs": ["extract_orders"]},
         {"id": "publish_revenue", "kind": "publish", "input": "daily_revenue", **publish},
     ]
-    path = tmp_path / "t_publish.json"
-    path.write_text(json.dumps({"dag_id": "t_publish", "start_date": "2025-01-01", "steps": steps}))
-    return path
-
-
-def run(path: Path, day: date):
-    pipeline = load_definition(path)
-    return run_pipeline(pipeline, window_of_day(pipeline, day))
+    return write_definition(tmp_path, "t_publish", steps)
 
 
 def revenue_rows(data_home: Path, day: date) -> list[tuple]:

@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 from dagspec.connections import ConnectionInfo
 from dagspec.sources.contract import Reader, Rows
-from dagspec.spec.model import BigQuerySource, ObjectSource, SqlSource
+from dagspec.spec.model import BigQuerySource, ObjectSource, SheetSource, SqlSource
 from dagspec.windows import Batch
 
-AnySource = SqlSource | ObjectSource | BigQuerySource
+AnySource = SqlSource | ObjectSource | BigQuerySource | SheetSource
 
 
 def _postgres() -> Reader[SqlSource]:
@@ -55,6 +55,12 @@ def _bigquery() -> Reader[BigQuerySource]:
     return read_batches
 
 
+def _sheet() -> Reader[SheetSource]:
+    from dagspec.sources.sheet import read_batches
+
+    return read_batches
+
+
 # (source kind, connection type) -> the reader; a kind's entry under None serves every other connection type.
 READERS: dict[tuple[str, str | None], Callable[[], Reader]] = {
     ("sql", "postgres"): _postgres,
@@ -65,6 +71,7 @@ READERS: dict[tuple[str, str | None], Callable[[], Reader]] = {
     ("sql", None): _sqlalchemy,
     ("objects", None): _objects,
     ("bigquery", None): _bigquery,
+    ("sheet", None): _sheet,
 }
 
 

@@ -20,7 +20,7 @@ Rows = tuple[pa.Schema, Iterator[pa.RecordBatch]]
 
 
 class Source(Protocol):
-    """What dispatch reads of a definition's source (spec.model's SqlSource, ObjectSource, BigQuerySource)."""
+    """What dispatch reads of a definition's source (spec.model's SqlSource, ObjectSource, BigQuerySource, SheetSource)."""
 
     @property
     def kind(self) -> str: ...

@@ -32,6 +32,16 @@ BigQueryConnId = Annotated[
     Field(pattern=r"^[A-Za-z0-9_.-]{1,250}$", examples=["bigquery_default", "gcp_analytics"],
           description="BigQuery connection (google_cloud_platform; project in extra.project)."),
 ]
+SheetsConnId = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9_.-]{1,250}$", examples=["google_sheets_default"],
+          description="Connection holding the service account (google_cloud_platform)."),
+]
+SpreadsheetId = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9_-]{10,100}$", examples=["1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"],
+          description="The id in the sheet's URL: docs.google.com/spreadsheets/d/<id>/edit."),
+]
 BigQueryProject = Annotated[
     str | None,
     Field(pattern=r"^[a-z][a-z0-9-]{4,61}[a-z0-9]$", description="Project of the table (default: the connection's).",

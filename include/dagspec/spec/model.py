@@ -10,12 +10,12 @@ from dagspec.spec.batch_steps import Expectation, ExtractStep, TransformStep, Va
 from dagspec.spec.ml_steps import DriftStep, EvaluateStep, PromoteStep, ScoreStep, TrainStep
 from dagspec.spec.pipeline import ASSET_URI, DAG_ID, KIND_OUTPUTS, REFERENCE_RULES, Alerts, Freshness, Pipeline, Step
 from dagspec.spec.publish_steps import BigQueryTarget, Export, PublishStep, SheetTarget
-from dagspec.spec.sources import BigQuerySource, ObjectSource, Source, SqlSource
+from dagspec.spec.sources import BigQuerySource, ObjectSource, SheetSource, Source, SqlSource
 
 __all__ = [
     "ASSET_URI", "DAG_ID", "IDENTIFIER", "KIND_OUTPUTS", "REFERENCE_RULES",
     "Alerts", "BigQuerySource", "BigQueryTarget", "ConnRef", "DriftStep", "EvaluateStep", "Expectation", "Export",
     "ExtractStep", "Freshness", "Identifier", "ObjectSource", "Pipeline", "PromoteStep", "PublishStep", "ScoreStep",
-    "SheetTarget", "Source", "SqlSource", "Step", "StepBase", "StepId", "Strict", "TableRef", "TrainStep",
+    "SheetSource", "SheetTarget", "Source", "SqlSource", "Step", "StepBase", "StepId", "Strict", "TableRef", "TrainStep",
     "TransformStep", "ValidateStep",
 ]

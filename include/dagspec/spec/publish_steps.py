@@ -6,7 +6,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from dagspec.spec.base import BigQueryConnId, BigQueryProject, Identifier, StepBase, StepId, Strict, TableRef
+from dagspec.spec.base import (
+    BigQueryConnId,
+    BigQueryProject,
+    Identifier,
+    SheetsConnId,
+    SpreadsheetId,
+    StepBase,
+    StepId,
+    Strict,
+    TableRef,
+)
 
 
 class Export(Strict):
@@ -37,21 +47,22 @@ class BigQueryTarget(Strict):
 
 
 class SheetTarget(Strict):
-    """A Google Sheets worksheet refreshed with the batch: cleared, then header and rows written."""
+    """A Google Sheets worksheet refreshed after each load: cleared, then header and rows written."""
 
-    conn_id: str = Field(default="google_sheets_default", pattern=r"^[A-Za-z0-9_.-]{1,250}$",
-                         description="Connection holding the service account (google_cloud_platform).",
-                         examples=["google_sheets_default"])
-    spreadsheet_id: str = Field(
-        pattern=r"^[A-Za-z0-9_-]{10,100}$",
-        description="The id in the sheet's URL: docs.google.com/spreadsheets/d/<id>/edit.",
-        examples=["1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"],
-    )
+    conn_id: SheetsConnId = "google_sheets_default"
+    spreadsheet_id: SpreadsheetId
     worksheet: str = Field(default="Sheet1", min_length=1, max_length=100, description="Worksheet (tab) title.",
                            examples=["Daily revenue"])
     max_rows: int = Field(default=100_000, ge=1, le=10_000_000, strict=True,
-                          description="Refuse batches larger than this many rows (Sheets holds 10 million cells).",
+                          description="Refuse to write more than this many rows (Sheets holds 10 million cells).",
                           examples=[10_000])
+    mode: Literal["batch", "table", "append"] = Field(
+        default="batch",
+        description="batch: the worksheet shows the newest batch only. table: the whole published warehouse table, "
+        "every batch with its batch_date (for Tableau or Looker Studio extracts; needs the step's 'table'). "
+        "append: each batch's rows are added under the earlier ones with a first column batch_date; a re-run "
+        "replaces its own batch's rows.",
+        examples=["table", "append"])
 
 
 class PublishTable(TableRef):
@@ -106,6 +117,9 @@ class PublishStep(StepBase):
             raise ValueError("a publish step needs at least one of 'table', 'export', 'bigquery', 'sheet'")
         if self.export is not None and self.export.target is None and self.table is None:
             raise ValueError("'export' needs a 'target' when there is no 'table'")
+        if self.sheet is not None and self.sheet.mode == "table" and self.table is None:
+            raise ValueError("'sheet' with \"mode\": \"table\" shows the published warehouse table: add a 'table' "
+                             "to this step, or use \"mode\": \"append\"")
         return self
 
     def refs(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""Where an extract step reads: a SQL database, objects in S3 or GCS, or BigQuery."""
+"""Where an extract step reads: a SQL database, objects in S3 or GCS, BigQuery, or a Google Sheets worksheet."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from dagspec.spec.base import BigQueryConnId, BigQueryProject, ConnRef, Identifier
+from dagspec.spec.base import BigQueryConnId, BigQueryProject, ConnRef, Identifier, SheetsConnId, SpreadsheetId
 
 
 class SqlSource(ConnRef):
@@ -130,14 +130,34 @@ class BigQuerySource(ConnRef):
         return self
 
 
+class SheetSource(ConnRef):
+    """A Google Sheets worksheet (a hand-kept lookup, say), read whole on every run and typed by its declared columns."""
+
+    kind: Literal["sheet"] = Field(description="Source kind: a Google Sheets worksheet.", examples=["sheet"])
+    conn_id: SheetsConnId = "google_sheets_default"
+    spreadsheet_id: SpreadsheetId
+    worksheet: str = Field(default="Sheet1", min_length=1, max_length=100, description="Worksheet (tab) title.",
+                           examples=["Regions"])
+    columns: dict[Identifier, Annotated[str, Field(pattern=_COLUMN_TYPE)]] = Field(
+        min_length=1,
+        description="The columns to read, by their header in the first row, and their types (bool, int64, float64, "
+        "string, date, timestamp, timestamptz, decimal(P,S), ...); other columns are ignored. A cell that does not "
+        "hold its column's type fails the run naming the row; an empty cell is NULL.",
+        examples=[{"region": "string", "target": "decimal(12,2)", "valid_from": "date"}],
+    )
+    max_rows: int = Field(default=100_000, ge=1, le=10_000_000, strict=True,
+                          description="Refuse a worksheet with more data rows than this.", examples=[5_000])
+
+
 def _source_kind(value: Any) -> str:
     if isinstance(value, dict):
         return value.get("kind", "sql")
-    return value.kind if isinstance(value, (SqlSource, ObjectSource, BigQuerySource)) else "sql"
+    return value.kind if isinstance(value, (SqlSource, ObjectSource, BigQuerySource, SheetSource)) else "sql"
 
 
 # New source kinds join this union and _source_kind; a source without "kind" is a SQL source.
 Source = Annotated[
-    Annotated[SqlSource, Tag("sql")] | Annotated[ObjectSource, Tag("objects")] | Annotated[BigQuerySource, Tag("bigquery")],
+    Annotated[SqlSource, Tag("sql")] | Annotated[ObjectSource, Tag("objects")] | Annotated[BigQuerySource, Tag("bigquery")]
+    | Annotated[SheetSource, Tag("sheet")],
     Discriminator(_source_kind),
 ]

@@ -2,9 +2,10 @@
 
 Targets: a warehouse table (delete + insert in one transaction), files in the store or another
 store connection (Parquet/CSV, swapped in whole), BigQuery (Parquet load job + one MERGE), a Google
-Sheets worksheet (cleared, then rewritten). Validation ran before this step, so a failed 'fail'
-expectation never reaches any of them, and a staged batch is read only in the version the validate
-steps before this one checked (RunContext.staged refuses any other).
+Sheets worksheet (cleared, then rewritten: the batch, the whole table, or every batch appended).
+Validation ran before this step, so a failed 'fail' expectation never reaches any of them, and a
+staged batch is read only in the version the validate steps before this one checked (RunContext.staged
+refuses any other).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from dagspec.warehouse.contract import Session
     from dagspec.windows import Batch
 
 
@@ -55,7 +57,8 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
             if step.bigquery is not None:
                 done["bigquery"] = _bigquery(ctx, step, batch, reader())
             if step.sheet is not None:
-                done["sheet"] = _sheet(ctx, step, reader())
+                whole = step.sheet.mode == "table"
+                done["sheet"] = _sheet(ctx, step, batch, _published(session, step) if whole else reader())
             rows[day] = next(iter(done.values())) if len(done) == 1 else done
     return rows
 
@@ -124,7 +127,25 @@ def _bigquery(ctx: RunContext, step: PublishStep, batch: Batch, reader: Callable
     return count
 
 
-def _sheet(ctx: RunContext, step: PublishStep, reader: pa.RecordBatchReader) -> int:
+def _in_stable_order(table: pa.Table) -> pa.Table:
+    """Oldest batch first, then by every plain column, so a re-run writes the same cells in the same places."""
+    import pyarrow as pa
+
+    keys = [(n, "ascending") for n, t in zip(table.column_names, table.schema.types)
+            if not pa.types.is_nested(t)]
+    keys.sort(key=lambda k: k[0] != "batch_date")
+    return table.sort_by(keys)
+
+
+def _published(session: Session, step: PublishStep) -> pa.RecordBatchReader:
+    """The whole published table (just loaded, in this session), oldest batch first."""
+    from dagspec.sql import qualified
+
+    table = qualified(step.table.schema_, step.table.table, session.dialect)
+    return session.arrow(f"SELECT * FROM {table} ORDER BY batch_date", {})
+
+
+def _sheet(ctx: RunContext, step: PublishStep, batch: Batch, reader: pa.RecordBatchReader) -> int:
     from dagspec.publish.sheets import publish_sheet
 
     target = step.sheet
@@ -139,7 +160,10 @@ def _sheet(ctx: RunContext, step: PublishStep, reader: pa.RecordBatchReader) -> 
     import pyarrow as pa
 
     table = pa.Table.from_batches(batches, schema=reader.schema)
-    count = publish_sheet(info, target.spreadsheet_id, target.worksheet, table, target.max_rows)
-    ctx.log.info("publish %s: rows=%d -> Google Sheets %s / %s", step.id, count, target.spreadsheet_id,
-                 target.worksheet)
+    if target.mode == "table" and table.num_rows <= target.max_rows:
+        table = _in_stable_order(table)
+    count = publish_sheet(info, target.spreadsheet_id, target.worksheet, table, target.max_rows,
+                          append_for=batch.batch_date if target.mode == "append" else None)
+    ctx.log.info("publish %s: batch_date=%s rows=%d -> Google Sheets %s / %s (%s)", step.id, batch.batch_date, count,
+                 target.spreadsheet_id, target.worksheet, target.mode)
     return count
