@@ -86,12 +86,43 @@ def load_tests(path: Path, pipeline: Pipeline, name: str | None = None) -> Trans
     try:
         suite = TransformTests.model_validate(data)
     except ValidationError as exc:
-        problems += [_problem(name, e) for e in exc.errors()]
+        problems += list(dict.fromkeys(_problem(name, e) for e in exc.errors()))
     if suite is not None:
         problems += against_definition(name, suite, pipeline)
     if problems:
         raise DefinitionError(problems)
     return suite
+
+
+def tests_file_problems(folder: Path | None, pipelines: dict[Path, Pipeline]) -> list[Problem]:
+    """What `dagspec validate` says of the test files: each valid definition's must load; in a definitions
+    ``folder``, a test file (or a bundle's) whose dag_id no valid definition beside it has is named too."""
+    found: list[Problem] = []
+    root = folder.parent if folder is not None else None
+    for path, pipeline in pipelines.items():
+        file = tests_file(path, pipeline)
+        if file.is_file():
+            try:
+                load_tests(file, pipeline, _shown(file, root))
+            except DefinitionError as exc:
+                found += exc.problems
+    if folder is None:
+        return found
+    owned = {tests_file(path, pipeline) for path, pipeline in pipelines.items()}
+    for tests in [folder / TESTS_FOLDER, *(d / TESTS_FOLDER for d in sorted(folder.iterdir()) if d.is_dir())]:
+        for file in sorted(tests.glob("*.json")) if tests.is_dir() else ():
+            if file not in owned and not file.name.startswith("."):
+                found.append(Problem(_shown(file, root), "$", f"no valid definition beside it has dag_id "
+                                     f"{file.stem!r}", "name the file <dag_id>.json after a definition in "
+                                     f"{_shown(tests.parent, root)}, or fix that definition"))
+    return found
+
+
+def _shown(path: Path, root: Path | None) -> str:
+    try:
+        return str(path.relative_to(root)) if root is not None else str(path)
+    except ValueError:
+        return str(path)
 
 
 def against_definition(name: str, suite: TransformTests, pipeline: Pipeline) -> list[Problem]:
@@ -121,8 +152,13 @@ def against_definition(name: str, suite: TransformTests, pipeline: Pipeline) -> 
     return out
 
 
+_SCALAR_TAGS = ("bool", "int", "float", "str")
+
+
 def _problem(name: str, err: dict[str, Any]) -> Problem:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("[key]")))
+    while "rows" in loc and loc[-1] in _SCALAR_TAGS:  # a cell is checked against each scalar kind: one problem
+        loc = loc[:-1]
     kind, got = err["type"], err.get("input")
     field = str(loc[-1]) if loc else "$"
     message, fix = str(err["msg"]).removeprefix("Value error, "), ""

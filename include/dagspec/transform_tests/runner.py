@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class CaseResult:
     where: str = ""  # JSON path of what the error is about, when it is in the test file
     fix: str = ""
     sql: list[str] = field(default_factory=list)  # each statement the stage sent, as the warehouse got it
+    dialect: str = "duckdb"
 
     @property
     def passed(self) -> bool:
@@ -61,7 +62,7 @@ class _Recording:
         self.dialect = inner.dialect
 
     def _ran(self, select_sql: str, params: dict[str, Any]) -> None:
-        shown = ", ".join(f"{k}={v!r}" for k, v in sorted(params.items()))
+        shown = ", ".join(f"{k}={_literal(v)}" for k, v in sorted(params.items()))
         self.sent.append(select_sql + (f"\n-- parameters: {shown}" if shown else ""))
         if self.ordered is not None:
             self.ordered.append(self.inner.arrow(select_sql, params).read_all())
@@ -101,6 +102,11 @@ class _Recording:
 
     def arrow(self, select_sql: str, params: dict[str, Any], batch_rows: int = 100_000) -> pa.RecordBatchReader:
         return self.inner.arrow(select_sql, params, batch_rows)
+
+
+def _literal(value: object) -> str:
+    return repr(value.isoformat(sep=" ") if isinstance(value, datetime) else
+                value.isoformat() if isinstance(value, date) else value)
 
 
 class _RecordingWarehouse:
@@ -162,7 +168,7 @@ def run_case(pipeline: Pipeline, case: TransformCase, sql_root: Path, warehouse:
             produced = _read(warehouse, scratch, step.id)
     except Exception as exc:  # the SQL's own error is the finding: show it, go on with the next case
         result.error = scrub_known(f"{type(exc).__name__}: {exc}".strip(), [])
-    result.sql = recording.sent
+    result.sql, result.dialect = recording.sent, warehouse.dialect
     if result.error is None:
         result.diff = compare(produced, case.expect)
     return result
