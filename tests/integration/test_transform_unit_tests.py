@@ -223,3 +223,24 @@ def test_validate_checks_the_test_files_it_finds(tmp_path, monkeypatch):
     assert "definitions/tests/t_unit.json: $.tests[0].given: no rows for input 'extract_orders' of revenue" in out
     assert "definitions/tests/gone.json: $: no valid definition beside it has dag_id 'gone'" in out
     assert "1 valid definition(s), 2 problem(s)" in out
+
+
+def test_a_bundle_s_tests_use_its_own_sql_and_no_tests_folder_is_a_definition(tmp_path, monkeypatch):
+    from dagspec.spec.discovery import definition_files
+
+    folder = project(tmp_path, monkeypatch, case(GOOD))
+    bundle = folder / "team_b"
+    (bundle / "sql").mkdir(parents=True)
+    (bundle / "tests").mkdir()
+    (bundle / "sql" / "revenue.sql").write_text(REVENUE_SQL)
+    definition = json.loads((folder / "t_unit.json").read_text())
+    definition["dag_id"] = "t_bundle"
+    definition["steps"][0]["target"]["table"] = "bundle_orders"
+    definition["steps"][1] = {"id": "revenue", "kind": "transform", "sql": "revenue.sql", "inputs": ["extract_orders"]}
+    (bundle / "t_bundle.json").write_text(json.dumps(definition))
+    (bundle / "tests" / "t_bundle.json").write_text(json.dumps(case(GOOD)))
+    assert sorted(str(p.relative_to(folder)) for p in definition_files(folder)) == ["t_unit.json", "team_b/t_bundle.json"]
+    result = dagspec_test()
+    assert result.exit_code == 0, result.output
+    assert "PASS t_bundle.revenue" in result.output and "PASS t_unit.revenue" in result.output
+    assert "2 passed, 0 failed" in result.output

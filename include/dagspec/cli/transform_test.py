@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 FAILED, UNUSABLE = 1, 2
 
 
-def test(names: list[str] | None = typer.Argument(None, metavar="[DEFINITION]...", help="Definition files or "
+def test(names: list[str] | None = typer.Argument(None, metavar="DEFINITION", help="Definition files or "
                                                  "dag_ids (default: every definition of the definitions folder)."),
          warehouse: bool = typer.Option(False, "--warehouse", help="Run in each definition's own warehouse "
                                         "(PostgreSQL: in a schema made for each case and dropped after it) "
