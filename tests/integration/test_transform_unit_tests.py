@@ -244,3 +244,12 @@ def test_a_bundle_s_tests_use_its_own_sql_and_no_tests_folder_is_a_definition(tm
     assert result.exit_code == 0, result.output
     assert "PASS t_bundle.revenue" in result.output and "PASS t_unit.revenue" in result.output
     assert "2 passed, 0 failed" in result.output
+
+
+def test_a_merge_transform_is_tested_through_its_merge(tmp_path, monkeypatch):
+    steps = [{"id": "revenue", "kind": "transform", "query": REVENUE_SQL, "inputs": ["extract_orders"],
+              "unique_key": ["channel"]}]
+    project(tmp_path, monkeypatch, case(GOOD), steps)
+    result = dagspec_test("-v")
+    assert result.exit_code == 0, result.output
+    assert "1 passed, 0 failed" in result.output
