@@ -115,7 +115,7 @@ def _one(run: BundlePass, bundle: str, files: dict[str, Remote], shown: str) -> 
 def _shape_problems(bundle: str, files: dict[str, Remote], shown: str) -> list[Problem]:
     if not BUNDLE_NAME.match(bundle) or bundle in NOT_BUNDLES:
         return [Problem(shown, "$", f"{bundle!r} is not a usable bundle name",
-                        "name it with letters, digits, '_', '.', '-' (not 'sql' or 'expectations')")]
+                        "name it with letters, digits, '_', '.', '-' (not 'sql', 'expectations' or 'tests')")]
     bad = [n for n in files if any(not re.match(PART, part) for part in PurePosixPath(n).parts)]
     if bad:
         return [Problem(shown, "$", f"{len(bad)} file name(s) this sync cannot bring in, e.g. {sorted(bad)[0]!r}",

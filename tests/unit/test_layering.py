@@ -24,7 +24,7 @@ LAYERS: list[list[str]] = [
     ["sources", "checks", "warehouse", "ml", "store", "publish"],
     ["stages"],
     ["runner", "alerts", "freshness", "sync", "sync_parts", "sync_bundles", "seed_import", "dag_files", "error_stubs",
-     "sample_data"],
+     "sample_data", "transform_tests"],
     ["airflow"],
     ["cli", "cli_"],
 ]

@@ -6,6 +6,7 @@ The app only: each command lives in its own module, which never imports this one
 import typer
 
 from dagspec.cli import adopt, backfill, definitions, freshness, importing, init, models, run, sample_data, schema, sync
+from dagspec.cli import transform_test as unit_tests
 from dagspec.cli.common import with_folders
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="JSON definitions in, Airflow pipelines out.")
@@ -22,5 +23,6 @@ app.command("sample-data")(sample_data.sample_data)
 app.command()(with_folders(backfill.backfill))
 app.command()(with_folders(freshness.freshness))
 app.command("sync")(with_folders(sync.sync_definitions))
+app.command("test")(with_folders(unit_tests.test))
 
 __all__ = ["app"]

@@ -10,7 +10,8 @@ from rich.text import Text
 from dagspec.cli.common import err, fitting_table, out
 from dagspec.paths import definitions_dir
 from dagspec.spec.bundles import key_of
-from dagspec.spec.errors import printable
+from dagspec.spec.errors import Problem, printable
+from dagspec.spec.transform_tests import tests_file_problems
 
 
 def validate(paths: list[Path] | None = typer.Argument(None, help="Files or folders (default: dags/definitions)."),
@@ -36,6 +37,7 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
         good, bad = scan(folder, check_sql=True)
         valid += len(good)
         checked += [(path, folder.parent) for path in good]
+        problems += _print_all(tests_file_problems(folder, good))
         if write_stubs:  # the loader's own verdict (it does not parse SQL), so a stub never sits beside a DAG
             try:
                 stubs = sync_error_stubs(folder, scan(folder)[1], strict=True)
@@ -51,7 +53,9 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
     claims = {}
     for path in files:
         try:
-            claims[str(path)] = claim_of(str(path), load_in_place(path, shared_folders(), check_sql=True))
+            pipeline = load_in_place(path, shared_folders(), check_sql=True)
+            claims[str(path)] = claim_of(str(path), pipeline)
+            problems += _print_all(tests_file_problems(None, {path: pipeline}))
         except DefinitionError as exc:
             for problem in exc.problems:
                 print(problem, flush=True)
@@ -75,6 +79,12 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
                 problems += 1
     err.print(f"{valid} valid definition(s), {problems} problem(s)")
     raise typer.Exit(1 if problems else 0)
+
+
+def _print_all(found: list[Problem]) -> int:
+    for problem in found:
+        print(problem, flush=True)
+    return len(found)
 
 
 def list_definitions(folder: Path = typer.Option(None, help="Definitions folder (default: dags/definitions).")) -> None:

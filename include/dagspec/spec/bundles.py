@@ -20,9 +20,9 @@ from typing import NamedTuple
 
 from dagspec.spec.errors import DefinitionError, Problem
 
-SQL_FOLDER, SUITES_FOLDER = "sql", "expectations"
-# Not bundles: a definitions folder may keep its own sql/ and expectations/ beside its definitions.
-NOT_BUNDLES = frozenset({SQL_FOLDER, SUITES_FOLDER})
+SQL_FOLDER, SUITES_FOLDER, TESTS_FOLDER = "sql", "expectations", "tests"
+# Not bundles: a definitions folder may keep its own sql/, expectations/ and transform tests beside its definitions.
+NOT_BUNDLES = frozenset({SQL_FOLDER, SUITES_FOLDER, TESTS_FOLDER})
 BUNDLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")  # what the sync brings in (sync_bundles.py)
 
 
@@ -50,7 +50,7 @@ class Listed(NamedTuple):
 def listing(definitions_dir: Path) -> list[Listed]:
     """The folder's ``*.json``, then each bundle's (``<bundle>/*.json``, one level down), hidden files and folders
     left out (``.name`` is how a drop is copied in before a rename makes it live), and so are ``_name`` folders
-    (the loader's own) and sql/, expectations/. Whatever a bundle's name holds, its definitions get errors of
+    (the loader's own) and sql/, expectations/, tests/. Whatever a bundle's name holds, its definitions get errors of
     their own: a name is never code (error_stubs.py), only text. One directory read per
     folder and names as strings: every loader share lists the whole folder at every parse."""
     files, folders = _entries(definitions_dir)
