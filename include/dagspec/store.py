@@ -3,8 +3,8 @@
 One interface over a local folder, S3 and GCS (pyarrow's file systems). Every partition has a
 `_manifest.json` (rows, schema, bytes and sha256 of each part) and readers go through it, so a
 reader never sees half of a partition and a re-run replaces exactly one. A partition's parts are
-Parquet (staged data, most exports) or one CSV file (an export for tools that want CSV: `fmt="csv"`);
-both formats are committed the same way, below, and only the parts' writer differs (store_parts).
+Parquet (staged data, most exports) or one CSV or Excel file (exports for tools that want those: `fmt="csv"`, `"xlsx"`);
+every format is committed the same way, below, and only the parts' writer differs (store_parts, store_xlsx).
 
 How a partition is committed depends on what the file system can do atomically:
 
@@ -140,8 +140,8 @@ class Store(StoreRecords, StoreAdopt):
     ) -> PartitionInfo:
         """Write one partition from a stream of batches and make it visible only when it is complete.
         `window` is the [start, end) its rows come from, kept in the manifest (see overlapping).
-        `fmt`: the parts' format, "parquet" or "csv"."""
-        writer = self._part_writer(fmt)
+        `fmt`: the parts' format, "parquet", "csv" or "xlsx"."""
+        writer = self._part_writer(fmt, table)
         if self.local:
             self._write_local(schema, table, batch_date, arrow_schema, batches, window, writer)
         else:
@@ -149,11 +149,15 @@ class Store(StoreRecords, StoreAdopt):
         return self.partition(schema, table, batch_date)
 
     @staticmethod
-    def _part_writer(fmt: str) -> PartWriter:
+    def _part_writer(fmt: str, table: str) -> PartWriter:
         if fmt == "parquet":
             return ParquetParts(ROWS_PER_FILE, ROW_GROUP_ROWS)  # read here, so a test may lower ROWS_PER_FILE
         if fmt == "csv":
             return CsvPart()
+        if fmt == "xlsx":
+            from dagspec.store_xlsx import XlsxPart
+
+            return XlsxPart(sheet_name=table)
         raise ValueError(f"unknown partition format {fmt!r}")
 
     def overlapping(self, schema: str, table: str, batch_date: date, window: tuple[datetime, datetime]

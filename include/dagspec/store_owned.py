@@ -17,11 +17,11 @@ import re
 
 MANIFEST = "_manifest.json"
 
-# part-00000.parquet (local), part-<12 hex of the run>-00000.parquet (S3/GCS), the same as .csv (publish),
+# part-00000.parquet (local), part-<12 hex of the run>-00000.parquet (S3/GCS), the same as .csv or .xlsx (publish),
 # and the partition temporaries older versions kept beside the partitions in the table folder.
 _OURS = re.compile(
     r"_manifest\.json"
-    r"|part-(?:[0-9a-f]{12}-)?\d{5}\.(?:parquet|csv)"
+    r"|part-(?:[0-9a-f]{12}-)?\d{5}\.(?:parquet|csv|xlsx)"
     r"|_(?:tmp|old)_batch_date=\d{4}-\d{2}-\d{2}[^/]*"
 )
 

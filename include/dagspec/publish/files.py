@@ -1,4 +1,4 @@
-"""Export a batch as files in the partition layout, Parquet or CSV: a partition like a staged one, so
+"""Export a batch as files in the partition layout, Parquet, CSV or Excel: a partition like a staged one, so
 readers go through its manifest and a re-run replaces exactly one (the store commits it; see store.py)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from dagspec.store import PartitionInfo, Store
 
-FORMATS = ("parquet", "csv")
+FORMATS = ("parquet", "csv", "xlsx")
 
 
 def export_partition(store: Store, fmt: str, schema: str, table: str, batch_date: date, arrow_schema: pa.Schema,

@@ -20,8 +20,9 @@ from dagspec.spec.base import (
 
 
 class Export(Strict):
-    format: Literal["parquet", "csv"] = Field(default="parquet", description="File format of the exported partition.",
-                                              examples=["parquet"])
+    format: Literal["parquet", "csv", "xlsx"] = Field(
+        default="parquet", description="File format of the exported partition (xlsx: one Excel workbook, at most "
+        "1,048,575 rows; strings are never written as formulas).", examples=["parquet", "xlsx"])
     target: TableRef | None = Field(default=None, description="Store location (default: the warehouse table's).",
                                     examples=[{"schema": "exports", "table": "daily_revenue"}])
     conn_id: str | None = Field(
