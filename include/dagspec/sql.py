@@ -72,13 +72,24 @@ def edge_literal(value: object) -> str:
     raise TypeError(f"a window edge must be a date or datetime, not {type(value).__name__}")
 
 
+class _Time:
+    """macros.time without sleep(): templates render in the dag-processor too, which a sleep would stall."""
+
+    import time as _t
+
+    time = staticmethod(_t.time)
+    strftime = staticmethod(_t.strftime)
+    gmtime = staticmethod(_t.gmtime)
+
+
 class _Macros:
     """The part of Airflow's `macros` namespace SQL files use, so a file written for Airflow renders the same
     here (the core does not import Airflow)."""
 
     import datetime as _dt
-    import time
     import uuid
+
+    time = _Time
 
     datetime = _dt.datetime
     timedelta = _dt.timedelta
@@ -114,10 +125,14 @@ def template_context(start: datetime, end: datetime, params: dict[str, Any], day
 
 
 def render(template_text: str, context: dict[str, Any], functions: dict[str, Callable[..., str]]) -> str:
-    """Jinja with StrictUndefined: a typo in a variable fails loudly instead of rendering ''."""
-    import jinja2
+    """Jinja with StrictUndefined: a typo in a variable fails loudly instead of rendering ''.
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    Sandboxed (as Airflow's own templates are): a template is text a definition's author wrote, and plain
+    Jinja lets `{{ cycler.__init__.__globals__.os.system(...) }}` run anything on the worker."""
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.globals.update(functions)
     return env.from_string(template_text).render(**context)
 

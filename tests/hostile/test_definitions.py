@@ -603,3 +603,32 @@ def test_a_model_steps_inline_data_query_is_checked_at_validate_too(tmp_path):
         load_definition(path, sql_dir=tmp_path, check_sql=True)
     assert [p.path for p in err.value.problems] == ["$.steps[0].data.query"]
     assert "sqlglot cannot parse the SQL" in err.value.problems[0].message
+
+
+@pytest.mark.parametrize("payload", [
+    "{{ cycler.__init__.__globals__.os.system('touch PWNED') }}",
+    "{{ macros.__class__.__mro__[-1].__subclasses__() }}",
+    "{{ ''.__class__.__base__.__subclasses__() }}",
+    "{{ params.update(x=1) }}",
+    "{{ macros.time.sleep(600) }}",
+    "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+])
+def test_a_template_in_a_definitions_sql_never_runs_python(tmp_path, monkeypatch, payload):
+    """Jinja in a definition is the author's text: rendered in a sandbox, an escape is that SQL's error."""
+    from datetime import UTC, datetime
+
+    from dagspec.spec.sql_check import sql_problems
+    from dagspec.sql import render_window
+
+    monkeypatch.chdir(tmp_path)
+    window = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
+    with pytest.raises(Exception) as err:
+        render_window(f"SELECT 1 -- {payload}", *window, {"x": 0})
+    assert type(err.value).__name__ in ("SecurityError", "UndefinedError"), err.value
+    from dagspec.spec.model import Pipeline
+
+    pipeline = Pipeline.model_validate({"dag_id": "ssti", "start_date": "2025-01-01", "steps": [
+        {"id": "t", "kind": "transform", "query": f"SELECT 1 AS one -- {payload}", "inputs": []}]})
+    problems = sql_problems(pipeline, tmp_path)
+    assert problems and "does not render" in str(problems[0])
+    assert not (tmp_path / "PWNED").exists()
