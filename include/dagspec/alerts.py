@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import smtplib
-import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -21,6 +19,7 @@ from email.message import EmailMessage
 from dagspec.connections import ConnectionInfo, Resolver, env_resolver
 from dagspec.plan import ML_KINDS
 from dagspec.secrets import MASK, extra_secrets, scrub, scrub_known  # noqa: F401  (scrub and MASK: re-exported, alerts API)
+from dagspec.smtp import send_email, sender_of
 from dagspec.spec.model import Alerts, Pipeline
 
 log = logging.getLogger(__name__)
@@ -119,22 +118,6 @@ def _mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def send_email(info: ConnectionInfo, message: EmailMessage) -> None:
-    port = info.port or (465 if _flag(info.extra.get("ssl")) else 25)
-    timeout = float(info.extra.get("timeout", SEND_TIMEOUT_S))
-    if _flag(info.extra.get("ssl")) or port == 465:
-        server: smtplib.SMTP = smtplib.SMTP_SSL(info.host or "localhost", port, timeout=timeout,
-                                                context=ssl.create_default_context())
-    else:
-        server = smtplib.SMTP(info.host or "localhost", port, timeout=timeout)
-    with server:
-        if _flag(info.extra.get("starttls")):
-            server.starttls(context=ssl.create_default_context())
-        if info.login:
-            server.login(info.login, info.password or "")
-        server.send_message(message)
-
-
 def webhook_url(info: ConnectionInfo) -> str:
     """The URL of a webhook connection: extra.webhook_url, a URL in password or host, or scheme://host[:port]/path."""
     for candidate in (info.extra.get("webhook_url"), info.password, info.host):
@@ -182,8 +165,7 @@ def send_alerts(
         try:
             info = resolver(alerts.smtp_conn_id)
             secrets.append(info.password or "")
-            sender = info.extra.get("from_email") or info.login or "dagspec@localhost"
-            send_email(info, email_message(event, alerts.email, sender))
+            send_email(info, email_message(event, alerts.email, sender_of(info)))
             delivered["email"] = True
         except Exception as exc:
             delivered["email"] = False
@@ -200,7 +182,3 @@ def send_alerts(
             log.warning("alert webhook for %s.%s not sent: %s", event.dag_id, event.task_id,
                         scrub_known(f"{type(exc).__name__}: {exc}", secrets))
     return delivered
-
-
-def _flag(value: object) -> bool:
-    return str(value).lower() in ("1", "true", "yes", "on")

@@ -7,11 +7,8 @@ reach both channels, with the error summary but without the connection's passwor
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from datetime import UTC, date, datetime
-from email import message_from_bytes
-from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pyarrow as pa
@@ -24,34 +21,6 @@ from dagspec.spec.model import Alerts, Pipeline
 from dagspec.store import Store
 
 SECRET = "Sup3r-Secret-pw"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class SmtpSink:
-    """aiosmtpd on a free loopback port; keeps every message it receives."""
-
-    def __init__(self):
-        from aiosmtpd.controller import Controller
-
-        self.messages = []
-        sink = self
-
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):
-                sink.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=default_policy)))
-                return "250 OK"
-
-        self.port = free_port()  # aiosmtpd's start-up check connects to the port it was given: no port 0
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self):
-        self.controller.stop()
 
 
 class HttpSink:
@@ -79,13 +48,6 @@ class HttpSink:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture()
-def smtp():
-    sink = SmtpSink()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture()

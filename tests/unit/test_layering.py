@@ -17,8 +17,8 @@ MAX_LINES = 400
 # (store_io, cli_backfill). The bare package `dagspec` (its __init__) sits at the bottom. The CLI sits above
 # the Airflow adapter: some commands load the DAGs or Airflow connections, and Airflow never needs the CLI.
 LAYERS: list[list[str]] = [
-    ["dagspec", "errors", "utc", "secrets", "paths", "windows", "sql", "connections", "filesystems", "gcp", "sheets_client",
-     "store_"],
+    ["dagspec", "errors", "utc", "secrets", "paths", "windows", "sql", "connections", "filesystems", "gcp",
+     "sheets_client", "smtp", "store_"],
     ["spec"],
     ["plan"],
     ["sources", "checks", "warehouse", "ml", "store", "publish"],

@@ -1,4 +1,4 @@
-"""The publish step and where it sends a batch: a warehouse table, the object store, BigQuery, a Google Sheet."""
+"""The publish step and where it sends a batch: a warehouse table, the object store, BigQuery, a Google Sheet, e-mail."""
 
 from __future__ import annotations
 
@@ -66,6 +66,30 @@ class SheetTarget(Strict):
         examples=["table", "append"])
 
 
+class EmailTarget(Strict):
+    """The batch sent to people after it is published: an HTML table in the message, or a CSV/Excel attachment."""
+
+    to: list[Annotated[str, Field(pattern=r"^[^@\s,;<>]+@[^@\s,;<>]+$")]] = Field(
+        min_length=1, max_length=50, description="Addresses the report goes to.",
+        examples=[["finance@example.com"]])
+    smtp_conn_id: str = Field(default="smtp_default", pattern=r"^[A-Za-z0-9_.-]{1,250}$",
+                              description="Airflow Connection of the SMTP server (as for alerts).",
+                              examples=["smtp_default"])
+    subject: str = Field(
+        default="{{ dag_id }}: {{ ds }}", min_length=1, max_length=200,
+        description="Subject line, a Jinja template with the batch's variables (ds, batch_date, params, dag_id).",
+        examples=["Daily revenue {{ ds }}"])
+    format: Literal["html", "csv", "xlsx"] = Field(
+        default="html", description="html: the rows as a table in the message. csv/xlsx: attached as one file.",
+        examples=["xlsx"])
+    max_rows: int = Field(default=5_000, ge=1, le=1_000_000, strict=True,
+                          description="A batch with more rows is not sent: the step fails, naming the limit.",
+                          examples=[1_000])
+    max_bytes: int = Field(default=10_000_000, ge=1_000, le=25_000_000, strict=True,
+                           description="Largest message (table or attachment) sent; most mail servers refuse 25 MB.",
+                           examples=[5_000_000])
+
+
 class PublishTable(TableRef):
     mode: Literal["batches", "snapshot"] = Field(
         default="batches",
@@ -112,10 +136,15 @@ class PublishStep(StepBase):
         examples=[{"spreadsheet_id": "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms", "worksheet": "Daily revenue"}],
     )
 
+    email: EmailTarget | None = Field(
+        default=None, description="Also send the batch by e-mail once every other target has it.",
+        examples=[{"to": ["finance@example.com"], "format": "xlsx", "subject": "Daily revenue {{ ds }}"}],
+    )
+
     @model_validator(mode="after")
     def _somewhere(self) -> PublishStep:
-        if self.table is None and self.export is None and self.bigquery is None and self.sheet is None:
-            raise ValueError("a publish step needs at least one of 'table', 'export', 'bigquery', 'sheet'")
+        if all(t is None for t in (self.table, self.export, self.bigquery, self.sheet, self.email)):
+            raise ValueError("a publish step needs at least one of 'table', 'export', 'bigquery', 'sheet', 'email'")
         if self.export is not None and self.export.target is None and self.table is None:
             raise ValueError("'export' needs a 'target' when there is no 'table'")
         if self.sheet is not None and self.sheet.mode == "table" and self.table is None:

@@ -59,6 +59,8 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
             if step.sheet is not None:
                 whole = step.sheet.mode == "table"
                 done["sheet"] = _sheet(ctx, step, batch, _published(session, step) if whole else reader())
+            if step.email is not None:  # last: a message cannot be taken back if another target failed
+                done["email"] = _email(ctx, step, batch, reader())
             rows[day] = next(iter(done.values())) if len(done) == 1 else done
     return rows
 
@@ -166,4 +168,27 @@ def _sheet(ctx: RunContext, step: PublishStep, batch: Batch, reader: pa.RecordBa
                           append_for=batch.batch_date if target.mode == "append" else None)
     ctx.log.info("publish %s: batch_date=%s rows=%d -> Google Sheets %s / %s (%s)", step.id, batch.batch_date, count,
                  target.spreadsheet_id, target.worksheet, target.mode)
+    return count
+
+
+def _email(ctx: RunContext, step: PublishStep, batch: Batch, reader: pa.RecordBatchReader) -> int:
+    from dagspec.publish.email_report import send_report
+    from dagspec.sql import render_window
+
+    target = step.email
+    info = ctx.resolver(target.smtp_conn_id)
+    try:
+        subject = render_window(target.subject, batch.from_at, batch.to_at, ctx.pipeline.params,
+                                batch_date=batch.batch_date, dag_id=ctx.pipeline.dag_id)
+    except Exception as exc:
+        raise StepFailed(f"publish {step.id}: email.subject does not render: {type(exc).__name__}: {exc}") from None
+    try:
+        count = send_report(info, target, subject, f"{ctx.pipeline.dag_id}_{step.input}_{batch.batch_date}", reader)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise StepFailed(info.scrub(f"publish {step.id}: report e-mail via connection {info.conn_id!r}: "
+                                    f"{type(exc).__name__}: {first_line(exc)}")) from None
+    ctx.log.info("publish %s: batch_date=%s rows=%d -> e-mail to %d address(es) (%s)", step.id, batch.batch_date,
+                 count, len(target.to), target.format)
     return count
