@@ -56,7 +56,7 @@ class RunContext:
     def warehouse(self) -> Warehouse:
         from dagspec.warehouse import open_warehouse
 
-        return open_warehouse(self.resolver(self.pipeline.warehouse.conn_id))
+        return open_warehouse(self.resolver(self.pipeline.warehouse.conn_id), self.resolver)
 
     @cached_property
     def model_registry(self) -> Registry:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dagspec.connections import ConnectionInfo
+from dagspec.connections import ConnectionInfo, Resolver, env_resolver
 
 if TYPE_CHECKING:
     from dagspec.warehouse.contract import Warehouse
 
 
-def open_warehouse(info: ConnectionInfo) -> Warehouse:
+def open_warehouse(info: ConnectionInfo, resolver: Resolver = env_resolver) -> Warehouse:
+    """`resolver` finds the connections a warehouse needs beside its own (Redshift's S3 staging)."""
     if info.conn_type == "duckdb":
         from dagspec.warehouse.duckdb import DuckDBWarehouse
 
@@ -27,11 +28,15 @@ def open_warehouse(info: ConnectionInfo) -> Warehouse:
         from dagspec.warehouse.postgres import PostgresWarehouse
 
         return PostgresWarehouse(info)
+    if info.conn_type == "redshift":
+        from dagspec.warehouse.redshift import RedshiftWarehouse
+
+        return RedshiftWarehouse(info, resolver)
     if info.conn_type in ("bigquery", "google_cloud_platform", "gcpbigquery"):
         from dagspec.warehouse.bigquery import BigQueryWarehouse
 
         return BigQueryWarehouse(info)
     raise ValueError(
         f"warehouse connection {info.conn_id!r} has type {info.conn_type!r}; dagspec runs transforms in "
-        "'duckdb', 'ducklake', 'postgres' or 'bigquery' warehouses"
+        "'duckdb', 'ducklake', 'postgres', 'redshift' or 'bigquery' warehouses"
     )

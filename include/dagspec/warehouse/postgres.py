@@ -41,14 +41,17 @@ class PostgresWarehouse:
 
         i = self.info
         kwargs = {k: v for k, v in {
-            "host": i.host or "127.0.0.1", "port": i.port or 5432, "user": i.login, "password": i.password,
+            "host": i.host or "127.0.0.1", "port": i.port or self.default_port(), "user": i.login, "password": i.password,
             "dbname": i.schema or i.extra.get("database"), "sslmode": i.extra.get("sslmode"),
             "application_name": "dagspec", "options": LIBPQ_OPTIONS,
         }.items() if v is not None}
         try:
             return psycopg.connect(autocommit=True, **kwargs)
         except psycopg.Error as exc:
-            raise ConnectionError(i.scrub(f"warehouse connection {i.conn_id!r} (postgres): {exc}".strip())) from None
+            raise ConnectionError(i.scrub(f"warehouse connection {i.conn_id!r} ({i.conn_type}): {exc}".strip())) from None
+
+    def default_port(self) -> int:
+        return 5432
 
     @contextmanager
     def session(self) -> Iterator[PostgresSession]:
@@ -135,7 +138,7 @@ class PostgresSession:
         )
         return [(r[0], r[1]) for r in rows]
 
-    def _prepare_target(self, schema: str, table: str, select_sql: str, params: dict[str, Any],
+    def prepare_target(self, schema: str, table: str, select_sql: str, params: dict[str, Any],
                         with_batch_date: bool = True) -> list[str]:
         """Inside the caller's transaction: create the table if missing, else refuse a changed shape."""
         produced = self.columns(select_sql, params)
@@ -169,7 +172,7 @@ class PostgresSession:
         target = qualified(schema, table, DIALECT)
         bound = {**params, "batch_date": batch_date}
         with self.transaction():
-            cols = self._prepare_target(schema, table, select_sql, params)
+            cols = self.prepare_target(schema, table, select_sql, params)
             col_list = ", ".join(quote(c, DIALECT) for c in cols)
             src = f"SELECT *, CAST(%(batch_date)s AS DATE) AS batch_date FROM ({select_sql}) AS _dagspec_src"
             if key is None:
@@ -209,7 +212,7 @@ class PostgresSession:
             self.execute(f"DROP TABLE IF EXISTS {new}")
             self.execute(f"CREATE TABLE {new} AS SELECT *, CAST(%(batch_date)s AS DATE) AS batch_date "
                          f"FROM ({select_sql}) AS _dagspec_src", bound)
-            kind = self._kind(schema, table)
+            kind = self.relation_kind(schema, table)
             views = self._dependent_views(target) if kind == "r" else []
             if views:
                 # PostgreSQL views hold the table itself, not its name: a swap would need DROP ... CASCADE,
@@ -243,12 +246,12 @@ class PostgresSession:
         target = qualified(schema, table, DIALECT)
         with self.transaction():
             self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, DIALECT)}")
-            if self._kind(schema, table) == "r":
+            if self.relation_kind(schema, table) == "r":
                 self.execute(f"DROP TABLE {target}")
             self.execute(f"DROP VIEW IF EXISTS {target}")
             self.execute(f"CREATE VIEW {target} AS {select_sql}")
 
-    def _kind(self, schema: str, table: str) -> str | None:
+    def relation_kind(self, schema: str, table: str) -> str | None:
         rows = self.execute("SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                             "WHERE n.nspname = %(s)s AND c.relname = %(t)s", {"s": schema, "t": table})
         return rows[0][0] if rows else None
