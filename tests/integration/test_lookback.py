@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import need
 from support.expected import warehouse_rows
+from support.runtime_conditions import pg_admin
 
 from dagspec.cli.local_runs import run_days
 from dagspec.connections import env_resolver
@@ -28,29 +29,20 @@ DB = f"ds_lookback_{os.getpid()}"
 DAYS = [date(2025, 3, d) for d in range(1, 7)]
 
 
-def _admin(dbname: str = "postgres"):
-    import psycopg
-
-    return psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname=dbname, autocommit=True,
-                           connect_timeout=5)
-
-
 @pytest.fixture(scope="module")
 def pg_orders():
     import psycopg
 
     try:
-        admin = _admin()
+        with pg_admin() as admin:
+            admin.execute(f"CREATE DATABASE {DB}")
     except psycopg.Error as exc:
         need(False, f"PostgreSQL on 127.0.0.1:5432 (user postgres): {exc}")
-    with admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB}")
-        admin.execute(f"CREATE DATABASE {DB}")
     try:
-        with _admin(DB) as c:
+        with pg_admin(DB) as c:
             c.execute("CREATE TABLE orders (order_id int PRIMARY KEY, amount numeric(10,2) NOT NULL, "
                       "ordered_at timestamptz NOT NULL)")
-            # 3..8 orders a day, every 5 hours from each midnight: day n holds n + 2 rows.
+            # 3..8 orders a day, every 3 hours from each midnight: day n holds n + 2 rows.
             rows = [(100 * d.day + i, f"{d.day}.{i:02d}", datetime(d.year, d.month, d.day, tzinfo=UTC) + timedelta(hours=3 * i))
                     for d in DAYS for i in range(d.day + 2)]
             with c.cursor() as cur:
@@ -58,7 +50,7 @@ def pg_orders():
         yield json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres",
                           "schema": DB})
     finally:
-        with _admin() as admin:
+        with pg_admin() as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
 
 
@@ -93,7 +85,7 @@ def store() -> Store:
 
 def source_ids(day: date) -> list[int]:
     lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    with _admin(DB) as c:
+    with pg_admin(DB) as c:
         return [r[0] for r in c.execute("SELECT order_id FROM orders WHERE ordered_at >= %s AND ordered_at < %s "
                                         "ORDER BY 1", (lo, lo + timedelta(days=1)))]
 

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support.expected import warehouse_rows
+from support.expected import orders_daily_as, source_orders, warehouse_rows
 
 from dagspec.cli.local_runs import run_days
 from dagspec.connections import env_resolver
@@ -20,21 +20,12 @@ from dagspec.store import Store
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "orders_lb"
 D = {n: date(2025, 3, n) for n in range(1, 8)}
 
 
 def definition() -> dict:
-    data = json.loads((ROOT / "dags/definitions/orders_daily.json").read_text())
-    data.pop("$schema")
-    data.update(dag_id=DAG_ID, lookback=3, retries=0)  # no retries: dag.test() would wait out the delay
-    for step in data["steps"]:
-        if step["kind"] == "extract":
-            step["target"]["table"] = f"{DAG_ID}_orders"
-        if step["kind"] == "publish":
-            step["table"]["table"] = f"{DAG_ID}_{step['table']['table']}"
-    return data
+    return orders_daily_as(DAG_ID, lookback=3, retries=0)  # no retries: dag.test() would wait out the delay
 
 
 def run_for(dag, day: date):
@@ -58,9 +49,7 @@ def task_state_and_gaps(dag_run) -> tuple[dict[str, str], list[str]]:
 
 
 def source_ids(db: Path, day: date) -> list[int]:
-    with sqlite3.connect(db) as con:
-        return [r[0] for r in con.execute("SELECT order_id FROM orders WHERE ordered_at >= ? AND ordered_at < ? "
-                                          "ORDER BY 1", (day.isoformat(), (day + timedelta(days=1)).isoformat()))]
+    return [r[0] for r in source_orders(db, day)]
 
 
 def staged_ids(home: Path, day: date) -> list[int]:
@@ -82,8 +71,10 @@ def test_airflow_runs_heal_gaps_record_failures_and_follow_the_variables(airflow
     from airflow.dag_processing.dagbag import DagBag
 
     (dags_folder / "definitions" / f"{DAG_ID}.json").write_text(json.dumps(definition()))
-    dag = DagBag(dag_folder=str(dags_folder)).dags[DAG_ID]
+    bag = DagBag(dag_folder=str(dags_folder))
+    dag = bag.dags[DAG_ID]
     assert {"dagspec-lookback", "dagspec-outcome"} <= set(dag.task_ids)
+    assert set(bag.dags["orders_daily"].task_ids) == {s["id"] for s in orders_daily_as("x")["steps"]}  # lookback 0
     # Days 1, 2 and 4 loaded outside Airflow; day 3 never ran.
     pipeline = Pipeline.model_validate(definition())
     assert not run_days(DAG_ID, pipeline, [D[1], D[2], D[4]], keep_going=False)
