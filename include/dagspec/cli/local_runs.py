@@ -94,7 +94,9 @@ class RunRecord:
 
         self.pipeline, self.resolver, self.days = pipeline, resolver, [*(healed or []), day]
         self.about = {"run_id": uuid.uuid4().hex, "started_at": datetime.now(UTC).isoformat(),
-                      "pid": os.getpid(), "run_date": day.isoformat(), "steps": {}}
+                      "pid": os.getpid(), "steps": {}}
+        if pipeline.lookback:  # which run healed a date; a pipeline without a lookback keeps its records of old
+            self.about["run_date"] = day.isoformat()
         self._write("running")
 
     def step(self, step_id: str, state: str) -> None:
