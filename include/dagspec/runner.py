@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from dagspec.spec.bundles import Folders
 from dagspec.spec.model import Pipeline
 from dagspec.spec.schedule import window_for
 from dagspec.stages import RunContext, stage_for
-from dagspec.windows import Window, utc
+from dagspec.windows import Batch, Window, utc
 
 
 def window_of_day(pipeline: Pipeline, day: date) -> Window:
@@ -31,11 +31,13 @@ def run_step(
     log: logging.Logger | None = None,
     folders: Folders | None = None,
     reports_url: str | None = None,
+    gaps: Sequence[Batch] = (),
 ) -> Any:
     """``folders``: where the definition's SQL and suites are (its bundle's); the shared folders when None.
-    ``reports_url``: where a browser reaches the reports folder (the UI's reports route)."""
+    ``reports_url``: where a browser reaches the reports folder (the UI's reports route).
+    ``gaps``: earlier batches the run also processes (dagspec.lookback), the same for every step of a run."""
     ctx = RunContext(pipeline, Window(utc(start), utc(end)), resolver, log or logging.getLogger("dagspec"),
-                     step_id=step_id, reports_url=reports_url)
+                     step_id=step_id, reports_url=reports_url, gaps=list(gaps))
     if folders is not None:
         ctx.sql_root, ctx.suites_root = folders.sql, folders.suites
     step = pipeline.step(step_id)
@@ -73,14 +75,16 @@ def run_pipeline(
     log: logging.Logger | None = None,
     on_step: Callable[[str, str, Any], None] | None = None,
     folders: Folders | None = None,
+    gaps: Sequence[Batch] = (),
 ) -> dict[str, Any]:
-    """Every step in dependency order, in this process; stops at the first failure (nothing after it runs)."""
+    """Every step in dependency order, in this process; stops at the first failure (nothing after it runs).
+    ``gaps``: earlier batches every step also processes (dagspec.lookback), computed once by the caller."""
     results: dict[str, Any] = {}
     for step_id in plan_of(pipeline).order:
         if on_step:
             on_step(step_id, "running", None)
         results[step_id] = run_step(pipeline, step_id, window.start, window.end, resolver=resolver, log=log,
-                                     folders=folders)
+                                     folders=folders, gaps=gaps)
         if on_step:
             on_step(step_id, "success", results[step_id])
     return results

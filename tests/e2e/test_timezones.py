@@ -12,11 +12,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from support.expected import warehouse_rows
+from support.expected import orders_daily_as, warehouse_rows
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 DAGSPEC = str(Path(sys.executable).with_name("dagspec"))
 # The UTC bounds of each New York day, written out by hand (EST is UTC-5, EDT UTC-4).
 LOCAL_DAYS = {
@@ -27,15 +26,7 @@ LOCAL_DAYS = {
 
 
 def new_york(dag_id: str = "orders_ny") -> dict:
-    data = json.loads((ROOT / "dags/definitions/orders_daily.json").read_text())
-    data.pop("$schema")
-    data.update(dag_id=dag_id, timezone="America/New_York")
-    for step in data["steps"]:
-        if step["kind"] == "extract":
-            step["target"]["table"] = f"{dag_id}_orders"
-        if step["kind"] == "publish":
-            step["table"]["table"] = f"{dag_id}_{step['table']['table']}"
-    return data
+    return orders_daily_as(dag_id, timezone="America/New_York")
 
 
 def source_ids(db: Path, day: date) -> list[int]:

@@ -402,6 +402,23 @@ def test_absurd_numbers_are_refused(change, path):
     assert [p for p, _, _ in got] == [path] and got[0][2]
 
 
+@pytest.mark.parametrize("value", [-1, 367, 10**30, 1e23, 5.0, "5", True, None, [5]])
+def test_a_lookback_that_is_not_0_to_366_whole_days_is_refused_by_path(value):
+    [(path, message, fix)] = problems_of(minimal("n", lookback=value))
+    assert path == "$.lookback" and message and fix
+
+
+def test_a_lookback_variable_that_is_not_a_day_count_is_refused_by_name():
+    from dagspec.lookback import lookback_value
+
+    assert lookback_value(" 7 ", "Airflow Variable 'dagspec_lookback'") == 7
+    for raw in ("-1", "367", "1e3", "7; DROP TABLE x", "²", "", "9" * 5000):
+        with pytest.raises(ValueError) as info:
+            lookback_value(raw, "Airflow Variable 'dagspec_lookback__n'")
+        text = str(info.value)
+        assert "Airflow Variable 'dagspec_lookback__n'" in text and "0 to 366" in text and len(text) < 300
+
+
 def test_absurd_step_numbers_are_refused():
     data = minimal("n")
     data["steps"][0]["chunk_rows"] = 1e23

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import defaultdict
 from datetime import date, timedelta
@@ -9,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 CENT = Decimal("0.01")
+EXAMPLE = Path(__file__).resolve().parents[2] / "dags/definitions/orders_daily.json"
 LOST = ("cancelled", "returned")
 
 
@@ -43,3 +45,17 @@ def warehouse_rows(db: Path, sql: str, params=None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def orders_daily_as(dag_id: str, **changes) -> dict:
+    """The shipped orders_daily definition under another dag_id, with tables of its own (so it shares no output
+    with the example) and the given top-level changes."""
+    data = json.loads(EXAMPLE.read_text())
+    data.pop("$schema")
+    data.update(dag_id=dag_id, **changes)
+    for step in data["steps"]:
+        if step["kind"] == "extract":
+            step["target"]["table"] = f"{dag_id}_orders"
+        if step["kind"] == "publish":
+            step["table"]["table"] = f"{dag_id}_{step['table']['table']}"
+    return data

@@ -21,7 +21,7 @@ LAYERS: list[list[str]] = [
      "sheets_client", "smtp", "store_"],
     ["spec"],
     ["plan"],
-    ["sources", "checks", "warehouse", "ml", "store", "publish"],
+    ["sources", "checks", "warehouse", "ml", "store", "publish", "lookback"],
     ["stages"],
     ["runner", "alerts", "freshness", "sync", "sync_parts", "sync_bundles", "seed_import", "dag_files", "error_stubs",
      "sample_data", "transform_tests"],

@@ -62,3 +62,16 @@ def window_from_events(context: Any) -> tuple[datetime, datetime]:
     run_after = context["dag_run"].run_after
     end = datetime(run_after.year, run_after.month, run_after.day, tzinfo=run_after.tzinfo)
     return end - timedelta(days=1), end
+
+
+def run_window(context: Any) -> tuple[datetime, datetime]:
+    """The [start, end) a task of this run processes: its data interval, or an asset-triggered run's window."""
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")  # absent without a logical date
+    if start is None and context.get("triggering_asset_events"):  # asset-triggered (schedule_assets, a retrain)
+        start, end = window_from_events(context)
+    if start is None or end is None or end <= start:
+        raise ValueError(
+            f"run {context.get('run_id')} has no data interval; dagspec steps process [start, end). "
+            "Trigger with a logical date (the UI's 'Trigger DAG w/ config' or `dagspec run`)."
+        )
+    return start, end

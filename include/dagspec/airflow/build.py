@@ -18,7 +18,8 @@ from airflow.sdk import BaseOperator
 
 from dagspec.airflow.alerts import alert_callbacks
 from dagspec.airflow.assets import outlets as step_outlets
-from dagspec.airflow.assets import record_window, schedule_of, window_from_events
+from dagspec.airflow.assets import record_window, run_window, schedule_of
+from dagspec.airflow.lookback import attach_lookback, mark_done, shared_gaps
 from dagspec.airflow.report_link import ValidationReportLink
 from dagspec.plan import plan_of
 from dagspec.spec.bundles import folders_of
@@ -127,6 +128,8 @@ def build_dag(pipeline: Pipeline, source: Path) -> DAG:
         from dagspec.airflow.ml import attach_ml
 
         attach_ml(dag, plan, tasks)
+    if pipeline.lookback:
+        attach_lookback(dag, definition, plan, tasks, callbacks)
     return dag
 
 
@@ -177,16 +180,12 @@ def execute_step(definition: str, step_id: str, **context: Any) -> Any:
     from dagspec.runner import run_step
 
     pipeline = load_cached(definition)
-    start, end = context.get("data_interval_start"), context.get("data_interval_end")  # absent without a logical date
-    if start is None and context.get("triggering_asset_events"):  # asset-triggered (schedule_assets, a retrain)
-        start, end = window_from_events(context)
-    if start is None or end is None or end <= start:
-        raise ValueError(
-            f"run {context.get('run_id')} has no data interval; dagspec steps process [start, end). "
-            "Trigger with a logical date (the UI's 'Trigger DAG w/ config' or `dagspec run`)."
-        )
+    start, end = run_window(context)
     folders = folders_of(Path(definition), shared_folders())  # a bundle's own sql/ and expectations/
+    gaps = shared_gaps(context) if pipeline.lookback else []
     result = run_step(pipeline, step_id, start, end, resolver=airflow_resolver, log=logging.getLogger("dagspec"),
-                      folders=folders, reports_url=reports_url())
+                      folders=folders, reports_url=reports_url(), gaps=gaps)
     record_window(pipeline.dag_id, plan_of(pipeline).step(step_id), context, start, end)
+    if pipeline.lookback:
+        mark_done(context)
     return result

@@ -14,12 +14,14 @@ if TYPE_CHECKING:
     from dagspec.connections import Resolver
     from dagspec.spec.bundles import Folders
     from dagspec.spec.model import Pipeline
+    from dagspec.windows import Batch, Window
 
 
 def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: bool,
-             folders: Folders | None = None) -> list[tuple[date, str]]:
+             folders: Folders | None = None, heal: bool = False) -> list[tuple[date, str]]:
     """Every step of each date's window in this process, with a progress bar; returns (date, error) per failure.
-    `keep_going` moves on to the next date after a failure (a backfill), else stops there."""
+    `keep_going` moves on to the next date after a failure (a backfill), else stops there. `heal`: each date's
+    run also processes the gaps of its lookback (a scheduled run's behaviour; a backfill names its dates)."""
     from rich.markup import escape
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -35,7 +37,11 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
         bar = progress.add_task(dag_id, total=len(order) * len(days))
         for d in days:
             completed = progress.tasks[0].completed
-            record = RunRecord(pipeline, resolver, d)
+            window = window_of_day(pipeline, d)
+            gaps = run_gaps(pipeline, resolver, window, d) if heal else []
+            if gaps:
+                progress.console.print(f"{dag_id} {d}: also healing {', '.join(str(g.batch_date) for g in gaps)}")
+            record = RunRecord(pipeline, resolver, d, [g.batch_date for g in gaps])
 
             def on_step(step_id: str, state: str, _result: object, d: date = d, record: RunRecord = record) -> None:
                 record.step(step_id, state)
@@ -45,7 +51,7 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
                     progress.advance(bar)
 
             try:
-                run_pipeline(pipeline, window_of_day(pipeline, d), on_step=on_step, resolver=resolver, folders=folders)
+                run_pipeline(pipeline, window, on_step=on_step, resolver=resolver, folders=folders, gaps=gaps)
                 record.finish("success")
             except Exception as exc:
                 # A StepFailed is already worded for people; both still lose every form of every secret.
@@ -65,18 +71,32 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
     return failures
 
 
-class RunRecord:
-    """How one date's run goes, kept in the store (there is no Airflow database here) for `backfill --local`:
-    'running' with its id and start time before the first step, each step's state as it moves, then how it
-    ended. A run killed on the way leaves 'running', which is never taken as done."""
+def run_gaps(pipeline: Pipeline, resolver: Resolver, window: Window, day: date) -> list[Batch]:
+    """The lookback's gaps before `day`, computed once for the run before its first step."""
+    from dagspec.lookback import gap_batches
+    from dagspec.store import Store
 
-    def __init__(self, pipeline: Pipeline, resolver: Resolver, day: date):
+    if not pipeline.lookback:
+        return []
+    store = Store.from_connection(resolver(pipeline.store.conn_id))
+    return gap_batches(pipeline, store, window, day, pipeline.lookback)
+
+
+class RunRecord:
+    """How one date's run goes, kept in the store (there is no Airflow database here) for `backfill --local`
+    and the lookback: 'running' with its id and start time before the first step, each step's state as it
+    moves, then how it ended; the same for each earlier date it heals. A run killed on the way leaves
+    'running', which is never taken as done."""
+
+    def __init__(self, pipeline: Pipeline, resolver: Resolver, day: date, healed: list[date] | None = None):
         import uuid
         from datetime import datetime
 
-        self.pipeline, self.resolver, self.day = pipeline, resolver, day
+        self.pipeline, self.resolver, self.days = pipeline, resolver, [*(healed or []), day]
         self.about = {"run_id": uuid.uuid4().hex, "started_at": datetime.now(UTC).isoformat(),
                       "pid": os.getpid(), "steps": {}}
+        if pipeline.lookback:  # which run healed a date; a pipeline without a lookback keeps its records of old
+            self.about["run_date"] = day.isoformat()
         self._write("running")
 
     def step(self, step_id: str, state: str) -> None:
@@ -94,10 +114,11 @@ class RunRecord:
 
         try:
             store = Store.from_connection(self.resolver(self.pipeline.store.conn_id))
-            store.record_run(self.pipeline.dag_id, self.day, state, error, **self.about)
+            for day in self.days:
+                store.record_run(self.pipeline.dag_id, day, state, error, **self.about)
         except Exception as exc:  # the run's own outcome stands; only the record is missing
             logging.getLogger("dagspec").warning("could not record the run of %s %s: %s", self.pipeline.dag_id,
-                                                 self.day, exc)
+                                                 self.days[-1], exc)
 
 
 def _error_summary(exc: Exception | str, pipeline: Pipeline, resolver: Resolver) -> str:

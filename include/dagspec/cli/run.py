@@ -14,11 +14,12 @@ def run(
     to: str | None = typer.Option(None, "--to", help="Run every date from --date up to this one (inclusive)."),
     verbose: bool = typer.Option(False, "-v", "--verbose"),
 ) -> None:
-    """Run every step for one date (or a range) in this process: no scheduler; stops at the first failed date."""
+    """Run every step for one date (or a range) in this process: no scheduler; stops at the first failed date.
+    With a 'lookback' in the definition each date's run also heals the gaps before it."""
     setup_logging(verbose)
     path, pipeline = find_definition(dag_id)
     first = parse_date(day)
     days = date_range(pipeline, first, parse_date(to) if to else first, first_flag="--date", last_flag="--to")
-    if run_days(dag_id, pipeline, days, keep_going=False, folders=folders_for(path)):
+    if run_days(dag_id, pipeline, days, keep_going=False, folders=folders_for(path), heal=True):
         raise typer.Exit(1)
     out.print(f"[green]{dag_id}: {len(days)} date(s) done[/] ({days[0]} .. {days[-1]})")

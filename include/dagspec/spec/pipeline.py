@@ -107,6 +107,14 @@ class Pipeline(Strict):
     batch_days: int = Field(default=1, ge=1, le=366, strict=True,
                             description="Days per staged partition when a window spans several (at most a year).",
                             examples=[7])
+    lookback: int = Field(
+        default=0, ge=0, le=366, strict=True,
+        description="Self-healing: days before each run's date (at most 366) whose batches the run also processes "
+        "when an extract partition of theirs is missing from the store or their last run failed; loaded dates are "
+        "never redone and dates before start_date are never gaps. 0: only the run's own window. Airflow Variables "
+        "dagspec_lookback__<dag_id> and dagspec_lookback override it per deployment.",
+        examples=[7],
+    )
     warehouse: ConnRef = Field(
         default_factory=lambda: ConnRef(conn_id="dagspec_warehouse"),
         description="Where transforms run and tables are published (default: the embedded DuckDB).",

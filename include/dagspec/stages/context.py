@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from dagspec.connections import Resolver, env_resolver
 from dagspec.errors import StepFailed
+from dagspec.lookback import with_gaps
 from dagspec.paths import data_home, expectations_dir, sql_dir
 from dagspec.plan import Plan, plan_of
 from dagspec.spec.model import Pipeline, TableRef
@@ -39,10 +40,13 @@ class RunContext:
     # can open; None outside Airflow (the CLI prints file:// links).
     reports_url: str | None = None
     step_id: str | None = None  # the step this context runs: its reads of checked partitions are pinned
+    # Earlier batches this run heals (dagspec.lookback), computed once for the whole run by its caller.
+    gaps: list[Batch] = field(default_factory=list)
 
     @cached_property
     def batches(self) -> list[Batch]:
-        return self.window.batches(self.pipeline.batch_days, self.pipeline.timezone)
+        own = self.window.batches(self.pipeline.batch_days, self.pipeline.timezone)
+        return with_gaps(own, self.gaps) if self.gaps else own
 
     @cached_property
     def plan(self) -> Plan:
