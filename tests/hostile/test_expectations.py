@@ -212,7 +212,7 @@ def test_an_error_inside_gx_reaches_the_report_as_one_message():
     import datetime as dt
 
     from dagspec.checks import gx_engine
-    from dagspec.stages.validate import summary
+    from dagspec.stages.validate_report import summary
 
     con = duckdb.connect()
     con.register("batch", pa.table({"ts": pa.array([dt.datetime(2025, 3, 1)], pa.timestamp("us"))}))
