@@ -65,6 +65,27 @@ def test_publish_refuses_a_partition_restaged_after_it_was_validated(data_home, 
     assert _published(data_home) == expected and all(status is not None for _, status in expected)
 
 
+def test_publish_refuses_passing_rows_rewritten_after_the_drop_rows_check(data_home):
+    """x.check (drop_rows) writes raw.orders__passed and pins it; y stages other rows there; x.publish refuses."""
+    null_status_copy(data_home / "source.db")
+    dropping = dict(CHECKED[0], on_fail="drop_rows", quarantine={"schema": "pin_q", "table": "orders"})
+    x = _pipeline("pin_x", "orders", [dropping, CHECKED[1]])
+    y = Pipeline.model_validate({"dag_id": "pin_y", "start_date": "2025-01-01", "steps": [
+        {"id": "extract_orders", "kind": "extract", "source": {"table": "orders_bad", "incremental_column": "ordered_at"},
+         "target": {"schema": "raw", "table": "orders__passed"}}]})
+    run_step(x, "extract_orders", START, END)
+    run_step(x, "check_orders", START, END)
+    run_step(y, "extract_orders", START, END)
+    with pytest.raises(StepFailed, match=r"partition raw\.orders__passed batch_date=2025-03-01 changed since "
+                                         r"check_orders validated it"):
+        run_step(x, "publish_orders", START, END)
+    assert _published(data_home) == []
+    run_step(x, "check_orders", START, END)
+    run_step(x, "publish_orders", START, END)
+    expected = [(o[0], o[3]) for o in source_orders(data_home / "source.db", DAY)]
+    assert _published(data_home) == expected
+
+
 def test_a_partition_restaged_after_the_reader_took_it_is_not_what_it_reads(data_home):
     """The swap lands between the reader's check and its scan: a local partition keeps its file names, so
     without holding the checked files the scan would read the new rows."""
