@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -47,13 +47,17 @@ ROW_CHECKS = [
 ]
 
 
+def write_definition(tmp_path: Path, steps: list[dict]) -> Path:
+    """t_rows: the day's orders staged, then `steps`."""
+    path = tmp_path / "t_rows.json"
+    path.write_text(json.dumps({"dag_id": "t_rows", "start_date": "2025-01-01", "steps": [
+        {"id": "extract_orders", "kind": "extract", "source": {"table": "orders", "incremental_column": "ordered_at"},
+         "target": {"schema": "raw", "table": "orders"}}, *steps]}))
+    return path
+
+
 def staged_definition(tmp_path: Path, extra: list[dict] | None = None, **validate) -> Path:
-    definition = {
-        "dag_id": "t_rows", "start_date": "2025-01-01",
-        "steps": [
-            {"id": "extract_orders", "kind": "extract",
-             "source": {"table": "orders", "incremental_column": "ordered_at"},
-             "target": {"schema": "raw", "table": "orders"}},
+    return write_definition(tmp_path, [
             {"id": "check", "kind": "validate", "input": "extract_orders", "on_fail": "drop_rows",
              "quarantine": {"schema": "quarantine", "table": "orders"},
              "expectations": ROW_CHECKS + (extra or []), **validate},
@@ -61,11 +65,7 @@ def staged_definition(tmp_path: Path, extra: list[dict] | None = None, **validat
              "inputs": ["extract_orders"]},
             {"id": "publish_orders", "kind": "publish", "input": "extract_orders", "after": ["daily_revenue"],
              "table": {"schema": "analytics", "table": "orders"}, "export": {"format": "parquet"}},
-        ],
-    }
-    path = tmp_path / "t_rows.json"
-    path.write_text(json.dumps(definition))
-    return path
+    ])
 
 
 def run(path: Path):
@@ -177,12 +177,7 @@ def test_max_dropped(tmp_path, data_home, limit, stops):
 
 
 def revenue_definition(tmp_path: Path, run_on: str, **validate) -> Path:
-    definition = {
-        "dag_id": "t_rows", "start_date": "2025-01-01",
-        "steps": [
-            {"id": "extract_orders", "kind": "extract",
-             "source": {"table": "orders", "incremental_column": "ordered_at"},
-             "target": {"schema": "raw", "table": "orders"}},
+    return write_definition(tmp_path, [
             {"id": "daily_revenue", "kind": "transform", "sql": "orders/daily_revenue.sql",
              "inputs": ["extract_orders"]},
             {"id": "check_revenue", "kind": "validate", "input": "daily_revenue", "run_on": run_on,
@@ -193,11 +188,7 @@ def revenue_definition(tmp_path: Path, run_on: str, **validate) -> Path:
                  {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}], **validate},
             {"id": "publish_revenue", "kind": "publish", "input": "daily_revenue",
              "table": {"schema": "analytics", "table": "revenue"}},
-        ],
-    }
-    path = tmp_path / "t_rows.json"
-    path.write_text(json.dumps(definition))
-    return path
+    ])
 
 
 @pytest.mark.parametrize("run_on", ["warehouse", "batch"])
@@ -229,3 +220,28 @@ def test_a_stopped_postgres_batch_leaves_no_passing_rows_behind(tmp_path, data_h
     with pytest.raises(StepFailed, match="above max_dropped"):
         run(revenue_definition(tmp_path, "warehouse", max_dropped=1))
     assert pg_rows(pg_db, "SELECT count(*) FROM dagspec_work.t_rows__daily_revenue__passed") == [(0,)]
+
+
+def test_a_model_scores_only_the_passing_rows(home, tmp_path):
+    from support.expected import source_orders
+    from support.ml_runs import daily_with, utc
+
+    from dagspec.runner import run_step
+
+    def checked(data: dict) -> None:
+        at = next(i for i, s in enumerate(data["steps"]) if s["id"] == "order_features")
+        data["steps"].insert(at + 1, {
+            "id": "check_features", "kind": "validate", "input": "order_features", "on_fail": "drop_rows",
+            "quarantine": {"schema": "quarantine", "table": "order_features"}, "expectations": [
+                {"type": "expect_column_values_to_be_in_set",
+                 "kwargs": {"column": "channel", "value_set": ["web", "store"]}}]})
+        next(s for s in data["steps"] if s["id"] == "score_orders")["after"] = ["check_features"]
+
+    pipeline = daily_with(tmp_path / "orders_model_checked.json", checked)
+    day = date(2025, 4, 1)
+    for step in ("check_features", "score_orders"):
+        run_step(pipeline, step, utc(day), utc(day + timedelta(days=1)))
+    orders = source_orders(home / "source.db", day)
+    scored = warehouse_rows(home / "warehouse.duckdb", "SELECT order_id FROM ml.order_scores ORDER BY order_id")
+    assert [r[0] for r in scored] == sorted(o[0] for o in orders if o[4] in ("web", "store"))
+    assert len(scored) < len(orders)

@@ -112,14 +112,19 @@ class RunContext:
         found = self.plan.drop_rows_check(step_id)
         return found if found is not None and found.id in self.checked_by(step_id) else None
 
+    def reads_from(self, step_id: str) -> TableRef:
+        """The table the running step reads `step_id`'s rows from: the passing rows of its drop_rows check when it
+        waits for that check, else the step's output."""
+        dropping = self.dropping_check(step_id)
+        return dropping.output if dropping is not None else self.output_table(step_id)
+
     def staged(self, step_id: str, dates: list[date]) -> pads.Dataset:
         """An extract's staged partitions for `dates`, as one dataset. Downstream of a validate step of it, each
         date of this run's batches is read only in the version that step checked (its record in the store, so
         any task process can tell): a partition rewritten since (another run, another definition staging the
         same table) is refused, never read. Older dates (a model's lookback) are read as they are. Behind an
         on_fail 'drop_rows' check, every date is read from its passing rows, pinned the same way."""
-        dropping = self.dropping_check(step_id)
-        table = dropping.output if dropping is not None else self.output_table(step_id)
+        table = self.reads_from(step_id)
         checks = self.checked_by(step_id)
         ours = {b.batch_date for b in self.batches}
         pinned = {d: self._pin(step_id, checks, d) for d in dates if checks and d in ours}
