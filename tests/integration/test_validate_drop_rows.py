@@ -106,6 +106,10 @@ def test_only_the_passing_rows_are_published_and_the_failing_ones_are_quarantine
     assert (got["rows"], got["rows_passed"], got["rows_dropped"]) == (len(everything), len(everything) - 3, 3)
     assert got["dropped_by"] == {BETWEEN: 2, IN_SET: 1}
     result, page = report(data_home)
+    from dagspec.airflow.ui_reports import latest_reports
+
+    assert result["passed"] is True and result["success"] is False  # the step passed; GX's checks did not all
+    assert latest_reports(data_home / "reports", load_definition(path))[0]["passed"] is True
     assert result["drop_rows"]["rows_dropped"] == 3 and result["drop_rows"]["dropped_by"] == {BETWEEN: 2, IN_SET: 1}
     assert result["drop_rows"]["passed_table"] == "raw.orders__passed"
     assert all(r["success"] for r in result["drop_rows"]["passing_rows_results"])
@@ -145,6 +149,7 @@ def test_aggregate_checks_are_judged_on_the_passing_rows(tmp_path, data_home):
         run(needs_all)
     result, page = report(data_home)
     assert result["drop_rows"]["rows_passed"] == len(everything) - 3 and "verdict: <b>FAILED" in page
+    assert result["passed"] is False
     record = json.loads((data_home / f"store/_checks/t_rows/check/batch_date={DAY}/checked.json").read_text())
     assert record["passed"] is False  # the earlier publish stays; nothing reads this batch's passing rows
 

@@ -50,6 +50,7 @@ def write_reports(reports_root: Path, dag_id: str, step_id: str, batch: Batch, r
     stem = report_stem(dag_id, step_id, batch.batch_date)
     (reports_root / stem).parent.mkdir(parents=True, exist_ok=True)
     json_path = reports_root / f"{stem}.json"
+    results = {**results, "passed": passed}  # the step's verdict: GX's "success" is false once a row was dropped
     # GX's result fields may quote a driver's error: the report is scrubbed like every other output.
     json_path.write_text(scrub_known(json.dumps(results, indent=1, default=str)))
     html_path = reports_root / f"{stem}.html"
