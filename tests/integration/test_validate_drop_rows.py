@@ -197,15 +197,17 @@ def revenue_definition(tmp_path: Path, run_on: str, **validate) -> Path:
 
 
 @pytest.mark.parametrize("run_on", ["warehouse", "batch"])
-def test_a_postgres_transform_publishes_only_its_passing_rows(tmp_path, data_home, pg_db, run_on):
+def test_a_warehouse_transform_publishes_only_its_passing_rows(tmp_path, data_home, rows_of, run_on):
+    """DuckDB (checked on the warehouse's own connection) and PostgreSQL (GX's SQL engine there, or streamed
+    into local DuckDB): the same rows published, quarantined and counted."""
     path = revenue_definition(tmp_path, run_on)
     results = run(path)
-    batch = pg_rows(pg_db, "SELECT channel, orders FROM dagspec_work.t_rows__daily_revenue WHERE batch_date = %s "
-                           "ORDER BY channel", [DAY])
+    batch = rows_of(f"SELECT channel, orders FROM dagspec_work.t_rows__daily_revenue WHERE batch_date = DATE '{DAY}' "
+                    "ORDER BY channel")
     keep = [(c, n) for c, n in batch if c in ("web", "store")]
     assert keep and len(keep) < len(batch)
-    assert pg_rows(pg_db, "SELECT channel, orders FROM analytics.revenue ORDER BY channel") == keep
-    assert pg_rows(pg_db, "SELECT channel, failed_expectations FROM quarantine.revenue ORDER BY channel") == [
+    assert rows_of("SELECT channel, orders FROM analytics.revenue ORDER BY channel") == keep
+    assert rows_of("SELECT channel, failed_expectations FROM quarantine.revenue ORDER BY channel") == [
         (c, "expect_column_values_to_be_in_set(channel)") for c, _ in batch if c not in ("web", "store")]
     got = results["check_revenue"][DAY.isoformat()]
     assert (got["rows"], got["rows_passed"], got["rows_dropped"]) == (len(batch), len(keep), len(batch) - len(keep))
@@ -214,9 +216,9 @@ def test_a_postgres_transform_publishes_only_its_passing_rows(tmp_path, data_hom
     assert result["drop_rows"]["passed_table"] == "dagspec_work.t_rows__daily_revenue__passed"
     assert f"<b>{len(keep)} passed</b>" in page
     run(path)  # again: the same rows, once
-    assert pg_rows(pg_db, "SELECT channel, orders FROM analytics.revenue ORDER BY channel") == keep
-    assert pg_rows(pg_db, "SELECT count(*) FROM quarantine.revenue") == [(len(batch) - len(keep),)]
-    assert pg_rows(pg_db, "SELECT count(*) FROM dagspec_work.t_rows__daily_revenue__passed") == [(len(keep),)]
+    assert rows_of("SELECT channel, orders FROM analytics.revenue ORDER BY channel") == keep
+    assert rows_of("SELECT count(*) FROM quarantine.revenue") == [(len(batch) - len(keep),)]
+    assert rows_of("SELECT count(*) FROM dagspec_work.t_rows__daily_revenue__passed") == [(len(keep),)]
 
 
 def test_a_stopped_postgres_batch_leaves_no_passing_rows_behind(tmp_path, data_home, pg_db):

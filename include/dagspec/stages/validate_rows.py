@@ -118,20 +118,23 @@ def write_rows(ctx: RunContext, ev: Evaluator, sql: str, params: list, session: 
                batch: Batch) -> int:
     """The query's rows (DuckDB SQL over the checked relation) replace this batch in a warehouse table."""
     from dagspec.checks.warehouse_sql import BatchConnection
+    from dagspec.sql import quote
 
     if isinstance(ev.con, BatchConnection):
         # Checked in the warehouse: the rows go from the batch to the table by one query there.
         select, values = ev.con.translate(sql, params)
         return session.replace_batch(target.schema_, target.table, batch.batch_date, select, values)
-    reader = ev.con.execute(sql, params).fetch_record_batch(CHUNK_ROWS)
     with ExitStack() as stack:
         if session is None:
             session = stack.enter_context(ctx.warehouse.session())
         if session.dialect == "duckdb" and session.con is ev.con:
-            # Same DuckDB connection: materialise first, the warehouse write reads it back.
-            rel = session.expose(f"__{target.table}", reader.read_all())
+            # Same DuckDB connection: an open result would be cut off by the write's own statements, so the rows
+            # go to a temporary table first (DuckDB spills it to disk; it is not held in Python's memory).
+            rel = quote(f"__dagspec_{target.table}", "duckdb")
+            ev.con.execute(f"CREATE OR REPLACE TEMP TABLE {rel} AS {sql}", params)
+            stack.callback(ev.con.execute, f"DROP TABLE IF EXISTS {rel}")
         else:
-            rel = session.expose(f"__{target.table}", reader)
+            rel = session.expose(f"__{target.table}", ev.con.execute(sql, params).fetch_record_batch(CHUNK_ROWS))
         return session.replace_batch(target.schema_, target.table, batch.batch_date, f"SELECT * FROM {rel}", {})
 
 
