@@ -22,7 +22,7 @@ from dagspec.spec.model import (
     TrainStep,
     ValidateStep,
 )
-from dagspec.spec.outputs import Place, output_of, writes_of
+from dagspec.spec.outputs import Place, output_of, passed_table, writes_of
 
 CORE_KINDS = ("extract", "validate", "transform", "publish")
 STEP_KINDS = CORE_KINDS + ML_KINDS
@@ -101,6 +101,11 @@ class Plan:
         """The validate steps checking `step_id`'s output, in definition order."""
         return [s.id for s in self.by_id.values() if isinstance(s.step, ValidateStep) and s.step.input == step_id]
 
+    def drop_rows_check(self, step_id: str) -> PlannedStep | None:
+        """The validate step with on_fail 'drop_rows' of `step_id`'s output (its `output` holds the passing rows)."""
+        return next((self.by_id[v] for v in self.validations_of(step_id)
+                     if self.by_id[v].step.on_fail == "drop_rows"), None)
+
     def store_tables(self) -> list[tuple[str, str]]:
         """(schema, table) of what extracts stage and publish steps export to the store, without repeats."""
         tables = [(p.schema, p.table) for s in self.by_id.values() if s.kind in ("extract", "publish")
@@ -116,7 +121,8 @@ def plan_of(pipeline: Pipeline) -> Plan:
 
 
 def planned_step(pipeline: Pipeline, step: StepBase, waits_for: tuple[str, ...]) -> PlannedStep:
-    output = output_of(pipeline, step)
-    in_store = isinstance(step, ExtractStep) or (isinstance(step, ScoreStep) and step.output.table is None)
+    output = output_of(pipeline, step) or passed_table(pipeline, step)
+    in_store = isinstance(step, ExtractStep) or (isinstance(step, ScoreStep) and step.output.table is None) or (
+        isinstance(step, ValidateStep) and output is not None and isinstance(pipeline.step(step.input), ExtractStep))
     return PlannedStep(step.id, step.kind, step, waits_for, tuple(dict.fromkeys(step.refs())), output, in_store,
                        writes_of(pipeline, step))

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -212,7 +213,7 @@ def test_an_error_inside_gx_reaches_the_report_as_one_message():
     import datetime as dt
 
     from dagspec.checks import gx_engine
-    from dagspec.stages.validate import summary
+    from dagspec.stages.validate_report import summary
 
     con = duckdb.connect()
     con.register("batch", pa.table({"ts": pa.array([dt.datetime(2025, 3, 1)], pa.timestamp("us"))}))
@@ -250,3 +251,66 @@ def test_a_swapped_model_file_is_refused_by_its_pinned_sha256(data_home, tmp_pat
     save_model(other, artifact)  # a valid skops model of a trusted type: only the hash tells them apart
     with pytest.raises(UnsafeModel, match="it is not the file registered .* pinned at registration"):
         reg.load(run_id)
+
+
+QUARANTINE = {"schema": "quarantine", "table": "orders"}
+NOT_NULL = [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "status"}}]
+
+
+@pytest.mark.parametrize(("extra", "path", "message"), [
+    ({"on_fail": "drop_rows"}, "$.steps[1].quarantine", "on_fail 'drop_rows' needs a quarantine table"),
+    ({"max_dropped": 10}, "$.steps[1].max_dropped", "'max_dropped' limits on_fail 'drop_rows'"),
+    ({"on_fail": "drop_rows", "quarantine": QUARANTINE, "max_dropped": 1.5}, "$.steps[1].max_dropped",
+     "is a share of the batch's rows"),
+    ({"on_fail": "drop_rows", "quarantine": QUARANTINE, "max_dropped": -3}, "$.steps[1].max_dropped", "below 0"),
+    ({"on_fail": "drop"}, "$.steps[1].on_fail", "'stop' or 'drop_rows'"),
+])
+def test_drop_rows_settings_are_refused_by_path(extra, path, message):
+    raw = json.loads(definition(NOT_NULL))
+    raw["steps"][1].update(extra)
+    found = problems(json.dumps(raw).encode())
+    assert any(p == path and message in m for p, m, _ in found), found
+
+
+def test_a_drop_rows_check_must_be_the_only_check_of_its_input():
+    raw = json.loads(definition(NOT_NULL))
+    raw["steps"][1].update(on_fail="drop_rows", quarantine=QUARANTINE)
+    raw["steps"].append({"id": "check_again", "kind": "validate", "input": "extract_orders", "expectations": NOT_NULL})
+    assert problems(json.dumps(raw).encode()) == [(
+        "$.steps[1].on_fail", "validate steps check_again also check 'extract_orders': a step with on_fail "
+        "'drop_rows' must be the only validate step of its input",
+        "move their expectations into 'check_orders' (each keeps its severity)")]
+
+
+def test_hostile_column_names_and_values_are_dropped_as_data(data_home, tmp_path):
+    """Column names and values that would be SQL if pasted: the passing rows and the quarantine are exact."""
+    import sqlite3
+
+    from support.expected import warehouse_rows
+
+    from dagspec.runner import run_pipeline, window_of_day
+    from dagspec.spec import load_definition
+
+    evil, quote = 'x"; DROP TABLE raw.evil; --', "it's"
+    with sqlite3.connect(data_home / "source.db") as con:
+        con.execute(f'CREATE TABLE evil (id INTEGER, ordered_at TEXT, "{evil.replace(chr(34), chr(34) * 2)}" TEXT, '
+                    f'"{quote}" INTEGER)')
+        con.executemany("INSERT INTO evil VALUES (?, '2025-03-01 10:00:00', ?, ?)", [
+            (1, "ok", 1), (2, "'); DROP TABLE quarantine.evil; --", 2), (3, "ok", -1), (4, None, 4)])
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps({"dag_id": "hostile_rows", "start_date": "2025-01-01", "steps": [
+        {"id": "extract_evil", "kind": "extract", "source": {"table": "evil", "incremental_column": "ordered_at"},
+         "target": {"schema": "raw", "table": "evil"}},
+        {"id": "check_evil", "kind": "validate", "input": "extract_evil", "on_fail": "drop_rows",
+         "quarantine": {"schema": "quarantine", "table": "evil"}, "expectations": [
+             {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": evil, "value_set": ["ok", "'"]}},
+             {"type": "expect_column_values_to_be_between", "kwargs": {"column": quote, "min_value": 0}}]},
+        {"id": "publish_evil", "kind": "publish", "input": "extract_evil", "table": {"schema": "out", "table": "evil"}},
+    ]}))
+    pipeline = load_definition(path)
+    got = run_pipeline(pipeline, window_of_day(pipeline, date(2025, 3, 1)))["check_evil"]["2025-03-01"]
+    assert (got["rows"], got["rows_passed"], got["rows_dropped"]) == (4, 2, 2)
+    wh = data_home / "warehouse.duckdb"
+    assert warehouse_rows(wh, "SELECT id FROM out.evil ORDER BY id") == [(1,), (4,)]  # NULL is missing, not failing
+    assert warehouse_rows(wh, "SELECT id, failed_expectations FROM quarantine.evil ORDER BY id") == [
+        (2, f"expect_column_values_to_be_in_set({evil})"), (3, f"expect_column_values_to_be_between({quote})")]

@@ -43,26 +43,45 @@ def _published(data_home) -> list[tuple]:
         con.close()
 
 
+def _restaged_after_the_check_is_refused(data_home, x: Pipeline, y: Pipeline, table: str) -> None:
+    """x stages and checks the date, y stages other rows into the table x's publish reads: x's publish refuses."""
+    run_step(x, "extract_orders", START, END)
+    run_step(x, "check_orders", START, END)
+    run_step(y, "extract_orders", START, END)
+    with pytest.raises(StepFailed, match=rf"partition raw\.{table} batch_date=2025-03-01 changed since check_orders "
+                                         r"validated it; re-run from extract_orders"):
+        run_step(x, "publish_orders", START, END)
+    assert _published(data_home) == []
+
+
 @pytest.mark.parametrize("severity", ["fail", "warn"])
 def test_publish_refuses_a_partition_restaged_after_it_was_validated(data_home, severity):
     """x.extract -> x.validate (passes) -> y.extract (NULL statuses into the same raw.orders) -> x.publish."""
     null_status_copy(data_home / "source.db")
     steps = [dict(CHECKED[0], expectations=[dict(CHECKED[0]["expectations"][0], severity=severity)]), CHECKED[1]]
     x = _pipeline("pin_x", "orders", steps)
-    y = _pipeline("pin_y", "orders_bad")
-    run_step(x, "extract_orders", START, END)
-    run_step(x, "check_orders", START, END)
-    run_step(y, "extract_orders", START, END)
-    with pytest.raises(StepFailed, match=r"partition raw\.orders batch_date=2025-03-01 changed since check_orders "
-                                         r"validated it; re-run from extract_orders"):
-        run_step(x, "publish_orders", START, END)
-    assert _published(data_home) == []
+    _restaged_after_the_check_is_refused(data_home, x, _pipeline("pin_y", "orders_bad"), "orders")
 
     # Re-run from the extract: the checked version is the one published, to the row.
     for step in ("extract_orders", "check_orders", "publish_orders"):
         run_step(x, step, START, END)
     expected = [(o[0], o[3]) for o in source_orders(data_home / "source.db", DAY)]
     assert _published(data_home) == expected and all(status is not None for _, status in expected)
+
+
+def test_publish_refuses_passing_rows_rewritten_after_the_drop_rows_check(data_home):
+    """x.check (drop_rows) writes raw.orders__passed and pins it; y stages other rows there; x.publish refuses."""
+    null_status_copy(data_home / "source.db")
+    dropping = dict(CHECKED[0], on_fail="drop_rows", quarantine={"schema": "pin_q", "table": "orders"})
+    x = _pipeline("pin_x", "orders", [dropping, CHECKED[1]])
+    y = Pipeline.model_validate({"dag_id": "pin_y", "start_date": "2025-01-01", "steps": [
+        {"id": "extract_orders", "kind": "extract", "source": {"table": "orders_bad", "incremental_column": "ordered_at"},
+         "target": {"schema": "raw", "table": "orders__passed"}}]})
+    _restaged_after_the_check_is_refused(data_home, x, y, "orders__passed")
+    run_step(x, "check_orders", START, END)
+    run_step(x, "publish_orders", START, END)
+    expected = [(o[0], o[3]) for o in source_orders(data_home / "source.db", DAY)]
+    assert _published(data_home) == expected
 
 
 def test_a_partition_restaged_after_the_reader_took_it_is_not_what_it_reads(data_home):

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 from support.expected import source_orders, warehouse_rows
-from support.ml_runs import DAILY, MODEL, ROOT, features_for, registry, retrain, sql, utc
+from support.ml_runs import DAILY, MODEL, daily_with, features_for, registry, retrain, sql, utc
 
 from dagspec.runner import run_step
-from dagspec.spec import load_definition
 
 
 def test_retrains_promote_a_better_challenger_and_keep_the_champion_against_a_worse_one(home):
@@ -106,16 +105,14 @@ def test_scores_every_row_of_the_window_and_a_rerun_replaces_them(home):
 
 @pytest.mark.parametrize("score_output", ["table", "export"])
 def test_scores_go_out_through_a_publish_step_like_any_table(home, tmp_path, score_output):
-    data = json.loads((ROOT / "dags" / "definitions" / "orders_model.json").read_text())
-    score = next(s for s in data["steps"] if s["id"] == "score_orders")
-    score["output"] = {score_output: {"schema": "ml", "table": "order_scores"}}
-    data["steps"].append({"id": "publish_scores", "kind": "publish", "input": "score_orders",
-                          "table": {"schema": "mart", "table": "lost_risk"},
-                          "export": {"format": "csv", "target": {"schema": "out", "table": "lost_risk"}}})
-    path = tmp_path / "orders_model_published.json"
-    path.write_text(json.dumps(data))
-    pipeline = load_definition(path)
-    retrain(date(2025, 4, 1))
+    def published(data: dict) -> None:
+        score = next(s for s in data["steps"] if s["id"] == "score_orders")
+        score["output"] = {score_output: {"schema": "ml", "table": "order_scores"}}
+        data["steps"].append({"id": "publish_scores", "kind": "publish", "input": "score_orders",
+                              "table": {"schema": "mart", "table": "lost_risk"},
+                              "export": {"format": "csv", "target": {"schema": "out", "table": "lost_risk"}}})
+
+    pipeline = daily_with(tmp_path / "orders_model_published.json", published)
     day = date(2025, 4, 1)
     for step in ("score_orders", "publish_scores"):
         run_step(pipeline, step, utc(day), utc(day + timedelta(days=1)))

@@ -185,3 +185,28 @@ def test_a_failing_fail_expectation_in_bigquery_stops_the_run_and_reads_nothing_
     ok = pipeline(tmp_path, prefix, [validate("check", "warehouse", checks[:3], severity="fail")], [publish])
     run(ok, D1)
     assert rows(client, f"SELECT count(*) FROM `dagspec-test.{prefix}_mart.orders`") == [(419,)]
+
+
+def test_drop_rows_inside_bigquery_publishes_only_the_passing_rows(tmp_path, data_home, bq_warehouse):
+    """on_fail 'drop_rows' on BigQuery: the failing and the passing rows are each selected by a query there."""
+    from support.expected import source_orders
+
+    client, prefix, read_out = bq_warehouse
+    amounts = [float(o[5]) for o in source_orders(data_home / "source.db", D1)]
+    keep = sum(1 for a in amounts if a <= 100)
+    check = validate("check", "warehouse", [("expect_column_values_to_be_between", {"column": "amount",
+                                                                                   "max_value": 100})],
+                     severity="fail", on_fail="drop_rows", quarantine={"schema": f"{prefix}_quarantine",
+                                                                       "table": "orders"})
+    publish = {"id": "publish", "kind": "publish", "input": "orders_bq",
+               "table": {"schema": f"{prefix}_mart", "table": "orders"}}
+    path = pipeline(tmp_path, prefix, [check], [publish])
+    for _ in range(2):  # a re-run leaves the same rows, once
+        got = run(path, D1)["check"][D1.isoformat()]
+        assert (got["rows"], got["rows_passed"], got["rows_dropped"]) == (len(amounts), keep, len(amounts) - keep)
+        assert rows(client, f"SELECT count(*), max(amount) <= 100 FROM `dagspec-test.{prefix}_mart.orders`") == [
+            (keep, True)]
+        assert rows(client, f"SELECT count(*), min(amount) > 100 FROM `dagspec-test.{prefix}_quarantine.orders`") == [
+            (len(amounts) - keep, True)]
+    assert 0 < keep < len(amounts)
+    assert read_out == []  # the rows were selected inside BigQuery, never streamed out

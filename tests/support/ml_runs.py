@@ -3,11 +3,14 @@ one), the registry they use, and SQL on the warehouse to change the world under 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from dagspec.runner import run_step
 from dagspec.spec import load_definition
+from dagspec.spec.model import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 DAILY = load_definition(ROOT / "dags" / "definitions" / "orders_model.json")
@@ -23,6 +26,16 @@ def utc(day: date) -> datetime:
 def features_for(first: date, end: date) -> None:
     for step in FEATURE_STEPS:
         run_step(DAILY, step, utc(first), utc(end))
+
+
+def daily_with(path: Path, change: Callable[[dict], None]) -> Pipeline:
+    """The example daily model definition, changed by `change`, written to `path`; with a champion trained."""
+    data = json.loads((ROOT / "dags" / "definitions" / "orders_model.json").read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    pipeline = load_definition(path)
+    retrain(date(2025, 4, 1))
+    return pipeline
 
 
 def retrain(end: date) -> dict:

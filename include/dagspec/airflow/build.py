@@ -149,14 +149,14 @@ def doc_md(pipeline: Pipeline, source: Path, deps: dict[str, list[str]] | None =
 
 
 def validation_report_url(definition: str, step_id: str, context: dict[str, Any]) -> str:
-    """Where the report of this run's first batch will be (stages/validate.py names it by batch_date)."""
+    """Where the report of this run's first batch will be (stages/validate_report.py names it by batch_date)."""
     from dagspec.windows import Window, utc
 
     pipeline = load_cached(definition)
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is None or end is None or end <= start:
         return ""
-    from dagspec.stages.validate import report_stem
+    from dagspec.stages.validate_report import report_stem
 
     first = Window(utc(start), utc(end)).batches(pipeline.batch_days, pipeline.timezone)[0]
     return f"{reports_url()}/{report_stem(pipeline.dag_id, step_id, first.batch_date)}.html"

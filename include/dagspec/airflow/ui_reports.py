@@ -49,10 +49,14 @@ def latest_reports(root: Path, pipeline: Pipeline) -> list[dict[str, Any]]:
         if not found:
             continue
         try:
-            results = json.loads(found[-1].read_text()).get("results", [])
+            data = json.loads(found[-1].read_text())
+            results = data.get("results", [])
         except (OSError, ValueError, AttributeError):
             continue
-        passed = all(r.get("success") or r.get("severity") != "fail" for r in results)
+        # The step's own verdict where the report has one (with on_fail 'drop_rows' a failed 'fail' check may
+        # have dropped its rows and passed); older reports are judged from their results.
+        passed = data["passed"] if isinstance(data.get("passed"), bool) else all(
+            r.get("success") or r.get("severity") != "fail" for r in results)
         rel = found[-1].with_suffix(".html").relative_to(root).as_posix()
         out.append({"step": step.id, "batch_date": found[-1].stem.removeprefix("batch_date="), "passed": passed,
                     "href": f"reports/{rel}"})

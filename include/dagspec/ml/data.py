@@ -35,6 +35,8 @@ class RunData(Protocol):
 
     def output_table(self, step_id: str) -> TableRef: ...
 
+    def reads_from(self, step_id: str) -> TableRef: ...
+
     def staged(self, step_id: str, dates: list[date]) -> pads.Dataset: ...
 
 
@@ -59,7 +61,7 @@ def read(ctx: RunData, session: Session, data: MLData, window: Window, columns: 
                              "available: :from_date, :to_date")
         select = ", ".join(quote(c, session.dialect) for c in columns) if columns else "*"
         return session.arrow(f"SELECT {select} FROM ({sql}) AS _dagspec_ml", {n: bound[n] for n in names}, chunk_rows)
-    table = data.table or ctx.output_table(data.input)
+    table = data.table or ctx.reads_from(data.input)
     have = session.table_columns(table.schema_, table.table)
     if have is None:
         raise StepFailed(f"warehouse table {table.qualified} does not exist yet: run the step that writes it first")
@@ -88,7 +90,7 @@ def read_all(ctx: RunData, session: Session, data: MLData, window: Window, colum
 
 def _staged(ctx: RunData, step_id: str, window: Window, columns: list[str] | None,
             chunk_rows: int) -> pa.RecordBatchReader:
-    table = ctx.output_table(step_id)
+    table = ctx.reads_from(step_id)
     dates = [d for d in ctx.store.batch_dates(table.schema_, table.table)
              if window.start.date() <= d < _end_date(window)]
     if not dates:

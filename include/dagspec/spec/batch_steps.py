@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictFloat, StrictInt, ValidationInfo, field_validator, model_validator
 
 from dagspec.spec.base import Identifier, StepBase, StepId, Strict, TableRef
 from dagspec.spec.sources import Source
@@ -58,7 +58,8 @@ class Expectation(Strict):
 
 
 class ValidateStep(StepBase):
-    """Run Great Expectations on a step's batch; a failed 'fail' expectation stops the run."""
+    """Run Great Expectations on a step's batch; a failed 'fail' expectation stops the run (or, with on_fail
+    'drop_rows', drops the rows that failed it)."""
 
     kind: Literal["validate"] = Field(description="Step kind: check a batch with Great Expectations.",
                                       examples=["validate"])
@@ -82,10 +83,47 @@ class ValidateStep(StepBase):
         "BigQuery with the same aggregate queries run in BigQuery).",
         examples=["warehouse"],
     )
+    on_fail: Literal["stop", "drop_rows"] = Field(
+        default="stop",
+        description="stop: a failed 'fail' expectation stops the run. drop_rows: rows failing a 'fail' check that "
+        "names failing rows (column value, null, set, regex, length, uniqueness checks computed by dagspec's SQL) "
+        "go to 'quarantine' (required) and only the passing rows flow on (kept in <input table>__passed); "
+        "table-level and aggregate 'fail' checks (row count, mean, sum, ...) are evaluated again on the passing "
+        "rows and still stop the run when they fail, as does a failed check that cannot name its rows.",
+        examples=["drop_rows"],
+    )
     quarantine: TableRef | None = Field(
-        default=None, description="Warehouse table that receives the batch's failing rows (with the failed checks).",
+        default=None, validate_default=True,
+        description="Warehouse table that receives the batch's failing rows (with the failed checks).",
         examples=[{"schema": "quarantine", "table": "orders"}],
     )
+    max_dropped: StrictInt | StrictFloat | None = Field(
+        default=None, validate_default=True,
+        description="on_fail 'drop_rows' only: stop the run anyway (nothing flows on) when more rows would be "
+        "dropped: a whole number is a row count, a number below 1 a share of the batch's rows (0.1 = 10%).",
+        examples=[100, 0.05],
+    )
+
+    @field_validator("quarantine")
+    @classmethod
+    def _drop_rows_needs_quarantine(cls, value: TableRef | None, info: ValidationInfo) -> TableRef | None:
+        if value is None and info.data.get("on_fail") == "drop_rows":
+            raise ValueError("on_fail 'drop_rows' needs a quarantine table for the dropped rows: add "
+                             "\"quarantine\": {\"schema\": ..., \"table\": ...}")
+        return value
+
+    @field_validator("max_dropped")
+    @classmethod
+    def _limit_needs_drop_rows(cls, value: int | float | None, info: ValidationInfo) -> int | float | None:
+        if value is not None and info.data.get("on_fail") != "drop_rows":
+            raise ValueError("'max_dropped' limits on_fail 'drop_rows': add \"on_fail\": \"drop_rows\" or "
+                             "remove it")
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"'max_dropped' {value} is below 0: give a row count (0 or more) or a share below 1")
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError(f"'max_dropped' {value} is a share of the batch's rows: give a number between 0 and 1 "
+                             "(0.05 = 5%), or a whole number of rows")
+        return value
 
     @model_validator(mode="after")
     def _some_expectations(self) -> ValidateStep:

@@ -98,10 +98,50 @@ def writes_of(pipeline: Pipeline, step: StepBase) -> tuple[Place, ...]:
             found.append(Place("store", store, out.export.schema_, out.export.table, "exported scores",
                                ("output", "export"), False))
         return tuple(found)
-    if isinstance(step, ValidateStep) and step.quarantine is not None:
-        q = step.quarantine
-        return (Place("warehouse", wh, q.schema_, q.table, "quarantine table", ("quarantine",), False),)
+    if isinstance(step, ValidateStep):
+        found = []
+        if step.quarantine is not None:
+            q = step.quarantine
+            found.append(Place("warehouse", wh, q.schema_, q.table, "quarantine table", ("quarantine",), False))
+        passed = passed_table(pipeline, step)
+        if passed is not None:
+            staged = isinstance(_step_or_none(pipeline, step.input), ExtractStep)
+            found.append(Place("store" if staged else "warehouse", store if staged else wh, passed.schema_,
+                               passed.table, "passing rows table", ("on_fail",), False))
+        return tuple(found)
     return ()
+
+
+def _step_or_none(pipeline: Pipeline, step_id: str) -> StepBase | None:
+    return next((s for s in pipeline.steps if s.id == step_id), None)
+
+
+def passed_table(pipeline: Pipeline, step: StepBase) -> TableRef | None:
+    """Where a validate step with on_fail 'drop_rows' keeps the passing rows of its input's batches: beside the
+    input's own table (staged partitions or a warehouse table), which stays as it was written."""
+    if not isinstance(step, ValidateStep) or step.on_fail != "drop_rows":
+        return None
+    source = _step_or_none(pipeline, step.input)
+    table = output_of(pipeline, source) if source is not None else None
+    if table is None:
+        return None
+    return TableRef(schema=table.schema_, table=f"{table.table[:55]}__passed")
+
+
+def drop_rows_problems(pipeline: Pipeline) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """A step reading a batch through a drop_rows check reads its passing rows, and only that check's record
+    says which version: another validate step of the same input would pin another table's version."""
+    problems = []
+    for i, step in enumerate(pipeline.steps):
+        if not isinstance(step, ValidateStep) or step.on_fail != "drop_rows":
+            continue
+        others = [s.id for s in pipeline.steps if isinstance(s, ValidateStep) and s.input == step.input and s is not step]
+        if others:
+            problems.append((("steps", i, "on_fail"),
+                             f"validate steps {', '.join(others)} also check {step.input!r}: a step with on_fail "
+                             "'drop_rows' must be the only validate step of its input",
+                             f"move their expectations into {step.id!r} (each keeps its severity)"))
+    return problems
 
 
 def _publish_writes(step: PublishStep, store: str, wh: str) -> tuple[Place, ...]:

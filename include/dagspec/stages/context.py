@@ -13,7 +13,7 @@ from dagspec.connections import Resolver, env_resolver
 from dagspec.errors import StepFailed
 from dagspec.lookback import with_gaps
 from dagspec.paths import data_home, expectations_dir, sql_dir
-from dagspec.plan import Plan, plan_of
+from dagspec.plan import Plan, PlannedStep, plan_of
 from dagspec.spec.model import Pipeline, TableRef
 from dagspec.store import PartitionChanged, Store
 from dagspec.windows import Batch, Window
@@ -96,6 +96,9 @@ class RunContext:
         name = f"__ref_{step_id}"
         if planned.kind == "extract":
             return session.expose(name, self.staged(step_id, [batch.batch_date]))
+        dropping = self.dropping_check(step_id)
+        if dropping is not None:  # a warehouse table's passing rows, written by that check alone
+            return session.expose_batch(name, dropping.output.schema_, dropping.output.table, batch.batch_date)
         if planned.output_in_store:
             return session.expose(name, self.store.dataset(table.schema_, table.table, [batch.batch_date]))
         return session.expose_batch(name, table.schema_, table.table, batch.batch_date)
@@ -107,12 +110,25 @@ class RunContext:
         waits_for = self.plan.ancestors(self.step_id)
         return [v for v in self.plan.validations_of(step_id) if v in waits_for]
 
+    def dropping_check(self, step_id: str) -> PlannedStep | None:
+        """The on_fail 'drop_rows' check of `step_id` the running step waits for: it reads that check's passing
+        rows instead of the whole batch."""
+        found = self.plan.drop_rows_check(step_id)
+        return found if found is not None and found.id in self.checked_by(step_id) else None
+
+    def reads_from(self, step_id: str) -> TableRef:
+        """The table the running step reads `step_id`'s rows from: the passing rows of its drop_rows check when it
+        waits for that check, else the step's output."""
+        dropping = self.dropping_check(step_id)
+        return dropping.output if dropping is not None else self.output_table(step_id)
+
     def staged(self, step_id: str, dates: list[date]) -> pads.Dataset:
         """An extract's staged partitions for `dates`, as one dataset. Downstream of a validate step of it, each
         date of this run's batches is read only in the version that step checked (its record in the store, so
         any task process can tell): a partition rewritten since (another run, another definition staging the
-        same table) is refused, never read. Older dates (a model's lookback) are read as they are."""
-        table = self.output_table(step_id)
+        same table) is refused, never read. Older dates (a model's lookback) are read as they are. Behind an
+        on_fail 'drop_rows' check, every date is read from its passing rows, pinned the same way."""
+        table = self.reads_from(step_id)
         checks = self.checked_by(step_id)
         ours = {b.batch_date for b in self.batches}
         pinned = {d: self._pin(step_id, checks, d) for d in dates if checks and d in ours}

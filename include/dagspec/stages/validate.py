@@ -9,34 +9,34 @@ Where the checks run (the definition's run_on):
   warehouse the same SQL evaluator runs inside BigQuery (its DuckDB SQL transpiled by sqlglot, values bound
   as query parameters): only aggregates and a few sample values come back, never the batch; expectations it
   does not compute get only their columns, checked by GX's pandas engine; quarantine is a query in BigQuery.
+With on_fail 'drop_rows' the first pass over the input's batch also writes its passing rows (validate_rows),
+and a second pass judges those: what flows on, and is pinned, is the passing rows (validate_rows.py).
 GX is imported inside the task, never at DAG parse time (it costs seconds to import).
 """
 
 from __future__ import annotations
 
-import html
-import json
 import tempfile
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dagspec.secrets import scrub_known
 from dagspec.spec.model import ExtractStep, TableRef, ValidateStep
 from dagspec.spec.suites import Check, SuiteError, step_checks
 from dagspec.stages.context import RunContext, StepFailed
+from dagspec.stages.validate_report import short, summary, write_reports
+from dagspec.stages.validate_rows import SetAside, clear_passed
 from dagspec.utc import LIBPQ_OPTIONS, duckdb_utc
 from dagspec.windows import Batch
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from datetime import date
 
     import pandas as pd
     import pyarrow as pa
     from duckdb import DuckDBPyConnection
 
-    from dagspec.checks.sql_engine import Evaluator
     from dagspec.warehouse.bigquery import BigQuerySession
     from dagspec.warehouse.contract import Session
     from dagspec.warehouse.postgres import PostgresSession
@@ -49,6 +49,16 @@ class ValidationFailed(StepFailed):
     pass
 
 
+@dataclass(frozen=True)
+class Source:
+    """The batch a pass of the checks reads: the input's own (the first pass), or, with on_fail 'drop_rows',
+    its passing rows once they are written (the second pass, for the checks of the whole batch)."""
+
+    table: TableRef
+    staged: bool  # store partitions (an extract's), else a warehouse table
+    aside: SetAside | None  # the first pass: where its failing (and passing) rows go
+
+
 def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
     try:
         checks = step_checks(step, ctx.suites_root)
@@ -57,71 +67,124 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
     outcome: dict[str, Any] = {}
     failures: list[str] = []
     suite_name = f"{ctx.pipeline.dag_id}.{step.id}"
-    staged = ctx.output_table(step.input) if isinstance(ctx.pipeline.step(step.input), ExtractStep) else None
+    staged = isinstance(ctx.pipeline.step(step.input), ExtractStep)
+    table = ctx.output_table(step.input)
+    passed_to = ctx.plan.step(step.id).output  # on_fail 'drop_rows': the passing rows' table
     for batch in ctx.batches:
-        version = staged and ctx.store.manifest_digest(staged.schema_, staged.table, batch.batch_date)
-        results, rows, engine = _evaluate(ctx, step, batch, checks, suite_name)
-        json_path, html_path = _write_reports(ctx, step, batch, rows, results)
-        blocking = [r for r in results["results"] if not r["success"] and r["severity"] == "fail"]
+        version = staged and ctx.store.manifest_digest(table.schema_, table.table, batch.batch_date)
+        aside = SetAside(step, batch, passed_to, staged) if step.quarantine or passed_to else None
+        results, rows, engine = _evaluate(ctx, step, batch, checks, suite_name, Source(table, staged, aside))
+        verdict = results["results"]
+        if passed_to is not None:
+            verdict = _second_pass(ctx, step, batch, checks, suite_name, results, aside)
+        blocking = [r for r in verdict if not r["success"] and r["severity"] == "fail"]
+        stopped = results.get("drop_rows", {}).get("stopped")
         warned = [r for r in results["results"] if not r["success"] and r["severity"] == "warn"]
-        if staged is not None:
-            _pin(ctx, step, staged, batch, version, passed=not blocking)
+        passed = not blocking and not stopped
+        json_path, html_path = write_reports(ctx.reports_root, ctx.pipeline.dag_id, step.id, batch, rows, results,
+                                             passed)
+        if staged:
+            _pin(ctx, step, table, batch, version, passed, aside)
+        elif passed_to is not None and not passed:
+            clear_passed(ctx, passed_to, batch)
         ctx.log.info("validate %s batch_date=%s rows=%d (engine: %s)\n%s", step.id, batch.batch_date, rows, engine,
                      summary(results))
+        if passed_to is not None:
+            _log_drops(ctx, step, batch, results["drop_rows"])
         ctx.log.info("validation report: %s (result JSON: %s)", ctx.report_link(html_path), ctx.report_link(json_path))
         for r in warned:
-            ctx.log.warning("expectation %s failed with severity warn: recorded, the run continues", _short(r))
-        if blocking:
-            failures.append(f"batch_date={batch.batch_date}: " + ", ".join(_short(r) for r in blocking))
+            ctx.log.warning("expectation %s failed with severity warn: recorded, the run continues", short(r))
+        if blocking or stopped:
+            failures.append(f"batch_date={batch.batch_date}: " + ", ".join(
+                [short(r) for r in blocking] + ([stopped] if stopped else [])))
         outcome[batch.batch_date.isoformat()] = {
-            "success": not blocking, "warnings": len(warned), "warned": [_short(r) for r in warned],
+            "success": passed, "warnings": len(warned), "warned": [short(r) for r in warned],
             "report": str(html_path), "result": str(json_path),
+            **({"rows": rows} if passed_to is None else _counts(results["drop_rows"])),
         }
     if failures:
         raise ValidationFailed("validation failed, nothing downstream will publish: " + "; ".join(failures))
     return outcome
 
 
-def _pin(ctx: RunContext, step: ValidateStep, table: TableRef, batch: Batch, version: str, passed: bool) -> None:
+def _second_pass(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str,
+                 results: dict[str, Any], aside: SetAside) -> list[dict[str, Any]]:
+    """on_fail 'drop_rows': the verdict comes from the checks on the passing rows (a dropping check passes
+    there; a table or aggregate check is judged on what flows on). Adds the counts to the result JSON."""
+    drop = results["drop_rows"] = aside.counts()
+    if aside.exceeded:
+        drop["stopped"] = aside.limit_message()
+        return results["results"]
+    if not aside.dropped:  # the passing rows are the batch: the first pass's verdicts stand
+        return results["results"]
+    again, _, _ = _evaluate(ctx, step, batch, checks, suite_name, Source(aside.passed, aside.staged, None))
+    drop["passing_rows_results"] = again["results"]
+    return again["results"]
+
+
+def _counts(drop: dict[str, Any]) -> dict[str, Any]:
+    return {"rows": drop["rows_checked"], "rows_passed": drop["rows_passed"], "rows_dropped": drop["rows_dropped"],
+            "dropped_by": drop["dropped_by"]}
+
+
+def _log_drops(ctx: RunContext, step: ValidateStep, batch: Batch, drop: dict[str, Any]) -> None:
+    by = ", ".join(f"{name}: {n}" for name, n in drop["dropped_by"].items()) or "none"
+    ctx.log.info("validate %s batch_date=%s drop_rows: rows checked=%d passed=%d dropped=%d (failing rows by check: "
+                 "%s)%s", step.id, batch.batch_date, drop["rows_checked"], drop["rows_passed"], drop["rows_dropped"],
+                 by, f"; STOPPED: {drop['stopped']}" if drop.get("stopped") else "")
+    if drop.get("passing_rows_results") is not None:
+        ctx.log.info("validate %s: the checks again on the passing rows\n%s", step.id,
+                     summary({"results": drop["passing_rows_results"]}))
+
+
+def _pin(ctx: RunContext, step: ValidateStep, table: TableRef, batch: Batch, version: str, passed: bool,
+         aside: SetAside | None) -> None:
     """Record which version of the staged partition was checked: readers downstream take only that one.
     The version is read before and after the checks, so the verdict belongs to exactly it (a warn-only
-    failure still pins: that version was checked)."""
+    failure still pins: that version was checked). With on_fail 'drop_rows' the version recorded is that of
+    the passing rows' partition this step wrote, read again after the second pass for the same reason."""
     now = ctx.store.manifest_digest(table.schema_, table.table, batch.batch_date)
     if now != version:
         raise StepFailed(f"partition {table.qualified} batch_date={batch.batch_date} was replaced while {step.id} "
                          "was checking it (another run or definition writing it?); run the checks again")
+    if aside is not None and aside.passed is not None:
+        table, version = aside.passed, aside.passed_digest
+        if version is None:  # nothing passed on (max_dropped): no version of the passing rows is good
+            passed, version = False, ctx.store.manifest_digest(table.schema_, table.table, batch.batch_date) or ""
+        elif ctx.store.manifest_digest(table.schema_, table.table, batch.batch_date) != version:
+            raise StepFailed(f"partition {table.qualified} batch_date={batch.batch_date} was replaced while "
+                             f"{step.id} was checking it (another run writing it?); run the checks again")
     ctx.store.record_check(ctx.pipeline.dag_id, step.id, batch.batch_date, table.schema_, table.table, version,
                            passed)
 
 
-def _evaluate(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str
+def _evaluate(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str, src: Source
               ) -> tuple[dict[str, Any], int, str]:
     """Returns (GX suite result dict with type/severity/index on each result, row count, engine used)."""
-    is_extract = isinstance(ctx.pipeline.step(step.input), ExtractStep)
     with ExitStack() as stack:
         session = None
-        if not is_extract:
+        if not src.staged:
             session = stack.enter_context(ctx.warehouse.session())
         if step.run_on == "warehouse" and session is not None and session.dialect == "postgres":
-            results, rows = _gx_in_postgres(ctx, step, batch, checks, suite_name, session)
+            results, rows = _gx_in_postgres(ctx, step, batch, checks, suite_name, session, src)
             engine = "great_expectations SQL engine in PostgreSQL"
         elif step.run_on == "warehouse" and session is not None and session.dialect == "bigquery":
-            results, rows = _in_bigquery(ctx, step, batch, checks, suite_name, session)
+            results, rows = _in_bigquery(ctx, step, batch, checks, suite_name, session, src)
             engine = BIGQUERY_ENGINE
         else:
-            if step.run_on == "warehouse" and is_extract:
+            if step.run_on == "warehouse" and src.staged:
                 ctx.log.info("validate %s: %s is staged Parquet, checked in place with DuckDB", step.id, step.input)
-            con, relation = _duckdb_relation(ctx, step, batch, session, stack)
-            results, rows = _in_duckdb(ctx, step, batch, checks, suite_name, con, relation, session)
+            con, relation = _duckdb_relation(ctx, step, batch, session, stack, src)
+            results, rows = _in_duckdb(ctx, step, checks, suite_name, con, relation, session, src)
             engine = "DuckDB (GX result format)"
         return _suite_result(results, suite_name, batch, engine), rows, engine
 
 
-def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session: Session | None, stack: ExitStack
-                     ) -> tuple[DuckDBPyConnection, str]:
+def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session: Session | None, stack: ExitStack,
+                     src: Source) -> tuple[DuckDBPyConnection, str]:
     import duckdb
 
-    table = ctx.output_table(step.input)
+    table = src.table
     if session is not None and session.dialect == "duckdb":
         # The transform's batch is already in the DuckDB warehouse: check it where it is.
         from dagspec.sql import qualified
@@ -141,7 +204,7 @@ def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session:
         con.register("_dagspec_batch", ctx.store.dataset(table.schema_, table.table, [batch.batch_date]))
         return con, "_dagspec_batch"
     # A transform's batch in another warehouse: streamed into local DuckDB (spills to disk, never pandas).
-    rel = ctx.expose(session, step.input, batch)
+    rel = session.expose_batch("__dagspec_checked", table.schema_, table.table, batch.batch_date)
     reader = session.arrow(f"SELECT * FROM {rel}", {})
     con.register("_dagspec_reader", reader)
     con.execute("CREATE TABLE _dagspec_batch AS SELECT * FROM _dagspec_reader")
@@ -149,8 +212,8 @@ def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session:
     return con, "_dagspec_batch"
 
 
-def _in_duckdb(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str,
-               con: DuckDBPyConnection, relation: str, session: Session | None) -> tuple[list[dict[str, Any]], int]:
+def _in_duckdb(ctx: RunContext, step: ValidateStep, checks: list[Check], suite_name: str, con: DuckDBPyConnection,
+               relation: str, session: Session | None, src: Source) -> tuple[list[dict[str, Any]], int]:
     from dagspec.checks.sql_engine import Evaluator
 
     ev = Evaluator(con, relation)
@@ -169,18 +232,18 @@ def _in_duckdb(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[C
     for c, r in zip(checks, results):
         r["type"], r["severity"], r["index"] = c.type, c.severity, c.index
     rows = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
-    if step.quarantine is not None:
-        _quarantine(ctx, step, batch, ev, [(c, by_index[c.index]) for c in mine], session)
+    if src.aside is not None:
+        src.aside.take(ctx, ev, [(c, by_index[c.index]) for c in mine], session)
     return results, rows
 
 
 def _in_bigquery(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str,
-                 session: BigQuerySession) -> tuple[list[dict[str, Any]], int]:
+                 session: BigQuerySession, src: Source) -> tuple[list[dict[str, Any]], int]:
     """The SQL evaluator's queries run inside BigQuery over the batch's partition; nothing is copied out."""
     from dagspec.checks.sql_engine import Evaluator
     from dagspec.checks.warehouse_sql import BigQueryConnection, supported_in_bigquery
 
-    table = ctx.output_table(step.input)
+    table = src.table
     if session.table_columns(table.schema_, table.table) is None:
         raise StepFailed(f"warehouse table {table.qualified} does not exist in BigQuery: did step {step.input!r} run?")
     try:
@@ -209,8 +272,8 @@ def _in_bigquery(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list
     results = [by_index[c.index] for c in checks]
     for c, r in zip(checks, results):
         r["type"], r["severity"], r["index"] = c.type, c.severity, c.index
-    if step.quarantine is not None:
-        _quarantine(ctx, step, batch, ev, [(c, by_index[c.index]) for c in mine], session)
+    if src.aside is not None:
+        src.aside.take(ctx, ev, [(c, by_index[c.index]) for c in mine], session)
     return results, rows
 
 
@@ -238,46 +301,15 @@ def _arrow_to_df(reader: pa.RecordBatchReader) -> pd.DataFrame:
             con.close()
 
 
-def _quarantine(ctx: RunContext, step: ValidateStep, batch: Batch, ev: Evaluator, checked: list[tuple[Check, dict]],
-                session: Session | None) -> None:
-    """Failing rows (with the checks they failed) replace this batch in the quarantine table."""
-    from dagspec.checks.warehouse_sql import BatchConnection
-
-    target = step.quarantine
-    got = ev.failing_rows_sql(checked)
-    sql, params = got if got else (f"SELECT *, CAST(NULL AS VARCHAR) AS failed_expectations FROM {ev.relation} "
-                                   "WHERE FALSE", [])
-    if isinstance(ev.con, BatchConnection):
-        # Checked in the warehouse: the failing rows go from the batch to the quarantine table by one query there.
-        select, values = ev.con.translate(sql, params)
-        count = session.replace_batch(target.schema_, target.table, batch.batch_date, select, values)
-        ctx.log.info("validate %s: %d failing row(s) -> quarantine %s (batch_date=%s), selected inside %s",
-                     step.id, count, target.qualified, batch.batch_date, ev.con.warehouse)
-        return
-    reader = ev.con.execute(sql, params).fetch_record_batch(50_000)
-    with ExitStack() as stack:
-        if session is None:
-            session = stack.enter_context(ctx.warehouse.session())
-        if session.dialect == "duckdb" and session.con is ev.con:
-            # Same DuckDB connection: materialise first, the warehouse write reads it back.
-            table = reader.read_all()
-            rel = session.expose("__quarantine", table)
-        else:
-            rel = session.expose("__quarantine", reader)
-        count = session.replace_batch(target.schema_, target.table, batch.batch_date, f"SELECT * FROM {rel}", {})
-    ctx.log.info("validate %s: %d failing row(s) -> quarantine %s (batch_date=%s)", step.id, count,
-                 target.qualified, batch.batch_date)
-
-
 def _gx_in_postgres(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str,
-                    session: PostgresSession) -> tuple[list[dict[str, Any]], int]:
+                    session: PostgresSession, src: Source) -> tuple[list[dict[str, Any]], int]:
     from sqlalchemy.engine import URL
 
     from dagspec.checks import gx_engine
     from dagspec.sql import qualified, quote
 
     info = ctx.resolver(ctx.pipeline.warehouse.conn_id)
-    table = ctx.output_table(step.input)
+    table = src.table
     cols = [c for c, _ in session.table_columns(table.schema_, table.table) or [] if c != "batch_date"]
     if not cols:
         raise StepFailed(f"warehouse table {table.qualified} does not exist: did step {step.input!r} run?")
@@ -297,14 +329,14 @@ def _gx_in_postgres(ctx: RunContext, step: ValidateStep, batch: Batch, checks: l
     for c, r in zip(checks, results):
         r["type"], r["severity"], r["index"] = c.type, c.severity, c.index
     rows = session.execute(f"SELECT count(*) FROM ({query}) AS q")[0][0]
-    if step.quarantine is not None:
+    if src.aside is not None:
         # GX's SQL engine returns verdicts, not rows: the rows it failed are selected again inside PostgreSQL.
         from dagspec.checks.sql_engine import Evaluator, supported
         from dagspec.checks.warehouse_sql import PostgresBatchConnection
 
         con = PostgresBatchConnection(session, table.schema_, table.table, cols, batch.batch_date)
-        _quarantine(ctx, step, batch, Evaluator(con, con.relation),
-                    [(c, r) for c, r in zip(checks, results) if supported(c)], session)
+        src.aside.take(ctx, Evaluator(con, con.relation), [(c, r) for c, r in zip(checks, results) if supported(c)],
+                       session)
     return results, rows
 
 
@@ -329,62 +361,3 @@ def _gx_version() -> str:
     return version("great_expectations")
 
 
-def _short(r: dict[str, Any]) -> str:
-    col = r["expectation_config"]["kwargs"].get("column")
-    return f"{r['type']}({col})" if col else r["type"]
-
-
-def summary(results: dict[str, Any]) -> str:
-    lines = [f"{'result':6} {'severity':8} {'expectation':58} {'unexpected':>10}  observed"]
-    for r in results["results"]:
-        res = r.get("result") or {}
-        observed = res.get("observed_value", res.get("partial_unexpected_list", ""))
-        if (r.get("exception_info") or {}).get("raised_exception"):
-            observed = "error: " + str(r["exception_info"].get("exception_message"))
-        lines.append(
-            f"{'ok' if r['success'] else 'FAIL':6} {r['severity']:8} {_short(r):58} "
-            f"{res.get('unexpected_count', '') if res.get('unexpected_count') is not None else '':>10}  "
-            f"{json.dumps(observed, default=str)[:60]}"
-        )
-    return "\n".join(lines)
-
-
-def report_stem(dag_id: str, step_id: str, batch_date: date) -> str:
-    """A batch's validation report under the reports folder, without its suffix (.html, .json): the UI's
-    links (task button, Definitions page) are built from it."""
-    return f"{dag_id}/{step_id}/batch_date={batch_date.isoformat()}"
-
-
-def _write_reports(ctx: RunContext, step: ValidateStep, batch: Batch, rows: int, results: dict[str, Any]
-                   ) -> tuple[Path, Path]:
-    stem = report_stem(ctx.pipeline.dag_id, step.id, batch.batch_date)
-    (ctx.reports_root / stem).parent.mkdir(parents=True, exist_ok=True)
-    json_path = ctx.reports_root / f"{stem}.json"
-    # GX's result fields may quote a driver's error: the report is scrubbed like every other output.
-    json_path.write_text(scrub_known(json.dumps(results, indent=1, default=str)))
-    html_path = ctx.reports_root / f"{stem}.html"
-    html_path.write_text(_html(ctx.pipeline.dag_id, step.id, batch, rows, results))
-    return json_path, html_path
-
-
-def _html(dag_id: str, step_id: str, batch: Batch, rows: int, results: dict[str, Any]) -> str:
-    body = []
-    for r in results["results"]:
-        res = r.get("result") or {}
-        status = "pass" if r["success"] else ("fail" if r["severity"] == "fail" else "warn")
-        body.append(
-            f"<tr class={status}><td>{status.upper()}</td><td>{html.escape(r['severity'])}</td>"
-            f"<td>{html.escape(r['type'])}</td><td><code>{html.escape(json.dumps(r['expectation_config']['kwargs'], default=str))}</code></td>"
-            f"<td>{html.escape(str(res.get('unexpected_count', '')))}</td>"
-            f"<td><code>{html.escape(json.dumps(res.get('observed_value', res.get('partial_unexpected_list', '')), default=str)[:300])}</code></td></tr>"
-        )
-    ok = all(r["success"] or r["severity"] == "warn" for r in results["results"])
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(dag_id)} / {html.escape(step_id)} {batch.batch_date}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
-tr.pass td:first-child{{color:#186a3b}}tr.fail td:first-child{{color:#b03a2e;font-weight:bold}}tr.warn td:first-child{{color:#b9770e}}</style></head>
-<body><h1>{html.escape(dag_id)} &middot; {html.escape(step_id)}</h1>
-<p>batch_date <b>{batch.batch_date}</b> &middot; {rows:,} rows &middot; verdict: <b>{"passed" if ok else "FAILED"}</b>
-&middot; {results["statistics"]["successful_expectations"]}/{results["statistics"]["evaluated_expectations"]} expectations met</p>
-<table><tr><th>result</th><th>severity</th><th>expectation</th><th>arguments</th><th>unexpected</th><th>observed / sample</th></tr>
-{"".join(body)}</table></body></html>
-"""
