@@ -33,6 +33,7 @@ pytest_plugins = [
     "support.ml_fixtures",
     "support.integrity_fixtures",
     "support.runtime_conditions",
+    "support.alert_sinks",
 ]
 
 

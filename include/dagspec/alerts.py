@@ -97,7 +97,7 @@ def email_message(event: AlertEvent, recipients: list[str], sender: str) -> Emai
         f"{event.subject}\n\n"
         f"DAG:   {event.dag_id}\nTask:  {event.task_id}\nDate:  {event.date}\nRun:   {event.run_id}\n"
         f"Try:   {event.try_number} of {event.max_tries + 1}\n\n{_heading(event)}:\n{event.error}\n\n"
-        f"{'Plot' if event.kind == 'monitor' else 'Log'}: {event.log_url}\n"
+        f"{_link_label(event)}: {event.log_url}\n"
     )
     return msg
 
@@ -113,13 +113,17 @@ def slack_payload(event: AlertEvent) -> dict:
             {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{_mrkdwn(event.subject)}*"}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{_mrkdwn(v)}"} for k, v in fields]},
             {"type": "section", "text": {"type": "mrkdwn", "text": "```" + _mrkdwn(event.error.replace("`", "'")) + "```"}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{event.log_url}|Task log>"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{event.log_url}|{_link_label(event)}>"}},
         ],
     }
 
 
 def _heading(event: AlertEvent) -> str:
     return "Breach" if event.kind == "monitor" else "Error"
+
+
+def _link_label(event: AlertEvent) -> str:
+    return "Monitor plot" if event.kind == "monitor" else "Task log"
 
 
 def _mrkdwn(text: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 

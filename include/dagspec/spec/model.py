@@ -16,7 +16,8 @@ from dagspec.spec.sources import BigQuerySource, ObjectSource, Source, SqlSource
 __all__ = [
     "ASSET_URI", "DAG_ID", "IDENTIFIER", "KIND_OUTPUTS", "REFERENCE_RULES",
     "Alerts", "BigQuerySource", "BigQueryTarget", "ConnRef", "DriftStep", "EvaluateStep", "Expectation", "Export",
-    "ExtractStep", "Freshness", "Identifier", "MonitorLabels", "MonitorStep", "MonitorThresholds", "ObjectSource", "Pipeline", "PromoteStep", "PublishStep", "ScoreStep",
+    "ExtractStep", "Freshness", "Identifier",
+    "MonitorLabels", "MonitorStep", "MonitorThresholds", "ObjectSource", "Pipeline", "PromoteStep", "PublishStep", "ScoreStep",
     "SheetTarget", "Source", "SqlSource", "Step", "StepBase", "StepId", "Strict", "TableRef", "TrainStep",
     "TransformStep", "ValidateStep",
 ]

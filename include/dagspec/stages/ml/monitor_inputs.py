@@ -79,12 +79,12 @@ class References:
             feats, target, task = champion_features(self.reg, mv)
             try:
                 predictions = self.reg.read_json(mv.run_id, "reference/predictions.json")
-            except Exception:  # registered before the train step stored its prediction bins: bin its holdout now
-                predictions = self._from_holdout(mv.run_id, feats, task)
+            except Exception:  # registered before train stored its prediction bins: bin its holdout now
+                predictions = self.from_holdout(mv.run_id, feats, task)
             self.cache[version] = (predictions, feature_profile, task)
         return self.cache[version]
 
-    def _from_holdout(self, run_id: str, feats: list, task: str) -> dict[str, Any]:
+    def from_holdout(self, run_id: str, feats: list, task: str) -> dict[str, Any]:
         import pyarrow.parquet as pq
 
         with tempfile.TemporaryDirectory(prefix="dagspec-monitor-") as tmp:
