@@ -13,7 +13,7 @@ import pyarrow as pa
 from dagspec.errors import StepFailed
 from dagspec.ml import drift, features, metrics
 from dagspec.spec.ml_steps import ScoreStep
-from dagspec.sql import qualified, quote
+from dagspec.sql import qualified, quote, to_dialect
 from dagspec.stages.context import RunContext
 from dagspec.stages.ml.common import champion_features
 
@@ -40,8 +40,9 @@ def scored(ctx: RunContext, session: Session, score: ScoreStep, day: date, colum
     names = {c for c, _ in have}
     d = session.dialect
     select = ", ".join(quote(c, d) for c in columns if c in names)
-    return session.arrow(f"SELECT {select} FROM {qualified(table.schema_, table.table, d)} WHERE batch_date = :day",
-                         {"day": day}, chunk_rows)
+    sql, _ = to_dialect(f"SELECT {select} FROM {qualified(table.schema_, table.table, d)} WHERE batch_date = :day",
+                        read=d, write=d)  # :day becomes the warehouse's own bind mark
+    return session.arrow(sql, {"day": day}, chunk_rows)
 
 
 def first_rows(reader: pa.RecordBatchReader) -> tuple[pa.RecordBatch | None, pa.RecordBatchReader]:
