@@ -30,8 +30,9 @@ def scored(ctx: RunContext, session: Session, score: ScoreStep, day: date, colum
         if day not in ctx.store.batch_dates(out.schema_, out.table):
             return None
         dataset = ctx.store.dataset(out.schema_, out.table, [day])
-        return dataset.scanner(columns=[c for c in columns if c in dataset.schema.names],
-                               batch_size=chunk_rows).to_reader()
+        # No read-ahead: Arrow's default keeps 16 batches in flight, and memory would grow with the batch.
+        return dataset.scanner(columns=[c for c in columns if c in dataset.schema.names], batch_size=chunk_rows,
+                               batch_readahead=1, fragment_readahead=1).to_reader()
     table = score.output.table
     assert table is not None  # ScoreOutput holds a table or an export
     have = session.table_columns(table.schema_, table.table)
