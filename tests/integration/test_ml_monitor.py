@@ -101,6 +101,13 @@ def test_stable_batches_pass_with_the_numbers_recorded_and_a_rerun_leaves_one_re
     assert sorted(records(home)) == [d.isoformat() for d in (day(0), day(1), day(2), day(3))]
     assert records(home) == before and again["batches"][day(1).isoformat()] == before[day(1).isoformat()]
     assert Path(again["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The Definitions page's "latest checks" column: the newest record's verdict, linking the plot.
+    from dagspec.airflow.ui_reports import latest_reports, report_file
+
+    shown = [r for r in latest_reports(home / "reports", pipeline) if r["step"] == "monitor_scores"]
+    assert shown == [{"step": "monitor_scores", "batch_date": "2025-04-04", "passed": True,
+                      "href": "reports/orders_model/monitor_scores/monitor.png"}]
+    assert report_file(home / "reports", shown[0]["href"].removeprefix("reports/")) == Path(again["plot"])
 
 
 def test_shifted_predictions_breach_and_warn_fail_or_ask_for_a_retrain(registry_server, home, tmp_path, hook,
@@ -136,6 +143,9 @@ def test_shifted_predictions_breach_and_warn_fail_or_ask_for_a_retrain(registry_
         run(failing, "monitor_scores", day(3))
     assert len(hook.posts) == 2 and records(home)["2025-04-04"]["prediction"]["psi"] == pytest.approx(psi)
 
+    from dagspec.airflow.ui_reports import latest_monitor
+
+    assert latest_monitor(home / "reports", "orders_model", "monitor_scores")[0]["passed"] is False
     asking = monitored(tmp_path, alerts, on_breach="retrain")
     requested = run(asking, "monitor_scores", day(3))
     assert requested["retrain_requested"] is True and len(hook.posts) == 3
@@ -168,3 +178,27 @@ def test_a_volume_drop_and_nulls_in_a_feature_breach(registry_server, home, tmp_
     assert (amount["nulls"], amount["rows"]) == expected[0] and amount["null_share"] > 0.2
     assert nulls["reasons"] == [f"amount: null share {amount['null_share']:.3f} vs 0.000 in training (limit +0.05)"]
     assert result["breached"] is True and len(result["reasons"]) == 2
+
+
+def test_realised_metrics_are_those_of_the_version_that_made_the_labelled_predictions(registry_server, home, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    pipeline = monitored(tmp_path)
+    retrain(APRIL)
+    run(pipeline, "score_orders", APRIL)  # scored by v1
+    # From April, store orders above 250 and web orders below 100 are the lost ones: v2 learns it and wins.
+    sql(home, "UPDATE ml.order_features SET is_lost = CASE WHEN (channel = 'store' AND amount > 250) "
+              "OR (channel = 'web' AND amount < 100) THEN 1 ELSE 0 END WHERE batch_date >= DATE '2025-04-01'")
+    assert retrain(date(2025, 7, 1))["promote"]["version"] == "2" and str(registry().champion(MODEL).version) == "2"
+    run(pipeline, "score_orders", day(2))  # scored by v2
+    result = run(pipeline, "monitor_scores", day(2))
+    record = result["batches"]["2025-04-03"]
+    realised = record["realised"]
+    assert record["model_version"] == "2" and realised["model_version"] == "1" and realised["versions"] == ["1"]
+    joined = warehouse_rows(home / "warehouse.duckdb", "SELECT f.is_lost, s.probability FROM ml.order_scores s "
+                            "JOIN ml.order_features f USING (order_id) WHERE s.batch_date = ?", [APRIL])
+    value = roc_auc_score([r[0] for r in joined], [r[1] for r in joined])
+    assert realised["rows"] == len(joined) and realised["metrics"]["roc_auc"] == pytest.approx(value)
+    breach = [r for r in record["reasons"] if r.startswith("realised roc_auc")]
+    assert breach == ([f"realised roc_auc {value:.4f} of v1 on batch 2025-04-01 ({len(joined)} labelled rows) is "
+                       "worse than 0.55"] if value < 0.55 else [])
