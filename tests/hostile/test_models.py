@@ -225,3 +225,10 @@ def test_a_labels_query_with_a_second_statement_is_a_line_at_validate():
     got = _problems(_monitored(data={"query": "SELECT order_id, is_lost FROM ml.order_features; DROP TABLE x"}),
                     check_sql=True)
     assert "2 statements" in got["$.steps[5].labels.data.query"]
+
+
+def test_a_labels_sql_file_that_is_missing_or_outside_the_sql_folder_is_named(tmp_path):
+    got = _problems(_monitored(data={"sql": "labels/missing.sql"}), sql_dir=tmp_path)
+    assert "does not exist" in got["$.steps[5].labels.data.sql"]
+    got = _problems(_monitored(data={"sql": "../../etc/passwd.sql"}))
+    assert "is not a .sql file path" in got["$.steps[5].labels.data.sql"]
