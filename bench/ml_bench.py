@@ -1,8 +1,11 @@
-"""Model steps at scale: train + evaluate + register on 1M rows; score 1M and 5M rows (throughput, peak memory).
+"""Model steps at scale: train + evaluate + register on 1M rows; score 1M and 5M rows (throughput, peak memory);
+monitor each scored batch (prediction drift, volume, feature stats) next to the scoring it follows.
 
 One command: `make bench-ml`. Data is made in a scratch DuckDB warehouse with SQL (deterministic
 hashes, a real signal in the label). Each scoring size runs in its own process so its peak RSS is
-its own; scoring streams in chunks, so peak memory should not grow with the number of rows.
+its own; scoring streams in chunks, so peak memory should not grow with the number of rows. The monitor
+of a size runs in its own process right after that size's scoring (the next scoring replaces the batch);
+its target is under 25% of the scoring time, with flat memory.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def pipeline(score_rows: int = 0):
         {"id": "score", "kind": "score", "model": "bench_lost", "after": [],
          "data": {"table": {"schema": "bench", "table": "score"}, "time_column": "ordered_at"},
          "keys": ["order_id"], "output": OUTPUTS[os.environ.get("ML_BENCH_OUTPUT", "table")], "chunk_rows": 100_000},
+        {"id": "monitor", "kind": "monitor", "model": "bench_lost", "input": "score"},
     ]}
     return parse_definition(json.dumps(doc).encode(), "ml_bench.json")
 
@@ -107,6 +111,24 @@ def child_score(rows: int) -> dict:
             "setup": setup}
 
 
+def child_monitor(rows: int) -> dict:
+    from dagspec.runner import run_step
+
+    p = pipeline()
+    end = DAY + timedelta(microseconds=int(rows * 86400e6 / max(SCORE_ROWS)))
+    t_process = time.perf_counter()
+    # Warm-up: the same batch once (imports, registry client, the version's reference); then the measured run.
+    run_step(p, "monitor", DAY, end)
+    baseline = peak_mb()
+    t0 = time.perf_counter()
+    result = run_step(p, "monitor", DAY, end)
+    seconds = time.perf_counter() - t0
+    record = next(iter(result["batches"].values()))
+    return {"rows": record["volume"]["rows"], "seconds": seconds, "peak_mb": peak_mb(), "baseline_mb": baseline,
+            "process_seconds": time.perf_counter() - t_process, "psi": record["prediction"]["psi"],
+            "breached": result["breached"]}
+
+
 def run_child(home: Path, *args: str) -> dict:
     env = {**os.environ, "DAGSPEC_HOME": str(home), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     if len(args) > 2:
@@ -126,7 +148,11 @@ def main() -> None:
         print(f"data: {TRAIN_ROWS:,} training rows, {max(SCORE_ROWS):,} scoring rows in {time.perf_counter() - t0:.1f}s "
               f"({home})", flush=True)
         train = run_child(home, "train")
-        scores = {(mode, n): run_child(home, "score", str(n), mode) for mode in ("export", "table") for n in SCORE_ROWS}
+        scores, monitors = {}, {}
+        for mode in ("export", "table"):
+            for n in SCORE_ROWS:
+                scores[(mode, n)] = run_child(home, "score", str(n), mode)
+                monitors[(mode, n)] = run_child(home, "monitor", str(n), mode)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -154,10 +180,29 @@ def main() -> None:
                   f"   above warm-up x{above:.2f}")
 
 
+    print("\nmonitor: prediction PSI, row volume, feature nulls and ranges of the scored batch, in chunks of "
+          "500,000 rows, from the store (export) or the DuckDB table (table); beside the scoring of the same batch")
+    print(f"{'output':<8}{'rows':>12}{'score s':>9}{'monitor s':>11}{'time ratio':>12}{'score peak MB':>15}"
+          f"{'monitor peak MB':>17}{'monitor above warm-up MB':>26}{'monitor process s':>19}")
+    for key, m in monitors.items():
+        s = scores[key]
+        print(f"{key[0]:<8}{m['rows']:>12,}{s['seconds']:>9.1f}{m['seconds']:>11.2f}{m['seconds'] / s['seconds']:>11.1%} "
+              f"{s['peak_mb']:>14.0f}{m['peak_mb']:>17.0f}{m['peak_mb'] - m['baseline_mb']:>26.0f}"
+              f"{m['process_seconds']:>19.1f}")
+    if len(SCORE_ROWS) >= 2:
+        lo, hi = min(SCORE_ROWS), max(SCORE_ROWS)
+        for mode in ("export", "table"):
+            small, big = monitors[(mode, lo)], monitors[(mode, hi)]
+            print(f"  monitor {mode:<7} {hi:,} / {lo:,} rows: time x{big['seconds'] / small['seconds']:.2f}   "
+                  f"peak RSS x{big['peak_mb'] / small['peak_mb']:.2f}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "train":
         print(json.dumps(child_train()))
     elif len(sys.argv) > 1 and sys.argv[1] == "score":
         print(json.dumps(child_score(int(sys.argv[2]))))
+    elif len(sys.argv) > 1 and sys.argv[1] == "monitor":
+        print(json.dumps(child_monitor(int(sys.argv[2]))))
     else:
         main()

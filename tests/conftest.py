@@ -35,6 +35,7 @@ pytest_plugins = [
     "support.runtime_conditions",
     "support.sheets_fixtures",
     "support.smtp_sink",
+    "support.alert_sinks",
 ]
 
 

@@ -28,7 +28,7 @@ MAX_ERROR_CHARS = 600
 SEND_TIMEOUT_S = 15
 @dataclass(frozen=True)
 class AlertEvent:
-    kind: str  # "failure" or "retry"
+    kind: str  # "failure", "retry", or "monitor" (a monitor step's breach: `error` holds its numbers)
     dag_id: str
     task_id: str
     run_id: str
@@ -40,6 +40,8 @@ class AlertEvent:
 
     @property
     def subject(self) -> str:
+        if self.kind == "monitor":
+            return f"[dagspec] {self.dag_id}.{self.task_id} monitor breach for {self.date}"
         verb = "failed" if self.kind == "failure" else f"failed, will retry (try {self.try_number}/{self.max_tries + 1})"
         return f"[dagspec] {self.dag_id}.{self.task_id} {verb} for {self.date}"
 
@@ -93,14 +95,15 @@ def email_message(event: AlertEvent, recipients: list[str], sender: str) -> Emai
     msg.set_content(
         f"{event.subject}\n\n"
         f"DAG:   {event.dag_id}\nTask:  {event.task_id}\nDate:  {event.date}\nRun:   {event.run_id}\n"
-        f"Try:   {event.try_number} of {event.max_tries + 1}\n\nError:\n{event.error}\n\nLog: {event.log_url}\n"
+        f"Try:   {event.try_number} of {event.max_tries + 1}\n\n{_heading(event)}:\n{event.error}\n\n"
+        f"{_link_label(event)}: {event.log_url}\n"
     )
     return msg
 
 
 def slack_payload(event: AlertEvent) -> dict:
     """Slack incoming-webhook JSON (also understood by Mattermost, Rocket.Chat, Teams' Slack connector)."""
-    icon = ":red_circle:" if event.kind == "failure" else ":large_orange_circle:"
+    icon = {"failure": ":red_circle:", "monitor": ":warning:"}.get(event.kind, ":large_orange_circle:")
     fields = [("DAG", event.dag_id), ("Task", event.task_id), ("Date", event.date),
               ("Try", f"{event.try_number} of {event.max_tries + 1}")]
     return {
@@ -109,9 +112,17 @@ def slack_payload(event: AlertEvent) -> dict:
             {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{_mrkdwn(event.subject)}*"}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{_mrkdwn(v)}"} for k, v in fields]},
             {"type": "section", "text": {"type": "mrkdwn", "text": "```" + _mrkdwn(event.error.replace("`", "'")) + "```"}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{event.log_url}|Task log>"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{event.log_url}|{_link_label(event)}>"}},
         ],
     }
+
+
+def _heading(event: AlertEvent) -> str:
+    return "Breach" if event.kind == "monitor" else "Error"
+
+
+def _link_label(event: AlertEvent) -> str:
+    return "Monitor plot" if event.kind == "monitor" else "Task log"
 
 
 def _mrkdwn(text: str) -> str:

@@ -15,6 +15,7 @@ from dagspec.spec.ml_steps import ML_KINDS
 from dagspec.spec.model import (
     DriftStep,
     ExtractStep,
+    MonitorStep,
     Pipeline,
     ScoreStep,
     StepBase,
@@ -72,8 +73,9 @@ class Plan:
 
     @property
     def retrain_signals(self) -> tuple[PlannedStep, ...]:
-        """The drift steps that ask for a retrain when they find drift, in definition order."""
-        return tuple(s for s in self.by_id.values() if isinstance(s.step, DriftStep) and s.step.retrain)
+        """The drift and monitor steps that ask for a retrain when they find drift or a breach, in definition order."""
+        return tuple(s for s in self.by_id.values() if (isinstance(s.step, DriftStep) and s.step.retrain)
+                     or (isinstance(s.step, MonitorStep) and s.step.on_breach == "retrain"))
 
     def step(self, step_id: str) -> PlannedStep:
         return self.by_id[step_id]

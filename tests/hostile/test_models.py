@@ -145,3 +145,90 @@ def test_a_not_a_zip_skops_file_in_a_folder_is_refused(registered):
     (stored / "model.skops").write_bytes(pickle.dumps({"a": 1}))
     with pytest.raises(UnsafeModel, match="model.skops is not a skops model file .*never loads pickles"):
         reg.load(run_id)
+
+
+# --- the monitor step: labels are read, never written; identifiers stay identifiers ------------------------
+
+def _monitored(**labels) -> dict:
+    import json
+
+    from support.ml_runs import ROOT
+
+    data = json.loads((ROOT / "dags" / "definitions" / "orders_model.json").read_text())
+    base = {"data": {"table": {"schema": "ml", "table": "order_features"}}, "keys": ["order_id"], "label": "is_lost",
+            "delay_days": 7, "metric": "roc_auc", "threshold": 0.6}
+    data["steps"].append({"id": "monitor_scores", "kind": "monitor", "model": "orders_lost", "input": "score_orders",
+                          "labels": {**base, **labels}})
+    return data
+
+
+def _problems(data: dict, **kwargs) -> dict[str, str]:
+    import json
+
+    from dagspec.spec import DefinitionError, parse_definition
+
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(json.dumps(data).encode(), "monitored.json", **kwargs)
+    return {p.path: p.message for p in info.value.problems}
+
+
+@pytest.mark.parametrize(("labels", "path", "message"), [
+    ({"label": 'is_lost"; DROP TABLE ml.order_features; --'}, "$.steps[5].labels.label", "is not a plain identifier"),
+    ({"keys": ["order_id) OR (1=1"]}, "$.steps[5].labels.keys[0]", "is not a plain identifier"),
+    ({"data": {"table": {"schema": "ml", "table": "x\"; DELETE FROM y"}}}, "$.steps[5].labels.data.table.table",
+     "is not a plain identifier"),
+    ({"data": {"input": "order_features"}}, "$.steps[5].labels", "not a step's output"),
+    ({"label": "order_id"}, "$.steps[5].labels", "is also a key"),
+    ({"delay_days": 0}, "$.steps[5].labels.delay_days", "greater than or equal to 1"),
+])
+def test_hostile_monitor_labels_are_refused_at_their_json_path(labels, path, message):
+    got = _problems(_monitored(**labels))
+    assert path in got and message in got[path], got
+
+
+def test_a_monitor_must_read_a_score_step_and_thresholds_stay_in_range():
+    data = _monitored()
+    data["steps"][5].update(input="order_features", thresholds={"prediction_psi": -1, "nulls": 0.1})
+    got = _problems(data)
+    assert "is a transform step" in got["$.steps[5].input"]
+    assert "greater than 0" in got["$.steps[5].thresholds.prediction_psi"]
+    assert "unknown key 'nulls'" in got["$.steps[5].thresholds.nulls"]
+
+
+@pytest.mark.parametrize("query", [
+    "DELETE FROM ml.order_features WHERE ordered_at >= :from_date",
+    "WITH gone AS (SELECT 1) DELETE FROM ml.order_features",
+    "UPDATE ml.order_features SET is_lost = 1",
+    "DROP TABLE ml.order_features",
+])
+def test_a_labels_query_that_is_not_a_select_never_reaches_the_warehouse(data_home, query):
+    import json
+    from datetime import UTC, datetime
+
+    from dagspec.spec import parse_definition
+    from dagspec.stages import StepFailed
+    from dagspec.stages.context import RunContext
+    from dagspec.stages.ml.monitor_labels import select_only
+    from dagspec.windows import Window
+
+    pipeline = parse_definition(json.dumps(_monitored(data={"query": query})).encode(), "monitored.json")
+    step = pipeline.step("monitor_scores")
+    window = Window(datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 4, 2, tzinfo=UTC))
+    with pytest.raises(StepFailed, match=r"labels \(the inline data query\) must be one SELECT, not (DELETE|UPDATE|DROP)"):
+        select_only(RunContext(pipeline, window), step.labels, window, "duckdb")
+    select_only(RunContext(pipeline, window), step.labels.model_copy(update={"data": step.labels.data.model_copy(
+        update={"query": "SELECT order_id, is_lost FROM ml.order_features WHERE ordered_at >= :from_date"})}),
+        window, "duckdb")  # a SELECT passes
+
+
+def test_a_labels_query_with_a_second_statement_is_a_line_at_validate():
+    got = _problems(_monitored(data={"query": "SELECT order_id, is_lost FROM ml.order_features; DROP TABLE x"}),
+                    check_sql=True)
+    assert "2 statements" in got["$.steps[5].labels.data.query"]
+
+
+def test_a_labels_sql_file_that_is_missing_or_outside_the_sql_folder_is_named(tmp_path):
+    got = _problems(_monitored(data={"sql": "labels/missing.sql"}), sql_dir=tmp_path)
+    assert "does not exist" in got["$.steps[5].labels.data.sql"]
+    got = _problems(_monitored(data={"sql": "../../etc/passwd.sql"}))
+    assert "is not a .sql file path" in got["$.steps[5].labels.data.sql"]

@@ -7,12 +7,11 @@ reach both channels, with the error summary but without the connection's passwor
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pyarrow as pa
 import pytest
+from support.alert_sinks import HttpSink
 
 from dagspec.alerts import AlertEvent, scrub, send_alerts, summarize_error
 from dagspec.connections import parse_connection
@@ -21,40 +20,6 @@ from dagspec.spec.model import Alerts, Pipeline
 from dagspec.store import Store
 
 SECRET = "Sup3r-Secret-pw"
-
-
-class HttpSink:
-    """A webhook receiver: records each POST's path and JSON body; answers `status`."""
-
-    def __init__(self, status: int = 200):
-        self.posts: list[tuple[str, dict]] = []
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                sink.posts.append((self.path, json.loads(body)))
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture()
-def hook():
-    sink = HttpSink()
-    yield sink
-    sink.stop()
 
 
 def event(**over) -> AlertEvent:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,29 +18,9 @@ REPORT_FILES = {"report.html", "metric_history.png", "roc.png", "feature_importa
 
 
 @pytest.fixture()
-def server(mlflow_server, home, monkeypatch):
-    """`dagspec_mlflow` -> the session's server, as an Airflow http connection URI; the server starts each test
-    without the example model (the experiment is renamed away: MLflow keeps a deleted experiment's name)."""
-    from mlflow import MlflowClient
-
-    monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_MLFLOW", mlflow_server["url"])
-    client = MlflowClient(tracking_uri=mlflow_server["url"], registry_uri=mlflow_server["url"])
-    _forget(client)
-    yield {**mlflow_server, "client": client}
-    _forget(client)
-
-
-def _forget(client) -> None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.delete_registered_model(MODEL)
-    except MlflowException:
-        pass
-    found = client.get_experiment_by_name(f"dagspec/{MODEL}")
-    if found is not None:
-        client.rename_experiment(found.experiment_id, f"dagspec/{MODEL}-{uuid.uuid4().hex[:8]}")
-        client.delete_experiment(found.experiment_id)
+def server(registry_server):
+    """The session's MLflow server, without the example model (support/ml_fixtures.py)."""
+    return registry_server
 
 
 def _shift(home: Path) -> None:

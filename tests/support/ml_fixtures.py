@@ -4,6 +4,7 @@ per test), and one real MLflow tracking server for the session."""
 from __future__ import annotations
 
 import shutil
+import uuid
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from conftest import need
 
 from support import mlflow_server as server
-from support.ml_runs import features_for
+from support.ml_runs import MODEL, features_for
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +49,29 @@ def mlflow_server(tmp_path_factory):
         except RuntimeError as exc:  # did not start: same rule
             need(False, f"MLflow tracking server did not start: {exc}")
         yield info
+
+
+@pytest.fixture()
+def registry_server(mlflow_server, home, monkeypatch):
+    """`dagspec_mlflow` -> the session's server, as an Airflow http connection URI; the server starts each test
+    without the example model (the experiment is renamed away: MLflow keeps a deleted experiment's name)."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_MLFLOW", mlflow_server["url"])
+    client = MlflowClient(tracking_uri=mlflow_server["url"], registry_uri=mlflow_server["url"])
+    _forget(client)
+    yield {**mlflow_server, "client": client}
+    _forget(client)
+
+
+def _forget(client) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.delete_registered_model(MODEL)
+    except MlflowException:
+        pass
+    found = client.get_experiment_by_name(f"dagspec/{MODEL}")
+    if found is not None:
+        client.rename_experiment(found.experiment_id, f"dagspec/{MODEL}-{uuid.uuid4().hex[:8]}")
+        client.delete_experiment(found.experiment_id)

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from email import message_from_bytes
 from email.policy import default as default_policy
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from support.service_cli import free_port
 
 
 class SmtpSink:

@@ -47,7 +47,9 @@ def alert_callbacks(pipeline: Pipeline, definition: str) -> dict[str, AlertCallb
     """Operator kwargs for the events the definition wants alerts on (none without `alerts`)."""
     if not pipeline.alerts or not (pipeline.alerts.email or pipeline.alerts.webhook_conn_id):
         return {}
-    return {f"on_{kind}_callback": AlertCallback(definition, kind) for kind in pipeline.alerts.on}
+    # A monitor breach is not a task event: the monitor stage sends that alert itself, with its numbers.
+    return {f"on_{kind}_callback": AlertCallback(definition, kind) for kind in pipeline.alerts.on
+            if kind in ("failure", "retry")}
 
 
 def event_from_context(kind: str, pipeline: Pipeline, context: Any, resolver: Resolver) -> AlertEvent:

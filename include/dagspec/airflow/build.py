@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from airflow.sdk import DAG
 
 KIND_ICONS = {"extract": "⬇ extract", "validate": "✔ validate", "transform": "⚙ transform", "publish": "⬆ publish",
-              "train": "◆ train", "evaluate": "⚖ evaluate", "promote": "★ promote", "score": "◎ score", "drift": "∿ drift"}
+              "train": "◆ train", "evaluate": "⚖ evaluate", "promote": "★ promote", "score": "◎ score", "drift": "∿ drift",
+              "monitor": "◉ monitor"}
 
 
 class DagspecStepOperator(BaseOperator):

@@ -40,7 +40,8 @@ def retrain_condition(plan: Plan) -> Any:
 
 
 class RetrainSignalOperator(BaseOperator):
-    """Emits the model's retrain Asset event when the drift step upstream found drift; skipped otherwise."""
+    """Emits the model's retrain Asset event when the drift (or monitor) step upstream found drift (or a breach);
+    skipped otherwise."""
 
     ui_color = "#fdecea"
 
@@ -53,8 +54,9 @@ class RetrainSignalOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         result = context["ti"].xcom_pull(task_ids=self.drift_task) or {}
-        if not result.get("drifted"):
-            raise AirflowSkipException(f"no drift in {self.model!r}: nothing to retrain")
+        # A drift step says "drifted"; a monitor step "retrain_requested" (a breach with on_breach retrain).
+        if not (result.get("drifted") or result.get("retrain_requested")):
+            raise AirflowSkipException(f"no drift or breach in {self.model!r}: nothing to retrain")
         extra = {"model": self.model, "dag_id": context["dag"].dag_id, "reasons": result.get("reasons", []),
                  "window_start": result["window"][0], "window_end": result["window"][1],
                  "champion_version": result.get("champion_version"), "record": result.get("record")}
@@ -65,7 +67,7 @@ class RetrainSignalOperator(BaseOperator):
 
 
 def attach_ml(dag: Any, plan: Plan, tasks: dict[str, Any]) -> None:
-    """Add a retrain signal after each drift step that asks for one."""
+    """Add a retrain signal after each drift or monitor step that asks for one."""
     for planned in plan.retrain_signals:
         step_id, model = planned.id, planned.step.model
         task_id = f"{step_id}_retrain" if f"{step_id}_retrain" not in tasks else f"{step_id}__retrain"

@@ -38,11 +38,13 @@ def report_file(root: Path, rel: str) -> Path | None:
 
 def latest_reports(root: Path, pipeline: Pipeline) -> list[dict[str, Any]]:
     """The newest report of each validate step (by batch_date), its verdict (no failed 'fail' check) and its
-    address relative to the Definitions page (/dagspec/)."""
-    from dagspec.spec.model import ValidateStep
+    address relative to the Definitions page (/dagspec/); for a monitor step, its newest record and plot."""
+    from dagspec.spec.model import MonitorStep, ValidateStep
 
     out = []
     for step in pipeline.steps:
+        if isinstance(step, MonitorStep):
+            out.extend(latest_monitor(root, pipeline.dag_id, step.id))
         if not isinstance(step, ValidateStep):
             continue
         found = sorted((root / pipeline.dag_id / step.id).glob("batch_date=*.json"))
@@ -61,6 +63,20 @@ def latest_reports(root: Path, pipeline: Pipeline) -> list[dict[str, Any]]:
         out.append({"step": step.id, "batch_date": found[-1].stem.removeprefix("batch_date="), "passed": passed,
                     "href": f"reports/{rel}"})
     return out
+
+
+def latest_monitor(root: Path, dag_id: str, step_id: str) -> list[dict[str, Any]]:
+    """A monitor step's newest record (no breach: passed), linking its plot of the records over time."""
+    folder = root / dag_id / step_id
+    found = sorted((folder / "records").glob("*.json"))
+    if not found or not (folder / "monitor.png").is_file():
+        return []
+    try:
+        passed = not json.loads(found[-1].read_text()).get("reasons")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [{"step": step_id, "batch_date": found[-1].stem, "passed": passed,
+             "href": f"reports/{(folder / 'monitor.png').relative_to(root).as_posix()}"}]
 
 
 def add_report_routes(app: FastAPI, user: Callable[..., Any], root: Callable[[], Path]) -> None:

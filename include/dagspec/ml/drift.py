@@ -27,11 +27,27 @@ def profile(df: pd.DataFrame, features: list[Feature], seed: int) -> dict[str, A
             edges = np.unique(np.quantile(x, np.linspace(0, 1, BINS + 1)[1:-1])) if len(x) else np.array([])
             sample = rng.choice(x, size=min(SAMPLE, len(x)), replace=False) if len(x) else x
             out[f.column] = {"type": "numeric", "edges": edges.tolist(), "shares": _numeric_shares(x, edges).tolist(),
-                             "missing": float(values.isna().mean()), "sample": np.sort(sample).tolist()}
+                             "missing": float(values.isna().mean()), "sample": np.sort(sample).tolist(),
+                             "min": float(x.min()) if len(x) else None, "max": float(x.max()) if len(x) else None}
         else:
             shares = values.fillna("__missing__").astype(str).value_counts(normalize=True)
             out[f.column] = {"type": "categorical", "shares": {str(k): float(v) for k, v in shares.items()}}
     return out
+
+
+def prediction_profile(values: np.ndarray) -> dict[str, Any]:
+    """What prediction drift is measured against: quantile bins and shares of a version's holdout predictions."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, BINS + 1)[1:-1])) if len(x) else np.array([])
+    return {"edges": edges.tolist(), "shares": _numeric_shares(x, edges).tolist(), "rows": int(len(x)),
+            "min": float(x.min()) if len(x) else None, "max": float(x.max()) if len(x) else None}
+
+
+def bin_counts(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of `x` (no NaN) in the bins `edges` cut, the way the reference shares were taken: summed over
+    chunks, they give a batch's shares without holding the batch."""
+    return np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
 
 
 def _numeric_shares(x: np.ndarray, edges: np.ndarray) -> np.ndarray:

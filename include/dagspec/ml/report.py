@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 
-def _plt() -> ModuleType:
+def pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")  # files only: workers have no display
@@ -28,7 +28,7 @@ def history_png(path: Path, history: list[dict[str, Any]], metrics: list[str]) -
     points = [h for h in history if any(m in h["metrics"] for m in metrics)]
     if not points:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     for m in metrics:
         xs = [int(h["version"]) for h in points if m in h["metrics"]]
@@ -53,7 +53,7 @@ def roc_png(path: Path, y: np.ndarray, proba: np.ndarray, champion_proba: np.nda
 
     if len(np.unique(y)) < 2:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     fpr, tpr, _ = roc_curve(y, proba)
     ax.plot(fpr, tpr, label=label)
@@ -72,7 +72,7 @@ def roc_png(path: Path, y: np.ndarray, proba: np.ndarray, champion_proba: np.nda
 
 
 def residual_png(path: Path, y: np.ndarray, predicted: np.ndarray) -> Path:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
     take = np.random.default_rng(0).permutation(len(y))[:5000]  # enough points to see the shape
     ax.scatter(predicted[take], (y - predicted)[take], s=4, alpha=0.4)
@@ -89,7 +89,7 @@ def residual_png(path: Path, y: np.ndarray, predicted: np.ndarray) -> Path:
 def importance_png(path: Path, importances: list[tuple[str, float]]) -> Path | None:
     if not importances:
         return None
-    plt = _plt()
+    plt = pyplot()
     top = importances[:20][::-1]
     fig, ax = plt.subplots(figsize=(5, 0.35 * len(top) + 1), dpi=100)
     ax.barh([n for n, _ in top], [v for _, v in top])

@@ -110,7 +110,7 @@ class StepView:
     after: list[tuple[int, str]] | None  # (position in 'after', step id); None: default (the previous step)
     refs: list[tuple[tuple[str | int, ...], str]] = field(default_factory=list)  # (loc under the step, step id)
     sql: str | None = None  # a SQL file the step names
-    sql_at: tuple[str, ...] = ("sql",)  # where, under the step (a model step's training data: data.sql)
+    sql_at: tuple[str, ...] = ("sql",)  # where, under the step (a model step's data: data.sql, labels.data.sql)
 
 
 @lru_cache(maxsize=64)
@@ -125,6 +125,9 @@ def view_of_model(index: int, step: Any) -> StepView:
     data = step.data if "data" in fields else None
     if sql is None and isinstance(getattr(data, "sql", None), str):
         sql, sql_at = data.sql, ("data", "sql")
+    labels = getattr(step.labels, "data", None) if "labels" in fields else None  # a monitor step's labels SQL
+    if sql is None and isinstance(getattr(labels, "sql", None), str):
+        sql, sql_at = labels.sql, ("labels", "data", "sql")
     return StepView(
         index=index,
         id=step.id,

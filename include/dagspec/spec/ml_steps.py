@@ -347,4 +347,4 @@ class DriftStep(ModelStepBase):
 
 
 ML_STEPS = (TrainStep, EvaluateStep, PromoteStep, ScoreStep, DriftStep)
-ML_KINDS = ("train", "evaluate", "promote", "score", "drift")  # the one list; the plan exports it with the rest
+ML_KINDS = ("train", "evaluate", "promote", "score", "drift", "monitor")  # the one list; the plan exports it with the rest

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from dagspec.spec.base import ConnRef, StepBase, Strict
 from dagspec.spec.batch_steps import ExtractStep, TransformStep, ValidateStep
 from dagspec.spec.ml_steps import DriftStep, EvaluateStep, PromoteStep, ScoreStep, TrainStep
+from dagspec.spec.monitor_step import MonitorStep
 from dagspec.spec.publish_steps import PublishStep
 from dagspec.spec.schedule import check_schedule, check_timezone
 
@@ -22,7 +23,8 @@ _checked_schedule = lru_cache(maxsize=256)(check_schedule)
 ASSET_URI = r"^[a-z][a-z0-9+.-]*://[^\s]+$"
 
 Step = Annotated[
-    ExtractStep | ValidateStep | TransformStep | PublishStep | TrainStep | EvaluateStep | PromoteStep | ScoreStep | DriftStep,
+    ExtractStep | ValidateStep | TransformStep | PublishStep | TrainStep | EvaluateStep | PromoteStep | ScoreStep | DriftStep
+    | MonitorStep,
     Field(discriminator="kind"),
 ]
 
@@ -44,9 +46,10 @@ class Alerts(Strict):
         description="Airflow Connection holding a Slack-compatible incoming webhook URL (host or password).",
         examples=["slack_alerts"],
     )
-    on: list[Literal["failure", "retry"]] = Field(
-        default_factory=lambda: ["failure", "retry"], description="Which task events send an alert.",
-        examples=[["failure"]], json_schema_extra={"default": ["failure", "retry"]},
+    on: list[Literal["failure", "retry", "monitor"]] = Field(
+        default_factory=lambda: ["failure", "retry", "monitor"],
+        description="Which events send an alert: a task's failure or retry, a monitor step's breach (with its numbers).",
+        examples=[["failure"]], json_schema_extra={"default": ["failure", "retry", "monitor"]},
     )
 
 
@@ -171,5 +174,5 @@ REFERENCE_RULES = {
     "publish": KIND_OUTPUTS | {"score"},  # predictions go out through the same targets as any table
     "transform": KIND_OUTPUTS,
     "train": KIND_OUTPUTS, "score": KIND_OUTPUTS, "drift": KIND_OUTPUTS,
-    "evaluate": {"train"}, "promote": {"evaluate"},
+    "evaluate": {"train"}, "promote": {"evaluate"}, "monitor": {"score"},
 }

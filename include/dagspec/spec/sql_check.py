@@ -16,6 +16,7 @@ from dagspec.spec.model import (
     BigQuerySource,
     DriftStep,
     ExtractStep,
+    MonitorStep,
     Pipeline,
     PublishStep,
     ScoreStep,
@@ -61,10 +62,13 @@ def _sql_texts(pipeline: Pipeline, sql_dir: Path) -> Iterator[tuple[tuple, str, 
                 where = "query" if step.query is not None else "sql"
                 yield ("steps", i, where), text, (step.dialect,) if step.dialect else ANY_DIALECT
         data = step.data if isinstance(step, (TrainStep, ScoreStep, DriftStep)) else None
+        at: tuple = ("steps", i, "data")
+        if isinstance(step, MonitorStep) and step.labels is not None:
+            data, at = step.labels.data, ("steps", i, "labels", "data")
         if data is not None and (data.sql is not None or data.query is not None):
             text = data.query if data.query is not None else _read(sql_dir, data.sql)
             if text is not None:
-                yield ("steps", i, "data", "query" if data.query is not None else "sql"), text, ANY_DIALECT
+                yield (*at, "query" if data.query is not None else "sql"), text, ANY_DIALECT
 
 
 def _read(sql_dir: Path, relative: str) -> str | None:

@@ -1,4 +1,4 @@
-"""The model stages: train, evaluate, promote, score, drift. The leaves are imported on demand, so a task
+"""The model stages: train, evaluate, promote, score, drift, monitor. The leaves are imported on demand, so a task
 pays only for its own stage's dependencies; they import nothing from this module."""
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ def stage(kind: str) -> Callable[..., Any]:
         from dagspec.stages.ml.score import run_score as fn
     elif kind == "drift":
         from dagspec.stages.ml.drift import run_drift as fn
+    elif kind == "monitor":
+        from dagspec.stages.ml.monitor import run_monitor as fn
     else:
         raise ValueError(f"no model stage for step kind {kind!r}")
     return fn

@@ -65,6 +65,10 @@ def run_train(ctx: RunContext, step: TrainStep) -> dict[str, Any]:
             (folder / "reference").mkdir()
             reference = drift.profile(df[~holdout], step.features, step.seed)
             (folder / "reference" / "reference.json").write_text(json.dumps(reference))
+            # The monitor step's prediction-drift reference: this version's holdout predictions, binned.
+            predicted = (metrics.positive_proba(model, X[holdout]) if step.task == "classification"
+                         else model.predict(X[holdout]))
+            (folder / "reference" / "predictions.json").write_text(json.dumps(drift.prediction_profile(predicted)))
             reg.log_model_dir(run_id, folder / MODEL_DIR)
             for sub in ("data", "reference"):
                 reg.log_files(run_id, folder / sub, sub)

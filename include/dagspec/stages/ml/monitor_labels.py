@@ -1,0 +1,88 @@
+"""Realised performance: the predictions of batch D - delay joined with the labels that arrived since, measured
+with the holdout metrics, for the version that made those predictions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dagspec.errors import StepFailed
+from dagspec.ml import data as ml_data
+from dagspec.ml import features, metrics
+from dagspec.spec.ml_steps import ScoreStep
+from dagspec.spec.monitor_step import MonitorLabels
+from dagspec.sql import read_sql_file, render_window
+from dagspec.stages.context import RunContext
+from dagspec.stages.ml.monitor_inputs import scored
+from dagspec.windows import Batch, Window
+
+if TYPE_CHECKING:
+    from dagspec.warehouse.contract import Session
+
+
+def select_only(ctx: RunContext, labels: MonitorLabels, window: Window, dialect: str) -> None:
+    """Labels are read, never written: refuse SQL that is not one SELECT before it reaches the warehouse."""
+    import sqlglot
+    from sqlglot import exp
+
+    data = labels.data
+    if data.sql is None and data.query is None:
+        return
+    raw = data.query if data.query is not None else read_sql_file(ctx.sql_root, data.sql)
+    text = render_window(raw, window.start, window.end, ctx.pipeline.params)
+    try:
+        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+    except Exception as exc:  # sqlglot raises ParseError, TokenError and, on odd input, others
+        raise StepFailed(f"labels ({data.sql_label}): the SQL does not parse: {str(exc).splitlines()[0][:200]}") from None
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        kind = type(statements[0]).__name__.upper() if len(statements) == 1 else f"{len(statements)} statements"
+        raise StepFailed(f"labels ({data.sql_label}) must be one SELECT, not {kind}: "
+                         "labels.data.query reads the labels, it never changes data")
+
+
+def realised(ctx: RunContext, session: Session, labels: MonitorLabels, score: ScoreStep, batch: Batch,
+             task: str, chunk_rows: int) -> dict[str, Any]:
+    """The realised metrics of the labelled batch (`delay_days` before `batch`), or why there are none."""
+    shift = timedelta(days=labels.delay_days)
+    day = batch.batch_date - shift
+    window = Window(batch.from_at - shift, batch.to_at - shift)
+    out: dict[str, Any] = {"batch_date": day.isoformat(), "delay_days": labels.delay_days, "rows": 0,
+                           "model_version": None, "metrics": {}}
+    missing = [k for k in labels.keys if k not in score.keys]
+    if missing:
+        raise StepFailed(f"labels.keys {', '.join(missing)} are not keys of score step {score.id!r} "
+                         f"({', '.join(score.keys)}): predictions carry only those")
+    predicted = "probability" if task == "classification" else "prediction"
+    reader = scored(ctx, session, score, day, [*labels.keys, predicted, "model_version"], chunk_rows)
+    if reader is None:
+        out["note"] = f"batch {day} was not scored"
+        return out
+    predictions = reader.read_all()  # one labelled batch, a handful of columns
+    select_only(ctx, labels, window, session.dialect)
+    truth = ml_data.read_all(ctx, session, labels.data, window, [*labels.keys, labels.label])
+    truth = truth.cast(pa.schema([predictions.schema.field(k) for k in labels.keys] + [truth.schema.field(labels.label)]))
+    joined = predictions.join(truth, labels.keys, join_type="inner")
+    versions = sorted({v for v in joined.column("model_version").to_pylist() if v is not None})
+    out.update(rows=joined.num_rows, versions=[str(v) for v in versions])
+    if not joined.num_rows:
+        out["note"] = "no labels joined the predictions yet"
+        return out
+    version = versions[-1]  # a batch is scored by one version; a re-score with another replaces it whole
+    rows = joined.filter(pc.equal(joined.column("model_version"), version))
+    df = rows.select([labels.label, predicted]).to_pandas()
+    df = df[df[labels.label].notna()]
+    try:
+        y = features.target_values(df, labels.label, task)
+    except features.DataProblem as exc:
+        raise StepFailed(f"labels: {exc}") from None
+    values = np.asarray(df[predicted], dtype=float)
+    scores = metrics.classification(y, values) if task == "classification" else metrics.regression(y, values)
+    out.update(rows=len(y), model_version=str(version), metrics=scores)
+    return out
+
+
+__all__ = ["realised", "select_only"]
