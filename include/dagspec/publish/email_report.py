@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from dagspec.connections import ConnectionInfo
+from dagspec.publish import read_at_most
 from dagspec.smtp import send_email, sender_of
 
 if TYPE_CHECKING:
@@ -32,7 +33,10 @@ class ReportTooLarge(ValueError):
 def send_report(info: ConnectionInfo, target: EmailTarget, subject: str, title: str, reader: pa.RecordBatchReader
                 ) -> int:
     """Send the rows `reader` yields; returns how many were sent."""
-    table = _bounded(reader, target.max_rows)
+    table = read_at_most(reader, target.max_rows)
+    if table.num_rows > target.max_rows:
+        raise ReportTooLarge(f"the batch has more than {target.max_rows:,} rows, this e-mail target's max_rows; "
+                             "raise max_rows or send an aggregate")
     msg = EmailMessage()
     msg["Subject"] = subject.replace("\r", " ").replace("\n", " ")  # a rendered subject must not add headers
     msg["From"] = sender_of(info)
@@ -52,17 +56,6 @@ def send_report(info: ConnectionInfo, target: EmailTarget, subject: str, title: 
                              f"({target.max_bytes:,}); raise max_bytes, attach xlsx (smaller), or send an aggregate")
     send_email(info, msg)
     return table.num_rows
-
-
-def _bounded(reader: pa.RecordBatchReader, max_rows: int) -> pa.Table:
-    batches, total = [], 0
-    for batch in reader:  # stop reading past the limit: never the whole of a big batch in memory
-        batches.append(batch)
-        total += batch.num_rows
-        if total > max_rows:
-            raise ReportTooLarge(f"the batch has more than {max_rows:,} rows, this e-mail target's max_rows; "
-                                 "raise max_rows or send an aggregate")
-    return pa.Table.from_batches(batches, schema=reader.schema)
 
 
 def _html(title: str, table: pa.Table) -> str:

@@ -112,7 +112,7 @@ def convert(cell: Any, kind: pa.DataType) -> Any:
             raise BadCell(f"does not fit decimal({kind.precision},{kind.scale})")
         return number.quantize(Decimal(1).scaleb(-kind.scale))
     if pa.types.is_date(kind):
-        return _moment(cell).date() if not _is_iso_date(cell) else dt.date.fromisoformat(str(cell).strip())
+        return _moment(cell).date()
     if pa.types.is_timestamp(kind):
         moment = _moment(cell)
         return moment.replace(tzinfo=dt.UTC) if kind.tz else moment
@@ -135,11 +135,6 @@ def _number(cell: Any, what: str) -> Decimal:
         return Decimal(repr(cell) if isinstance(cell, float) else str(cell).strip())
     except InvalidOperation:
         raise BadCell(f"is not {what}") from None
-
-
-def _is_iso_date(cell: Any) -> bool:
-    text = str(cell).strip()
-    return isinstance(cell, str) and len(text) == 10 and text[4] == "-" and text[7] == "-"
 
 
 def _moment(cell: Any) -> dt.datetime:

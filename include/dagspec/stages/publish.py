@@ -152,16 +152,9 @@ def _sheet(ctx: RunContext, step: PublishStep, batch: Batch, reader: pa.RecordBa
 
     target = step.sheet
     info = ctx.resolver(target.conn_id)
-    # Stop reading past max_rows: a sheet target is for small results, never a whole table in memory.
-    batches, total = [], 0
-    for b in reader:
-        batches.append(b)
-        total += b.num_rows
-        if total > target.max_rows:
-            break
-    import pyarrow as pa
+    from dagspec.publish import read_at_most
 
-    table = pa.Table.from_batches(batches, schema=reader.schema)
+    table = read_at_most(reader, target.max_rows)  # publish_sheet refuses a table past max_rows
     if target.mode == "table" and table.num_rows <= target.max_rows:
         table = _in_stable_order(table)
     count = publish_sheet(info, target.spreadsheet_id, target.worksheet, table, target.max_rows,
