@@ -89,4 +89,5 @@ def run_train(ctx: RunContext, step: TrainStep) -> dict[str, Any]:
     ctx.log.info("train %s: registered %s version %s (run %s)", step.id, step.model, version, run_id)
     ctx.log.info("training report: %s", ctx.report_link(html))
     return json_safe({"model": step.model, "version": version, "run_id": run_id, "rows_train": int((~holdout).sum()),
-                      "rows_holdout": int(holdout.sum()), "metrics": scores, "report": str(html)})
+                      "rows_holdout": int(holdout.sum()), "metrics": scores, "report": str(html),
+                      "report_url": ctx.report_link(html)})
