@@ -150,7 +150,6 @@ def save_model_dir(model: Any, folder: Path, example: pd.DataFrame, numeric: set
     import sklearn
     import skops
     import skops.io as sio
-
     from sklearn.base import is_classifier
 
     text_labels = is_classifier(model) and model.classes_.dtype == object

@@ -6,14 +6,20 @@ tell. Either way the message names the promote step's key and the metrics that d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 from pydantic_core import PydanticCustomError
 
+from dagspec.spec.base import StepBase
 from dagspec.spec.ml_steps import MULTICLASS_METRICS, EvaluateStep, PromoteStep, TrainStep
 
-if TYPE_CHECKING:
-    from dagspec.spec.pipeline import Pipeline
+
+class Pipeline(Protocol):
+    """What is read of a pipeline here (spec/pipeline.py's model; a Protocol so that it can call this module)."""
+
+    @property
+    def steps(self) -> Sequence[StepBase]: ...
 
 # Metrics of one positive class (at a threshold, or ranking it): undefined for three or more classes.
 BINARY_ONLY = ("roc_auc", "pr_auc", "f1", "precision", "recall", "npv", "specificity")
