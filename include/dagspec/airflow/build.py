@@ -172,7 +172,7 @@ def validation_report_url(definition: str, step_id: str, context: dict[str, Any]
         return ""
     from dagspec.stages.validate_report import report_stem
 
-    first = Window(utc(start), utc(end)).batches(pipeline.batch_days, pipeline.timezone)[0]
+    first = pipeline.batches_of(Window(utc(start), utc(end)))[0]
     return f"{reports_url()}/{report_stem(pipeline.dag_id, step_id, first.batch_date)}.html"
 
 

@@ -289,8 +289,6 @@ _VALUE_ERROR_FIXES = {  # message start -> fix, for the model's own rules
 
 def _fix_for_value_error(field: str, message: str) -> str:
     if field == "schedule":
-        if "runs more than once a day" in message:
-            return "use \"@daily\" or a cron that fires at most once a day, e.g. \"0 3 * * *\""
         return "use a preset like \"@daily\" or five cron fields like \"0 3 * * *\""
     for start, fix in _VALUE_ERROR_FIXES.items():
         if message.startswith(start):

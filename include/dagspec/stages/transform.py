@@ -48,19 +48,19 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
             params = {n: _naive(batch.params()[n]) for n in names}
             try:
                 if step.materialization == "table":
-                    count = session.replace_table(target.schema_, target.table, batch.batch_date, sql, params)
+                    count = session.replace_table(target.schema_, target.table, batch.key, sql, params)
                 elif step.unique_key:
-                    count = session.merge_batch(target.schema_, target.table, batch.batch_date, sql, params,
+                    count = session.merge_batch(target.schema_, target.table, batch.key, sql, params,
                                                 step.unique_key)
                 else:
-                    count = session.replace_batch(target.schema_, target.table, batch.batch_date, sql, params)
+                    count = session.replace_batch(target.schema_, target.table, batch.key, sql, params)
             except StepFailed:
                 raise
             except Exception as exc:
                 raise StepFailed(f"transform {step.id} ({step.sql_label}) failed in the warehouse, {target.qualified} is "
                                  f"unchanged: {type(exc).__name__}: {_engine_message(exc)}") from exc
-            rows[batch.batch_date.isoformat()] = count
-            ctx.log.info("transform %s: batch_date=%s rows=%d -> %s (%s)", step.id, batch.batch_date, count,
+            rows[batch.key.label] = count
+            ctx.log.info("transform %s: batch_date=%s rows=%d -> %s (%s)", step.id, batch.key, count,
                          target.qualified, "merge" if step.unique_key else step.materialization)
     return rows
 
