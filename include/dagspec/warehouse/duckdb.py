@@ -17,7 +17,7 @@ import pyarrow as pa
 from dagspec.sql import qualified, quote
 from dagspec.utc import duckdb_utc
 from dagspec.warehouse import materialize
-from dagspec.warehouse.base import SchemaDrift, columns_diff, prune_sql
+from dagspec.warehouse.base import SchemaDrift, columns_diff, history_filter, prune_sql
 from dagspec.warehouse.contract import ArrowSource
 
 if TYPE_CHECKING:
@@ -135,6 +135,11 @@ class DuckDBSession:
             f"SELECT * EXCLUDE (batch_date) FROM {qualified(schema, table, self.dialect)} "
             f"WHERE batch_date = DATE '{batch_date.isoformat()}'"  # a date object's isoformat, not user text
         )
+        return quote(name, self.dialect)
+
+    def expose_history(self, name: str, schema: str, table: str, first: date | None, last: date) -> str:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name, self.dialect)} AS SELECT * FROM "
+                         f"{qualified(schema, table, self.dialect)} WHERE {history_filter(first, last)}")
         return quote(name, self.dialect)
 
     def columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 from dagspec.connections import ConnectionInfo
 from dagspec.sql import qualified, quote
 from dagspec.utc import LIBPQ_OPTIONS
-from dagspec.warehouse.base import SchemaDrift, columns_diff, prune_sql
+from dagspec.warehouse.base import SchemaDrift, columns_diff, history_filter, prune_sql
 from dagspec.warehouse.contract import ArrowSource, record_batches
 
 if TYPE_CHECKING:
@@ -111,6 +111,11 @@ class PostgresSession:
             + ", ".join(quote(c, DIALECT) for c in cols)
             + f" FROM {qualified(schema, table, DIALECT)} WHERE batch_date = DATE '{batch_date.isoformat()}'"
         )
+        return quote(name, DIALECT)
+
+    def expose_history(self, name: str, schema: str, table: str, first: date | None, last: date) -> str:
+        self.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name, DIALECT)} AS SELECT * FROM "
+                     f"{qualified(schema, table, DIALECT)} WHERE {history_filter(first, last)}")
         return quote(name, DIALECT)
 
     def relation(self, schema: str, table: str) -> str:
