@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import date, timedelta
 
@@ -101,3 +102,42 @@ def test_another_definitions_table_that_does_not_exist_yet_fails_with_the_fix(tp
     with pytest.raises(StepFailed, match=r"history 'sales.orders': warehouse table sales.orders does not exist yet.*"
                                          r"run the definition that publishes it first"):
         run_day(path, LINES_DAY)
+
+
+def test_dagspec_test_gives_rows_for_a_history_input_cut_to_its_days(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dagspec.cli import app
+
+    folder = tmp_path / "definitions"
+    (folder / "tests").mkdir(parents=True)
+    write_definition(folder, "t_history_unit", steps(), start_date="2024-12-01")
+    orders = {"columns": {"batch_date": "date"}, "rows": [
+        {"o_orderkey": 1, "o_custkey": 11, "batch_date": str(ORDERS_DAY)},
+        {"o_orderkey": 4, "o_custkey": 14, "batch_date": str(OLD_DAY)},  # before the 121 days: cut
+        {"o_orderkey": 6, "o_custkey": 16, "batch_date": str(LINES_DAY + timedelta(days=1))}]}  # after: cut
+    lines = {"rows": [{"l_orderkey": k, "l_linenumber": 1, "l_quantity": 2} for k in (1, 4, 6)]}
+    expect = [{"l_orderkey": 1, "l_linenumber": 1, "l_quantity": 2, "o_custkey": 11, "ordered_on": str(ORDERS_DAY)}]
+    (folder / "tests" / "t_history_unit.json").write_text(json.dumps({"tests": [{
+        "name": "lines join the orders of the last 121 days", "step": "lines_with_orders",
+        "batch_date": str(LINES_DAY), "given": {"extract_lines": lines, "publish_orders": orders},
+        "expect": {"rows": expect, "columns": {"ordered_on": "date"}}}]}))
+    monkeypatch.setenv("DAGSPEC_DEFINITIONS", str(folder))
+    result = CliRunner().invoke(app, ["test", "t_history_unit"])
+    assert result.exit_code == 0, result.output
+    assert "1 passed, 0 failed" in result.output
+
+
+def test_a_history_name_the_step_does_not_list_is_refused_at_validate(tmp_path):
+    from dagspec.spec.errors import DefinitionError
+    from dagspec.spec.load import parse_definition
+
+    query = "SELECT * FROM {{ history(\"x'); DROP TABLE mart.orders; --\") }} AS h"
+    raw = json.dumps({"dag_id": "t_history_sql", "start_date": "2025-01-01",
+                      "steps": steps({"step": "publish_orders"}, query)}).encode()
+    with pytest.raises(DefinitionError) as caught:
+        parse_definition(raw, "t_history_sql.json", check_sql=True)
+    (problem,) = caught.value.problems
+    assert problem.path == "$.steps[2].query"
+    assert "names no entry of the step's 'history' (it has: 'publish_orders')" in problem.message
+    assert "to 'history'" in problem.fix
