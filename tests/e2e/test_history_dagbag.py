@@ -18,7 +18,7 @@ def test_history_orders_tasks_and_names_the_published_table_as_inlet(airflow_db,
     (definitions / "customer_orders.json").write_text(json.dumps({
         "dag_id": "customer_orders", "start_date": "2025-01-01", "steps": [
             {"id": "extract_customers", "kind": "extract",
-             "source": {"table": "customers", "incremental_column": "created_at"},
+             "source": {"table": "customers", "incremental_column": "signup_date"},
              "target": {"schema": "raw", "table": "customers_h"}},
             {"id": "orders_per_customer", "kind": "transform", "inputs": ["extract_customers"],
              "history": [{"table": {"schema": "analytics", "table": "orders"}, "days": 121}],

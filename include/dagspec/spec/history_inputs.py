@@ -10,6 +10,7 @@ task's Asset inlets name it. Each batch reads the table's batch_dates up to and 
 from __future__ import annotations
 
 from pydantic import Field, StrictBool, model_validator
+from pydantic_core import PydanticCustomError
 
 from dagspec.spec.base import StepId, Strict, TableRef
 
@@ -35,8 +36,12 @@ class HistoryInput(Strict):
     @model_validator(mode="after")
     def _one_source(self) -> HistoryInput:
         if (self.step is None) == (self.table is None):
-            raise ValueError("give exactly one of 'step' (a step of this definition) or 'table' (a table another "
-                             "definition publishes)")
+            message = ("give exactly one of 'step' (a step of this definition) or 'table' (a table another "
+                       "definition publishes)")
+            fix = "write {\"step\": \"publish_orders\"} or {\"table\": {\"schema\": ..., \"table\": ...}}"
+            # The error type spec/load.py lists with its own fix (a ValueError would carry none).
+            raise PydanticCustomError("dagspec_problems", "{summary}",
+                                      {"summary": message, "problems": [((), message, fix)]})
         return self
 
     @property
