@@ -58,12 +58,15 @@ JOINED = "SELECT l_orderkey, l_linenumber, l_quantity, o_custkey, ordered_on FRO
          "WHERE batch_date = DATE '2025-04-20' ORDER BY 1, 2"
 
 
-def test_a_days_lines_join_orders_published_on_earlier_runs_exactly_and_rerun_identically(tpch, tmp_path, rows_of):
+def test_a_days_lines_join_orders_published_on_earlier_runs_exactly_and_rerun_identically(tpch, tmp_path, rows_of,
+                                                                                         caplog):
     path = write_definition(tmp_path, "t_history", steps(), start_date="2024-12-01")
     order = plan_of(load_definition(path)).order
     assert order.index("publish_orders") < order.index("lines_with_orders")
     for day in (OLD_DAY, ORDERS_DAY, LINES_DAY):
         run_day(path, day)
+    # The first run's history starts at its own day, not 121 days (or start_date) before: said, not silent.
+    assert "history publish_orders holds batches only from 2024-12-11, not from 2024-12-01" in caplog.text
     assert rows_of(JOINED) == WANT  # order 4 is published but 130 days old; line 5 has no order
     assert rows_of("SELECT batch_date, count(*) FROM mart.orders GROUP BY 1 ORDER BY 1") == [
         (OLD_DAY, 1), (ORDERS_DAY, 2), (LINES_DAY, 1)]

@@ -40,16 +40,16 @@ def expose_history(pipeline: Pipeline, session: Session, step: TransformStep, en
                          "publishes (a publish step's table, an incremental transform's)")
     first = batch.batch_date - timedelta(days=entry.days) if entry.days is not None else None
     relation = session.expose_history(relation_name(step, entry), table.schema_, table.table, first, batch.batch_date)
-    rows, days, earliest = session.arrow(
-        f"SELECT count(*) AS n, count(DISTINCT batch_date) AS d, min(batch_date) AS lo FROM {relation} AS h",
-        {}).read_all().to_pylist()[0].values()
+    # One scan of the range per batch, as the join's own (PostgreSQL, 1.5 M rows, 121 days: about 0.15 s).
+    rows, earliest = session.arrow(f"SELECT count(*) AS n, min(batch_date) AS lo FROM {relation} AS h",
+                                   {}).read_all().to_pylist()[0].values()
     span = f"batch_date {first or '(any)'}..{batch.batch_date}"
     if rows == 0 and not entry.allow_empty:
         raise StepFailed(f"{who}: {table.qualified} holds no rows with {span}, so the SQL would publish a result "
                          f"computed from nothing; {backfill}, or set \"allow_empty\": true on the history input if "
                          "an empty history is right")
-    log.info("transform %s: history %s = %s, %s: %d rows in %d batch_date(s)", step.id, entry.name, table.qualified,
-             span, rows, days)
+    log.info("transform %s: history %s = %s, %s: %d rows from %s", step.id, entry.name, table.qualified, span,
+             rows, earliest)
     wanted = max(first, pipeline.start_date) if first is not None else None
     if wanted is not None and earliest is not None and earliest > wanted:
         log.warning("transform %s: history %s holds batches only from %s, not from %s; %s", step.id, entry.name,
