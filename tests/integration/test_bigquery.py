@@ -159,3 +159,23 @@ def test_bigquery_table_and_merge_materialisations(tmp_path, data_home, bq, monk
     with pytest.raises(StepFailed, match="is unchanged"):
         run(pipeline("true"), D1)
     assert rows(client, by_channel) == before
+
+
+def test_a_history_input_reads_the_published_batches_up_to_the_batch(tmp_path, data_home, bq, monkeypatch):
+    from support.expected import source_orders
+
+    client, prefix = bq
+    monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE", __import__("os").environ["AIRFLOW_CONN_BQ"])
+    path = write(tmp_path, {"dag_id": "t_bq_history", "steps": [
+        {"id": "extract_orders", "kind": "extract", "source": {"table": "orders", "incremental_column": "ordered_at"},
+         "target": {"schema": "raw", "table": "orders"}},
+        {"id": "publish_orders", "kind": "publish", "input": "extract_orders",
+         "table": {"schema": f"{prefix}_mart", "table": "orders"}},
+        {"id": "seen", "kind": "transform", "history": [{"step": "publish_orders", "days": 1}],
+         "query": "SELECT count(*) AS orders_seen FROM {{ history('publish_orders') }} AS o",
+         "target": {"schema": f"{prefix}_mart", "table": "seen"}}]})
+    for day in (D1, D2, D1):
+        run(path, day)
+    got = rows(client, f"SELECT batch_date, orders_seen FROM `dagspec-test.{prefix}_mart.seen` ORDER BY 1")
+    db = data_home / "source.db"
+    assert got == [(D1, len(source_orders(db, D1))), (D2, len(source_orders(db, D1)) + len(source_orders(db, D2)))]
