@@ -146,7 +146,8 @@ class TransformStep(StepBase):
     sql: str | None = Field(
         default=None,
         description="Path of a SQL file under include/sql/. In it, {{ ref('step_id') }} names a step's batch, "
-        ":from_date and :to_date are the window (bound parameters). Give either sql or query.",
+        "{{ history('name') }} the published batches of a 'history' input, :from_date and :to_date are the window "
+        "(bound parameters). Give either sql or query.",
         examples=["orders/daily_revenue.sql"],
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.sql$",
     )
