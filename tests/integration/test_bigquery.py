@@ -163,17 +163,12 @@ def test_bigquery_table_and_merge_materialisations(tmp_path, data_home, bq, monk
 
 def test_a_history_input_reads_the_published_batches_up_to_the_batch(tmp_path, data_home, bq, monkeypatch):
     from support.expected import source_orders
+    from support.history_steps import counting_history
 
     client, prefix = bq
     monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE", __import__("os").environ["AIRFLOW_CONN_BQ"])
-    path = write(tmp_path, {"dag_id": "t_bq_history", "steps": [
-        {"id": "extract_orders", "kind": "extract", "source": {"table": "orders", "incremental_column": "ordered_at"},
-         "target": {"schema": "raw", "table": "orders"}},
-        {"id": "publish_orders", "kind": "publish", "input": "extract_orders",
-         "table": {"schema": f"{prefix}_mart", "table": "orders"}},
-        {"id": "seen", "kind": "transform", "history": [{"step": "publish_orders", "days": 1}],
-         "query": "SELECT count(*) AS orders_seen FROM {{ history('publish_orders') }} AS o",
-         "target": {"schema": f"{prefix}_mart", "table": "seen"}}]})
+    path = write(tmp_path, {"dag_id": "t_bq_history", "steps": counting_history(
+        f"{prefix}_mart", days=1, target={"schema": f"{prefix}_mart", "table": "seen"})})
     for day in (D1, D2, D1):
         run(path, day)
     got = rows(client, f"SELECT batch_date, orders_seen FROM `dagspec-test.{prefix}_mart.seen` ORDER BY 1")

@@ -374,14 +374,9 @@ def _beside_a_reader(tmp_path, conn: str, table: str, commands: list[tuple]):
 def test_a_history_input_reads_published_batches_in_the_lake(lake, data_home, tmp_path):
     from support.day_runs import run_day, write_definition
     from support.expected import source_orders
+    from support.history_steps import counting_history
 
-    path = write_definition(tmp_path, "lake_history", [
-        {"id": "extract_orders", "kind": "extract", "source": {"table": "orders", "incremental_column": "ordered_at"},
-         "target": {"schema": "raw", "table": "orders"}},
-        {"id": "publish_orders", "kind": "publish", "input": "extract_orders",
-         "table": {"schema": "mart", "table": "orders"}},
-        {"id": "seen", "kind": "transform", "history": [{"step": "publish_orders"}],
-         "query": "SELECT count(*) AS orders_seen FROM {{ history('publish_orders') }}"}])
+    path = write_definition(tmp_path, "lake_history", counting_history(alias=""))  # no alias: a named view
     later = date(2025, 3, 2)
     for day in (DAY, later, DAY):
         run_day(path, day)

@@ -140,14 +140,9 @@ def test_unload_carries_only_values_dagspec_computed():
 
 def test_a_history_input_reads_published_batches_through_a_derived_table(data_home, redshift_wh, tmp_path):
     from support.day_runs import run_day, write_definition
+    from support.history_steps import counting_history
 
-    path = write_definition(tmp_path, "rs_history", [
-        {"id": "extract_orders", "kind": "extract", "source": {"table": "orders", "incremental_column": "ordered_at"},
-         "target": {"schema": "raw", "table": "orders"}},
-        {"id": "publish_orders", "kind": "publish", "input": "extract_orders",
-         "table": {"schema": "mart", "table": "orders"}},
-        {"id": "seen", "kind": "transform", "history": [{"step": "publish_orders", "days": 1}],
-         "query": "SELECT count(*) AS orders_seen FROM {{ history('publish_orders') }} AS o"}])
+    path = write_definition(tmp_path, "rs_history", counting_history(days=1))
     before = date(2025, 2, 28)
     for day in (before, DAY, before):
         run_day(path, day)
