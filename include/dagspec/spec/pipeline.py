@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dagspec.spec.base import ConnRef, StepBase, Strict
 from dagspec.spec.batch_steps import ExtractStep, TransformStep, ValidateStep
+from dagspec.spec.ml_classes import raise_declared_problems
 from dagspec.spec.ml_steps import DriftStep, EvaluateStep, PromoteStep, ScoreStep, TrainStep
 from dagspec.spec.monitor_step import MonitorStep
 from dagspec.spec.publish_steps import PublishStep
@@ -157,6 +158,7 @@ class Pipeline(Strict):
     def _dates(self) -> Pipeline:
         if self.end_date is not None and self.end_date < self.start_date:
             raise ValueError("end_date is before start_date")
+        raise_declared_problems(self)  # a declared multi-class target and its promote steps' metrics
         return self
 
     def step(self, step_id: str) -> StepBase:
