@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from dagspec.airflow.alerts import alert_callbacks
+from dagspec.airflow.assets import inlets as step_inlets
 from dagspec.airflow.assets import outlets as step_outlets
 from dagspec.airflow.assets import record_window, run_window, schedule_of
 from dagspec.airflow.lookback import attach_lookback, mark_done, shared_gaps
@@ -129,6 +130,7 @@ def build_dag(pipeline: Pipeline, source: Path) -> DAG:
             step_id=step.id,
             doc_md=f"**{KIND_ICONS[step.kind]}**  \n{step.description}".strip(),
             outlets=step_outlets(plan.step(step.id)),
+            inlets=step_inlets(plan.step(step.id)),
             **callbacks,
         )
     for step_id, ups in deps.items():

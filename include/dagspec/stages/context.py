@@ -14,7 +14,8 @@ from dagspec.lookback import with_gaps
 from dagspec.partitions import Key, as_key
 from dagspec.paths import data_home, expectations_dir, sql_dir
 from dagspec.plan import Plan, PlannedStep, plan_of
-from dagspec.spec.model import Pipeline, TableRef
+from dagspec.spec.history_inputs import HistoryInput
+from dagspec.spec.model import Pipeline, TableRef, TransformStep
 from dagspec.store import PartitionChanged, Store
 from dagspec.windows import Batch, Window
 
@@ -102,6 +103,12 @@ class RunContext:
         if planned.output_in_store:
             return session.expose(name, self.store.dataset(table.schema_, table.table, [batch.key]))
         return session.expose_batch(name, table.schema_, table.table, batch.key)
+
+    def expose_history(self, session: Session, step: TransformStep, entry: HistoryInput, batch: Batch) -> str:
+        """A history input's published batches up to `batch` in the warehouse session; returns the relation."""
+        from dagspec.stages.history import expose_history
+
+        return expose_history(self.pipeline, session, step, entry, batch, self.log)
 
     def checked_by(self, step_id: str) -> list[str]:
         """The validate steps of `step_id`'s output that the running step waits for, directly or not."""

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from dagspec.connections import ConnectionInfo
 from dagspec.sql import quote
+from dagspec.warehouse.base import history_filter
 from dagspec.warehouse.batch_columns import daily_only
 from dagspec.warehouse.bigquery_load import load_parquet, merge_staging
 from dagspec.warehouse.contract import ArrowSource, record_batches
@@ -111,6 +112,9 @@ class BigQuerySession:
         batch_date = daily_only(batch_date, "BigQuery")
         return (f"(SELECT * EXCEPT (batch_date) FROM {self.relation(schema, table)} "
                 f"WHERE batch_date = DATE '{batch_date.isoformat()}')")
+
+    def expose_history(self, name: str, schema: str, table: str, first: dt.date | None, last: dt.date) -> str:
+        return f"(SELECT * FROM {self.relation(schema, table)} WHERE {history_filter(first, last)})"
 
     # -- schema -------------------------------------------------------------------------------
     def columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ from dagspec.partitions import Key
 from dagspec.sql import qualified, quote
 from dagspec.utc import duckdb_utc
 from dagspec.warehouse import materialize
-from dagspec.warehouse.base import SchemaDrift, columns_diff, prune_sql
+from dagspec.warehouse.base import SchemaDrift, columns_diff, history_filter, prune_sql
 from dagspec.warehouse.batch_columns import BatchColumns, dollar
 from dagspec.warehouse.contract import ArrowSource
 
@@ -138,6 +138,11 @@ class DuckDBSession:
             f"SELECT * EXCLUDE ({', '.join(added.names)}) FROM {qualified(schema, table, self.dialect)} "
             f"WHERE {added.literal_where()}"  # typed literals made from the key, not user text
         )
+        return quote(name, self.dialect)
+
+    def expose_history(self, name: str, schema: str, table: str, first: date | None, last: date) -> str:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name, self.dialect)} AS SELECT * FROM "
+                         f"{qualified(schema, table, self.dialect)} WHERE {history_filter(first, last)}")
         return quote(name, self.dialect)
 
     def columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, str]]:

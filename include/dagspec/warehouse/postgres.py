@@ -21,7 +21,7 @@ from dagspec.connections import ConnectionInfo
 from dagspec.partitions import Key
 from dagspec.sql import qualified, quote
 from dagspec.utc import LIBPQ_OPTIONS
-from dagspec.warehouse.base import SchemaDrift, columns_diff, prune_sql
+from dagspec.warehouse.base import SchemaDrift, columns_diff, history_filter, prune_sql
 from dagspec.warehouse.batch_columns import BatchColumns, pyformat
 from dagspec.warehouse.contract import ArrowSource, record_batches
 
@@ -116,6 +116,11 @@ class PostgresSession:
         )
         return quote(name, DIALECT)
 
+    def expose_history(self, name: str, schema: str, table: str, first: date | None, last: date) -> str:
+        self.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name, DIALECT)} AS SELECT * FROM "
+                     f"{qualified(schema, table, DIALECT)} WHERE {history_filter(first, last)}")
+        return quote(name, DIALECT)
+
     def relation(self, schema: str, table: str) -> str:
         return qualified(schema, table, DIALECT)
 
@@ -204,20 +209,18 @@ class PostgresSession:
                 )
             return self.execute(f"SELECT count(*) FROM {target} WHERE {added.where(pyformat)}", this)[0][0]
 
-    def replace_table(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any]) -> int:
+    def replace_table(self, schema: str, table: str, batch_date: Key, select_sql: str, params: dict[str, Any]) -> int:
         """Build the new table beside the old and swap names in one transaction: readers see old or new."""
         target = qualified(schema, table, DIALECT)
         new_name = f"_dagspec_new_{table}"[:63]
         new = qualified(schema, new_name, DIALECT)
-        bound = {**params, "batch_date": batch_date}
+        added = BatchColumns.of(batch_date)
         with self.transaction():
-            produced = self.columns(select_sql, params)
-            if any(n == "batch_date" for n, _ in produced):
-                raise ValueError("the query returns a column named batch_date; dagspec adds it: rename or drop yours")
+            added.refuse_clash(self.columns(select_sql, params))
             self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, DIALECT)}")
             self.execute(f"DROP TABLE IF EXISTS {new}")
-            self.execute(f"CREATE TABLE {new} AS SELECT *, CAST(%(batch_date)s AS DATE) AS batch_date "
-                         f"FROM ({select_sql}) AS _dagspec_src", bound)
+            self.execute(f"CREATE TABLE {new} AS SELECT *, {added.select(pyformat)} "
+                         f"FROM ({select_sql}) AS _dagspec_src", {**params, **added.params()})
             kind = self.relation_kind(schema, table)
             views = self._dependent_views(target) if kind == "r" else []
             if views:

@@ -27,6 +27,7 @@ import pyarrow as pa
 from dagspec.connections import ConnectionInfo, Resolver, env_resolver
 from dagspec.secrets import scrub_known
 from dagspec.sql import qualified, quote
+from dagspec.warehouse.base import history_filter
 from dagspec.warehouse.batch_columns import daily_only
 from dagspec.warehouse.contract import ArrowSource, record_batches
 from dagspec.warehouse.postgres import PostgresSession, PostgresWarehouse
@@ -185,6 +186,10 @@ class RedshiftSession(PostgresSession):
         self.execute(f"CREATE TEMP TABLE {target} AS SELECT {', '.join(quote(c, DIALECT) for c in cols)} "
                      f"FROM {qualified(schema, table, DIALECT)} WHERE batch_date = DATE '{batch_date.isoformat()}'")
         return target
+
+    def expose_history(self, name: str, schema: str, table: str, first: date | None, last: date) -> str:
+        """No temp views, and copying months of history into a temp table costs a scan: a derived table."""
+        return f"(SELECT * FROM {qualified(schema, table, DIALECT)} WHERE {history_filter(first, last)})"
 
     # -- schema ------------------------------------------------------------------------------
     def columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, str]]:
