@@ -6,7 +6,9 @@ store's file system, so a rename from there is atomic, and outside every table's
 `<store>/_checks/<dag_id>/<step>/batch_date=D/checked.json`: the manifest sha256 a validate step
 checked, so every later reader of that staged partition (another task process, maybe on another
 Celery worker) can insist on exactly that version. `<store>/_runs/<dag_id>/batch_date=D.json`: how a
-`dagspec run` / `backfill --local` of the date went, as there is no Airflow database to ask.
+`dagspec run` / `backfill --local` of the date went, as there is no Airflow database to ask; beside them
+`published/<step>/batch_date=D.json` (what a publish step loaded, for the run's success alert, which Airflow
+runs outside the tasks) and `freshness.json` (which tables the scheduled freshness check last alerted as stale).
 """
 
 from __future__ import annotations
@@ -107,3 +109,21 @@ class StoreRecords:
     def run_state(self, dag_id: str, batch_date: date) -> str | None:
         found = self.run_record(dag_id, batch_date)
         return found["state"] if found else None
+
+    def record_published(self, dag_id: str, step_id: str, batch_date: date, done: dict) -> None:
+        """What a publish step loaded for the batch (target -> rows); a re-run replaces it."""
+        self._put_json(self._own_path(RUNS, dag_id, "published", step_id, f"batch_date={batch_date.isoformat()}.json"),
+                       {"dag_id": dag_id, "step": step_id, "batch_date": batch_date.isoformat(), "published": done})
+
+    def published(self, dag_id: str, step_id: str, batch_date: date) -> dict | None:
+        found = self._read_json(self._own_path(RUNS, dag_id, "published", step_id,
+                                               f"batch_date={batch_date.isoformat()}.json"))
+        return found["published"] if found else None
+
+    def record_freshness(self, dag_id: str, state: dict) -> None:
+        """The stale tables (table -> newest batch_date or None) the last freshness alert was about."""
+        self._put_json(self._own_path(RUNS, dag_id, "freshness.json"), {"dag_id": dag_id, "stale": state})
+
+    def freshness_state(self, dag_id: str) -> dict:
+        found = self._read_json(self._own_path(RUNS, dag_id, "freshness.json"))
+        return dict(found["stale"]) if found else {}

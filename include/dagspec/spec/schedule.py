@@ -22,8 +22,8 @@ def cron_of(schedule: str) -> str:
     return PRESETS.get(schedule, schedule)
 
 
-def check_schedule(schedule: str) -> str:
-    """Return the schedule unchanged, or raise ValueError saying what a valid one looks like."""
+def check_cron(schedule: str) -> str:
+    """A preset or a five-field cron expression, any frequency (a freshness check may run hourly), else ValueError."""
     expr = cron_of(schedule)
     if schedule.startswith("@") and schedule not in PRESETS:
         raise ValueError(f"unknown preset {schedule!r}; use one of {', '.join(PRESETS)} or a cron expression")
@@ -31,6 +31,12 @@ def check_schedule(schedule: str) -> str:
         raise ValueError(
             f"{schedule!r} is not a valid cron expression (five fields: minute hour day-of-month month day-of-week)"
         )
+    return schedule
+
+
+def check_schedule(schedule: str) -> str:
+    """Return the schedule unchanged, or raise ValueError saying what a valid one looks like."""
+    expr = cron_of(check_cron(schedule))
     # More than one minute or hour value means more than one run on a day it fires. Read from the
     # expanded fields: stepping croniter through fire times costs up to 0.2 s for a monthly cron.
     (minutes, hours, *_), _nth = croniter.expand(expr)
