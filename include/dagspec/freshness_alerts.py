@@ -18,9 +18,8 @@ from dagspec.alerts_runs import deliver
 from dagspec.connections import Resolver, env_resolver
 from dagspec.freshness import TableFreshness, check_freshness
 from dagspec.spec.model import Pipeline
+from dagspec.spec.pipeline import FRESHNESS_SUFFIX
 from dagspec.store import Store
-
-FRESHNESS_SUFFIX = "__freshness"
 
 
 @dataclass

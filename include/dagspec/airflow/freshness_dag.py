@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from dagspec.spec.model import Pipeline
+from dagspec.spec.pipeline import FRESHNESS_SUFFIX
 from dagspec.spec.schedule import cron_of
 from dagspec.windows import local_midnight, zone
 
@@ -57,13 +58,11 @@ def freshness_dags(pipeline: Pipeline, source: Path) -> list[DAG]:
     """The freshness DAG of the definition, or none when its freshness has no schedule."""
     from airflow.sdk import DAG, CronTriggerTimetable
 
-    from dagspec.freshness_alerts import freshness_dag_id
-
     if pipeline.freshness is None or pipeline.freshness.schedule is None:
         return []
     tz = pipeline.timezone
     dag = DAG(
-        dag_id=freshness_dag_id(pipeline),
+        dag_id=f"{pipeline.dag_id}{FRESHNESS_SUFFIX}",
         description=f"freshness of {pipeline.dag_id}'s tables (at most {pipeline.freshness.max_age_hours:g} h old)",
         schedule=CronTriggerTimetable(cron_of(pipeline.freshness.schedule), timezone=tz),
         start_date=local_midnight(pipeline.start_date, tz).astimezone(zone(tz)),

@@ -34,7 +34,7 @@ def load_dags(definitions_dir: Path, *, write_stubs: bool = True, shard: tuple[i
     the loader files in the DAGs folder at parse time."""
     from airflow.sdk import get_parsing_context
 
-    from dagspec.freshness_alerts import FRESHNESS_SUFFIX
+    from dagspec.spec.pipeline import FRESHNESS_SUFFIX
 
     wanted = get_parsing_context().dag_id
     # A definition's own DAG and its '<dag_id>__freshness' DAG come from the same file.

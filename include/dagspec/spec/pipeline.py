@@ -60,6 +60,9 @@ class Alerts(Strict):
         return kind in self.on and bool(self.email or self.webhook_conn_id)
 
 
+FRESHNESS_SUFFIX = "__freshness"  # the scheduled freshness check's DAG: '<dag_id>__freshness'
+
+
 class Freshness(Strict):
     """How old the newest staged partition of the pipeline's tables may be before they count as stale."""
 
@@ -175,6 +178,9 @@ class Pipeline(Strict):
     def _dates(self) -> Pipeline:
         if self.end_date is not None and self.end_date < self.start_date:
             raise ValueError("end_date is before start_date")
+        if self.freshness and self.freshness.schedule and len(self.dag_id) + len(FRESHNESS_SUFFIX) > 250:
+            raise ValueError(f"freshness.schedule makes a DAG '<dag_id>{FRESHNESS_SUFFIX}', longer than Airflow's 250 "
+                             "characters: shorten dag_id")
         return self
 
     def step(self, step_id: str) -> StepBase:
