@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from dagspec.alerts import AlertEvent, pipeline_secrets, send_alerts
@@ -96,8 +97,8 @@ def deliver(pipeline: Pipeline, event: AlertEvent, resolver: Resolver) -> dict[s
         return {}
     try:
         secrets = pipeline_secrets(pipeline, resolver)
-        clean = AlertEvent(**{**event.__dict__, "details": tuple(scrub_known(d, secrets) for d in event.details),
-                              "log_url": scrub_known(event.log_url, secrets)})
+        clean = replace(event, details=tuple(scrub_known(d, secrets) for d in event.details),
+                        log_url=scrub_known(event.log_url, secrets))
         delivered = send_alerts(pipeline.alerts, clean, resolver, secrets)
     except Exception as exc:  # a resolver or a message that cannot be built: the run stands
         log.warning("dagspec %s alert for %s not sent: %s", event.kind, event.dag_id, type(exc).__name__)

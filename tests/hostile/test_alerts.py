@@ -79,3 +79,17 @@ def test_a_real_warn_check_on_a_hostile_column_name_alerts_as_text(tmp_path, dat
     results = run_day(path, date(2025, 3, 1))
     assert results["check_orders"]["2025-03-01"]["warnings"] == 1
     _assert_inert(smtp, hook)
+
+
+def test_a_connection_password_in_an_observed_value_is_scrubbed(smtp, hook, monkeypatch):
+    secret = "Sup3r-Secret-<pw>"
+    monkeypatch.setenv("AIRFLOW_CONN_EVIL_SRC", json.dumps({"conn_type": "sqlite", "host": "/x.db", "password": secret}))
+    pipeline = Pipeline.model_validate({
+        "dag_id": "evil", "start_date": "2025-01-01", "alerts": _alerts(smtp, hook, monkeypatch, ["warn"]),
+        "steps": [{"id": "e", "kind": "extract", "source": {"conn_id": "evil_src", "table": "orders"},
+                   "target": {"schema": "raw", "table": "orders"}}]})
+    event = warn_event(pipeline, "check", "r1", ["2025-03-01"], [f"expect_x(col): observed \"{secret}\""],
+                       f"http://ui/report?token={secret}")
+    assert deliver(pipeline, event, env_resolver) == {"email": True, "webhook": True}
+    everything = smtp.messages[0][1].as_string() + json.dumps(hook.posts)
+    assert "Sup3r-Secret" not in everything and "expect_x(col): observed" in everything

@@ -207,3 +207,19 @@ def test_freshness_dag_alerts_once_over_two_stale_runs_and_success_alert_once_pe
     text = stale[0].get_content()
     assert "- raw.watched: newest partition 2025-03-01 is" in text and "- analytics.watched: newest partition" in text
     assert len(hook.posts) == 2  # the success and the one stale alert
+
+
+def test_the_freshness_command_alerts_too_with_the_same_dedupe(tmp_path, data_home, smtp, hook, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dagspec.cli import app
+
+    alerts = channels(smtp, hook, monkeypatch, ["stale"])
+    spec = _fresh_pipeline(alerts).model_dump(by_alias=True, exclude_none=True, mode="json")
+    (tmp_path / "fresh_alerts.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("DAGSPEC_DEFINITIONS", str(tmp_path))
+    for _ in range(2):
+        result = CliRunner().invoke(app, ["freshness", "fresh_alerts", "--alert"])
+        assert result.exit_code == 1 and "stale" in result.output, result.output
+    assert len(smtp.messages) == 1 and "raw.orders: no staged partition" in smtp.messages[0][1].get_content()
+    assert CliRunner().invoke(app, ["freshness", "--alert", "--max-age-hours", "3"]).exit_code == 2
