@@ -8,13 +8,17 @@ from datetime import date
 
 import pyarrow as pa
 
+from dagspec.publish.csv_cells import escape_batches
 from dagspec.store import PartitionInfo, Store
 
 FORMATS = ("parquet", "csv", "xlsx")
 
 
 def export_partition(store: Store, fmt: str, schema: str, table: str, batch_date: date, arrow_schema: pa.Schema,
-                     batches: Iterable[pa.RecordBatch]) -> PartitionInfo:
+                     batches: Iterable[pa.RecordBatch], *, escape_formulas: bool = True) -> PartitionInfo:
+    """`escape_formulas`: CSV text cells that spreadsheets would evaluate are made inert (see csv_cells)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}")
+    if fmt == "csv" and escape_formulas:
+        batches = escape_batches(batches)
     return store.write_partition(schema, table, batch_date, arrow_schema, batches, fmt=fmt)

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dagspec.spec.base import ConnRef, StepBase, Strict
 from dagspec.spec.batch_steps import ExtractStep, TransformStep, ValidateStep
+from dagspec.spec.ml_classes import raise_declared_problems
 from dagspec.spec.ml_steps import DriftStep, EvaluateStep, PromoteStep, ScoreStep, TrainStep
 from dagspec.spec.monitor_step import MonitorStep
 from dagspec.spec.publish_steps import PublishStep
@@ -181,6 +182,7 @@ class Pipeline(Strict):
         if self.freshness and self.freshness.schedule and len(self.dag_id) + len(FRESHNESS_SUFFIX) > 250:
             raise ValueError(f"freshness.schedule makes a DAG '<dag_id>{FRESHNESS_SUFFIX}', longer than Airflow's 250 "
                              "characters: shorten dag_id")
+        raise_declared_problems(self)  # a declared multi-class target and its promote steps' metrics
         return self
 
     def step(self, step_id: str) -> StepBase:

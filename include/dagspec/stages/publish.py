@@ -100,7 +100,7 @@ def _export(ctx: RunContext, step: PublishStep, batch: Batch, reader: Callable[[
     store = Store.from_connection(ctx.resolver(step.export.conn_id)) if step.export.conn_id else ctx.store
     try:
         part = export_partition(store, step.export.format, dest.schema_, dest.table, batch.batch_date,
-                                reader.schema, reader)
+                                reader.schema, reader, escape_formulas=step.export.csv_formulas == "escape")
     except Exception as exc:
         _no_room(exc, f"publish {step.id}: store connection {step.export.conn_id or ctx.pipeline.store.conn_id!r}: "
                       f"export {dest.qualified} batch_date={batch.batch_date}")

@@ -47,7 +47,7 @@ def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
     with ctx.warehouse.session() as session:
         for batch in ctx.batches:
             reader = ml_data.read(ctx, session, step.data, Window(batch.from_at, batch.to_at), columns, step.chunk_rows)
-            schema = _output_schema(reader.schema, step.keys, task)
+            schema = _output_schema(reader.schema, step.keys, task, features.classes_of(model))
             predictions = _predict(reader, step, feats, model, task, version, schema)
             scratch = None
             if step.output.export is not None:
@@ -84,12 +84,17 @@ def _expose_parquet(session: Session, name: str, files: list[str]) -> str:
     return session.expose(name, pads.dataset(files, format="parquet"))
 
 
-def _output_schema(source: pa.Schema, keys: list[str], task: str) -> pa.Schema:
+def _output_schema(source: pa.Schema, keys: list[str], task: str, classes: list | None = None) -> pa.Schema:
+    """A multi-class model (`classes`) writes its most probable class (int64 or string, as its labels are) and that
+    class's probability; a 0/1 model the class at 0.5 and the probability of 1."""
     missing = [k for k in keys if k not in source.names]
     if missing:
         raise StepFailed(f"key column(s) {', '.join(missing)} are not in the data")
     fields = [source.field(k) for k in keys]
-    if task == "classification":
+    if classes is not None:
+        label = pa.int64() if all(isinstance(c, int) for c in classes) else pa.string()
+        fields += [pa.field("prediction", label), pa.field("probability", pa.float64())]
+    elif task == "classification":
         fields += [pa.field("prediction", pa.int8()), pa.field("probability", pa.float64())]
     else:
         fields += [pa.field("prediction", pa.float64())]
@@ -108,7 +113,12 @@ def _predict(reader: pa.RecordBatchReader, step: ScoreStep, feats: list[Feature]
         except features.DataProblem as exc:
             raise StepFailed(f"score {step.id}: {exc}") from None
         columns = [chunk.column(k) for k in step.keys]
-        if task == "classification":
+        if (classes := features.classes_of(model)) is not None:
+            proba = model.predict_proba(X)
+            top = np.argmax(proba, axis=1)
+            columns += [pa.array(np.asarray(classes, dtype=object)[top].tolist(), type=schema.field("prediction").type),
+                        pa.array(proba[np.arange(len(top)), top])]
+        elif task == "classification":
             proba = positive_proba(model, X)
             columns += [pa.array((proba >= 0.5).astype(np.int8)), pa.array(proba)]
         else:
