@@ -1,4 +1,5 @@
-"""Task failure and retry alerts: the message, secret scrubbing, and delivery by SMTP and webhook.
+"""Alerts (task failure and retry, monitor breaches, run success, warn checks, stale tables): the message,
+secret scrubbing, and delivery by SMTP and webhook.
 
 No Airflow here: `dagspec.airflow.alerts` turns a task callback's context into an `AlertEvent`
 and calls `send_alerts`. Delivery problems are logged, never raised: an alert that cannot be
@@ -26,24 +27,59 @@ log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 600
 SEND_TIMEOUT_S = 15
+RUN_KINDS = frozenset(("success", "warn", "stale", "recovered"))  # alerts about a run or a table, not a task's try
+
+
 @dataclass(frozen=True)
 class AlertEvent:
-    kind: str  # "failure", "retry", or "monitor" (a monitor step's breach: `error` holds its numbers)
+    kind: str  # "failure", "retry", "monitor" (`error` holds its numbers), or one of RUN_KINDS (`details`)
     dag_id: str
-    task_id: str
+    task_id: str  # "" for an alert about the whole run or the pipeline's tables
     run_id: str
-    date: str  # the run's data interval, e.g. "2025-03-01 .. 2025-03-02"
+    date: str  # the run's data interval, e.g. "2025-03-01 .. 2025-03-02", or the dates a run processed
     try_number: int
     max_tries: int
     error: str  # already summarised and scrubbed
     log_url: str
+    details: tuple[str, ...] = ()  # one fact a line: published tables and rows, failed warn checks, stale tables
 
     @property
     def subject(self) -> str:
+        where = f"{self.dag_id}.{self.task_id}" if self.task_id else self.dag_id
         if self.kind == "monitor":
-            return f"[dagspec] {self.dag_id}.{self.task_id} monitor breach for {self.date}"
-        verb = "failed" if self.kind == "failure" else f"failed, will retry (try {self.try_number}/{self.max_tries + 1})"
-        return f"[dagspec] {self.dag_id}.{self.task_id} {verb} for {self.date}"
+            text = f"[dagspec] {where} monitor breach for {self.date}"
+        elif self.kind in RUN_KINDS:
+            text = f"[dagspec] {where} {RUN_VERBS[self.kind](len(self.details))} {self.date}"
+        else:
+            verb = "failed" if self.kind == "failure" else f"failed, will retry (try {self.try_number}/{self.max_tries + 1})"
+            text = f"[dagspec] {where} {verb} for {self.date}"
+        return one_line(text)
+
+
+RUN_VERBS = {
+    "success": lambda n: "succeeded for",
+    "warn": lambda n: f"{n} warn check(s) failed for",
+    "stale": lambda n: f"{n} table(s) stale at",
+    "recovered": lambda n: f"{n} table(s) fresh again at",
+}
+RUN_HEADINGS = {"success": "Published", "warn": "Failed warn checks (the run went on)", "stale": "Stale tables",
+                "recovered": "Fresh again"}
+RUN_ICONS = {"success": ":large_green_circle:", "warn": ":warning:", "stale": ":hourglass:",
+             "recovered": ":large_green_circle:"}
+MAX_DETAILS = 50
+
+
+def one_line(text: str) -> str:
+    """A value from a definition (a check's column, a table name) kept on its line: a newline in it can neither
+    start a mail header nor forge a line of the alert."""
+    return re.sub(r"[\x00-\x1f\x7f\u2028\u2029]+", " ", text)
+
+
+def detail_lines(event: AlertEvent) -> list[str]:
+    lines = [one_line(d) for d in event.details[:MAX_DETAILS]]
+    if len(event.details) > MAX_DETAILS:
+        lines.append(f"... and {len(event.details) - MAX_DETAILS} more")
+    return lines or ["(nothing)"]
 
 
 def summarize_error(error: BaseException | str | None, secrets: Iterable[str | None] = ()) -> str:
@@ -92,6 +128,15 @@ def email_message(event: AlertEvent, recipients: list[str], sender: str) -> Emai
     msg["Subject"] = event.subject
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
+    if event.kind in RUN_KINDS:
+        task = f"Task:  {one_line(event.task_id)}\n" if event.task_id else ""
+        msg.set_content(
+            f"{event.subject}\n\nDAG:   {event.dag_id}\n{task}Date:  {one_line(event.date)}\n"
+            f"Run:   {one_line(event.run_id)}\n\n{RUN_HEADINGS[event.kind]}:\n"
+            + "".join(f"- {line}\n" for line in detail_lines(event))
+            + (f"\n{_link_label(event)}: {one_line(event.log_url)}\n" if event.log_url else "")
+        )
+        return msg
     msg.set_content(
         f"{event.subject}\n\n"
         f"DAG:   {event.dag_id}\nTask:  {event.task_id}\nDate:  {event.date}\nRun:   {event.run_id}\n"
@@ -103,6 +148,8 @@ def email_message(event: AlertEvent, recipients: list[str], sender: str) -> Emai
 
 def slack_payload(event: AlertEvent) -> dict:
     """Slack incoming-webhook JSON (also understood by Mattermost, Rocket.Chat, Teams' Slack connector)."""
+    if event.kind in RUN_KINDS:
+        return _run_payload(event)
     icon = {"failure": ":red_circle:", "monitor": ":warning:"}.get(event.kind, ":large_orange_circle:")
     fields = [("DAG", event.dag_id), ("Task", event.task_id), ("Date", event.date),
               ("Try", f"{event.try_number} of {event.max_tries + 1}")]
@@ -117,12 +164,32 @@ def slack_payload(event: AlertEvent) -> dict:
     }
 
 
+def _run_payload(event: AlertEvent) -> dict:
+    icon = RUN_ICONS[event.kind]
+    fields = [("DAG", event.dag_id), *([("Task", event.task_id)] if event.task_id else []), ("Date", event.date)]
+    lines = "\n".join(f"• {_mrkdwn(line)}" for line in detail_lines(event))
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{_mrkdwn(event.subject)}*"}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{_mrkdwn(one_line(v))}"} for k, v in fields]},
+        # Slack refuses a section text over 3,000 characters.
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{RUN_HEADINGS[event.kind]}*\n{lines}"[:2900]}},
+    ]
+    if event.log_url:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                   "text": f"<{_mrkdwn(one_line(event.log_url))}|{_link_label(event)}>"}})
+    return {"text": f"{icon} {event.subject}", "blocks": blocks}
+
+
 def _heading(event: AlertEvent) -> str:
     return "Breach" if event.kind == "monitor" else "Error"
 
 
 def _link_label(event: AlertEvent) -> str:
-    return "Monitor plot" if event.kind == "monitor" else "Task log"
+    return LINK_LABELS.get(event.kind, "Task log")
+
+
+LINK_LABELS = {"monitor": "Monitor plot", "success": "Run", "warn": "Validation report", "stale": "Definitions page",
+               "recovered": "Definitions page"}
 
 
 def _mrkdwn(text: str) -> str:
@@ -170,7 +237,8 @@ def send_alerts(
     """Deliver one event to every configured channel; returns which channels got it."""
     secrets = list(secrets)
     delivered: dict[str, bool] = {}
-    if event.kind not in alerts.on:
+    # A 'fresh again' note belongs to the stale alert it closes.
+    if ("stale" if event.kind == "recovered" else event.kind) not in alerts.on:
         return delivered
     if alerts.email:
         try:

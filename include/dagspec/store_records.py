@@ -6,7 +6,9 @@ store's file system, so a rename from there is atomic, and outside every table's
 `<store>/_checks/<dag_id>/<step>/batch_date=D/checked.json`: the manifest sha256 a validate step
 checked, so every later reader of that staged partition (another task process, maybe on another
 Celery worker) can insist on exactly that version. `<store>/_runs/<dag_id>/batch_date=D.json`: how a
-`dagspec run` / `backfill --local` of the date went, as there is no Airflow database to ask.
+`dagspec run` / `backfill --local` of the date went, as there is no Airflow database to ask; beside them
+`published/<step>/batch_date=D.json` (what a publish step loaded, for the run's success alert, which Airflow
+runs outside the tasks) and `freshness.json` (which tables the scheduled freshness check last alerted as stale).
 """
 
 from __future__ import annotations
@@ -90,8 +92,12 @@ class StoreRecords:
         return self._own_path(CHECKS, dag_id, step_id, *as_key(batch_date).segment.split("/"), "checked.json")
 
     def _run_path(self, dag_id: str, batch_date: Key) -> str:
-        *folders, last = as_key(batch_date).segment.split("/")
-        return self._own_path(RUNS, dag_id, *folders, f"{last}.json")
+        return self._keyed_path(batch_date, RUNS, dag_id)
+
+    def _keyed_path(self, batch_date: Key, *folders: str) -> str:
+        """`<folders>/batch_date=D.json`, or `.../batch_date=D/batch_time=HHMM.json` for a sub-daily batch."""
+        *parts, last = as_key(batch_date).segment.split("/")
+        return self._own_path(*folders, *parts, f"{last}.json")
 
     def record_run(self, dag_id: str, batch_date: Key, state: str, error: str | None = None, **about) -> None:
         """How a run of one date went when no Airflow database keeps it (`dagspec run` / `backfill --local`):
@@ -108,6 +114,26 @@ class StoreRecords:
     def run_state(self, dag_id: str, batch_date: Key) -> str | None:
         found = self.run_record(dag_id, batch_date)
         return found["state"] if found else None
+
+    def record_published(self, dag_id: str, step_id: str, batch_date: Key, done: dict) -> None:
+        """What a publish step loaded for the batch (target -> rows); a re-run replaces it."""
+        self._put_json(self._published_path(dag_id, step_id, batch_date),
+                       {"dag_id": dag_id, "step": step_id, **_key_json(batch_date), "published": done})
+
+    def published(self, dag_id: str, step_id: str, batch_date: Key) -> dict | None:
+        found = self._read_json(self._published_path(dag_id, step_id, batch_date))
+        return found["published"] if found else None
+
+    def _published_path(self, dag_id: str, step_id: str, batch_date: Key) -> str:
+        return self._keyed_path(batch_date, RUNS, dag_id, "published", step_id)
+
+    def record_freshness(self, dag_id: str, state: dict) -> None:
+        """The stale tables (table -> newest batch_date or None) the last freshness alert was about."""
+        self._put_json(self._own_path(RUNS, dag_id, "freshness.json"), {"dag_id": dag_id, "stale": state})
+
+    def freshness_state(self, dag_id: str) -> dict:
+        found = self._read_json(self._own_path(RUNS, dag_id, "freshness.json"))
+        return dict(found["stale"]) if found else {}
 
 
 def _key_json(batch_date: Key) -> dict[str, str]:

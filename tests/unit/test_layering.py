@@ -21,9 +21,10 @@ LAYERS: list[list[str]] = [
      "sheets_client", "smtp", "store_", "partitions", "subdaily"],
     ["spec"],
     ["plan"],
-    ["sources", "checks", "warehouse", "ml", "store", "publish", "lookback", "alerts"],  # alerts: the monitor stage sends some
+    ["sources", "checks", "warehouse", "ml", "store", "publish", "lookback", "alerts",
+     "alerts_"],  # alerts: the monitor, validate and publish stages send some
     ["stages"],
-    ["runner", "freshness", "sync", "sync_parts", "sync_bundles", "seed_import", "dag_files", "error_stubs",
+    ["runner", "freshness", "freshness_", "sync", "sync_parts", "sync_bundles", "seed_import", "dag_files", "error_stubs",
      "sample_data", "transform_tests"],
     ["airflow"],
     ["cli", "cli_"],

@@ -1,7 +1,8 @@
-"""Airflow task callbacks that send a definition's alerts (failure, retry) through dagspec.alerts.
+"""Airflow callbacks that send a definition's alerts through dagspec.alerts: each task's failure and retry, and
+the DAG's on_success_callback (one alert per successful run).
 
-At parse time only a small callable object is attached to each task; the definition is re-read
-(cached) and the alert built when a task actually fails, in the task's own process.
+At parse time only a small callable object is attached; the definition is re-read (cached) and the alert
+built when the event happens: a task's in its own process, a run's success where Airflow runs DAG callbacks.
 """
 
 from __future__ import annotations
@@ -73,3 +74,63 @@ def event_from_context(kind: str, pipeline: Pipeline, context: Any, resolver: Re
         error=summarize_error(context.get("exception"), pipeline_secrets(pipeline, resolver)),
         log_url=log_url,
     )
+
+
+class RunSuccessCallback:
+    """The DAG's on_success_callback: one alert per successful run, with its dates and what each publish step
+    recorded in the store for them (Airflow runs DAG callbacks outside the tasks, in the dag-processor, so the
+    numbers come from the store, not from the tasks' memory)."""
+
+    def __init__(self, definition: str) -> None:
+        self.definition = definition
+
+    def __repr__(self) -> str:
+        return f"RunSuccessCallback({Path(self.definition).name})"
+
+    def __call__(self, context: Any) -> None:
+        from dagspec.airflow.connections import airflow_resolver
+        from dagspec.alerts_runs import deliver, success_event, wants
+        from dagspec.spec.discovery import load_cached
+
+        pipeline = load_cached(self.definition)
+        if not wants(pipeline, "success"):
+            return
+        try:
+            days, published = run_published(pipeline, context, airflow_resolver)
+        except Exception as exc:  # the alert still goes, without the numbers it could not read
+            log.warning("dagspec success alert for %s: could not read what the run published: %s", pipeline.dag_id,
+                        type(exc).__name__)
+            days, published = [], {}
+        run_id = str(context.get("run_id") or "")
+        deliver(pipeline, success_event(pipeline, run_id, days, published, run_url(pipeline.dag_id, run_id)),
+                airflow_resolver)
+
+
+def run_published(pipeline: Pipeline, context: Any, resolver: Resolver) -> tuple[list[str], dict[str, dict]]:
+    """The run's batches (labels), and step id -> batch label -> what that publish step recorded for it."""
+    from dagspec.airflow.assets import run_window
+    from dagspec.store import Store
+    from dagspec.windows import Window, utc
+
+    start, end = run_window(context)
+    keys = [b.key for b in pipeline.batches_of(Window(utc(start), utc(end)))]
+    store = Store.from_connection(resolver(pipeline.store.conn_id))
+    published: dict[str, dict] = {}
+    for step in pipeline.steps:
+        if step.kind != "publish":
+            continue
+        for key in keys:
+            done = store.published(pipeline.dag_id, step.id, key)
+            if done is not None:
+                published.setdefault(step.id, {})[key.label] = done
+    return [k.label for k in keys], published
+
+
+def run_url(dag_id: str, run_id: str) -> str:
+    """The run's page in the UI (absolute when Airflow knows its own address)."""
+    from urllib.parse import quote
+
+    from airflow.configuration import conf
+
+    base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+    return f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id)}" if run_id else ""

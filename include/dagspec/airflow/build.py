@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from dagspec.airflow.alerts import alert_callbacks
+from dagspec.airflow.alerts import RunSuccessCallback, alert_callbacks
 from dagspec.airflow.assets import inlets as step_inlets
 from dagspec.airflow.assets import outlets as step_outlets
 from dagspec.airflow.assets import record_window, run_window, schedule_of
@@ -117,6 +117,8 @@ def build_dag(pipeline: Pipeline, source: Path) -> DAG:
             "retries": pipeline.retries,
             "retry_delay": timedelta(minutes=pipeline.retry_delay_minutes),
         },
+        on_success_callback=(RunSuccessCallback(str(source))
+                             if pipeline.alerts and pipeline.alerts.sends("success") else None),
         **_dag_defaults(),
     )
     definition = str(source)

@@ -34,23 +34,26 @@ def load_dags(definitions_dir: Path, *, write_stubs: bool = True, shard: tuple[i
     the loader files in the DAGs folder at parse time."""
     from airflow.sdk import get_parsing_context
 
-    from dagspec.airflow.build import build_dag
+    from dagspec.spec.pipeline import FRESHNESS_SUFFIX
 
     wanted = get_parsing_context().dag_id
+    # A definition's own DAG and its '<dag_id>__freshness' DAG come from the same file.
+    owner = wanted.removesuffix(FRESHNESS_SUFFIX) if wanted is not None else None
     if wanted is not None:
         # A worker running one task: build that DAG only, found without reading every definition.
-        found = find_definition(definitions_dir, wanted)
+        found = find_definition(definitions_dir, wanted) or (
+            find_definition(definitions_dir, owner) if owner != wanted else None)
         if found is not None and shard_of(unit_name(found[0], definitions_dir), shard[1]) == shard[0]:
             try:
-                return {wanted: build_dag(found[1], found[0])}
+                return {dag.dag_id: dag for dag in _dags_of(found[1], found[0]) if dag.dag_id == wanted}
             except Exception:  # the dag-processor's full pass files it as this definition's import error
                 log.exception("dagspec: building the DAG of %s failed", found[0])
                 return {}
-    built: dict[Path, object] = {}
+    built: dict[Path, list] = {}
 
     def build(path: Path, pipeline: Pipeline) -> None:
-        if wanted is None or pipeline.dag_id == wanted:
-            built[path] = build_dag(pipeline, path)
+        if wanted is None or pipeline.dag_id in (wanted, owner):
+            built[path] = [dag for dag in _dags_of(pipeline, path) if wanted is None or dag.dag_id == wanted]
 
     bad = walk_share(definitions_dir, None, build, shard=shard)
     if write_stubs and wanted is None:
@@ -58,7 +61,15 @@ def load_dags(definitions_dir: Path, *, write_stubs: bool = True, shard: tuple[i
         sync_error_stubs(definitions_dir, bad, shard)
     for path, error in bad.items():
         log.error("dagspec: invalid definition %s\n%s", path, error)
-    return {dag.dag_id: dag for path, dag in built.items() if path not in bad}
+    return {dag.dag_id: dag for path, dags in built.items() if path not in bad for dag in dags}
+
+
+def _dags_of(pipeline: Pipeline, path: Path) -> list:
+    """The definition's DAG, then its freshness DAG when its freshness has a schedule."""
+    from dagspec.airflow.build import build_dag
+    from dagspec.airflow.freshness_dag import freshness_dags
+
+    return [build_dag(pipeline, path), *freshness_dags(pipeline, path)]
 
 
 def report_definition(stub_file: str, record_digest: str = "", *_older_stub: str) -> None:

@@ -32,6 +32,7 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
     order = plan_of(pipeline).order
     resolver = cli_resolver()
     failures: list[tuple[date, str]] = []
+    done: list[tuple[date, str, dict]] = []  # (date, run id, step results) of each date that succeeded
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=err) as progress:
         bar = progress.add_task(dag_id, total=len(order) * len(days))
@@ -51,8 +52,9 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
                     progress.advance(bar)
 
             try:
-                run_pipeline(pipeline, window, on_step=on_step, resolver=resolver, folders=folders, gaps=gaps)
+                results = run_pipeline(pipeline, window, on_step=on_step, resolver=resolver, folders=folders, gaps=gaps)
                 record.finish("success")
+                done.append((d, record.about["run_id"], results))
             except Exception as exc:
                 # A StepFailed is already worded for people; both still lose every form of every secret.
                 text = _error_summary(str(exc) if isinstance(exc, StepFailed) else exc, pipeline, resolver)
@@ -68,7 +70,25 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
             progress.update(bar, description=f"[red]✗ {dag_id}: {len(failures)} of {len(days)} date(s) failed[/]")
         else:
             progress.update(bar, description=f"[green]✓ {dag_id}[/]")
+    if done and not failures:
+        alert_success(pipeline, resolver, done)
     return failures
+
+
+def alert_success(pipeline: Pipeline, resolver: Resolver, done: list[tuple[date, str, dict]]) -> None:
+    """One success alert for the whole command (every date of a backfill in it), sent when no date failed."""
+    from dagspec.alerts_runs import deliver, success_event, wants
+
+    if not wants(pipeline, "success"):
+        return
+    publishes = [s.id for s in pipeline.steps if s.kind == "publish"]
+    published: dict[str, dict] = {}
+    for _day, _run_id, results in done:
+        for step_id in publishes:
+            published.setdefault(step_id, {}).update(results.get(step_id) or {})
+    run_ids = ", ".join(run_id[:12] for _, run_id, _ in done[:3]) + (" ..." if len(done) > 3 else "")
+    deliver(pipeline, success_event(pipeline, f"dagspec (local) {run_ids}", [d.isoformat() for d, _, _ in done],
+                                    published, ""), resolver)
 
 
 def run_gaps(pipeline: Pipeline, resolver: Resolver, window: Window, day: date) -> list[Batch]:

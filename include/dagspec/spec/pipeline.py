@@ -15,7 +15,7 @@ from dagspec.spec.ml_classes import raise_declared_problems
 from dagspec.spec.ml_steps import DriftStep, EvaluateStep, PromoteStep, ScoreStep, TrainStep
 from dagspec.spec.monitor_step import MonitorStep
 from dagspec.spec.publish_steps import PublishStep
-from dagspec.spec.schedule import check_schedule, check_timezone
+from dagspec.spec.schedule import check_cron, check_schedule, check_timezone
 from dagspec.subdaily import cut, sub_daily_cron
 from dagspec.windows import Batch, Window
 
@@ -33,7 +33,8 @@ Step = Annotated[
 
 
 class Alerts(Strict):
-    """Who hears about a failed or retried task. Addresses and conn ids only: secrets stay in connections."""
+    """Who hears about failed, retried or successful runs, warn checks and stale tables. Addresses and conn ids
+    only: secrets stay in connections."""
 
     email: list[Annotated[str, Field(pattern=r"^[^@\s,;<>]+@[^@\s,;<>]+$")]] = Field(
         default_factory=list, description="Addresses that get an email (through the SMTP connection smtp_conn_id).",
@@ -49,11 +50,20 @@ class Alerts(Strict):
         description="Airflow Connection holding a Slack-compatible incoming webhook URL (host or password).",
         examples=["slack_alerts"],
     )
-    on: list[Literal["failure", "retry", "monitor"]] = Field(
+    on: list[Literal["failure", "retry", "monitor", "success", "warn", "stale"]] = Field(
         default_factory=lambda: ["failure", "retry", "monitor"],
-        description="Which events send an alert: a task's failure or retry, a monitor step's breach (with its numbers).",
+        description="Which events send an alert: a task's failure or retry, a monitor step's breach (with its numbers), "
+        "a successful run (once per run, with what it published), a validate step's failed warn-severity checks, "
+        "stale tables found by the scheduled freshness check (once per change, and a note when fresh again).",
         examples=[["failure"]], json_schema_extra={"default": ["failure", "retry", "monitor"]},
     )
+
+    def sends(self, kind: str) -> bool:
+        """Whether an event of this kind goes anywhere: wanted in `on`, and a channel to carry it."""
+        return kind in self.on and bool(self.email or self.webhook_conn_id)
+
+
+FRESHNESS_SUFFIX = "__freshness"  # the scheduled freshness check's DAG: '<dag_id>__freshness'
 
 
 class Freshness(Strict):
@@ -64,6 +74,16 @@ class Freshness(Strict):
         "stale (at most ten years).",
         examples=[36],
     )
+    schedule: str | None = Field(
+        default=None, description="When to check (a preset or cron, in the pipeline's timezone; may be hourly): "
+        "a DAG '<dag_id>__freshness' runs the check and sends 'stale' alerts. None: only 'dagspec freshness' checks.",
+        examples=["0 * * * *", "@daily"],
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return None if value is None else check_cron(value)
 
 
 DAG_ID = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
@@ -137,7 +157,8 @@ class Pipeline(Strict):
         default_factory=dict, description="Values for SQL Jinja ({{ params.name }}).",
         examples=[{"min_amount": 10, "region": "eu"}], json_schema_extra={"default": {}},
     )
-    alerts: Alerts | None = Field(default=None, description="Email and webhook alerts on task failure and retry.",
+    alerts: Alerts | None = Field(default=None, description="Email and webhook alerts: task failure and retry, "
+                                  "success, warn checks, stale tables.",
                                   examples=[{"email": ["data-team@example.com"], "webhook_conn_id": "slack_alerts"}])
     freshness: Freshness | None = Field(default=None, description="Maximum age of the newest staged partition.",
                                         examples=[{"max_age_hours": 36}])
@@ -162,6 +183,9 @@ class Pipeline(Strict):
     def _dates(self) -> Pipeline:
         if self.end_date is not None and self.end_date < self.start_date:
             raise ValueError("end_date is before start_date")
+        if self.freshness and self.freshness.schedule and len(self.dag_id) + len(FRESHNESS_SUFFIX) > 250:
+            raise ValueError(f"freshness.schedule makes a DAG '<dag_id>{FRESHNESS_SUFFIX}', longer than Airflow's 250 "
+                             "characters: shorten dag_id")
         raise_declared_problems(self)  # a declared multi-class target and its promote steps' metrics
         if self.batch_days != 1 and self.grain_cron is not None:
             raise ValueError(f"batch_days is {self.batch_days} but schedule {self.schedule!r} runs more than once a "

@@ -9,11 +9,12 @@ from croniter import croniter
 from dagspec.subdaily import PRESETS, cron_of, day_window, sub_daily_cron
 from dagspec.windows import from_local
 
-__all__ = ["PRESETS", "check_schedule", "check_timezone", "cron_of", "window_for"]
+__all__ = ["PRESETS", "check_cron", "check_schedule", "check_timezone", "cron_of", "window_for"]
 
 
-def check_schedule(schedule: str) -> str:
-    """Return the schedule unchanged, or raise ValueError saying what a valid one looks like."""
+def check_cron(schedule: str) -> str:
+    """Return the schedule unchanged, or raise ValueError saying what a valid one looks like. Any frequency: a
+    pipeline's sub-daily schedule gets partitions at its grain (dagspec.subdaily), a freshness check may run hourly."""
     expr = cron_of(schedule)
     if schedule.startswith("@") and schedule not in PRESETS:
         raise ValueError(f"unknown preset {schedule!r}; use one of {', '.join(PRESETS)} or a cron expression")
@@ -22,6 +23,9 @@ def check_schedule(schedule: str) -> str:
             f"{schedule!r} is not a valid cron expression (five fields: minute hour day-of-month month day-of-week)"
         )
     return schedule
+
+
+check_schedule = check_cron  # a pipeline's schedule: the same rule, under the name the definition checks use
 
 
 def window_for(schedule: str | None, day: date, timezone: str = "UTC") -> tuple[datetime, datetime]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dagspec.alerts_runs import wants
 from dagspec.errors import disk_full, first_line
 from dagspec.spec.model import PublishStep
 from dagspec.stages.context import RunContext, StepFailed
@@ -62,6 +63,8 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
             if step.email is not None:  # last: a message cannot be taken back if another target failed
                 done["email"] = _email(ctx, step, batch, reader())
             rows[day] = next(iter(done.values())) if len(done) == 1 else done
+            if wants(ctx.pipeline, "success"):  # the run's success alert reads it (in Airflow, outside this task)
+                ctx.store.record_published(ctx.pipeline.dag_id, step.id, batch.key, done)
     return rows
 
 

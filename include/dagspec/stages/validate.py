@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dagspec.alerts_runs import deliver, observed, wants, warn_event
 from dagspec.spec.model import ExtractStep, TableRef, ValidateStep
 from dagspec.spec.suites import Check, SuiteError, step_checks
 from dagspec.stages.context import RunContext, StepFailed
@@ -70,6 +71,7 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
     staged = isinstance(ctx.pipeline.step(step.input), ExtractStep)
     table = ctx.output_table(step.input)
     passed_to = ctx.plan.step(step.id).output  # on_fail 'drop_rows': the passing rows' table
+    warnings: list[tuple[str, str, str]] = []  # (batch_date, what failed and what it saw, report link)
     for batch in ctx.batches:
         version = staged and ctx.store.manifest_digest(table.schema_, table.table, batch.key)
         aside = SetAside(step, batch, passed_to, staged) if step.quarantine or passed_to else None
@@ -94,6 +96,8 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
         ctx.log.info("validation report: %s (result JSON: %s)", ctx.report_link(html_path), ctx.report_link(json_path))
         for r in warned:
             ctx.log.warning("expectation %s failed with severity warn: recorded, the run continues", short(r))
+            warnings.append((batch.batch_date.isoformat(), f"{short(r)} batch_date={batch.batch_date}: {observed(r)}",
+                             ctx.report_link(html_path)))
         if blocking or stopped:
             failures.append(f"batch_date={batch.key}: " + ", ".join(
                 [short(r) for r in blocking] + ([stopped] if stopped else [])))
@@ -104,6 +108,11 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
         }
     if failures:
         raise ValidationFailed("validation failed, nothing downstream will publish: " + "; ".join(failures))
+    if warnings and wants(ctx.pipeline, "warn"):  # one alert for the step's run, every batch's warnings in it
+        dates = sorted({d for d, _, _ in warnings})
+        window = f"window {ctx.window.start:%Y-%m-%d} .. {ctx.window.end:%Y-%m-%d}"
+        deliver(ctx.pipeline, warn_event(ctx.pipeline, step.id, window, dates, [line for _, line, _ in warnings],
+                                         warnings[0][2]), ctx.resolver)
     return outcome
 
 
