@@ -179,6 +179,16 @@ class Pipeline(Strict):
     def _timezone(cls, value: str) -> str:
         return check_timezone(value)
 
+    @field_validator("dag_id")
+    @classmethod
+    def _not_a_freshness_dag(cls, value: str) -> str:
+        # '<x>__freshness' is the DAG a definition x makes for its scheduled freshness check: two files would
+        # then make one DAG id (and Airflow would keep whichever it parsed last).
+        if value.lower().replace("-", "_").replace(".", "_").endswith(FRESHNESS_SUFFIX):
+            raise ValueError(f"a dag_id may not end in {FRESHNESS_SUFFIX!r}: that name is kept for a definition's "
+                             "scheduled freshness check (fix: choose another ending)")
+        return value
+
     @model_validator(mode="after")
     def _dates(self) -> Pipeline:
         if self.end_date is not None and self.end_date < self.start_date:
