@@ -8,6 +8,11 @@ class StepFailed(RuntimeError):
     """A step failed for a reason the user can act on; the message says which and how."""
 
 
+class AlreadyAlerted(StepFailed):
+    """A failure the step has alerted on itself, with its numbers (a monitor breach with on_breach 'fail'): the
+    task's failure callback does not send the same news a second time."""
+
+
 # What a write fails with when its disk is full, over quota or read-only (an errno from Python or pyarrow, or
 # DuckDB's text for it); a database's network or query errors are none of these.
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}

@@ -114,9 +114,10 @@ def test_shifted_predictions_breach_and_warn_fail_or_ask_for_a_retrain(registry_
                                                                        monkeypatch):
     from airflow.sdk import Asset
 
+    from dagspec.airflow.alerts import AlertCallback
     from dagspec.airflow.build import build_dag
     from dagspec.airflow.ml import RetrainSignalOperator, retrain_asset
-    from dagspec.stages import StepFailed
+    from dagspec.errors import AlreadyAlerted
 
     alerts = {"webhook_conn_id": "monitor_hook"}
     monkeypatch.setenv("AIRFLOW_CONN_MONITOR_HOOK", f"http://127.0.0.1:{hook.port}/hooks/monitor")
@@ -139,9 +140,14 @@ def test_shifted_predictions_breach_and_warn_fail_or_ask_for_a_retrain(registry_
     assert "|Monitor plot>" in json.dumps(payload)
 
     failing = monitored(tmp_path, alerts, on_breach="fail")
-    with pytest.raises(StepFailed, match=r"monitor monitor_scores: 2025-04-04: prediction PSI \d"):
+    with pytest.raises(AlreadyAlerted, match=r"monitor monitor_scores: 2025-04-04: prediction PSI \d") as failed:
         run(failing, "monitor_scores", day(3))
     assert len(hook.posts) == 2 and records(home)["2025-04-04"]["prediction"]["psi"] == pytest.approx(psi)
+    # In Airflow the task then fails: its failure callback sends nothing more (the breach alert had the numbers).
+    definition = tmp_path / "monitored.json"
+    definition.write_text(json.dumps(failing.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    AlertCallback(str(definition), "failure")({"exception": failed.value, "ti": type("TI", (), {"task_id": "m"})()})
+    assert len(hook.posts) == 2
 
     from dagspec.airflow.ui_reports import latest_monitor
 

@@ -33,10 +33,14 @@ class AlertCallback:
     def __call__(self, context: Any) -> None:
         from dagspec.airflow.connections import airflow_resolver
         from dagspec.alerts import send_alerts
+        from dagspec.errors import AlreadyAlerted
         from dagspec.spec.discovery import load_cached
 
         pipeline = load_cached(self.definition)
         if not pipeline.alerts:
+            return
+        if self.kind == "failure" and isinstance(context.get("exception"), AlreadyAlerted):
+            log.info("dagspec: no failure alert for %s: the step sent its own, with its numbers", context["ti"].task_id)
             return
         event = event_from_context(self.kind, pipeline, context, airflow_resolver)
         delivered = send_alerts(pipeline.alerts, event, airflow_resolver)

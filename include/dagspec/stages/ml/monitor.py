@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dagspec.alerts import AlertEvent, send_alerts
-from dagspec.errors import StepFailed
+from dagspec.errors import AlreadyAlerted, StepFailed
 from dagspec.ml import data as ml_data
 from dagspec.ml import monitor
 from dagspec.ml.monitor_report import monitor_png
@@ -57,9 +57,9 @@ def run_monitor(ctx: RunContext, step: MonitorStep) -> dict[str, Any]:
     if plot:
         ctx.log.info("monitor plot: %s", ctx.report_link(plot))
     if breached:
-        alert(ctx, step, reasons, plot)
+        alerted = alert(ctx, step, reasons, plot)
         if step.on_breach == "fail":
-            raise StepFailed(f"monitor {step.id}: {summary}")
+            raise (AlreadyAlerted if alerted else StepFailed)(f"monitor {step.id}: {summary}")
         if step.on_breach == "retrain":
             ctx.log.info("monitor %s: retraining of %s requested (%s)", step.id, step.model, summary)
         else:
@@ -110,10 +110,11 @@ def read_records(folder: Path) -> dict[date, dict[str, Any]]:
     return found
 
 
-def alert(ctx: RunContext, step: MonitorStep, reasons: list[str], plot: Path | None) -> None:
+def alert(ctx: RunContext, step: MonitorStep, reasons: list[str], plot: Path | None) -> bool:
+    """Whether any channel took the alert."""
     alerts = ctx.pipeline.alerts
     if alerts is None or "monitor" not in alerts.on:
-        return
+        return False
     w = ctx.window
     event = AlertEvent(kind="monitor", dag_id=ctx.pipeline.dag_id, task_id=step.id, run_id=f"on_breach={step.on_breach}",
                        date=f"{w.start:%Y-%m-%d} .. {w.end:%Y-%m-%d}", try_number=1, max_tries=0,
@@ -121,3 +122,4 @@ def alert(ctx: RunContext, step: MonitorStep, reasons: list[str], plot: Path | N
     delivered = send_alerts(alerts, event, ctx.resolver)
     ctx.log.info("monitor %s alert: %s", step.id,
                  ", ".join(f"{k} {'sent' if ok else 'NOT sent'}" for k, ok in delivered.items()) or "no channel")
+    return any(delivered.values())
