@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,12 +130,50 @@ def render(template_text: str, context: dict[str, Any], functions: dict[str, Cal
 
     Sandboxed (as Airflow's own templates are): a template is text a definition's author wrote, and plain
     Jinja lets `{{ cycler.__init__.__globals__.os.system(...) }}` run anything on the worker."""
-    import jinja2
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = _environment()
     env.globals.update(functions)
     return env.from_string(template_text).render(**context)
+
+
+MAX_TEMPLATE_VALUE = 1_000_000  # characters or items one '*' may build; digits one '**' may build
+
+
+def _environment() -> Any:
+    return _bounded_sandbox()(undefined=_strict(), autoescape=False, keep_trailing_newline=True)
+
+
+def _strict() -> Any:
+    import jinja2
+
+    return jinja2.StrictUndefined
+
+
+@lru_cache(maxsize=1)
+def _bounded_sandbox() -> type:
+    """The sandbox, with '*' and '**' bounded: `{{ 'x' * 10**10 }}` would otherwise take the worker's (or the
+    dag-processor's) memory while the template renders; Jinja's sandbox bounds only range()."""
+    import math
+
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Bounded(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "*":
+                for seq, times in ((left, right), (right, left)):
+                    if isinstance(seq, (str, bytes, list, tuple)) and isinstance(times, int) and \
+                            len(seq) * times > MAX_TEMPLATE_VALUE:
+                        raise SecurityError(f"a template builds a value of {len(seq) * times:,} items with '*'; "
+                                            f"at most {MAX_TEMPLATE_VALUE:,}")
+            if operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and \
+                    right * math.log10(abs(left)) > MAX_TEMPLATE_VALUE:
+                raise SecurityError(f"a template raises {left} to the power {right:,}: over "
+                                    f"{MAX_TEMPLATE_VALUE:,} digits")
+            return super().call_binop(context, operator, left, right)
+
+    return Bounded
 
 
 def render_window(template_text: str, start: datetime, end: datetime, params: dict[str, Any],

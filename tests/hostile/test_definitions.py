@@ -629,6 +629,10 @@ def test_a_model_steps_inline_data_query_is_checked_at_validate_too(tmp_path):
     "{{ params.update(x=1) }}",
     "{{ macros.time.sleep(600) }}",
     "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+    # Memory bombs: the sandbox bounds only range(); '*' and '**' are bounded by dagspec.
+    "{{ 'x' * 10**10 }}",
+    "{% set n = 10**9 %}{{ [0] * n }}",
+    "{{ 10 ** (10**9) }}",
 ])
 def test_a_template_in_a_definitions_sql_never_runs_python(tmp_path, monkeypatch, payload):
     """Jinja in a definition is the author's text: rendered in a sandbox, an escape is that SQL's error."""
