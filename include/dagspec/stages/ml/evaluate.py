@@ -12,6 +12,7 @@ from dagspec.errors import StepFailed
 from dagspec.ml import features, metrics
 from dagspec.spec.ml_steps import EvaluateStep, PromoteStep, TrainStep
 from dagspec.stages.context import RunContext
+from dagspec.stages.ml import canary
 from dagspec.stages.ml.common import champion_features, json_safe, report_dir, run_key, write_record
 from dagspec.stages.ml.training_report import champion_curve, write_report
 
@@ -97,16 +98,21 @@ def run_promote(ctx: RunContext, step: PromoteStep) -> dict[str, Any]:
             champion = {}
         decision = metrics.decide(step, challenger, champion, str(champ.version) if champ else None,
                                   data.tags.get("dagspec.champion_note") if champ else None)
-    if decision.promoted and (champ is None or str(champ.version) != str(version.version)):
+    label = "promoted" if decision.promoted else "rejected"
+    new = decision.promoted and (champ is None or str(champ.version) != str(version.version))
+    if new and step.rollout is not None and champ is not None:  # staged: the labels decide later
+        label, why = canary.stage(ctx, step.rollout, reg, train.model, version)
+        decision.reasons.append(why)
+    elif new:
         reg.set_champion(train.model, version.version)
-    reg.tag_version(train.model, version.version, {
-        "dagspec.decision": "promoted" if decision.promoted else "rejected",
-        "dagspec.reasons": " | ".join(decision.reasons)})
-    record = {"model": train.model, "version": str(version.version), "run_id": version.run_id,
+    reg.tag_version(train.model, version.version, {"dagspec.decision": label, "dagspec.decided_at": canary.now(),
+                                                   "dagspec.reasons": " | ".join(decision.reasons)})
+    record = {"model": train.model, "version": str(version.version), "run_id": version.run_id, "outcome": label,
               "window": [ctx.window.start.isoformat(), ctx.window.end.isoformat()], **decision.as_dict()}
     path = write_record(report_dir(ctx, step.id) / f"{train.model}_v{version.version}.json", record)
+    shown = {"promoted": "PROMOTED to champion", "canary": "STAGED as canary"}.get(label, label)
     ctx.log.info("promote %s: %s v%s %s\n  %s", step.id, train.model, version.version,
-                 "PROMOTED to champion" if decision.promoted else "not promoted; champion unchanged"
+                 shown if decision.promoted else "not promoted; champion unchanged"
                  + (f" (v{champ.version})" if champ else ""), "\n  ".join(decision.reasons))
     ctx.log.info("decision record: %s", path)
     _update_report(ctx, train, reg, version, challenger, decision, champ, evaluate.threshold)

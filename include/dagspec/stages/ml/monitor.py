@@ -21,6 +21,7 @@ from dagspec.ml.monitor_report import monitor_png
 from dagspec.spec.ml_steps import ScoreStep
 from dagspec.spec.monitor_step import MonitorStep
 from dagspec.stages.context import RunContext
+from dagspec.stages.ml import canary
 from dagspec.stages.ml.common import json_safe, report_dir, write_record
 from dagspec.stages.ml.monitor_inputs import References, first_rows, scored
 from dagspec.stages.ml.monitor_labels import realised
@@ -43,6 +44,7 @@ def run_monitor(ctx: RunContext, step: MonitorStep) -> dict[str, Any]:
             history[batch.batch_date] = record
             write_record(records / f"{batch.batch_date.isoformat()}.json", record)
             done[batch.batch_date.isoformat()] = record
+        rollout = canary.check(ctx, session, step, score)  # a staged canary: promote, roll back or wait
     plot = monitor_png(folder / "monitor.png", [history[d] for d in sorted(history)],
                        step.labels.metric if step.labels else None)
     reasons = [f"{day}: {r}" for day, rec in done.items() for r in rec["reasons"]]
@@ -50,7 +52,8 @@ def run_monitor(ctx: RunContext, step: MonitorStep) -> dict[str, Any]:
     w = ctx.window
     result = {"model": step.model, "window": [w.start.isoformat(), w.end.isoformat()], "on_breach": step.on_breach,
               "breached": breached, "retrain_requested": breached and step.on_breach == "retrain",
-              "reasons": reasons, "batches": done, "records": str(records), "plot": str(plot) if plot else None}
+              "reasons": reasons, "batches": done, "records": str(records), "plot": str(plot) if plot else None,
+              "canary": rollout}
     summary = "; ".join(reasons) or "every number within its threshold"
     ctx.log.info("monitor %s: %s over %d batch(es): %s -> %s", step.id, step.model, len(done),
                  "BREACH" if breached else "healthy", summary)

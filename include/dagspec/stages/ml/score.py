@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,10 +18,12 @@ import pyarrow as pa
 from dagspec.errors import StepFailed
 from dagspec.ml import data as ml_data
 from dagspec.ml import features
+from dagspec.ml.canary import canary_rows
 from dagspec.paths import data_home
 from dagspec.spec.ml_steps import ScoreStep
 from dagspec.sql import quote
 from dagspec.stages.context import RunContext
+from dagspec.stages.ml import canary
 from dagspec.stages.ml.common import champion_features, json_safe
 from dagspec.store import Store
 from dagspec.warehouse.duckdb import DuckDBSession
@@ -39,16 +42,27 @@ def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
     if champ is None:
         raise StepFailed(f"model {step.model!r} has no champion yet: run the pipeline that trains it "
                          "(its first model is promoted when it meets the minimums)")
-    model = reg.load(champ.run_id)
     feats, target, task = champion_features(reg, champ)
     version = int(champ.version)
-    columns = list(dict.fromkeys([*step.keys, *(f.column for f in feats)]))
+    scorers = [Scorer(reg.load(champ.run_id), feats, version)]
+    share = 0.0
+    found = canary.staged(reg, step.model)
+    if found is not None and str(found.version.version) != str(champ.version):
+        c_feats, _, c_task = champion_features(reg, found.version)
+        if c_task != task:
+            raise StepFailed(f"canary v{found.version.version} of {step.model} is a {c_task} model and the champion a "
+                             f"{task} one: one score table cannot hold both")
+        scorers.append(Scorer(reg.load(found.version.run_id), c_feats, int(found.version.version)))
+        share = found.rule.canary_share
+        ctx.log.info("score %s: canary v%s scores %.1f%% of each batch (by a hash of %s), champion v%s the rest",
+                     step.id, found.version.version, 100 * share, ", ".join(step.keys), version)
+    columns = list(dict.fromkeys([*step.keys, *(f.column for s in scorers for f in s.feats)]))
     rows: dict[str, int] = {}
     with ctx.warehouse.session() as session:
         for batch in ctx.batches:
             reader = ml_data.read(ctx, session, step.data, Window(batch.from_at, batch.to_at), columns, step.chunk_rows)
             schema = _output_schema(reader.schema, step.keys, task)
-            predictions = _predict(reader, step, feats, model, task, version, schema)
+            predictions = _predict(reader, step, scorers, share, task, schema)
             scratch = None
             if step.output.export is not None:
                 store, dest = ctx.store, step.output.export
@@ -70,7 +84,8 @@ def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
                     shutil.rmtree(scratch, ignore_errors=True)
             rows[batch.batch_date.isoformat()] = part.rows
     ctx.log.info("score %s: %s champion v%s, %d row(s) scored", step.id, step.model, version, sum(rows.values()))
-    return json_safe({"model": step.model, "version": str(version), "rows": rows})
+    return json_safe({"model": step.model, "version": str(version), "rows": rows,
+                      "canary": {"version": str(scorers[1].version), "share": share} if share else None})
 
 
 def _expose_parquet(session: Session, name: str, files: list[str]) -> str:
@@ -96,22 +111,42 @@ def _output_schema(source: pa.Schema, keys: list[str], task: str) -> pa.Schema:
     return pa.schema(fields + [pa.field("model_version", pa.int32())])
 
 
-def _predict(reader: pa.RecordBatchReader, step: ScoreStep, feats: list[Feature], model: SkPipeline, task: str, version: int,
-             schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    from dagspec.ml.metrics import positive_proba
+@dataclass(frozen=True)
+class Scorer:
+    model: SkPipeline
+    feats: list[Feature]
+    version: int
 
+
+def _predict(reader: pa.RecordBatchReader, step: ScoreStep, scorers: list[Scorer], share: float, task: str,
+             schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """The champion's predictions (scorers[0]), and with a canary (scorers[1]) its predictions for its share of
+    the rows, in the chunk's row order."""
     for chunk in ml_data.chunks(reader, step.chunk_rows):
         if chunk.num_rows == 0:
             continue
-        try:
-            X = features.frame(chunk, feats)
-        except features.DataProblem as exc:
-            raise StepFailed(f"score {step.id}: {exc}") from None
-        columns = [chunk.column(k) for k in step.keys]
-        if task == "classification":
-            proba = positive_proba(model, X)
-            columns += [pa.array((proba >= 0.5).astype(np.int8)), pa.array(proba)]
-        else:
-            columns += [pa.array(np.asarray(model.predict(X), dtype=float))]
-        columns.append(pa.array(np.full(chunk.num_rows, version, dtype=np.int32)))
+        routed = canary_rows(chunk, step.keys, share) if len(scorers) > 1 else np.zeros(chunk.num_rows, dtype=bool)
+        outputs = [np.empty(chunk.num_rows, dtype=np.int8), np.empty(chunk.num_rows)] if task == "classification" \
+            else [np.empty(chunk.num_rows)]
+        versions = np.empty(chunk.num_rows, dtype=np.int32)
+        for scorer, rows in zip(scorers, (~routed, routed), strict=False):
+            if not rows.any():
+                continue
+            try:
+                X = features.frame(chunk if rows.all() else chunk.filter(pa.array(rows)), scorer.feats)
+            except features.DataProblem as exc:
+                raise StepFailed(f"score {step.id}: {exc}") from None
+            for out, values in zip(outputs, _outputs(scorer.model, X, task), strict=True):
+                out[rows] = values
+            versions[rows] = scorer.version
+        columns = [chunk.column(k) for k in step.keys] + [pa.array(o) for o in outputs] + [pa.array(versions)]
         yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _outputs(model: SkPipeline, X: Any, task: str) -> list[np.ndarray]:
+    from dagspec.ml.metrics import positive_proba
+
+    if task == "classification":
+        proba = positive_proba(model, X)
+        return [(proba >= 0.5).astype(np.int8), proba]
+    return [np.asarray(model.predict(X), dtype=float)]
