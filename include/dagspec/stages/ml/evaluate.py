@@ -115,12 +115,12 @@ def run_promote(ctx: RunContext, step: PromoteStep) -> dict[str, Any]:
                  shown if decision.promoted else "not promoted; champion unchanged"
                  + (f" (v{champ.version})" if champ else ""), "\n  ".join(decision.reasons))
     ctx.log.info("decision record: %s", path)
-    _update_report(ctx, train, reg, version, challenger, decision, champ, evaluate.threshold)
+    _update_report(ctx, train, reg, version, challenger, decision, champ, evaluate.threshold, label)
     return json_safe({**record, "record": str(path)})
 
 
 def _update_report(ctx: RunContext, train: TrainStep, reg: Registry, version: ModelVersion, challenger: dict[str, float],
-                   decision: metrics.Decision, champ: ModelVersion | None, threshold: float) -> None:
+                   decision: metrics.Decision, champ: ModelVersion | None, threshold: float, outcome: str) -> None:
     """`champ`: the champion the decision was made against (the alias may point at `version` by now)."""
     try:
         holdout = _holdout(reg, version.run_id)
@@ -130,7 +130,7 @@ def _update_report(ctx: RunContext, train: TrainStep, reg: Registry, version: Mo
         model = reg.load(version.run_id)
         curve = champion_curve(ctx, train, reg, champ, str(version.version), holdout)
         html = write_report(ctx, train, reg, str(version.version), version.run_id, X, y, model, challenger,
-                            decision.champion, curve, decision.as_dict(), threshold)
+                            decision.champion, curve, {**decision.as_dict(), "outcome": outcome}, threshold)
         ctx.log.info("training report (with the decision): %s", ctx.report_link(html))
     except Exception as exc:
         ctx.log.warning("could not update the training report: %s", exc)
