@@ -53,7 +53,7 @@ def aliases() -> tuple[str | None, str | None]:
 
 def bucket(*keys) -> int:
     text = "\x1f".join(str(k) for k in keys).encode()
-    return int.from_bytes(hashlib.md5(text).digest(), "little") % 10_000
+    return int.from_bytes(hashlib.md5(text).digest()[:8], "little") % 10_000
 
 
 def realised_auc(home: Path, version: int, days: list[date]) -> tuple[int, float]:
