@@ -99,7 +99,10 @@ def test_a_better_canary_scores_its_share_and_is_promoted_after_the_window_once(
                           "ml.order_scores WHERE batch_date >= DATE '2025-07-01' ORDER BY order_id") == rows
 
     # Labels of 07-01 .. 07-02 are in by 07-04 (delay 2): the window (07-01 .. 07-03) is not done: wait.
-    waiting = run(daily, "monitor_scores", JULY, 4)["canary"]
+    monitored = run(daily, "monitor_scores", JULY, 4)
+    waiting = monitored["canary"]
+    # Each batch's drift is measured against the version that scored most of it: the champion.
+    assert [b["model_version"] for b in monitored["batches"].values()] == ["1"] * 4
     assert waiting["decision"] == "wait" and aliases() == ("1", "2")
     assert waiting["reasons"][0].startswith("2 of 3 window day(s) labelled")
     decided = run(daily, "monitor_scores", JULY + timedelta(days=4))["canary"]

@@ -13,6 +13,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+
 from dagspec.alerts import AlertEvent, send_alerts
 from dagspec.errors import StepFailed
 from dagspec.ml import data as ml_data
@@ -81,7 +83,8 @@ def measure(ctx: RunContext, session: Any, step: MonitorStep, score: ScoreStep, 
     if first is None:  # nothing scored that day: only the volume can be judged
         record.update(model_version=None, volume=monitor.volume(0, recent), prediction=None, features={})
     else:
-        version = str(first.column("model_version")[0].as_py())
+        # The version that scored most of the batch's first rows: with a canary, a batch holds two.
+        version = str(pc.mode(first.column("model_version"))[0]["mode"].as_py())
         bins, profile, task = refs.of(version)
         column = "probability" if task == "classification" else "prediction"
         predictions = monitor.PredictionStats(bins)
