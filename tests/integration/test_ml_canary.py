@@ -26,11 +26,11 @@ MONITOR = {"id": "monitor_scores", "kind": "monitor", "model": MODEL, "input": "
 RULE_SQL = "CASE WHEN (channel = 'store' AND amount > 250) OR (channel = 'web' AND amount < 100) THEN 1 ELSE 0 END"
 
 
-def definitions(tmp_path: Path):
+def definitions(tmp_path: Path, **rule):
     daily = json.loads((ROOT / "dags" / "definitions" / "orders_model.json").read_text())
     daily["steps"].append(MONITOR)
     retraining = json.loads((ROOT / "dags" / "definitions" / "orders_model_retrain.json").read_text())
-    retraining["steps"][-1]["rollout"] = RULE
+    retraining["steps"][-1]["rollout"] = {**RULE, **rule}
     paths = tmp_path / "orders_model.json", tmp_path / "orders_model_retrain.json"
     for path, data in zip(paths, (daily, retraining), strict=True):
         path.write_text(json.dumps(data))
@@ -155,3 +155,18 @@ def test_a_worse_canary_is_rolled_back_and_stays_rolled_back(registry_server, ho
     line = next(line for line in listed(monkeypatch) if line.lstrip("│ ").startswith("2 "))
     cells = [c.strip() for c in line.split("│")]
     assert cells[cells.index("rolled_back") - 1] == "-" and "roc_auc canary v2" in line  # alias gone
+
+
+def test_too_few_labelled_rows_when_the_window_ends_time_out_into_a_rollback(registry_server, home, tmp_path):
+    daily, retraining = definitions(tmp_path, min_rows=100_000)
+    retrain(APRIL)
+    sql(home, f"UPDATE ml.order_features SET is_lost = {RULE_SQL} WHERE batch_date >= DATE '2025-04-01'")
+    assert staged_retrain(retraining)["promote"]["outcome"] == "canary"
+    run(daily, "score_orders", JULY, 5)
+    decided = run(daily, "monitor_scores", JULY, 5)["canary"]
+    assert decided["decision"] == "rolled_back" and aliases() == ("1", None)
+    rows = decided["canary"]["rows"], decided["champion"]["rows"]
+    assert decided["reasons"][0].startswith(f"timeout: 3 of 3 window day(s) labelled (2025-07-01 .. 2025-07-03), v2 has "
+                                            f"{rows[0]} and v1 has {rows[1]} labelled rows (need 100000)")
+    assert 0 < rows[0] < rows[1]
+    assert registry().version(MODEL, "2").tags["dagspec.canary.decision"] == "rolled_back"
