@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 export DAGSPEC_HOME ?= $(CURDIR)/.local/data
 export AIRFLOW_HOME ?= $(CURDIR)/.local/airflow
 
-.PHONY: up down install lint test test-fast bench bench-parse bench-validate bench-extract bench-ml bench-objects bench-ops bench-warehouse bench-window schema sample-data clean
+.PHONY: up down install lint test test-fast bench bench-parse bench-validate bench-extract bench-ml bench-objects bench-ops bench-warehouse bench-window bench-subdaily schema sample-data clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench: install
 # DagBag parse time and memory: dagspec vs dag-factory 1.1.0 (in its own venv) vs a plain loader.
 bench-parse: install
 	$(BIN)/python bench/parse_bench.py
+
+# An hourly pipeline's day (24 partitions) vs the same rows as one daily partition, whole processes.
+bench-subdaily: install
+	$(BIN)/python bench/subdaily_bench.py
 
 bench-validate: install
 	$(BIN)/python bench/validate_bench.py

@@ -34,7 +34,7 @@ def candidate_batches(pipeline: Pipeline, own: Window, day: date, lookback: int)
         start, end = window_for(pipeline.schedule, first + timedelta(days=n), pipeline.timezone)
         if end <= own.start:
             starts.setdefault(start, Window(start, end))
-    out = [b for w in starts.values() for b in w.batches(pipeline.batch_days, pipeline.timezone)
+    out = [b for w in starts.values() for b in pipeline.batches_of(w)
            if first <= b.batch_date < day]
     return sorted(out, key=lambda b: b.batch_date)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dagspec.spec.graph import topological, upstream
+from dagspec.spec.history_checks import history_uris
 from dagspec.spec.ml_steps import ML_KINDS
 from dagspec.spec.model import (
     DriftStep,
@@ -38,6 +39,7 @@ class PlannedStep:
     output: TableRef | None  # where its batches are for a step reading it
     output_in_store: bool  # that output is Parquet partitions in the store (else a warehouse table)
     writes: tuple[Place, ...]
+    inlet_uris: tuple[str, ...] = ()  # Assets of the published tables it reads whole (a transform's history)
 
     @property
     def asset_uris(self) -> tuple[str, ...]:
@@ -127,4 +129,4 @@ def planned_step(pipeline: Pipeline, step: StepBase, waits_for: tuple[str, ...])
     in_store = isinstance(step, ExtractStep) or (isinstance(step, ScoreStep) and step.output.table is None) or (
         isinstance(step, ValidateStep) and output is not None and isinstance(pipeline.step(step.input), ExtractStep))
     return PlannedStep(step.id, step.kind, step, waits_for, tuple(dict.fromkeys(step.refs())), output, in_store,
-                       writes_of(pipeline, step))
+                       writes_of(pipeline, step), history_uris(pipeline, step))

@@ -1,4 +1,5 @@
-"""The object store: staged and exported partitions at <root>/<schema>/<table>/batch_date=YYYY-MM-DD/.
+"""The object store: staged and exported partitions at <root>/<schema>/<table>/batch_date=YYYY-MM-DD/
+(and, for a sub-daily pipeline, one level down at .../batch_time=HHMM/: see dagspec.partitions).
 
 One interface over a local folder, S3 and GCS (pyarrow's file systems). Every partition has a
 `_manifest.json` (rows, schema, bytes and sha256 of each part) and readers go through it, so a
@@ -53,6 +54,7 @@ import pyarrow.fs as pafs
 
 from dagspec.connections import ConnectionInfo
 from dagspec.filesystems import Location, location
+from dagspec.partitions import Key, PartitionKey, as_key
 from dagspec.store_adopt import StoreAdopt
 from dagspec.store_io import delete_quietly, make_dirs, swap_in, written_by
 from dagspec.store_manifest import Manifest
@@ -125,17 +127,17 @@ class Store(StoreRecords, StoreAdopt):
             self._table_path("x", name)  # the same name checks as a table's folder
         return "/".join([self.location.path, kind, *names])
 
-    def _partition_path(self, schema: str, table: str, batch_date: date) -> str:
-        return f"{self._table_path(schema, table)}/batch_date={batch_date.isoformat()}"
+    def _partition_path(self, schema: str, table: str, batch_date: Key) -> str:
+        return f"{self._table_path(schema, table)}/{as_key(batch_date).segment}"
 
-    def partition_dir(self, schema: str, table: str, batch_date: date) -> Path | str:
+    def partition_dir(self, schema: str, table: str, batch_date: Key) -> Path | str:
         """Where a partition lives: a Path for a local store, an s3:// or gs:// URI otherwise."""
         path = self._partition_path(schema, table, batch_date)
         return Path(path) if self.local else self.location.uri(path)
 
     # -- writing -----------------------------------------------------------------------------------
     def write_partition(
-        self, schema: str, table: str, batch_date: date, arrow_schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+        self, schema: str, table: str, batch_date: Key, arrow_schema: pa.Schema, batches: Iterable[pa.RecordBatch],
         window: tuple[datetime, datetime] | None = None, fmt: str = "parquet",
     ) -> PartitionInfo:
         """Write one partition from a stream of batches and make it visible only when it is complete.
@@ -160,33 +162,35 @@ class Store(StoreRecords, StoreAdopt):
             return XlsxPart(sheet_name=table)
         raise ValueError(f"unknown partition format {fmt!r}")
 
-    def overlapping(self, schema: str, table: str, batch_date: date, window: tuple[datetime, datetime]
-                    ) -> list[tuple[date, datetime, datetime]]:
+    def overlapping(self, schema: str, table: str, batch_date: Key, window: tuple[datetime, datetime]
+                    ) -> list[tuple[PartitionKey, datetime, datetime]]:
         """Other partitions of the table whose rows come from part of `window`: writing this one beside them
-        would hold those rows twice. A partition without a recorded window holds the day of its batch_date.
-        Partitions never overlap one another, so only the nearest earlier one and those inside can."""
+        would hold those rows twice (a daily and a sub-daily partition of one day included). A partition without
+        a recorded window holds the day of its batch_date. Partitions never overlap one another, so only the
+        nearest earlier one and those inside can."""
         start, end = window
-        dates = [d for d in self.batch_dates(schema, table) if d != batch_date and d < end.date() + timedelta(days=1)]
-        earlier = [d for d in dates if d < start.date()]
+        own = as_key(batch_date)
+        keys = [k for k in self.partitions(schema, table) if k != own and k.day < end.date() + timedelta(days=1)]
+        earlier = [k for k in keys if k.day < start.date() or (k.utc_start is not None and k.utc_start < start)]
         found = []
-        for d in [*earlier[-1:], *(d for d in dates if d >= start.date())]:
-            manifest = self._read_manifest(self._partition_path(schema, table, d))
+        for k in [*earlier[-1:], *(k for k in keys if k not in earlier and (k.utc_start or start) < end)]:
+            manifest = self._read_manifest(self._partition_path(schema, table, k))
             if manifest and manifest.window:
                 lo, hi = manifest.window
             else:
-                lo = datetime(d.year, d.month, d.day, tzinfo=start.tzinfo)
+                lo = datetime(k.day.year, k.day.month, k.day.day, tzinfo=start.tzinfo)
                 hi = lo + timedelta(days=1)
             if lo < end and start < hi:
-                found.append((d, lo, hi))
+                found.append((k, lo, hi))
         return found
 
-    def _write_local(self, schema: str, table: str, batch_date: date, arrow_schema: pa.Schema,
+    def _write_local(self, schema: str, table: str, batch_date: Key, arrow_schema: pa.Schema,
                      batches: Iterable[pa.RecordBatch], window: tuple[datetime, datetime] | None,
                      writer: PartWriter) -> None:
         final = Path(self._partition_path(schema, table, batch_date))
         make_dirs(final.parent)
         self._sweep_local(final.parent)  # leftovers of versions that kept temporaries in the table folder
-        tmp = self.local_temp(f"{schema}.{table}.{final.name}")
+        tmp = self.local_temp(f"{schema}.{table}.{as_key(batch_date).segment.replace('/', '.')}")
         try:
             direct = batches.write_parquet if isinstance(batches, SelfWriting) else None
             if direct is not None and writer.suffix == "parquet":
@@ -194,7 +198,7 @@ class Store(StoreRecords, StoreAdopt):
             else:
                 files = writer.write(self.fs, str(tmp), lambda i: f"part-{i:05d}.{writer.suffix}", arrow_schema,
                                      batches, [])
-            self._put_manifest(f"{tmp}/{MANIFEST}", Manifest.of(batch_date, arrow_schema, files, window))
+            self._put_manifest(f"{tmp}/{MANIFEST}", self._manifest_of(batch_date, arrow_schema, files, window))
             swap_in(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -213,7 +217,7 @@ class Store(StoreRecords, StoreAdopt):
                 except FileNotFoundError:
                     pass
 
-    def _write_objects(self, schema: str, table: str, batch_date: date, arrow_schema: pa.Schema,
+    def _write_objects(self, schema: str, table: str, batch_date: Key, arrow_schema: pa.Schema,
                        batches: Iterable[pa.RecordBatch], window: tuple[datetime, datetime] | None,
                        writer: PartWriter) -> None:
         prefix = self._partition_path(schema, table, batch_date)
@@ -228,7 +232,7 @@ class Store(StoreRecords, StoreAdopt):
             for name in written:
                 delete_quietly(self.fs, f"{prefix}/{name}")
             raise
-        self._put_manifest(f"{prefix}/{MANIFEST}", Manifest.of(batch_date, arrow_schema, files, window))  # the commit
+        self._put_manifest(f"{prefix}/{MANIFEST}", self._manifest_of(batch_date, arrow_schema, files, window))  # commit
         keep = {f.name for f in files} | {MANIFEST}
         replaced = {f.name for f in previous.files} if previous else set()
         self._sweep_objects(prefix, keep, replaced)
@@ -246,6 +250,12 @@ class Store(StoreRecords, StoreAdopt):
             stale = mtime is not None and (mtime if mtime.tzinfo else mtime.replace(tzinfo=UTC)) < cutoff
             if name in replaced or stale:
                 delete_quietly(self.fs, entry.path)
+
+    @staticmethod
+    def _manifest_of(batch_date: Key, arrow_schema: pa.Schema, files: list, window: tuple[datetime, datetime] | None
+                     ) -> Manifest:
+        key = as_key(batch_date)
+        return Manifest.of(key.day, arrow_schema, files, window, batch_start=key.utc_start)
 
     def _put_manifest(self, path: str, manifest: Manifest) -> None:
         with self.fs.open_output_stream(path) as out:
@@ -272,31 +282,31 @@ class Store(StoreRecords, StoreAdopt):
                 return None
             raise
 
-    def _manifest(self, schema: str, table: str, batch_date: date) -> tuple[str, Manifest, str]:
+    def _manifest(self, schema: str, table: str, batch_date: Key) -> tuple[str, Manifest, str]:
         """(prefix, manifest, sha256 of its bytes), all from one read."""
         prefix = self._partition_path(schema, table, batch_date)
         data = self._read_bytes(f"{prefix}/{MANIFEST}")
         if data is None:
             raise FileNotFoundError(
-                f"no staged partition {schema}.{table} batch_date={batch_date} in {self.location.uri()}: "
+                f"no staged partition {schema}.{table} {as_key(batch_date).segment} in {self.location.uri()}: "
                 "did the step that writes it run?"
             )
         return prefix, Manifest.from_bytes(data), hashlib.sha256(data).hexdigest()
 
-    def partition(self, schema: str, table: str, batch_date: date) -> PartitionInfo:
+    def partition(self, schema: str, table: str, batch_date: Key) -> PartitionInfo:
         prefix, manifest, digest = self._manifest(schema, table, batch_date)
         uri = self.location.uri
         return PartitionInfo(
             uri(prefix), manifest.rows, [uri(f"{prefix}/{f.name}") for f in manifest.files], manifest.columns, digest,
         )
 
-    def manifest_digest(self, schema: str, table: str, batch_date: date) -> str | None:
+    def manifest_digest(self, schema: str, table: str, batch_date: Key) -> str | None:
         """The sha256 naming the committed version of a partition, or None when there is none."""
         data = self._read_bytes(f"{self._partition_path(schema, table, batch_date)}/{MANIFEST}")
         return None if data is None else hashlib.sha256(data).hexdigest()
 
-    def dataset(self, schema: str, table: str, batch_dates: Iterable[date],
-                pinned: dict[date, str] | None = None) -> pads.Dataset:
+    def dataset(self, schema: str, table: str, batch_dates: Iterable[Key],
+                pinned: dict[Key, str] | None = None) -> pads.Dataset:
         """The committed files of the given partitions, on this store's file system (DuckDB can scan it).
         `pinned`: date -> the only manifest sha256 accepted for it (else PartitionChanged), checked on the
         same manifest read that lists the files. A local partition is re-written under the same file names,
@@ -317,19 +327,34 @@ class Store(StoreRecords, StoreAdopt):
         return pads.dataset(paths, format="parquet", filesystem=self.fs)
 
     def batch_dates(self, schema: str, table: str) -> list[date]:
-        """Dates with a committed partition. Object stores are listed recursively: prefix listing is what
-        every store (and the GCS emulator, which lacks delimiter listing) supports."""
+        """Local dates with at least one committed partition."""
+        return sorted({k.day for k in self.partitions(schema, table)})
+
+    def partitions(self, schema: str, table: str) -> list[PartitionKey]:
+        """Every committed partition, in time order. Object stores are listed recursively: prefix listing is what
+        every store (and the GCS emulator, which lacks delimiter listing) supports. A folder without a manifest
+        (the seed's history before `dagspec adopt`) is not a partition."""
         folder = self._table_path(schema, table)
+        found: set[PartitionKey] = set()
         if self.local:
             path = Path(folder)
             if not path.is_dir():
                 return []
-            # a folder without a manifest (the seed's history before `dagspec adopt`) is not a partition
-            found = [m.group(1) for p in path.iterdir() if (m := _PARTITION.match(p.name)) and (p / MANIFEST).is_file()]
-            return sorted(date.fromisoformat(d) for d in found)
-        found = set()
+            for p in path.iterdir():
+                if not (m := _PARTITION.match(p.name)):
+                    continue
+                day = date.fromisoformat(m.group(1))
+                if (p / MANIFEST).is_file():
+                    found.add(PartitionKey(day))
+                    continue  # a day staged whole is never also staged by the hour (overlapping refuses it)
+                found.update(k for q in p.iterdir() if (k := PartitionKey.parse(day, q.name)) and (q / MANIFEST).is_file())
+            return sorted(found, key=PartitionKey.sort_key)
         for entry in self.fs.get_file_info(pafs.FileSelector(folder, recursive=True, allow_not_found=True)):
-            head, _, name = entry.path[len(folder) + 1:].partition("/")
-            if name == MANIFEST and (m := _PARTITION.match(head)):
-                found.add(m.group(1))
-        return sorted(date.fromisoformat(d) for d in found)
+            names = entry.path[len(folder) + 1:].split("/")
+            if names[-1] != MANIFEST or not (m := _PARTITION.match(names[0])) or len(names) not in (2, 3):
+                continue
+            day = date.fromisoformat(m.group(1))
+            key = PartitionKey(day) if len(names) == 2 else PartitionKey.parse(day, names[1])
+            if key is not None:
+                found.add(key)
+        return sorted(found, key=PartitionKey.sort_key)

@@ -2,7 +2,8 @@
 
 Readers go through it (never a folder listing), and its sha256 names the partition's version, so its
 bytes matter: `to_bytes` writes the keys in the order every dagspec version wrote them
-(batch_date, window, adopted, rows, bytes, files, schema), and a manifest read back and written again
+(batch_date, window, adopted, rows, bytes, files, schema; a sub-daily partition's batch_start
+after batch_date), and a manifest read back and written again
 is the same bytes. `rows` and `bytes` are the parts' sums, kept in the file for readers outside dagspec.
 """
 
@@ -35,11 +36,14 @@ class Manifest:
     schema: tuple[tuple[str, str], ...]  # (column name, Arrow type as text)
     window: tuple[datetime, datetime] | None = None  # the [start, end) its rows come from
     adopted: bool = False  # written by `dagspec adopt` for files another tool wrote
+    batch_start: datetime | None = None  # a sub-daily partition's start (UTC); absent from a daily one's bytes
 
     @classmethod
     def of(cls, batch_date: date, arrow_schema: pa.Schema, files: list[PartFile],
-           window: tuple[datetime, datetime] | None = None, adopted: bool = False) -> Manifest:
-        return cls(batch_date, tuple(files), tuple((f.name, str(f.type)) for f in arrow_schema), window, adopted)
+           window: tuple[datetime, datetime] | None = None, adopted: bool = False,
+           batch_start: datetime | None = None) -> Manifest:
+        return cls(batch_date, tuple(files), tuple((f.name, str(f.type)) for f in arrow_schema), window, adopted,
+                   batch_start)
 
     @property
     def rows(self) -> int:
@@ -55,6 +59,8 @@ class Manifest:
 
     def to_bytes(self) -> bytes:
         record: dict[str, object] = {"batch_date": self.batch_date.isoformat()}
+        if self.batch_start is not None:
+            record["batch_start"] = self.batch_start.isoformat()
         if self.window:
             record["window"] = [self.window[0].isoformat(), self.window[1].isoformat()]
         if self.adopted:
@@ -72,4 +78,5 @@ class Manifest:
             tuple((c["name"], c["type"]) for c in record["schema"]),
             (datetime.fromisoformat(window[0]), datetime.fromisoformat(window[1])) if window else None,
             bool(record.get("adopted")),
+            datetime.fromisoformat(record["batch_start"]) if record.get("batch_start") else None,
         )

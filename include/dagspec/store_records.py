@@ -15,9 +15,9 @@ import json
 import os
 import shutil
 import uuid
-from datetime import date
 from pathlib import Path
 
+from dagspec.partitions import Key, as_key
 from dagspec.store_io import make_dirs, write_bytes
 from dagspec.store_manifest import Manifest
 from dagspec.store_names import CHECKS, RUNS, TEMP
@@ -26,8 +26,8 @@ from dagspec.store_names import CHECKS, RUNS, TEMP
 class PartitionChanged(ValueError):
     """The committed partition is not the version the caller pinned (its manifest's sha256 differs)."""
 
-    def __init__(self, schema: str, table: str, batch_date: date, expected: str, found: str | None):
-        super().__init__(f"partition {schema}.{table} batch_date={batch_date} is version "
+    def __init__(self, schema: str, table: str, batch_date: Key, expected: str, found: str | None):
+        super().__init__(f"partition {schema}.{table} {as_key(batch_date).segment} is version "
                          f"{(found or 'none')[:12]}, not the pinned {expected[:12]}")
         self.expected, self.found = expected, found
 
@@ -46,8 +46,8 @@ class StoreRecords:
         tmp.mkdir()
         return tmp
 
-    def _hold(self, schema: str, table: str, batch_date: date, prefix: str, manifest: Manifest, digest: str) -> str:
-        held = self.local_temp(f"held.{schema}.{table}.batch_date={batch_date.isoformat()}")
+    def _hold(self, schema: str, table: str, batch_date: Key, prefix: str, manifest: Manifest, digest: str) -> str:
+        held = self.local_temp(f"held.{schema}.{table}.{as_key(batch_date).segment.replace('/', '.')}")
         self.held.append(held)
         try:
             for f in manifest.files:
@@ -71,39 +71,47 @@ class StoreRecords:
         data = (json.dumps(record, indent=1) + "\n").encode()
         write_bytes(self.fs, path, data, Path(self.location.path) / TEMP if self.local else None)
 
-    def record_check(self, dag_id: str, step_id: str, batch_date: date, schema: str, table: str, digest: str,
+    def record_check(self, dag_id: str, step_id: str, batch_date: Key, schema: str, table: str, digest: str,
                      passed: bool) -> None:
         """A validate step checked this version (manifest sha256) of a staged partition: readers downstream of it
         accept only that version. Timeless, so re-checking identical bytes leaves an identical record."""
         self._put_json(self._check_path(dag_id, step_id, batch_date), {
-            "dag_id": dag_id, "step": step_id, "batch_date": batch_date.isoformat(), "partition": f"{schema}.{table}",
+            "dag_id": dag_id, "step": step_id, **_key_json(batch_date), "partition": f"{schema}.{table}",
             "manifest_sha256": digest, "passed": passed})
 
-    def checked(self, dag_id: str, step_id: str, batch_date: date) -> dict | None:
+    def checked(self, dag_id: str, step_id: str, batch_date: Key) -> dict | None:
         """What record_check left for the batch, or None."""
         return self._read_json(self._check_path(dag_id, step_id, batch_date))
 
-    def check_record_uri(self, dag_id: str, step_id: str, batch_date: date) -> str:
+    def check_record_uri(self, dag_id: str, step_id: str, batch_date: Key) -> str:
         return self.location.uri(self._check_path(dag_id, step_id, batch_date))
 
-    def _check_path(self, dag_id: str, step_id: str, batch_date: date) -> str:
-        return self._own_path(CHECKS, dag_id, step_id, f"batch_date={batch_date.isoformat()}", "checked.json")
+    def _check_path(self, dag_id: str, step_id: str, batch_date: Key) -> str:
+        return self._own_path(CHECKS, dag_id, step_id, *as_key(batch_date).segment.split("/"), "checked.json")
 
-    def _run_path(self, dag_id: str, batch_date: date) -> str:
-        return self._own_path(RUNS, dag_id, f"batch_date={batch_date.isoformat()}.json")
+    def _run_path(self, dag_id: str, batch_date: Key) -> str:
+        *folders, last = as_key(batch_date).segment.split("/")
+        return self._own_path(RUNS, dag_id, *folders, f"{last}.json")
 
-    def record_run(self, dag_id: str, batch_date: date, state: str, error: str | None = None, **about) -> None:
+    def record_run(self, dag_id: str, batch_date: Key, state: str, error: str | None = None, **about) -> None:
         """How a run of one date went when no Airflow database keeps it (`dagspec run` / `backfill --local`):
         'running' when it starts (a run killed on the way leaves that), 'success' or 'failed' when it ends.
         `about`: the run's id, start time and step states, kept as given."""
         self._put_json(self._run_path(dag_id, batch_date), {
-            "dag_id": dag_id, "batch_date": batch_date.isoformat(), "state": state, **about,
+            "dag_id": dag_id, **_key_json(batch_date), "state": state, **about,
             **({"error": error} if error else {})})
 
-    def run_record(self, dag_id: str, batch_date: date) -> dict | None:
+    def run_record(self, dag_id: str, batch_date: Key) -> dict | None:
         """The record record_run left, or None when no run outside Airflow recorded the date."""
         return self._read_json(self._run_path(dag_id, batch_date))
 
-    def run_state(self, dag_id: str, batch_date: date) -> str | None:
+    def run_state(self, dag_id: str, batch_date: Key) -> str | None:
         found = self.run_record(dag_id, batch_date)
         return found["state"] if found else None
+
+
+def _key_json(batch_date: Key) -> dict[str, str]:
+    """A record's partition fields: batch_date alone for a daily one (as records always were), batch_start too."""
+    key = as_key(batch_date)
+    start = key.utc_start
+    return {"batch_date": key.day.isoformat(), **({"batch_start": start.isoformat()} if start else {})}

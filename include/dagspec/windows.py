@@ -13,14 +13,23 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from dagspec.partitions import PartitionKey
+
 
 @dataclass(frozen=True)
 class Batch:
-    """One partition's worth of a window: rows with from_at <= t < to_at land in batch_date."""
+    """One partition's worth of a window: rows with from_at <= t < to_at land in batch_date (and, for a
+    sub-daily pipeline, in the partition `part` names; dagspec.subdaily cuts those)."""
 
     batch_date: date
     from_at: datetime
     to_at: datetime
+    part: PartitionKey | None = None
+
+    @property
+    def key(self) -> PartitionKey:
+        """The partition the batch is staged and published as."""
+        return self.part if self.part is not None else PartitionKey(self.batch_date)
 
     def params(self) -> dict[str, object]:
         return {"from_date": self.from_at, "to_date": self.to_at, "batch_date": self.batch_date}

@@ -259,3 +259,21 @@ def test_the_api_server_serves_the_run_s_validation_report(stack):
     (latest,) = {d["file"]: d for d in stack.get("/dagspec/api/definitions")}["orders_daily.json"]["reports"]
     assert (latest["step"], latest["passed"]) == ("check_orders", True)
     assert stack.session.get(f"{stack.url}/dagspec/{latest['href']}", timeout=30).status_code == 200
+
+    # What a user does: from the Definitions page, follow the step's report link to the report itself.
+    token = stack.session.headers["Authorization"].split(" ", 1)[1]
+    with chromium() as browser:
+        browser.call("Network.enable")
+        browser.call("Network.setCookie", name="_token", value=token, url=stack.url, path="/")
+        browser.call("Page.navigate", url=f"{stack.url}/dagspec/")
+        poll("the Definitions page never rendered", 60, lambda: "latest staged partition" in browser.text(), every=0.5)
+        links = browser.call("Runtime.evaluate", returnByValue=True, expression=(
+            "[...document.querySelectorAll('a')].map(a => [a.innerText.trim(), a.href])"
+            ".filter(([t, h]) => h.includes('/dagspec/reports/orders_daily/'))"))["result"]["value"]
+        assert [text for text, _ in links] == [f"check_orders {latest['batch_date']}"], links
+        browser.call("Page.navigate", url=links[0][1])
+        text = poll("the report page never rendered", 60,
+                    lambda: (t := browser.text()) and "expect_column_values_to_be_unique" in t and t, every=0.5)
+        assert f"batch_date {latest['batch_date']}" in text and "verdict: passed" in text
+        browser.screenshot(ARTIFACTS / "validation-report.png")
+    assert (ARTIFACTS / "validation-report.png").stat().st_size > 10_000

@@ -99,7 +99,7 @@ def test_sync_brings_valid_drops_keeps_good_ones_and_follows_deletes(bucket, tmp
     # alpha changes (valid), beta turns invalid, a newcomer steals local_only's dag_id, broken gets fixed.
     good_beta = (target / "beta.json").read_bytes()
     bucket.put("alpha.json", definition("alpha", tags=["v2"]))
-    bucket.put("beta.json", definition("beta", schedule="@hourly"))
+    bucket.put("beta.json", definition("beta", schedule="@hourly", batch_days=2))
     bucket.put("thief.json", definition("local_only"))
     bucket.put("broken.json", definition("fixed"))
     second = run(bucket, target)

@@ -35,13 +35,15 @@ def task_states(dag_run) -> dict[str, str]:
         return {ti.task_id: str(ti.state) for ti in tis}
 
 
-def xcom(dag_run, task_id: str):
+def xcom(dag_run, task_id: str, key: str = "return_value"):
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
         row = session.query(XComModel).filter(XComModel.run_id == dag_run.run_id, XComModel.dag_id == dag_run.dag_id,
-                                              XComModel.task_id == task_id, XComModel.key == "return_value").one()
+                                              XComModel.task_id == task_id, XComModel.key == key).one()
+        if key != "return_value":
+            return XComModel.deserialize_value(row)
         value = row.value
         return json.loads(value) if isinstance(value, str) else value
 
@@ -166,3 +168,7 @@ def test_retrain_score_and_drift_through_airflow(airflow_db, dags_folder, data_h
     assert str(registry.champion("orders_lost").version) == "1"
     report = Path(train["report"])
     assert report.exists() and (report.parent / "roc.png").exists()
+    # The train task's "Training report" button: the plugin's reports route to that version's page.
+    rel = report.relative_to(data_home / "reports").as_posix()
+    assert rel == "orders_model_retrain/train/version_2/report.html"
+    assert xcom(run, "train", "_link_TrainingReportLink") == train["report_url"] == f"/dagspec/reports/{rel}"

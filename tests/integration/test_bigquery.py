@@ -159,3 +159,18 @@ def test_bigquery_table_and_merge_materialisations(tmp_path, data_home, bq, monk
     with pytest.raises(StepFailed, match="is unchanged"):
         run(pipeline("true"), D1)
     assert rows(client, by_channel) == before
+
+
+def test_a_history_input_reads_the_published_batches_up_to_the_batch(tmp_path, data_home, bq, monkeypatch):
+    from support.expected import source_orders
+    from support.history_steps import counting_history
+
+    client, prefix = bq
+    monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE", __import__("os").environ["AIRFLOW_CONN_BQ"])
+    path = write(tmp_path, {"dag_id": "t_bq_history", "steps": counting_history(
+        f"{prefix}_mart", days=1, target={"schema": f"{prefix}_mart", "table": "seen"})})
+    for day in (D1, D2, D1):
+        run(path, day)
+    got = rows(client, f"SELECT batch_date, orders_seen FROM `dagspec-test.{prefix}_mart.seen` ORDER BY 1")
+    db = data_home / "source.db"
+    assert got == [(D1, len(source_orders(db, D1))), (D2, len(source_orders(db, D1)) + len(source_orders(db, D2)))]

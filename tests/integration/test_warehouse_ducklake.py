@@ -369,3 +369,17 @@ def _beside_a_reader(tmp_path, conn: str, table: str, commands: list[tuple]):
         stop.touch()
     read_out, read_err = reader.communicate(timeout=120)
     return procs, outcomes, reader, read_out, read_err
+
+
+def test_a_history_input_reads_published_batches_in_the_lake(lake, data_home, tmp_path):
+    from support.day_runs import run_day, write_definition
+    from support.expected import source_orders
+    from support.history_steps import counting_history
+
+    path = write_definition(tmp_path, "lake_history", counting_history(alias=""))  # no alias: a named view
+    later = date(2025, 3, 2)
+    for day in (DAY, later, DAY):
+        run_day(path, day)
+    db = data_home / "source.db"
+    assert rows("SELECT batch_date, orders_seen FROM dagspec_work.lake_history__seen ORDER BY 1") == [
+        (DAY, len(source_orders(db, DAY))), (later, len(source_orders(db, DAY)) + len(source_orders(db, later)))]

@@ -136,3 +136,22 @@ def test_unload_carries_only_values_dagspec_computed():
         "SELECT * FROM t WHERE d = DATE '2025-03-01' AND n > 3"
     with pytest.raises(ValueError, match="can only carry dates, times and numbers"):
         inline("SELECT %(x)s", {"x": "'); DROP TABLE t; --"})
+
+
+def test_a_history_input_reads_published_batches_through_a_derived_table(data_home, redshift_wh, tmp_path):
+    from support.day_runs import run_day, write_definition
+    from support.history_steps import counting_history
+
+    path = write_definition(tmp_path, "rs_history", counting_history(days=1))
+    before = date(2025, 2, 28)
+    for day in (before, DAY, before):
+        run_day(path, day)
+    got = pg_rows(redshift_wh["db"], "SELECT batch_date, orders_seen FROM dagspec_work.rs_history__seen ORDER BY 1")
+    source = data_home / "source.db"
+    # 2025-02-27 was never published; the re-run of 02-28 does not see 03-01's batch.
+    assert got == [(before, len(source_orders(source, before))),
+                   (DAY, len(source_orders(source, before)) + len(source_orders(source, DAY)))]
+    sent = statements(redshift_wh)
+    assert any('FROM (SELECT * FROM "mart"."orders" WHERE batch_date >=' in s for s in sent)
+    for sql in sent:
+        assert not any(word in sql for word in POSTGRES_ONLY), sql

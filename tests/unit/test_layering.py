@@ -18,7 +18,7 @@ MAX_LINES = 400
 # the Airflow adapter: some commands load the DAGs or Airflow connections, and Airflow never needs the CLI.
 LAYERS: list[list[str]] = [
     ["dagspec", "errors", "utc", "secrets", "paths", "windows", "sql", "connections", "filesystems", "gcp",
-     "sheets_client", "smtp", "store_"],
+     "sheets_client", "smtp", "store_", "partitions", "subdaily"],
     ["spec"],
     ["plan"],
     ["sources", "checks", "warehouse", "ml", "store", "publish", "lookback", "alerts"],  # alerts: the monitor stage sends some

@@ -76,9 +76,9 @@ def test_bad_cron(cron):
     assert repr(cron) in message
 
 
-def test_sub_daily_schedule_is_refused_with_the_reason():
-    [(path, message, _)] = problems(with_changes(schedule="@hourly"))
-    assert path == "$.schedule" and "more than once a day" in message
+def test_sub_daily_schedule_with_batch_days_is_refused_with_the_reason():
+    [(path, message, _)] = problems(with_changes(schedule="@hourly", batch_days=2))
+    assert "runs more than once a day" in message and "remove batch_days" in message
 
 
 @pytest.mark.parametrize("value", ["2025-13-01", "01/02/2025", "yesterday"])

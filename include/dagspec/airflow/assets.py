@@ -26,6 +26,15 @@ def outlets(planned: PlannedStep) -> list:
     return [Asset(uri=u) for u in planned.asset_uris]
 
 
+def inlets(planned: PlannedStep) -> list:
+    """The published tables a transform reads the history of, as Assets: lineage for a table another DAG writes."""
+    if not planned.inlet_uris:
+        return []
+    from airflow.sdk import Asset
+
+    return [Asset(uri=u) for u in planned.inlet_uris]
+
+
 def record_window(dag_id: str, planned: PlannedStep, context: Any, start: datetime, end: datetime) -> None:
     """Put the run's window on each output's Asset event, so a pipeline scheduled on it processes the same days."""
     if not planned.asset_uris or "outlet_events" not in context:

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from dagspec.airflow.alerts import alert_callbacks
+from dagspec.airflow.assets import inlets as step_inlets
 from dagspec.airflow.assets import outlets as step_outlets
 from dagspec.airflow.assets import record_window, run_window, schedule_of
 from dagspec.airflow.lookback import attach_lookback, mark_done, shared_gaps
-from dagspec.airflow.report_link import ValidationReportLink
+from dagspec.airflow.report_link import TrainingReportLink, ValidationReportLink
 from dagspec.plan import plan_of
 from dagspec.spec.bundles import folders_of
 from dagspec.spec.discovery import load_cached, shared_folders
@@ -59,6 +60,20 @@ class DagspecValidateOperator(DagspecStepOperator):
     def execute(self, context: Any) -> Any:
         self.report_url = validation_report_url(self.definition, self.step_id, context)
         return super().execute(context)
+
+
+class DagspecTrainOperator(DagspecStepOperator):
+    """A train step: the UI shows a button to the registered version's training report."""
+
+    operator_extra_links = (TrainingReportLink(),)
+
+    def execute(self, context: Any) -> Any:
+        result = super().execute(context)
+        self.report_url = (result or {}).get("report_url", "")
+        return result
+
+
+OPERATORS: dict[str, type[DagspecStepOperator]] = {"validate": DagspecValidateOperator, "train": DagspecTrainOperator}
 
 
 @lru_cache(maxsize=1)
@@ -108,14 +123,14 @@ def build_dag(pipeline: Pipeline, source: Path) -> DAG:
     callbacks = alert_callbacks(pipeline, definition)
     tasks = {}
     for step in pipeline.steps:
-        operator = DagspecValidateOperator if step.kind == "validate" else DagspecStepOperator
-        tasks[step.id] = operator(
+        tasks[step.id] = OPERATORS.get(step.kind, DagspecStepOperator)(
             task_id=step.id,
             dag=dag,
             definition=definition,
             step_id=step.id,
             doc_md=f"**{KIND_ICONS[step.kind]}**  \n{step.description}".strip(),
             outlets=step_outlets(plan.step(step.id)),
+            inlets=step_inlets(plan.step(step.id)),
             **callbacks,
         )
     for step_id, ups in deps.items():
@@ -159,7 +174,7 @@ def validation_report_url(definition: str, step_id: str, context: dict[str, Any]
         return ""
     from dagspec.stages.validate_report import report_stem
 
-    first = Window(utc(start), utc(end)).batches(pipeline.batch_days, pipeline.timezone)[0]
+    first = pipeline.batches_of(Window(utc(start), utc(end)))[0]
     return f"{reports_url()}/{report_stem(pipeline.dag_id, step_id, first.batch_date)}.html"
 
 

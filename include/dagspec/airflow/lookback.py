@@ -57,7 +57,7 @@ class LookbackOperator(BaseOperator):
             return []
         days, where = lookback_of(pipeline.dag_id, pipeline.lookback)
         own = Window(*(utc(t) for t in run_window(context)))
-        day = own.batches(pipeline.batch_days, pipeline.timezone)[0].batch_date
+        day = pipeline.batches_of(own)[0].batch_date
         store = Store.from_connection(airflow_resolver(pipeline.store.conn_id))
         gaps = gap_batches(pipeline, store, own, day, days)
         log.info("lookback %d day(s) (%s) before %s: %s", days, where, day,
@@ -102,7 +102,7 @@ class OutcomeOperator(BaseOperator):
         ti = context["ti"]
         steps = {s: "success" if ti.xcom_pull(task_ids=s, key=DONE_KEY) else "failed" for s in self.step_ids}
         state = "success" if set(steps.values()) == {"success"} else "failed"
-        own = Window(*(utc(t) for t in run_window(context))).batches(pipeline.batch_days, pipeline.timezone)
+        own = pipeline.batches_of(Window(*(utc(t) for t in run_window(context))))
         batches = with_gaps(own, shared_gaps(context))
         store = Store.from_connection(airflow_resolver(pipeline.store.conn_id))
         failed = [s for s, v in steps.items() if v != "success"]

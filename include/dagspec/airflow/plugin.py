@@ -9,14 +9,14 @@ from functools import cached_property
 
 from airflow.plugins_manager import AirflowPlugin
 
-from dagspec.airflow.report_link import ValidationReportLink
+from dagspec.airflow.report_link import TrainingReportLink, ValidationReportLink
 from dagspec.airflow.ui_route import EXTERNAL_VIEW, URL_PREFIX
 
 
 class DagspecPlugin(AirflowPlugin):
     name = "dagspec"
     external_views = [EXTERNAL_VIEW]
-    operator_extra_links = [ValidationReportLink()]
+    operator_extra_links = [ValidationReportLink(), TrainingReportLink()]
 
     @cached_property
     def fastapi_apps(self) -> list[dict]:

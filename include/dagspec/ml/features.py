@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dagspec.ml.preprocess import numeric_stages, target_encoder
 from dagspec.spec.ml_steps import ESTIMATORS, Feature, Split, TrainStep
 
 if TYPE_CHECKING:
@@ -50,7 +51,9 @@ def frame(table: pa.Table | pa.RecordBatch, features: Iterable[Feature], extra: 
     return df
 
 
-def target_values(df: pd.DataFrame, column: str, task: str) -> np.ndarray:
+def target_values(df: pd.DataFrame, column: str, task: str, classes: Iterable | None = None) -> np.ndarray:
+    """Regression: floats. Classification: 0/1 for a two-class target; the labels themselves (int64 or str) when
+    `classes` are given (declared, or the classes of a fitted multi-class model) or more than two values occur."""
     raw = df[column]
     if task == "regression":
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
@@ -59,11 +62,36 @@ def target_values(df: pd.DataFrame, column: str, task: str) -> np.ndarray:
         return values
     if raw.isna().any():
         raise DataProblem(f"target {column!r} has {int(raw.isna().sum())} missing value(s)")
+    if classes is not None or raw.nunique() > 2:
+        return multiclass_labels(raw, column, classes)
     values = raw.astype(int).to_numpy() if raw.dtype != object else np.asarray([int(bool(v)) for v in raw])
     seen = set(np.unique(values).tolist())
     if not seen <= {0, 1}:
-        raise DataProblem(f"classification target {column!r} must be 0/1 or true/false; found {sorted(seen)[:5]}")
+        raise DataProblem(f"classification target {column!r} must be 0/1 or true/false; found {sorted(seen)[:5]} "
+                          "(a target of more than two classes may be text or whole numbers)")
     return values
+
+
+def multiclass_labels(raw: pd.Series, column: str, classes: Iterable | None) -> np.ndarray:
+    if pd.api.types.is_integer_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+        values = raw.to_numpy(dtype=np.int64)
+    else:
+        values = np.asarray([str(v) for v in raw], dtype=object)
+    if classes is not None:
+        known = {c.item() if isinstance(c, np.generic) else c for c in classes}
+        if stray := sorted({v for v in values.tolist() if v not in known}, key=str):
+            raise DataProblem(f"target {column!r} has value(s) outside its classes: {', '.join(map(repr, stray[:5]))}; "
+                              f"classes: {', '.join(map(repr, sorted(known, key=str)[:20]))}")
+    return values
+
+
+def classes_of(model: SkPipeline) -> list | None:
+    """A fitted multi-class model's labels (None for a 0/1 model or a regressor)."""
+    from sklearn.base import is_classifier
+
+    if not is_classifier(model) or len(model.classes_) <= 2:
+        return None
+    return [c.item() if isinstance(c, np.generic) else c for c in model.classes_]
 
 
 def build_pipeline(step: TrainStep) -> SkPipeline:
@@ -76,7 +104,7 @@ def build_pipeline(step: TrainStep) -> SkPipeline:
     parts = []
     for f in step.features:
         if f.type == "numeric":
-            stages = [("impute", SimpleImputer(strategy=f.impute or "median"))]
+            stages = [("impute", SimpleImputer(strategy=f.impute or "median")), *numeric_stages(f.preprocess, step.seed)]
             if f.scale == "standard":
                 stages.append(("scale", StandardScaler()))
             elif f.scale == "minmax":
@@ -87,7 +115,8 @@ def build_pipeline(step: TrainStep) -> SkPipeline:
                                     missing_values=None)
             encoder = OneHotEncoder(handle_unknown="infrequent_if_exist" if f.min_frequency else "ignore",
                                     min_frequency=f.min_frequency, sparse_output=False)
-            stages = [("impute", imputer), ("onehot", encoder)]
+            encoded = target_encoder(f.preprocess, step.seed)
+            stages = [("impute", imputer), ("target_encode", encoded) if encoded else ("onehot", encoder)]
         parts.append((f.column, Pipeline(stages), [f.column]))
     pre = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=True)
     return Pipeline([("prepare", pre), ("model", estimator(step))])
@@ -140,6 +169,6 @@ def importances(pipeline: SkPipeline, X: pd.DataFrame, y: np.ndarray, task: str,
         X, y = X.iloc[take], y[take]
     if task == "classification" and len(np.unique(y)) < 2:
         return []
-    scoring = "roc_auc" if task == "classification" else "r2"
+    scoring = "r2" if task != "classification" else "roc_auc" if classes_of(pipeline) is None else "accuracy"
     result = permutation_importance(pipeline, X, y, scoring=scoring, n_repeats=3, random_state=seed)
     return sorted(zip(X.columns, result.importances_mean.tolist()), key=lambda kv: -kv[1])

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dagspec.ml import multiclass
+from dagspec.ml.features import classes_of
 from dagspec.spec.ml_steps import LOWER_IS_BETTER, PromoteStep
 
 if TYPE_CHECKING:
@@ -59,9 +61,20 @@ def regression(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 
 def evaluate(pipeline: SkPipeline, X: pd.DataFrame, y: np.ndarray, task: str, threshold: float = 0.5) -> dict[str, float]:
+    """Holdout metrics; a multi-class model's come from multiclass.scores (`threshold` does not apply)."""
+    if task == "classification" and (classes := classes_of(pipeline)) is not None:
+        return multiclass.scores(y, pipeline.predict_proba(X), classes)
     if task == "classification":
         return classification(y, positive_proba(pipeline, X), threshold)
     return regression(y, pipeline.predict(X))
+
+
+def scored_probability(pipeline: SkPipeline, X: pd.DataFrame) -> np.ndarray:
+    """The `probability` a score step writes: of class 1 for a 0/1 model, of the predicted (most probable) class
+    for a multi-class one."""
+    if classes_of(pipeline) is not None:
+        return pipeline.predict_proba(X).max(axis=1)
+    return positive_proba(pipeline, X)
 
 
 def positive_proba(pipeline: SkPipeline, X: pd.DataFrame) -> np.ndarray:

@@ -32,6 +32,8 @@ TRUSTED_TYPES = frozenset({
     "numpy.dtype",
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "numpy.clip",  # the `clip` preprocessing's function (a FunctionTransformer holds it); numpy.log1p is a ufunc
+    "sklearn.model_selection._split.KFold",  # target_encoding's seeded splitter (data only: folds, seed)
 })
 
 
@@ -126,14 +128,15 @@ def load_model(path: Path, sha256: str | None = None) -> Any:
 
 
 # --- MLflow model directories ----------------------------------------------------------------------------------
-def signature_of(X: pd.DataFrame, numeric: set[str], task: str) -> Any:
-    """Inputs: numeric features as double, the others as string (None allowed); output: the class (long) or the
-    regression value (double), as `predict` gives them."""
+def signature_of(X: pd.DataFrame, numeric: set[str], task: str, text_labels: bool = False) -> Any:
+    """Inputs: numeric features as double, the others as string (None allowed); output: the class (long, or string
+    for a multi-class target of text labels) or the regression value (double), as `predict` gives them."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, Schema
 
     inputs = Schema([ColSpec(DataType.double if c in numeric else DataType.string, c) for c in X.columns])
-    output = Schema([ColSpec(DataType.long if task == "classification" else DataType.double)])
+    label = DataType.string if text_labels else DataType.long
+    output = Schema([ColSpec(label if task == "classification" else DataType.double)])
     return ModelSignature(inputs=inputs, outputs=output)
 
 
@@ -147,7 +150,9 @@ def save_model_dir(model: Any, folder: Path, example: pd.DataFrame, numeric: set
     import sklearn
     import skops
     import skops.io as sio
+    from sklearn.base import is_classifier
 
+    text_labels = is_classifier(model) and model.classes_.dtype == object
     with quiet():
         needed = sio.get_untrusted_types(data=sio.dumps(model))
     unknown = sorted(set(needed) - TRUSTED_TYPES)
@@ -158,7 +163,7 @@ def save_model_dir(model: Any, folder: Path, example: pd.DataFrame, numeric: set
     with quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "Hint: Inferred schema contains integer column(s) ..."
         mlflow.sklearn.save_model(model, str(folder), serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-                                  skops_trusted_types=sorted(needed), signature=signature_of(example, numeric, task),
+                                  skops_trusted_types=sorted(needed), signature=signature_of(example, numeric, task, text_labels),
                                   input_example=example, pip_requirements=requirements)
     return sorted(needed)
 

@@ -101,7 +101,11 @@ def importance_png(path: Path, importances: list[tuple[str, float]]) -> Path | N
 
 
 def write_html(path: Path, *, title: str, facts: dict[str, Any], metrics: dict[str, float],
-               champion_metrics: dict[str, float] | None, images: list[Path], decision: dict | None = None) -> Path:
+               champion_metrics: dict[str, float] | None, images: list[Path], decision: dict | None = None,
+               per_class: dict[str, Any] | None = None) -> Path:
+    """`per_class`: a multi-class model's table (ml/multiclass.py per_class), shown in place of the 0/1 counts."""
+    from dagspec.ml.multiclass import report_html
+
     def num(v: Any) -> str:
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
 
@@ -118,6 +122,8 @@ def write_html(path: Path, *, title: str, facts: dict[str, Any], metrics: dict[s
                      "<tr><th></th><th>predicted 1</th><th>predicted 0</th></tr>"
                      f"<tr><th>actual 1</th><td>{cell['tp']} (TP)</td><td>{cell['fn']} (FN)</td></tr>"
                      f"<tr><th>actual 0</th><td>{cell['fp']} (FP)</td><td>{cell['tn']} (TN)</td></tr></table>")
+    elif per_class is not None:
+        confusion = report_html(per_class)
     fact_rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
     verdict = ""
     if decision is not None:
@@ -126,6 +132,8 @@ def write_html(path: Path, *, title: str, facts: dict[str, Any], metrics: dict[s
             word = {"canary": "STAGED as canary (labels decide)"}.get(decision["outcome"], decision["outcome"])
         items = "".join(f"<li>{html.escape(r)}</li>" for r in decision["reasons"])
         verdict = f"<h2>Decision: {word}</h2><ul>{items}</ul>"
+    data = {"metrics": metrics, "champion": champion_metrics, "decision": decision,
+            **({"per_class": per_class} if per_class else {})}
     imgs = "".join(f'<p><img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}"></p>' for p in images)
     path.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1em}}
@@ -133,7 +141,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head><bo
 <h1>{html.escape(title)}</h1><table>{fact_rows}</table>{verdict}
 <h2>Holdout metrics</h2><table><tr><th>metric</th><th>challenger</th><th>champion (same holdout)</th></tr>{rows}</table>
 {confusion}{imgs}
-<script type="application/json" id="dagspec-report">{html.escape(json.dumps({"metrics": metrics, "champion": champion_metrics, "decision": decision}, default=str))}</script>
+<script type="application/json" id="dagspec-report">{html.escape(json.dumps(data, default=str))}</script>
 </body></html>
 """)
     return path

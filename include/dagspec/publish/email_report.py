@@ -72,8 +72,10 @@ def _html(title: str, table: pa.Table) -> str:
 def _csv(table: pa.Table) -> bytes:
     import pyarrow.csv as pacsv
 
+    from dagspec.publish.csv_cells import escape_table
+
     out = io.BytesIO()
-    pacsv.write_csv(table, out)
+    pacsv.write_csv(escape_table(table), out)
     return out.getvalue()
 
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictFloat, StrictInt, ValidationInfo, field_validator, model_validator
 
 from dagspec.spec.base import Identifier, StepBase, StepId, Strict, TableRef
+from dagspec.spec.history_inputs import HistoryInput
 from dagspec.spec.sources import Source
 
 
@@ -145,7 +146,8 @@ class TransformStep(StepBase):
     sql: str | None = Field(
         default=None,
         description="Path of a SQL file under include/sql/. In it, {{ ref('step_id') }} names a step's batch, "
-        ":from_date and :to_date are the window (bound parameters). Give either sql or query.",
+        "{{ history('name') }} the published batches of a 'history' input, :from_date and :to_date are the window "
+        "(bound parameters). Give either sql or query.",
         examples=["orders/daily_revenue.sql"],
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*\.sql$",
     )
@@ -163,6 +165,11 @@ class TransformStep(StepBase):
     )
     inputs: list[StepId] = Field(default_factory=list, description="Steps referenced with ref() in the SQL.",
                                  examples=[["extract_orders"]], json_schema_extra={"default": []})
+    history: list[HistoryInput] = Field(
+        default_factory=list, max_length=20,
+        description="Whole published tables read with {{ history('name') }} (not only the current batch): a step's "
+        "(it runs first) or another definition's table. Each batch reads batch_dates up to its own, within 'days'.",
+        examples=[[{"step": "publish_orders", "days": 121}]], json_schema_extra={"default": []})
     target: TableRef | None = Field(
         default=None, description="Warehouse table the result is kept in (default: dagspec_work.<dag_id>__<step id>).",
         examples=[{"schema": "analytics", "table": "daily_revenue"}],
@@ -201,4 +208,5 @@ class TransformStep(StepBase):
         return value
 
     def refs(self) -> list[str]:
-        return list(self.inputs)
+        # A history step is waited for like an input, so the plan runs its publish first.
+        return list(dict.fromkeys([*self.inputs, *(h.step for h in self.history if h.step is not None)]))

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from dagspec.spec import model as model_module
+from dagspec.spec.cross_checks import cross_step_problems
 from dagspec.spec.errors import DefinitionError, Problem, json_path
 from dagspec.spec.graph import StepView, view_of_model, view_of_raw, view_problems
 from dagspec.spec.jsontext import MAX_BYTES, decode_definition, read_definition  # noqa: F401  (re-exported)
 from dagspec.spec.migrate import CURRENT, Versions
 from dagspec.spec.model import Pipeline
-from dagspec.spec.outputs import drop_rows_problems, overlaps
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -125,7 +125,7 @@ def _parse(raw_bytes: bytes, name: str, sql_dir: Path | None, suite_dir: Path | 
     # hold for the steps pydantic accepted even when others in the file were rejected.
     cross = view_problems(views, model_module.REFERENCE_RULES)
     if pipeline is not None:
-        cross += overlaps(pipeline) + drop_rows_problems(pipeline)
+        cross += cross_step_problems(pipeline)
         if check_sql:
             from dagspec.paths import sql_dir as default_sql_dir
             from dagspec.spec.sql_check import sql_problems  # sqlglot: imported only when asked for
@@ -289,8 +289,6 @@ _VALUE_ERROR_FIXES = {  # message start -> fix, for the model's own rules
 
 def _fix_for_value_error(field: str, message: str) -> str:
     if field == "schedule":
-        if "runs more than once a day" in message:
-            return "use \"@daily\" or a cron that fires at most once a day, e.g. \"0 3 * * *\""
         return "use a preset like \"@daily\" or five cron fields like \"0 3 * * *\""
     for start, fix in _VALUE_ERROR_FIXES.items():
         if message.startswith(start):

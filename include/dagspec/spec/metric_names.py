@@ -6,4 +6,4 @@ from __future__ import annotations
 from typing import Literal
 
 Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "accuracy", "npv", "specificity",
-                 "rmse", "mae", "r2"]
+                 "f1_macro", "f1_weighted", "precision_macro", "recall_macro", "rmse", "mae", "r2"]

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from dagspec.spec.base import Identifier, StepBase, StepId, Strict, TableRef
 from dagspec.spec.canary_step import Rollout
 from dagspec.spec.metric_names import Metric
+from dagspec.spec.ml_preprocess import Preprocess, raise_chain_problems
 
 ModelName = Identifier  # a registered model name doubles as an Asset and folder name: keep it plain
 
@@ -51,6 +52,7 @@ ESTIMATORS: dict[str, tuple[str, str, dict[str, tuple[type, ...]]]] = {
 }
 
 CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "accuracy", "npv", "specificity")
+MULTICLASS_METRICS = ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
 
@@ -80,11 +82,18 @@ class Feature(Strict):
         description="Categorical: categories seen fewer times are grouped as infrequent.",
         examples=[20],
     )
+    preprocess: list[Preprocess] = Field(
+        default_factory=list, max_length=4, json_schema_extra={"default": []},
+        description="Allow-listed transformers applied in order after imputing (before scaling; target_encoding "
+        "replaces one-hot): log1p, clip, power, quantile_bins, polynomial (numeric); target_encoding (categorical).",
+        examples=[[{"name": "clip", "min": 0, "max": 5000}, {"name": "log1p"}]],
+    )
 
     @model_validator(mode="after")
     def _fits_type(self) -> Feature:
         if self.type == "categorical" and self.impute in ("mean", "median"):
             raise ValueError(f"a categorical column cannot be imputed with the {self.impute}; use most_frequent or constant")
+        raise_chain_problems(self.preprocess, self.type, self.min_frequency)
         return self
 
 
@@ -167,8 +176,13 @@ class TrainStep(ModelStepBase):
         min_length=1, description="Input columns and how each is prepared.",
         examples=[[{"column": "amount", "type": "numeric"}, {"column": "channel", "type": "categorical"}]],
     )
-    target: Identifier = Field(description="The column to predict (classification: 0/1 or true/false).",
-                               examples=["is_lost"])
+    target: Identifier = Field(description="The column to predict (classification: 0/1 or true/false, or more than "
+                               "two classes: whole numbers or text).", examples=["is_lost"])
+    classes: list[int] | list[str] | None = Field(
+        default=None, min_length=3, max_length=1000,
+        description="A multi-class target's labels, declared: validate then refuses binary-only metrics, and training "
+        "rows with another label fail (default: more than two distinct values at train time make it multi-class).",
+        examples=[["consumer", "corporate", "small_business"]])
     data: MLData = Field(description="Rows to train on: a step's output, a warehouse table or a SQL file.",
                          examples=[{"table": {"schema": "ml", "table": "order_features"}, "days": 90}])
     split: Split = Field(description="How the holdout used by the evaluate step is cut.",

@@ -11,10 +11,13 @@ from pydantic import Field, field_validator, model_validator
 
 from dagspec.spec.base import ConnRef, StepBase, Strict
 from dagspec.spec.batch_steps import ExtractStep, TransformStep, ValidateStep
+from dagspec.spec.ml_classes import raise_declared_problems
 from dagspec.spec.ml_steps import DriftStep, EvaluateStep, PromoteStep, ScoreStep, TrainStep
 from dagspec.spec.monitor_step import MonitorStep
 from dagspec.spec.publish_steps import PublishStep
 from dagspec.spec.schedule import check_schedule, check_timezone
+from dagspec.subdaily import cut, sub_daily_cron
+from dagspec.windows import Batch, Window
 
 # A thousand definitions share a handful of schedules; checking one with croniter costs 0.2 ms.
 _checked_schedule = lru_cache(maxsize=256)(check_schedule)
@@ -83,8 +86,10 @@ class Pipeline(Strict):
                             examples=[["orders", "finance"]], json_schema_extra={"default": []})
     schedule: str | None = Field(
         default="@daily",
-        description="Cron expression or preset (@daily, @weekly, @monthly, @yearly), at most daily; null: manual only.",
-        examples=["@daily", "0 3 * * *"],
+        description="Cron expression or preset (@hourly, @daily, @weekly, @monthly, @yearly); null: manual only. A "
+        "schedule that fires more than once a day stages one partition per interval "
+        "(batch_date=YYYY-MM-DD/batch_time=HHMM/).",
+        examples=["@daily", "0 3 * * *", "@hourly", "*/5 * * * *"],
     )
     schedule_assets: list[Annotated[str, Field(pattern=ASSET_URI)]] = Field(
         default_factory=list,
@@ -157,7 +162,23 @@ class Pipeline(Strict):
     def _dates(self) -> Pipeline:
         if self.end_date is not None and self.end_date < self.start_date:
             raise ValueError("end_date is before start_date")
+        raise_declared_problems(self)  # a declared multi-class target and its promote steps' metrics
+        if self.batch_days != 1 and self.grain_cron is not None:
+            raise ValueError(f"batch_days is {self.batch_days} but schedule {self.schedule!r} runs more than once a "
+                             "day, so its partitions are its intervals (fix: remove batch_days)")
         return self
+
+    @property
+    def grain_cron(self) -> str | None:
+        """The cron of a sub-daily schedule (one partition per interval), None for a daily or longer grain."""
+        return sub_daily_cron(self.schedule)
+
+    def batches_of(self, window: Window) -> list[Batch]:
+        """The window cut into this pipeline's partitions: schedule intervals when sub-daily, else local days."""
+        expr = self.grain_cron
+        if expr is not None:
+            return cut(window, expr, self.timezone)
+        return window.batches(self.batch_days, self.timezone)
 
     def step(self, step_id: str) -> StepBase:
         for s in self.steps:

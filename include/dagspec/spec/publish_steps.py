@@ -31,6 +31,11 @@ class Export(Strict):
         "default: the pipeline's store).",
         examples=["lake_s3"],
     )
+    csv_formulas: Literal["escape", "keep"] = Field(
+        default="escape",
+        description="csv: a text cell a spreadsheet would run as a formula (starting with =, @, a tab, or + or - "
+        "when it is not a plain number) gets a leading apostrophe (escape), or is written as it is (keep: for "
+        "readers that are not spreadsheets).", examples=["keep"])
 
 
 class BigQueryTarget(Strict):
@@ -80,7 +85,8 @@ class EmailTarget(Strict):
         description="Subject line, a Jinja template with the batch's variables (ds, batch_date, params, dag_id).",
         examples=["Daily revenue {{ ds }}"])
     format: Literal["html", "csv", "xlsx"] = Field(
-        default="html", description="html: the rows as a table in the message. csv/xlsx: attached as one file.",
+        default="html", description="html: the rows as a table in the message. csv/xlsx: attached as one file "
+        "(a CSV cell that a spreadsheet would run as a formula gets a leading apostrophe).",
         examples=["xlsx"])
     max_rows: int = Field(default=5_000, ge=1, le=1_000_000, strict=True,
                           description="A batch with more rows is not sent: the step fails, naming the limit.",

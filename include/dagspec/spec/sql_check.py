@@ -36,7 +36,9 @@ Loc = tuple
 def sql_problems(pipeline: Pipeline, sql_dir: Path) -> list[tuple[Loc, str, str]]:
     problems: list[tuple[Loc, str, str]] = []
     for loc, text, dialects in _sql_texts(pipeline, sql_dir):
-        problem = _check(text, dialects, pipeline.params)
+        step = pipeline.steps[loc[1]]
+        history = tuple(h.name for h in step.history) if isinstance(step, TransformStep) else ()
+        problem = _check(text, dialects, pipeline.params, history=history)
         if problem is not None:
             problems.append((loc, *problem))
     for i, step in enumerate(pipeline.steps):
@@ -80,15 +82,27 @@ def _read(sql_dir: Path, relative: str) -> str | None:
         return None
 
 
+class UnknownHistory(ValueError):
+    pass
+
+
+def _history(name: object, listed: tuple[str, ...]) -> str:
+    if name not in listed:
+        raise UnknownHistory(f"history({str(name)[:80]!r}) names no entry of the step's 'history' (it has: "
+                             f"{', '.join(map(repr, listed)) or 'none'})")
+    return f"__history_{listed.index(name)}"
+
+
 def _check(text: str, dialects: tuple[str, ...], params: dict[str, Any], extra: dict[str, str] | None = None,
-           post_load: bool = False) -> tuple[str, str] | None:
+           post_load: bool = False, history: tuple[str, ...] = ()) -> tuple[str, str] | None:
     import jinja2
     import sqlglot
 
     from dagspec.sql import post_load_problem, render_window
 
     try:
-        rendered = render_window(text, *SAMPLE_WINDOW, params, {"ref": lambda step_id: f"__ref_{step_id}"},
+        rendered = render_window(text, *SAMPLE_WINDOW, params, {"ref": lambda step_id: f"__ref_{step_id}",
+                                                                "history": lambda name: _history(name, history)},
                                  **(extra or {}))
     except jinja2.TemplateSyntaxError as exc:
         return (f"the SQL is not a valid Jinja template (line {exc.lineno}): {exc.message}",
@@ -97,6 +111,8 @@ def _check(text: str, dialects: tuple[str, ...], params: dict[str, Any], extra: 
         return (f"the SQL does not render: {exc.message}",
                 "use ds, ds_nodash, ts, data_interval_start, data_interval_end, batch_date, from_date, to_date, "
                 "macros or params.<name> (a key of 'params')" + (", or this (the table)" if post_load else ""))
+    except UnknownHistory as exc:
+        return f"the SQL does not render: {exc}", "add that step ({\"step\": ...}) or table ({\"table\": ...}) to 'history'"
     except Exception as exc:  # a template may raise anything (a macro called wrongly); it is the SQL's problem
         return f"the SQL does not render: {type(exc).__name__}: {exc}", "fix the template expression"
     if post_load and (refused := post_load_problem(rendered)):

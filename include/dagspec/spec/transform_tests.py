@@ -31,6 +31,8 @@ TypeName = Annotated[str, Field(pattern=TYPE_NAME, examples=["decimal(12,2)", "t
 TYPE_NAMES = ("string, boolean, smallint, integer, bigint, real, double, date, time, timestamp, timestamptz, "
               "decimal(p,s)")
 Row = dict[ColumnName, Scalar]
+# An input's step id, or a history input's name: a step id or the 'schema.table' of another definition's table.
+InputName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")]
 
 
 class Rows(Strict):
@@ -55,7 +57,8 @@ class TransformCase(Strict):
     batch_date: date | None = Field(default=None, description="The batch the SQL renders for (default: the "
                                     "definition's start_date): its window gives :from_date/:to_date and ds.")
     params: dict[str, Any] = Field(default_factory=dict, description="Overrides of the definition's params.")
-    given: dict[StepId, Rows] = Field(description="Rows of each of the step's inputs, by input step id.")
+    given: dict[InputName, Rows] = Field(description="Rows of each of the step's inputs, by input step id, and of "
+                                         "each history input by its name (with a batch_date column).")
     expect: Expected = Field(description="The rows the transform must produce.")
 
 
@@ -136,13 +139,14 @@ def against_definition(name: str, suite: TransformTests, pipeline: Pipeline) -> 
             out.append(Problem(name, f"{where}.step", f"{case.step!r} {what} of {pipeline.dag_id}",
                                f"name one of its transforms: {', '.join(transforms) or '(it has none)'}"))
             continue
+        inputs = [*step.inputs, *(h.name for h in step.history)]
         for given in case.given:
-            if given not in step.inputs:
-                close = difflib.get_close_matches(given, step.inputs, n=1)
-                out.append(Problem(name, f"{where}.given.{given}", f"{given!r} is not an input of {step.id}",
-                                   f"did you mean {close[0]!r}?" if close else
-                                   f"give rows for its inputs: {', '.join(step.inputs) or '(none)'}"))
-        for missing in [s for s in step.inputs if s not in case.given]:
+            if given not in inputs:
+                close = difflib.get_close_matches(given, inputs, n=1)
+                out.append(Problem(name, json_path(("tests", i, "given", given)), f"{given!r} is not an input of "
+                                   f"{step.id}", f"did you mean {close[0]!r}?" if close else
+                                   f"give rows for its inputs: {', '.join(inputs) or '(none)'}"))
+        for missing in [s for s in inputs if s not in case.given]:
             out.append(Problem(name, f"{where}.given", f"no rows for input {missing!r} of {step.id}",
                                f"add \"{missing}\": {{\"rows\": [...]}} (an empty input: rows [] with its columns)"))
         unknown = sorted(set(case.params) - set(pipeline.params))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,9 +11,11 @@ from typing import TYPE_CHECKING
 from dagspec.connections import Resolver, env_resolver
 from dagspec.errors import StepFailed
 from dagspec.lookback import with_gaps
+from dagspec.partitions import Key, as_key
 from dagspec.paths import data_home, expectations_dir, sql_dir
 from dagspec.plan import Plan, PlannedStep, plan_of
-from dagspec.spec.model import Pipeline, TableRef
+from dagspec.spec.history_inputs import HistoryInput
+from dagspec.spec.model import Pipeline, TableRef, TransformStep
 from dagspec.store import PartitionChanged, Store
 from dagspec.windows import Batch, Window
 
@@ -45,7 +46,7 @@ class RunContext:
 
     @cached_property
     def batches(self) -> list[Batch]:
-        own = self.window.batches(self.pipeline.batch_days, self.pipeline.timezone)
+        own = self.pipeline.batches_of(self.window)
         return with_gaps(own, self.gaps) if self.gaps else own
 
     @cached_property
@@ -95,13 +96,19 @@ class RunContext:
         table = self.output_table(step_id)
         name = f"__ref_{step_id}"
         if planned.kind == "extract":
-            return session.expose(name, self.staged(step_id, [batch.batch_date]))
+            return session.expose(name, self.staged(step_id, [batch.key]))
         dropping = self.dropping_check(step_id)
         if dropping is not None:  # a warehouse table's passing rows, written by that check alone
-            return session.expose_batch(name, dropping.output.schema_, dropping.output.table, batch.batch_date)
+            return session.expose_batch(name, dropping.output.schema_, dropping.output.table, batch.key)
         if planned.output_in_store:
-            return session.expose(name, self.store.dataset(table.schema_, table.table, [batch.batch_date]))
-        return session.expose_batch(name, table.schema_, table.table, batch.batch_date)
+            return session.expose(name, self.store.dataset(table.schema_, table.table, [batch.key]))
+        return session.expose_batch(name, table.schema_, table.table, batch.key)
+
+    def expose_history(self, session: Session, step: TransformStep, entry: HistoryInput, batch: Batch) -> str:
+        """A history input's published batches up to `batch` in the warehouse session; returns the relation."""
+        from dagspec.stages.history import expose_history
+
+        return expose_history(self.pipeline, session, step, entry, batch, self.log)
 
     def checked_by(self, step_id: str) -> list[str]:
         """The validate steps of `step_id`'s output that the running step waits for, directly or not."""
@@ -122,7 +129,7 @@ class RunContext:
         dropping = self.dropping_check(step_id)
         return dropping.output if dropping is not None else self.output_table(step_id)
 
-    def staged(self, step_id: str, dates: list[date]) -> pads.Dataset:
+    def staged(self, step_id: str, dates: list[Key]) -> pads.Dataset:
         """An extract's staged partitions for `dates`, as one dataset. Downstream of a validate step of it, each
         date of this run's batches is read only in the version that step checked (its record in the store, so
         any task process can tell): a partition rewritten since (another run, another definition staging the
@@ -130,19 +137,19 @@ class RunContext:
         on_fail 'drop_rows' check, every date is read from its passing rows, pinned the same way."""
         table = self.reads_from(step_id)
         checks = self.checked_by(step_id)
-        ours = {b.batch_date for b in self.batches}
-        pinned = {d: self._pin(step_id, checks, d) for d in dates if checks and d in ours}
+        ours = {b.key for b in self.batches}
+        pinned = {d: self._pin(step_id, checks, d) for d in dates if checks and as_key(d) in ours}
         try:
             return self.store.dataset(table.schema_, table.table, dates, pinned=pinned)
         except PartitionChanged as exc:
             day = next(d for d in dates if pinned.get(d) == exc.expected)
-            raise StepFailed(f"partition {table.qualified} batch_date={day} changed since {' and '.join(checks)} "
+            raise StepFailed(f"partition {table.qualified} {as_key(day).segment} changed since {' and '.join(checks)} "
                              f"validated it; re-run from {step_id} (nothing was read from it by {self.step_id})"
                              ) from None
 
-    def _pin(self, step_id: str, checks: list[str], day: date) -> str:
+    def _pin(self, step_id: str, checks: list[str], day: Key) -> str:
         """The one version of the date's partition every check of it recorded, else StepFailed."""
-        where = f"partition {self.output_table(step_id).qualified} batch_date={day}"
+        where = f"partition {self.output_table(step_id).qualified} {as_key(day).segment}"
         pinned = None
         for check in checks:
             record = self.store.checked(self.pipeline.dag_id, check, day)

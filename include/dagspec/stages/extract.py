@@ -21,7 +21,7 @@ def run_extract(ctx: RunContext, step: ExtractStep) -> dict[str, int]:
         refuse_overlap(ctx, step, batch)
         try:
             schema, chunks = read_batches(info, _rendered(ctx, step.source, batch), batch, step.chunk_rows)
-            part = ctx.store.write_partition(step.target.schema_, step.target.table, batch.batch_date, schema, chunks,
+            part = ctx.store.write_partition(step.target.schema_, step.target.table, batch.key, schema, chunks,
                                              window=(batch.from_at, batch.to_at))
         except StepFailed:
             raise
@@ -30,8 +30,8 @@ def run_extract(ctx: RunContext, step: ExtractStep) -> dict[str, int]:
             # that failed: a full or read-only store is not the source's fault.
             message = store_error(ctx, step, batch, exc) if disk_full(exc) else source_error(info, exc)
             raise StepFailed(message) from None
-        rows[batch.batch_date.isoformat()] = part.rows
-        ctx.log.info("extract %s: batch_date=%s rows=%d -> %s", step.id, batch.batch_date, part.rows, part.path)
+        rows[batch.key.label] = part.rows
+        ctx.log.info("extract %s: batch_date=%s rows=%d -> %s", step.id, batch.key.label, part.rows, part.path)
     warn_null_keys(ctx, step, info)
     return rows
 
@@ -63,14 +63,14 @@ def refuse_overlap(ctx: RunContext, step: ExtractStep, batch: Batch) -> None:
     """A batch whose days another partition already holds (a run cut differently: other batch_days, a window
     starting mid-batch) would stage those rows twice, and every step after it would count them twice."""
     target = step.target
-    clash = ctx.store.overlapping(target.schema_, target.table, batch.batch_date, (batch.from_at, batch.to_at))
+    clash = ctx.store.overlapping(target.schema_, target.table, batch.key, (batch.from_at, batch.to_at))
     if not clash:
         return
-    d, lo, hi = clash[0]
+    other, lo, hi = clash[0]
     first, last = min(lo, batch.from_at).date(), (max(hi, batch.to_at) - timedelta(microseconds=1)).date()
     raise StepFailed(
-        f"extract {step.id}: batch_date={batch.batch_date} [{batch.from_at:%Y-%m-%d %H:%M}, {batch.to_at:%Y-%m-%d %H:%M}) "
-        f"overlaps the staged partition {target.qualified} batch_date={d}, which holds [{lo:%Y-%m-%d %H:%M}, "
+        f"extract {step.id}: {batch.key.segment} [{batch.from_at:%Y-%m-%d %H:%M}, {batch.to_at:%Y-%m-%d %H:%M}) "
+        f"overlaps the staged partition {target.qualified} {other.segment}, which holds [{lo:%Y-%m-%d %H:%M}, "
         f"{hi:%Y-%m-%d %H:%M}); writing it would hold those rows twice. Nothing was written "
         f"(fix: re-run {first} .. {last} as one window cut the same way, or delete the partitions of "
         f"{target.qualified} from {first} to {last} before re-running)")
@@ -79,7 +79,7 @@ def refuse_overlap(ctx: RunContext, step: ExtractStep, batch: Batch) -> None:
 def store_error(ctx: RunContext, step: ExtractStep, batch: Batch, exc: Exception) -> str:
     return scrub_known(
         f"store connection {ctx.pipeline.store.conn_id!r}: writing {step.target.qualified} "
-        f"batch_date={batch.batch_date} failed: {first_line(exc)}. Nothing was written and the "
+        f"{batch.key.segment} failed: {first_line(exc)}. Nothing was written and the "
         f"previous partition (if any) is unchanged (fix: free space in the store, or point the store "
         f"connection at a larger one)")
 

@@ -29,7 +29,7 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     with ctx.warehouse.session() as session:
         for batch in ctx.batches:
-            day = batch.batch_date.isoformat()
+            day = batch.key.label
             done: dict[str, int] = {}
             rel = ctx.expose(session, step.input, batch)
 
@@ -39,7 +39,7 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
             if step.table is not None:
                 after = post_load_sql(ctx, step, batch, session.dialect)
                 try:
-                    count = session.replace_batch(step.table.schema_, step.table.table, batch.batch_date,
+                    count = session.replace_batch(step.table.schema_, step.table.table, batch.key,
                                                   f"SELECT * FROM {rel}", {}, keep=step.table.keep_batches, after=after)
                 except Exception as exc:
                     where = f"publish {step.id}: warehouse connection {ctx.pipeline.warehouse.conn_id!r}: " \
@@ -96,13 +96,13 @@ def _export(ctx: RunContext, step: PublishStep, batch: Batch, reader: Callable[[
     dest = step.export.target or step.table
     store = Store.from_connection(ctx.resolver(step.export.conn_id)) if step.export.conn_id else ctx.store
     try:
-        part = export_partition(store, step.export.format, dest.schema_, dest.table, batch.batch_date,
-                                reader.schema, reader)
+        part = export_partition(store, step.export.format, dest.schema_, dest.table, batch.key,
+                                reader.schema, reader, escape_formulas=step.export.csv_formulas == "escape")
     except Exception as exc:
         _no_room(exc, f"publish {step.id}: store connection {step.export.conn_id or ctx.pipeline.store.conn_id!r}: "
-                      f"export {dest.qualified} batch_date={batch.batch_date}")
+                      f"export {dest.qualified} batch_date={batch.key}")
         raise
-    ctx.log.info("publish %s: batch_date=%s rows=%d -> %s (%s)", step.id, batch.batch_date, part.rows, part.path,
+    ctx.log.info("publish %s: batch_date=%s rows=%d -> %s (%s)", step.id, batch.key, part.rows, part.path,
                  step.export.format)
     return part.rows
 
@@ -124,7 +124,7 @@ def _bigquery(ctx: RunContext, step: PublishStep, batch: Batch, reader: Callable
                                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")) from exc
     finally:
         client.close()  # its HTTP pool, with the step
-    ctx.log.info("publish %s: batch_date=%s rows=%d -> BigQuery %s (%s)", step.id, batch.batch_date, count, table_id,
+    ctx.log.info("publish %s: batch_date=%s rows=%d -> BigQuery %s (%s)", step.id, batch.key, count, table_id,
                  "merge on " + ", ".join(target.unique_key) if target.unique_key else "partition replaced")
     return count
 
@@ -159,7 +159,7 @@ def _sheet(ctx: RunContext, step: PublishStep, batch: Batch, reader: pa.RecordBa
         table = _in_stable_order(table)
     count = publish_sheet(info, target.spreadsheet_id, target.worksheet, table, target.max_rows,
                           append_for=batch.batch_date if target.mode == "append" else None)
-    ctx.log.info("publish %s: batch_date=%s rows=%d -> Google Sheets %s / %s (%s)", step.id, batch.batch_date, count,
+    ctx.log.info("publish %s: batch_date=%s rows=%d -> Google Sheets %s / %s (%s)", step.id, batch.key, count,
                  target.spreadsheet_id, target.worksheet, target.mode)
     return count
 
@@ -176,12 +176,12 @@ def _email(ctx: RunContext, step: PublishStep, batch: Batch, reader: pa.RecordBa
     except Exception as exc:
         raise StepFailed(f"publish {step.id}: email.subject does not render: {type(exc).__name__}: {exc}") from None
     try:
-        count = send_report(info, target, subject, f"{ctx.pipeline.dag_id}_{step.input}_{batch.batch_date}", reader)
+        count = send_report(info, target, subject, f"{ctx.pipeline.dag_id}_{step.input}_{batch.key}", reader)
     except ValueError:
         raise
     except Exception as exc:
         raise StepFailed(info.scrub(f"publish {step.id}: report e-mail via connection {info.conn_id!r}: "
                                     f"{type(exc).__name__}: {first_line(exc)}")) from None
-    ctx.log.info("publish %s: batch_date=%s rows=%d -> e-mail to %d address(es) (%s)", step.id, batch.batch_date,
+    ctx.log.info("publish %s: batch_date=%s rows=%d -> e-mail to %d address(es) (%s)", step.id, batch.key,
                  count, len(target.to), target.format)
     return count

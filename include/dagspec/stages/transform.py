@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from dagspec.spec.history_inputs import HistoryInput
 from dagspec.spec.model import ExtractStep, TransformStep
 from dagspec.sql import read_sql_file, render_window, to_dialect
 from dagspec.stages.context import RunContext, StepFailed
@@ -37,8 +38,14 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
                 refs[token] = ctx.expose(session, step_id, batch)  # noqa: B023 (called only while this batch renders)
                 return token
 
-            rendered = render_window(template, batch.from_at, batch.to_at, ctx.pipeline.params, {"ref": ref},
-                                     batch_date=batch.batch_date)
+            def history(name: str) -> str:
+                entry = history_entry(step, name)
+                token = f"__dagspec_history_{step.history.index(entry)}"
+                refs[token] = ctx.expose_history(session, step, entry, batch)  # noqa: B023 (as ref above)
+                return token
+
+            rendered = render_window(template, batch.from_at, batch.to_at, ctx.pipeline.params,
+                                     {"ref": ref, "history": history}, batch_date=batch.batch_date)
             sql, names = _transpile(ctx, step, session, rendered)
             sql = _put_refs(sql, refs)
             unknown = [n for n in names if n not in batch.params()]
@@ -48,21 +55,31 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
             params = {n: _naive(batch.params()[n]) for n in names}
             try:
                 if step.materialization == "table":
-                    count = session.replace_table(target.schema_, target.table, batch.batch_date, sql, params)
+                    count = session.replace_table(target.schema_, target.table, batch.key, sql, params)
                 elif step.unique_key:
-                    count = session.merge_batch(target.schema_, target.table, batch.batch_date, sql, params,
+                    count = session.merge_batch(target.schema_, target.table, batch.key, sql, params,
                                                 step.unique_key)
                 else:
-                    count = session.replace_batch(target.schema_, target.table, batch.batch_date, sql, params)
+                    count = session.replace_batch(target.schema_, target.table, batch.key, sql, params)
             except StepFailed:
                 raise
             except Exception as exc:
                 raise StepFailed(f"transform {step.id} ({step.sql_label}) failed in the warehouse, {target.qualified} is "
                                  f"unchanged: {type(exc).__name__}: {_engine_message(exc)}") from exc
-            rows[batch.batch_date.isoformat()] = count
-            ctx.log.info("transform %s: batch_date=%s rows=%d -> %s (%s)", step.id, batch.batch_date, count,
+            rows[batch.key.label] = count
+            ctx.log.info("transform %s: batch_date=%s rows=%d -> %s (%s)", step.id, batch.key, count,
                          target.qualified, "merge" if step.unique_key else step.materialization)
     return rows
+
+
+def history_entry(step: TransformStep, name: object) -> HistoryInput:
+    """The step's history input the SQL names, else StepFailed listing those it has."""
+    found = next((h for h in step.history if h.name == name), None)
+    if found is None:
+        listed = ", ".join(repr(h.name) for h in step.history) or "none"
+        raise StepFailed(f"{step.sql_label}: history({str(name)[:80]!r}) is not in the step's 'history' (it has: "
+                         f"{listed}); add {{\"step\": ...}} or {{\"table\": ...}} to 'history'")
+    return found
 
 
 def _create_view(ctx: RunContext, step: TransformStep, session: Session, template: str) -> None:

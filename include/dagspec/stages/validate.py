@@ -71,7 +71,7 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
     table = ctx.output_table(step.input)
     passed_to = ctx.plan.step(step.id).output  # on_fail 'drop_rows': the passing rows' table
     for batch in ctx.batches:
-        version = staged and ctx.store.manifest_digest(table.schema_, table.table, batch.batch_date)
+        version = staged and ctx.store.manifest_digest(table.schema_, table.table, batch.key)
         aside = SetAside(step, batch, passed_to, staged) if step.quarantine or passed_to else None
         results, rows, engine = _evaluate(ctx, step, batch, checks, suite_name, Source(table, staged, aside))
         verdict = results["results"]
@@ -87,7 +87,7 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
             _pin(ctx, step, table, batch, version, passed, aside)
         elif passed_to is not None and not passed:
             clear_passed(ctx, passed_to, batch)
-        ctx.log.info("validate %s batch_date=%s rows=%d (engine: %s)\n%s", step.id, batch.batch_date, rows, engine,
+        ctx.log.info("validate %s batch_date=%s rows=%d (engine: %s)\n%s", step.id, batch.key, rows, engine,
                      summary(results))
         if passed_to is not None:
             _log_drops(ctx, step, batch, results["drop_rows"])
@@ -95,9 +95,9 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
         for r in warned:
             ctx.log.warning("expectation %s failed with severity warn: recorded, the run continues", short(r))
         if blocking or stopped:
-            failures.append(f"batch_date={batch.batch_date}: " + ", ".join(
+            failures.append(f"batch_date={batch.key}: " + ", ".join(
                 [short(r) for r in blocking] + ([stopped] if stopped else [])))
-        outcome[batch.batch_date.isoformat()] = {
+        outcome[batch.key.label] = {
             "success": passed, "warnings": len(warned), "warned": [short(r) for r in warned],
             "report": str(html_path), "result": str(json_path),
             **({"rows": rows} if passed_to is None else _counts(results["drop_rows"])),
@@ -130,7 +130,7 @@ def _counts(drop: dict[str, Any]) -> dict[str, Any]:
 def _log_drops(ctx: RunContext, step: ValidateStep, batch: Batch, drop: dict[str, Any]) -> None:
     by = ", ".join(f"{name}: {n}" for name, n in drop["dropped_by"].items()) or "none"
     ctx.log.info("validate %s batch_date=%s drop_rows: rows checked=%d passed=%d dropped=%d (failing rows by check: "
-                 "%s)%s", step.id, batch.batch_date, drop["rows_checked"], drop["rows_passed"], drop["rows_dropped"],
+                 "%s)%s", step.id, batch.key, drop["rows_checked"], drop["rows_passed"], drop["rows_dropped"],
                  by, f"; STOPPED: {drop['stopped']}" if drop.get("stopped") else "")
     if drop.get("passing_rows_results") is not None:
         ctx.log.info("validate %s: the checks again on the passing rows\n%s", step.id,
@@ -143,18 +143,18 @@ def _pin(ctx: RunContext, step: ValidateStep, table: TableRef, batch: Batch, ver
     The version is read before and after the checks, so the verdict belongs to exactly it (a warn-only
     failure still pins: that version was checked). With on_fail 'drop_rows' the version recorded is that of
     the passing rows' partition this step wrote, read again after the second pass for the same reason."""
-    now = ctx.store.manifest_digest(table.schema_, table.table, batch.batch_date)
+    now = ctx.store.manifest_digest(table.schema_, table.table, batch.key)
     if now != version:
-        raise StepFailed(f"partition {table.qualified} batch_date={batch.batch_date} was replaced while {step.id} "
+        raise StepFailed(f"partition {table.qualified} batch_date={batch.key} was replaced while {step.id} "
                          "was checking it (another run or definition writing it?); run the checks again")
     if aside is not None and aside.passed is not None:
         table, version = aside.passed, aside.passed_digest
         if version is None:  # nothing passed on (max_dropped): no version of the passing rows is good
-            passed, version = False, ctx.store.manifest_digest(table.schema_, table.table, batch.batch_date) or ""
-        elif ctx.store.manifest_digest(table.schema_, table.table, batch.batch_date) != version:
-            raise StepFailed(f"partition {table.qualified} batch_date={batch.batch_date} was replaced while "
+            passed, version = False, ctx.store.manifest_digest(table.schema_, table.table, batch.key) or ""
+        elif ctx.store.manifest_digest(table.schema_, table.table, batch.key) != version:
+            raise StepFailed(f"partition {table.qualified} batch_date={batch.key} was replaced while "
                              f"{step.id} was checking it (another run writing it?); run the checks again")
-    ctx.store.record_check(ctx.pipeline.dag_id, step.id, batch.batch_date, table.schema_, table.table, version,
+    ctx.store.record_check(ctx.pipeline.dag_id, step.id, batch.key, table.schema_, table.table, version,
                            passed)
 
 
@@ -187,24 +187,20 @@ def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session:
     table = src.table
     if session is not None and session.dialect == "duckdb":
         # The transform's batch is already in the DuckDB warehouse: check it where it is.
-        from dagspec.sql import qualified
-
-        rel = (f"(SELECT * EXCLUDE (batch_date) FROM {qualified(table.schema_, table.table, 'duckdb')} "
-               f"WHERE batch_date = DATE '{batch.batch_date.isoformat()}')")
-        return session.con, rel
+        return session.con, session.expose_batch("__dagspec_checked", table.schema_, table.table, batch.key)
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dagspec-validate-"))
     con = duckdb_utc(duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2}))
     stack.callback(con.close)
     if session is None:
-        part = ctx.store.partition(table.schema_, table.table, batch.batch_date)
+        part = ctx.store.partition(table.schema_, table.table, batch.key)
         if all(Path(f).is_file() for f in part.files):
             files = ", ".join("'" + f.replace("'", "''") + "'" for f in part.files)
             # hive_partitioning off: the batch_date=... folder is the store's layout, not a column of the batch.
             return con, f"read_parquet([{files}], hive_partitioning = false)"
-        con.register("_dagspec_batch", ctx.store.dataset(table.schema_, table.table, [batch.batch_date]))
+        con.register("_dagspec_batch", ctx.store.dataset(table.schema_, table.table, [batch.key]))
         return con, "_dagspec_batch"
     # A transform's batch in another warehouse: streamed into local DuckDB (spills to disk, never pandas).
-    rel = session.expose_batch("__dagspec_checked", table.schema_, table.table, batch.batch_date)
+    rel = session.expose_batch("__dagspec_checked", table.schema_, table.table, batch.key)
     reader = session.arrow(f"SELECT * FROM {rel}", {})
     con.register("_dagspec_reader", reader)
     con.execute("CREATE TABLE _dagspec_batch AS SELECT * FROM _dagspec_reader")
@@ -259,7 +255,7 @@ def _in_bigquery(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list
                          f"{type(exc).__name__}: {message}") from None
     ctx.log.info("validate %s: %d expectation(s) computed inside BigQuery in %d queries over %s "
                  "(batch_date=%s); the batch was not copied out", step.id, len(mine), len(con.statements),
-                 table.qualified, batch.batch_date)
+                 table.qualified, batch.key)
     if theirs:
         cols = sorted({col for c in theirs for col in (c.columns() or ev.columns)} & set(ev.columns))
         ctx.log.info("validate %s: %s run by GX's pandas engine on column(s) %s (only these are read from BigQuery)",
@@ -350,7 +346,7 @@ def _suite_result(results: list[dict], suite_name: str, batch: Batch, engine: st
         "statistics": {"evaluated_expectations": len(results), "successful_expectations": ok,
                        "unsuccessful_expectations": len(results) - ok,
                        "success_percent": ok / len(results) * 100 if results else None},
-        "meta": {"batch_date": batch.batch_date.isoformat(), "engine": engine, "great_expectations_version": _gx_version()},
+        "meta": {"batch_date": batch.key.label, "engine": engine, "great_expectations_version": _gx_version()},
         "id": None,
     }
 

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dagspec.partitions import Key, as_key
 from dagspec.secrets import scrub_known
 
 if TYPE_CHECKING:
-    from datetime import date
 
     from dagspec.windows import Batch
 
@@ -39,15 +39,15 @@ def summary(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def report_stem(dag_id: str, step_id: str, batch_date: date) -> str:
+def report_stem(dag_id: str, step_id: str, batch_date: Key) -> str:
     """A batch's validation report under the reports folder, without its suffix (.html, .json): the UI's
     links (task button, Definitions page) are built from it."""
-    return f"{dag_id}/{step_id}/batch_date={batch_date.isoformat()}"
+    return f"{dag_id}/{step_id}/{as_key(batch_date).segment}"
 
 
 def write_reports(reports_root: Path, dag_id: str, step_id: str, batch: Batch, rows: int, results: dict[str, Any],
                   passed: bool) -> tuple[Path, Path]:
-    stem = report_stem(dag_id, step_id, batch.batch_date)
+    stem = report_stem(dag_id, step_id, batch.key)
     (reports_root / stem).parent.mkdir(parents=True, exist_ok=True)
     json_path = reports_root / f"{stem}.json"
     results = {**results, "passed": passed}  # the step's verdict: GX's "success" is false once a row was dropped
@@ -92,11 +92,11 @@ def _drop_html(drop: dict[str, Any]) -> str:
 
 def _html(dag_id: str, step_id: str, batch: Batch, rows: int, results: dict[str, Any], passed: bool) -> str:
     drop = results.get("drop_rows")
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(dag_id)} / {html.escape(step_id)} {batch.batch_date}</title>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(dag_id)} / {html.escape(step_id)} {batch.key}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
 tr.pass td:first-child{{color:#186a3b}}tr.fail td:first-child{{color:#b03a2e;font-weight:bold}}tr.warn td:first-child{{color:#b9770e}}</style></head>
 <body><h1>{html.escape(dag_id)} &middot; {html.escape(step_id)}</h1>
-<p>batch_date <b>{batch.batch_date}</b> &middot; {rows:,} rows &middot; verdict: <b>{"passed" if passed else "FAILED"}</b>
+<p>batch_date <b>{batch.key}</b> &middot; {rows:,} rows &middot; verdict: <b>{"passed" if passed else "FAILED"}</b>
 &middot; {results["statistics"]["successful_expectations"]}/{results["statistics"]["evaluated_expectations"]} expectations met</p>
 {_rows_html(results["results"])}
 {_drop_html(drop) if drop else ""}</body></html>

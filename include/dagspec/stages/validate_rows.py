@@ -66,7 +66,7 @@ class SetAside:
                                            f"{ev.relation} WHERE FALSE", [])
             count = write_rows(ctx, ev, sql, params, session, self.step.quarantine, self.batch)
             ctx.log.info("validate %s: %d failing row(s) -> quarantine %s (batch_date=%s)%s", self.step.id, count,
-                         self.step.quarantine.qualified, self.batch.batch_date, _where(ev))
+                         self.step.quarantine.qualified, self.batch.key, _where(ev))
         if self.passed is None:
             return
         drops = dropping(ev, checked)
@@ -84,13 +84,13 @@ class SetAside:
         sql = f"SELECT * FROM {ev.relation} WHERE NOT coalesce({where}, FALSE)"
         if self.staged:
             reader = ev.con.execute(sql, params).fetch_record_batch(CHUNK_ROWS)
-            part = ctx.store.write_partition(self.passed.schema_, self.passed.table, self.batch.batch_date,
+            part = ctx.store.write_partition(self.passed.schema_, self.passed.table, self.batch.key,
                                              reader.schema, reader)
             self.passed_digest = part.digest
         else:
             write_rows(ctx, ev, sql, params, session, self.passed, self.batch)
         ctx.log.info("validate %s: %d of %d row(s) passed -> %s (batch_date=%s)%s", self.step.id,
-                     self.rows - self.dropped, self.rows, self.passed.qualified, self.batch.batch_date, _where(ev))
+                     self.rows - self.dropped, self.rows, self.passed.qualified, self.batch.key, _where(ev))
 
     def counts(self) -> dict[str, Any]:
         return {"rows_checked": self.rows, "rows_passed": self.rows - self.dropped, "rows_dropped": self.dropped,
@@ -123,7 +123,7 @@ def write_rows(ctx: RunContext, ev: Evaluator, sql: str, params: list, session: 
     if isinstance(ev.con, BatchConnection):
         # Checked in the warehouse: the rows go from the batch to the table by one query there.
         select, values = ev.con.translate(sql, params)
-        return session.replace_batch(target.schema_, target.table, batch.batch_date, select, values)
+        return session.replace_batch(target.schema_, target.table, batch.key, select, values)
     with ExitStack() as stack:
         if session is None:
             session = stack.enter_context(ctx.warehouse.session())
@@ -135,7 +135,7 @@ def write_rows(ctx: RunContext, ev: Evaluator, sql: str, params: list, session: 
             stack.callback(ev.con.execute, f"DROP TABLE IF EXISTS {rel}")
         else:
             rel = session.expose(f"__{target.table}", ev.con.execute(sql, params).fetch_record_batch(CHUNK_ROWS))
-        return session.replace_batch(target.schema_, target.table, batch.batch_date, f"SELECT * FROM {rel}", {})
+        return session.replace_batch(target.schema_, target.table, batch.key, f"SELECT * FROM {rel}", {})
 
 
 def clear_passed(ctx: RunContext, table: TableRef, batch: Batch) -> None:
@@ -144,5 +144,5 @@ def clear_passed(ctx: RunContext, table: TableRef, batch: Batch) -> None:
     with ctx.warehouse.session() as session:
         if session.table_columns(table.schema_, table.table) is None:
             return
-        rel = session.expose_batch("__passed_cleared", table.schema_, table.table, batch.batch_date)
-        session.replace_batch(table.schema_, table.table, batch.batch_date, f"SELECT * FROM {rel} WHERE FALSE", {})
+        rel = session.expose_batch("__passed_cleared", table.schema_, table.table, batch.key)
+        session.replace_batch(table.schema_, table.table, batch.key, f"SELECT * FROM {rel} WHERE FALSE", {})

@@ -23,12 +23,15 @@ import pyarrow as pa
 from dagspec.connections import ConnectionInfo
 from dagspec.runner import window_of_day
 from dagspec.secrets import scrub_known
+from dagspec.spec.history_inputs import HistoryInput
 from dagspec.spec.model import Pipeline, TableRef, TransformStep
 from dagspec.spec.transform_tests import TransformCase
 from dagspec.sql import qualified, quote
 from dagspec.stages.context import RunContext
+from dagspec.stages.history import relation_name
 from dagspec.stages.transform import run_transform
 from dagspec.transform_tests.compare import Diff, compare
+from dagspec.transform_tests.history_rows import history_rows
 from dagspec.transform_tests.values import TableError, arrow_table
 from dagspec.warehouse.contract import ArrowSource, Session, Warehouse
 from dagspec.windows import Batch
@@ -72,6 +75,9 @@ class _Recording:
 
     def expose_batch(self, name: str, schema: str, table: str, batch_date: date) -> str:
         return self.inner.expose_batch(name, schema, table, batch_date)
+
+    def expose_history(self, name: str, schema: str, table: str, first: date | None, last: date) -> str:
+        return self.inner.expose_history(name, schema, table, first, last)
 
     def columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, str]]:
         return self.inner.columns(select_sql, params)
@@ -139,6 +145,10 @@ class CaseContext(RunContext):
 
     def expose(self, session: Session, step_id: str, batch: Batch) -> str:
         return session.expose(f"__ref_{step_id}", self.given[step_id])
+
+    def expose_history(self, session: Session, step: TransformStep, entry: HistoryInput, batch: Batch) -> str:
+        """The given rows of a history input, cut to the batch's range as a run cuts the published table."""
+        return session.expose(relation_name(step, entry), history_rows(self.given[entry.name], entry, batch))
 
 
 def run_case(pipeline: Pipeline, case: TransformCase, sql_root: Path, warehouse: Warehouse,

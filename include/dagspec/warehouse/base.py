@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 
 class SchemaDrift(ValueError):
     def __init__(self, table: str, changes: list[str]):
@@ -17,6 +19,13 @@ def columns_diff(existing: list[tuple[str, str]], wanted: list[tuple[str, str]])
     changes += [f"missing column {c}" for c in have if c not in want]
     changes += [f"column {c} is {have[c]}, result gives {t}" for c, t in want.items() if c in have and have[c] != t]
     return changes
+
+
+def history_filter(first: date | None, last: date) -> str:
+    """A history input's batches: batch_date in [first, last] (no lower bound without `first`). Date objects'
+    isoformat, never user text, go into the literals."""
+    low = f"batch_date >= DATE '{first.isoformat()}' AND " if first is not None else ""
+    return f"{low}batch_date <= DATE '{last.isoformat()}'"
 
 
 def prune_sql(target: str, keep: int) -> str:

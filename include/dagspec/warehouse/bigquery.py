@@ -20,6 +20,8 @@ import pyarrow as pa
 
 from dagspec.connections import ConnectionInfo
 from dagspec.sql import quote
+from dagspec.warehouse.base import history_filter
+from dagspec.warehouse.batch_columns import daily_only
 from dagspec.warehouse.bigquery_load import load_parquet, merge_staging
 from dagspec.warehouse.contract import ArrowSource, record_batches
 
@@ -107,8 +109,12 @@ class BigQuerySession:
         return f"`{table_id}`"
 
     def expose_batch(self, name: str, schema: str, table: str, batch_date: dt.date) -> str:
+        batch_date = daily_only(batch_date, "BigQuery")
         return (f"(SELECT * EXCEPT (batch_date) FROM {self.relation(schema, table)} "
                 f"WHERE batch_date = DATE '{batch_date.isoformat()}')")
+
+    def expose_history(self, name: str, schema: str, table: str, first: dt.date | None, last: dt.date) -> str:
+        return f"(SELECT * FROM {self.relation(schema, table)} WHERE {history_filter(first, last)})"
 
     # -- schema -------------------------------------------------------------------------------
     def columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, str]]:
@@ -125,6 +131,7 @@ class BigQuerySession:
 
     # -- writes -------------------------------------------------------------------------------
     def _stage(self, schema: str, select_sql: str, params: dict[str, Any], batch_date: dt.date) -> str:
+        batch_date = daily_only(batch_date, "BigQuery")
         if any(n == "batch_date" for n, _ in self.columns(select_sql, params)):
             raise ValueError("the query returns a column named batch_date; dagspec adds it: rename or drop yours")
         self.client.create_dataset(f"{self.project}.{schema}", exists_ok=True)
@@ -136,6 +143,7 @@ class BigQuerySession:
 
     def replace_batch(self, schema: str, table: str, batch_date: dt.date, select_sql: str,
                       params: dict[str, Any], keep: int | None = None, after: Sequence[str] = ()) -> int:
+        batch_date = daily_only(batch_date, "BigQuery")
         if keep is not None:
             # The staging merge is its own job; a prune after it could not share its atomicity.
             raise ValueError("snapshot mode ('keep') is not available on a BigQuery warehouse yet")
@@ -146,11 +154,13 @@ class BigQuerySession:
 
     def merge_batch(self, schema: str, table: str, batch_date: dt.date, select_sql: str, params: dict[str, Any],
                     key: list[str] | None) -> int:
+        batch_date = daily_only(batch_date, "BigQuery")
         staging = self._stage(schema, select_sql, params, batch_date)
         return merge_staging(self.client, staging, self._id(schema, table), batch_date, key)
 
     def replace_table(self, schema: str, table: str, batch_date: dt.date, select_sql: str,
                       params: dict[str, Any]) -> int:
+        batch_date = daily_only(batch_date, "BigQuery")
         if any(n == "batch_date" for n, _ in self.columns(select_sql, params)):
             raise ValueError("the query returns a column named batch_date; dagspec adds it: rename or drop yours")
         self.client.create_dataset(f"{self.project}.{schema}", exists_ok=True)

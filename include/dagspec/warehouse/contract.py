@@ -34,6 +34,10 @@ class Session(Protocol):
     def expose_batch(self, name: str, schema: str, table: str, batch_date: date) -> str:
         """One batch of a warehouse table, without its batch_date column; returns the relation text."""
 
+    def expose_history(self, name: str, schema: str, table: str, first: date | None, last: date) -> str:
+        """The table's batches with batch_date in [first, last], batch_date column included; returns the relation
+        text (a name, or on BigQuery and Redshift a parenthesised query: alias it in the SQL)."""
+
     def columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, str]]:
         """The query's result columns with the warehouse's type names (no rows are read)."""
 

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from dagspec.partitions import Key
 from dagspec.sql import qualified, quote
 from dagspec.utc import duckdb_utc
 from dagspec.warehouse import materialize
-from dagspec.warehouse.base import SchemaDrift, columns_diff, prune_sql
+from dagspec.warehouse.base import SchemaDrift, columns_diff, history_filter, prune_sql
+from dagspec.warehouse.batch_columns import BatchColumns, dollar
 from dagspec.warehouse.contract import ArrowSource
 
 if TYPE_CHECKING:
@@ -128,13 +130,19 @@ class DuckDBSession:
         self.con.register(name, relation)
         return quote(name, self.dialect)
 
-    def expose_batch(self, name: str, schema: str, table: str, batch_date: date) -> str:
-        """A view of one batch of a warehouse table, without its batch_date column."""
+    def expose_batch(self, name: str, schema: str, table: str, batch_date: Key) -> str:
+        """A view of one batch of a warehouse table, without the columns dagspec added."""
+        added = BatchColumns.of(batch_date)
         self.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {quote(name, self.dialect)} AS "
-            f"SELECT * EXCLUDE (batch_date) FROM {qualified(schema, table, self.dialect)} "
-            f"WHERE batch_date = DATE '{batch_date.isoformat()}'"  # a date object's isoformat, not user text
+            f"SELECT * EXCLUDE ({', '.join(added.names)}) FROM {qualified(schema, table, self.dialect)} "
+            f"WHERE {added.literal_where()}"  # typed literals made from the key, not user text
         )
+        return quote(name, self.dialect)
+
+    def expose_history(self, name: str, schema: str, table: str, first: date | None, last: date) -> str:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name, self.dialect)} AS SELECT * FROM "
+                         f"{qualified(schema, table, self.dialect)} WHERE {history_filter(first, last)}")
         return quote(name, self.dialect)
 
     def columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, str]]:
@@ -149,32 +157,32 @@ class DuckDBSession:
         ).fetchall()
         return [(r[0], r[1]) for r in rows] or None
 
-    def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
+    def replace_batch(self, schema: str, table: str, batch_date: Key, select_sql: str, params: dict[str, Any],
                       keep: int | None = None, after: Sequence[str] = ()) -> int:
-        """Delete-then-insert one batch in one transaction; the SELECT must not produce batch_date itself."""
+        """Delete-then-insert one batch in one transaction; the SELECT must not produce the added columns."""
         target = qualified(schema, table, self.dialect)
-        batch_sql = f"SELECT *, CAST($batch_date AS DATE) AS batch_date FROM ({select_sql}) AS _dagspec_src"
-        bound = {**params, "batch_date": batch_date}
+        added = BatchColumns.of(batch_date)
+        batch_sql = f"SELECT *, {added.select(dollar)} FROM ({select_sql}) AS _dagspec_src"
+        bound = {**params, **added.params()}
         produced = self.columns(select_sql, params)
-        if any(name == "batch_date" for name, _ in produced):
-            raise ValueError("the query returns a column named batch_date; dagspec adds it: rename or drop yours")
+        added.refuse_clash(produced)
+        key = {added.replace_by: added.params()[added.replace_by]}
         with self.transaction():
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, self.dialect)}")
             existing = self.table_columns(schema, table)
-            wanted = produced + [("batch_date", "DATE")]
+            wanted = produced + added.typed("DATE", "TIMESTAMP")
             if existing is None:
                 self.con.execute(f"CREATE TABLE {target} AS {batch_sql} LIMIT 0", bound)
             elif columns_diff(existing, wanted):
                 raise SchemaDrift(f"{schema}.{table}", columns_diff(existing, wanted))
-            self.con.execute(f"DELETE FROM {target} WHERE batch_date = $batch_date", {"batch_date": batch_date})
+            self.con.execute(f"DELETE FROM {target} WHERE {added.where(dollar)}", key)
             self.con.execute(f"INSERT INTO {target} BY NAME {batch_sql}", bound)
             if keep is not None:
                 self.con.execute(prune_sql(target, keep))
             for statement in after:
                 self.con.execute(statement)
             rows = self.con.execute(
-                f"SELECT count(*) FROM {target} WHERE batch_date = $batch_date", {"batch_date": batch_date}
-            ).fetchone()[0]
+                f"SELECT count(*) FROM {target} WHERE {added.where(dollar)}", key).fetchone()[0]
         return rows
 
     def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],

@@ -32,6 +32,7 @@ from dagspec.connections import ConnectionInfo
 from dagspec.sources.duckdb_scan import extension_path, literal
 from dagspec.sql import quote
 from dagspec.utc import duckdb_utc
+from dagspec.warehouse.batch_columns import daily_only
 from dagspec.warehouse.contract import ArrowSource
 from dagspec.warehouse.duckdb import DuckDBSession
 
@@ -194,6 +195,7 @@ class DuckLakeSession(DuckDBSession):
 
     def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
                       keep: int | None = None, after: Sequence[str] = ()) -> int:
+        batch_date = daily_only(batch_date, "DuckLake")
         self.ensure_schema(schema)
         return retried(lambda: super(DuckLakeSession, self).replace_batch(schema, table, batch_date, select_sql,
                                                                           params, keep, after),
@@ -201,12 +203,14 @@ class DuckLakeSession(DuckDBSession):
 
     def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
                     key: list[str]) -> int:
+        batch_date = daily_only(batch_date, "DuckLake")
         self.ensure_schema(schema)
         return retried(lambda: super(DuckLakeSession, self).merge_batch(schema, table, batch_date, select_sql,
                                                                         params, key),
                        f"merge into {schema}.{table} batch {batch_date}", self.scrub)
 
     def replace_table(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any]) -> int:
+        batch_date = daily_only(batch_date, "DuckLake")
         self.ensure_schema(schema)
         return retried(lambda: super(DuckLakeSession, self).replace_table(schema, table, batch_date, select_sql,
                                                                           params),

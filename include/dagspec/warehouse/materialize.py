@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dagspec.sql import qualified, quote
 from dagspec.warehouse.base import SchemaDrift, columns_diff
+from dagspec.warehouse.batch_columns import daily_only
 from dagspec.warehouse.contract import Session
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class TransactionalSession(Session, Protocol):
 
 def merge_batch(session: TransactionalSession, schema: str, table: str, batch_date: date, select_sql: str,
                 params: dict[str, Any], key: list[str]) -> int:
+    batch_date = daily_only(batch_date, "this materialization on DuckDB")
     d = session.dialect
     target = qualified(schema, table, d)
     produced = session.columns(select_sql, params)
@@ -58,6 +60,7 @@ def merge_batch(session: TransactionalSession, schema: str, table: str, batch_da
 
 def replace_table(session: TransactionalSession, schema: str, table: str, batch_date: date, select_sql: str,
                   params: dict[str, Any]) -> int:
+    batch_date = daily_only(batch_date, "this materialization on DuckDB")
     d = session.dialect
     target = qualified(schema, table, d)
     _no_batch_date(session.columns(select_sql, params))

@@ -18,9 +18,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from dagspec.connections import ConnectionInfo
+from dagspec.partitions import Key
 from dagspec.sql import qualified, quote
 from dagspec.utc import LIBPQ_OPTIONS
-from dagspec.warehouse.base import SchemaDrift, columns_diff, prune_sql
+from dagspec.warehouse.base import SchemaDrift, columns_diff, history_filter, prune_sql
+from dagspec.warehouse.batch_columns import BatchColumns, pyformat
 from dagspec.warehouse.contract import ArrowSource, record_batches
 
 if TYPE_CHECKING:
@@ -101,16 +103,22 @@ class PostgresSession:
         self.execute(f"ANALYZE {target}")
         return target
 
-    def expose_batch(self, name: str, schema: str, table: str, batch_date: date) -> str:
-        """A temp view of one batch of a warehouse table, without its batch_date column."""
-        cols = [c for c, _ in (self.table_columns(schema, table) or []) if c != "batch_date"]
+    def expose_batch(self, name: str, schema: str, table: str, batch_date: Key) -> str:
+        """A temp view of one batch of a warehouse table, without the columns dagspec added."""
+        added = BatchColumns.of(batch_date)
+        cols = [c for c, _ in (self.table_columns(schema, table) or []) if c not in added.names]
         if not cols:
             raise LookupError(f"warehouse table {schema}.{table} does not exist: did the step that writes it run?")
         self.execute(
             f"CREATE OR REPLACE TEMP VIEW {quote(name, DIALECT)} AS SELECT "
             + ", ".join(quote(c, DIALECT) for c in cols)
-            + f" FROM {qualified(schema, table, DIALECT)} WHERE batch_date = DATE '{batch_date.isoformat()}'"
+            + f" FROM {qualified(schema, table, DIALECT)} WHERE {added.literal_where()}"
         )
+        return quote(name, DIALECT)
+
+    def expose_history(self, name: str, schema: str, table: str, first: date | None, last: date) -> str:
+        self.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name, DIALECT)} AS SELECT * FROM "
+                     f"{qualified(schema, table, DIALECT)} WHERE {history_filter(first, last)}")
         return quote(name, DIALECT)
 
     def relation(self, schema: str, table: str) -> str:
@@ -139,12 +147,14 @@ class PostgresSession:
         return [(r[0], r[1]) for r in rows]
 
     def prepare_target(self, schema: str, table: str, select_sql: str, params: dict[str, Any],
-                        with_batch_date: bool = True) -> list[str]:
-        """Inside the caller's transaction: create the table if missing, else refuse a changed shape."""
+                        with_batch_date: bool = True, added: BatchColumns | None = None) -> list[str]:
+        """Inside the caller's transaction: create the table if missing, else refuse a changed shape.
+        `added`: the batch columns dagspec appends (a daily batch's batch_date when not given)."""
         produced = self.columns(select_sql, params)
-        if with_batch_date and any(n == "batch_date" for n, _ in produced):
-            raise ValueError("the query returns a column named batch_date; dagspec adds it: rename or drop yours")
-        wanted = produced + ([("batch_date", "date")] if with_batch_date else [])
+        added = added or BatchColumns.of(date.min)
+        if with_batch_date:
+            added.refuse_clash(produced)
+        wanted = produced + (added.typed("date", "timestamp without time zone") if with_batch_date else [])
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, DIALECT)}")
         existing = self.table_columns(schema, table)
         if existing is None:
@@ -155,7 +165,7 @@ class PostgresSession:
         return [n for n, _ in wanted]
 
     # -- writing ----------------------------------------------------------------------------
-    def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
+    def replace_batch(self, schema: str, table: str, batch_date: Key, select_sql: str, params: dict[str, Any],
                       keep: int | None = None, after: Sequence[str] = ()) -> int:
         """Delete-then-insert one batch in one transaction; the SELECT must not produce batch_date itself."""
         with self.transaction():  # psycopg nests the merge's own transaction as a savepoint
@@ -166,17 +176,19 @@ class PostgresSession:
                 self.execute(statement)
         return count
 
-    def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
+    def merge_batch(self, schema: str, table: str, batch_date: Key, select_sql: str, params: dict[str, Any],
                     key: list[str] | None) -> int:
         """key=None: replace the batch. key=[...]: upsert on the key (rows of other batches with that key move here)."""
         target = qualified(schema, table, DIALECT)
-        bound = {**params, "batch_date": batch_date}
+        added = BatchColumns.of(batch_date)
+        bound = {**params, **added.params()}
+        this = {added.replace_by: added.params()[added.replace_by]}
         with self.transaction():
-            cols = self.prepare_target(schema, table, select_sql, params)
+            cols = self.prepare_target(schema, table, select_sql, params, added=added)
             col_list = ", ".join(quote(c, DIALECT) for c in cols)
-            src = f"SELECT *, CAST(%(batch_date)s AS DATE) AS batch_date FROM ({select_sql}) AS _dagspec_src"
+            src = f"SELECT *, {added.select(pyformat)} FROM ({select_sql}) AS _dagspec_src"
             if key is None:
-                self.execute(f"DELETE FROM {target} WHERE batch_date = %(batch_date)s", {"batch_date": batch_date})
+                self.execute(f"DELETE FROM {target} WHERE {added.where(pyformat)}", this)
                 self.execute(f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM ({src}) AS s", bound)
             else:
                 missing = [k for k in key if k not in cols]
@@ -195,23 +207,20 @@ class PostgresSession:
                     + (f"WHEN MATCHED THEN UPDATE SET {sets} " if sets else "")
                     + f"WHEN NOT MATCHED THEN INSERT ({col_list}) VALUES ({vals})"
                 )
-            return self.execute(f"SELECT count(*) FROM {target} WHERE batch_date = %(batch_date)s",
-                                {"batch_date": batch_date})[0][0]
+            return self.execute(f"SELECT count(*) FROM {target} WHERE {added.where(pyformat)}", this)[0][0]
 
-    def replace_table(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any]) -> int:
+    def replace_table(self, schema: str, table: str, batch_date: Key, select_sql: str, params: dict[str, Any]) -> int:
         """Build the new table beside the old and swap names in one transaction: readers see old or new."""
         target = qualified(schema, table, DIALECT)
         new_name = f"_dagspec_new_{table}"[:63]
         new = qualified(schema, new_name, DIALECT)
-        bound = {**params, "batch_date": batch_date}
+        added = BatchColumns.of(batch_date)
         with self.transaction():
-            produced = self.columns(select_sql, params)
-            if any(n == "batch_date" for n, _ in produced):
-                raise ValueError("the query returns a column named batch_date; dagspec adds it: rename or drop yours")
+            added.refuse_clash(self.columns(select_sql, params))
             self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, DIALECT)}")
             self.execute(f"DROP TABLE IF EXISTS {new}")
-            self.execute(f"CREATE TABLE {new} AS SELECT *, CAST(%(batch_date)s AS DATE) AS batch_date "
-                         f"FROM ({select_sql}) AS _dagspec_src", bound)
+            self.execute(f"CREATE TABLE {new} AS SELECT *, {added.select(pyformat)} "
+                         f"FROM ({select_sql}) AS _dagspec_src", {**params, **added.params()})
             kind = self.relation_kind(schema, table)
             views = self._dependent_views(target) if kind == "r" else []
             if views:

@@ -27,6 +27,8 @@ import pyarrow as pa
 from dagspec.connections import ConnectionInfo, Resolver, env_resolver
 from dagspec.secrets import scrub_known
 from dagspec.sql import qualified, quote
+from dagspec.warehouse.base import history_filter
+from dagspec.warehouse.batch_columns import daily_only
 from dagspec.warehouse.contract import ArrowSource, record_batches
 from dagspec.warehouse.postgres import PostgresSession, PostgresWarehouse
 from dagspec.warehouse.redshift_types import column_type, redshift_type
@@ -175,6 +177,7 @@ class RedshiftSession(PostgresSession):
 
     def expose_batch(self, name: str, schema: str, table: str, batch_date: date) -> str:
         """Redshift has no temp views: one batch copied into a temp table, without its batch_date column."""
+        batch_date = daily_only(batch_date, "Redshift")
         cols = [c for c, _ in (self.table_columns(schema, table) or []) if c != "batch_date"]
         if not cols:
             raise LookupError(f"warehouse table {schema}.{table} does not exist: did the step that writes it run?")
@@ -183,6 +186,10 @@ class RedshiftSession(PostgresSession):
         self.execute(f"CREATE TEMP TABLE {target} AS SELECT {', '.join(quote(c, DIALECT) for c in cols)} "
                      f"FROM {qualified(schema, table, DIALECT)} WHERE batch_date = DATE '{batch_date.isoformat()}'")
         return target
+
+    def expose_history(self, name: str, schema: str, table: str, first: date | None, last: date) -> str:
+        """No temp views, and copying months of history into a temp table costs a scan: a derived table."""
+        return f"(SELECT * FROM {qualified(schema, table, DIALECT)} WHERE {history_filter(first, last)})"
 
     # -- schema ------------------------------------------------------------------------------
     def columns(self, select_sql: str, params: dict[str, Any]) -> list[tuple[str, str]]:
@@ -204,12 +211,14 @@ class RedshiftSession(PostgresSession):
     # -- writing ----------------------------------------------------------------------------
     def replace_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
                       keep: int | None = None, after: Sequence[str] = ()) -> int:
+        batch_date = daily_only(batch_date, "Redshift")
         count = super().replace_batch(schema, table, batch_date, select_sql, params, keep, after)
         self.execute(f"ANALYZE {qualified(schema, table, DIALECT)}")  # outside the transaction, as Redshift prefers
         return count
 
     def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
                     key: list[str] | None) -> int:
+        batch_date = daily_only(batch_date, "Redshift")
         if key is None:
             return super().merge_batch(schema, table, batch_date, select_sql, params, None)
         target = qualified(schema, table, DIALECT)
@@ -239,6 +248,7 @@ class RedshiftSession(PostgresSession):
 
     def replace_table(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any]) -> int:
         """The new table beside the old, then drop + rename in one transaction (Redshift DDL is transactional)."""
+        batch_date = daily_only(batch_date, "Redshift")
         target = qualified(schema, table, DIALECT)
         new_name = f"_dagspec_new_{table}"[:127]
         new = qualified(schema, new_name, DIALECT)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.parquet as pq
 
 from dagspec.errors import StepFailed
-from dagspec.ml import features, metrics
+from dagspec.ml import features, metrics, multiclass
 from dagspec.spec.ml_steps import EvaluateStep, PromoteStep, TrainStep
 from dagspec.stages.context import RunContext
 from dagspec.stages.ml import canary
@@ -43,8 +43,8 @@ def run_evaluate(ctx: RunContext, step: EvaluateStep) -> dict[str, Any]:
     train, reg, version = _challenger(ctx, step.input)
     holdout = _holdout(reg, version.run_id)
     df = features.frame(holdout, train.features, [train.target])
-    y = features.target_values(df, train.target, train.task)
     model = reg.load(version.run_id)
+    y = features.target_values(df, train.target, train.task, features.classes_of(model))
     X = df[[f.column for f in train.features]]
     scores = metrics.evaluate(model, X, y, train.task, step.threshold)
     reg.log(version.run_id, metrics=scores)
@@ -60,9 +60,10 @@ def run_evaluate(ctx: RunContext, step: EvaluateStep) -> dict[str, Any]:
             if champ_task != train.task:  # metrics of different tasks do not compare: fail safe, as below
                 raise features.DataProblem(f"it is a {champ_task} model and the challenger a {train.task} one")
             cdf = features.frame(holdout, champ_features, [champ_target])
-            champ_scores = metrics.evaluate(reg.load(champ.run_id), cdf[[f.column for f in champ_features]],
-                                            features.target_values(cdf, champ_target, champ_task), champ_task,
-                                            step.threshold)
+            champ_model = reg.load(champ.run_id)
+            champ_y = features.target_values(cdf, champ_target, champ_task, features.classes_of(champ_model))
+            champ_scores = metrics.evaluate(champ_model, cdf[[f.column for f in champ_features]], champ_y,
+                                            champ_task, step.threshold)
             note = f"champion v{champ.version} measured on the same {len(y)} holdout rows"
         except features.DataProblem as exc:
             note = f"champion v{champ.version} cannot score this holdout: {exc}"
@@ -74,7 +75,13 @@ def run_evaluate(ctx: RunContext, step: EvaluateStep) -> dict[str, Any]:
                  (": " + ", ".join(f"{k}={v:.4f}" for k, v in champ_scores.items())) if champ_scores else "")
     return json_safe({"model": train.model, "version": str(version.version), "rows": len(y), "challenger": scores,
                       "champion": champ_scores, "champion_version": str(champ.version) if champ else None,
-                      "note": note})
+                      "note": note, **per_class(model, X, y)})
+
+
+def per_class(model: Any, X: Any, y: Any) -> dict[str, Any]:
+    """A multi-class model's per-class precision/recall and confusion matrix ({} for any other model)."""
+    classes = features.classes_of(model)
+    return {} if classes is None else {"per_class": multiclass.per_class(y, model.predict_proba(X), classes)}
 
 
 def run_promote(ctx: RunContext, step: PromoteStep) -> dict[str, Any]:
@@ -125,9 +132,9 @@ def _update_report(ctx: RunContext, train: TrainStep, reg: Registry, version: Mo
     try:
         holdout = _holdout(reg, version.run_id)
         df = features.frame(holdout, train.features, [train.target])
-        y = features.target_values(df, train.target, train.task)
-        X = df[[f.column for f in train.features]]
         model = reg.load(version.run_id)
+        y = features.target_values(df, train.target, train.task, features.classes_of(model))
+        X = df[[f.column for f in train.features]]
         curve = champion_curve(ctx, train, reg, champ, str(version.version), holdout)
         html = write_report(ctx, train, reg, str(version.version), version.run_id, X, y, model, challenger,
                             decision.champion, curve, {**decision.as_dict(), "outcome": outcome}, threshold)

@@ -105,7 +105,7 @@ class References:
             holdout = pq.read_table(self.reg.download(run_id, "data/holdout.parquet", Path(tmp)))
         X = features.frame(holdout, feats)[[f.column for f in feats]]
         model = self.reg.load(run_id)
-        predicted = metrics.positive_proba(model, X) if task == "classification" else model.predict(X)
+        predicted = metrics.scored_probability(model, X) if task == "classification" else model.predict(X)
         return drift.prediction_profile(predicted)
 
 

@@ -61,7 +61,7 @@ def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
     with ctx.warehouse.session() as session:
         for batch in ctx.batches:
             reader = ml_data.read(ctx, session, step.data, Window(batch.from_at, batch.to_at), columns, step.chunk_rows)
-            schema = _output_schema(reader.schema, step.keys, task)
+            schema = _output_schema(reader.schema, step.keys, task, features.classes_of(scorers[0].model))
             predictions = _predict(reader, step, scorers, share, task, schema)
             scratch = None
             if step.output.export is not None:
@@ -99,12 +99,17 @@ def _expose_parquet(session: Session, name: str, files: list[str]) -> str:
     return session.expose(name, pads.dataset(files, format="parquet"))
 
 
-def _output_schema(source: pa.Schema, keys: list[str], task: str) -> pa.Schema:
+def _output_schema(source: pa.Schema, keys: list[str], task: str, classes: list | None = None) -> pa.Schema:
+    """A multi-class model (`classes`) writes its most probable class (int64 or string, as its labels are) and that
+    class's probability; a 0/1 model the class at 0.5 and the probability of 1."""
     missing = [k for k in keys if k not in source.names]
     if missing:
         raise StepFailed(f"key column(s) {', '.join(missing)} are not in the data")
     fields = [source.field(k) for k in keys]
-    if task == "classification":
+    if classes is not None:
+        label = pa.int64() if all(isinstance(c, int) for c in classes) else pa.string()
+        fields += [pa.field("prediction", label), pa.field("probability", pa.float64())]
+    elif task == "classification":
         fields += [pa.field("prediction", pa.int8()), pa.field("probability", pa.float64())]
     else:
         fields += [pa.field("prediction", pa.float64())]
@@ -126,27 +131,35 @@ def _predict(reader: pa.RecordBatchReader, step: ScoreStep, scorers: list[Scorer
         if chunk.num_rows == 0:
             continue
         routed = canary_rows(chunk, step.keys, share) if len(scorers) > 1 else np.zeros(chunk.num_rows, dtype=bool)
-        outputs = [np.empty(chunk.num_rows, dtype=np.int8), np.empty(chunk.num_rows)] if task == "classification" \
-            else [np.empty(chunk.num_rows)]
-        versions = np.empty(chunk.num_rows, dtype=np.int32)
+        parts = []  # (the chunk's row positions, their output columns) per model
         for scorer, rows in zip(scorers, (~routed, routed), strict=False):
-            if not rows.any():
+            where = np.flatnonzero(rows)
+            if not len(where):
                 continue
             try:
-                X = features.frame(chunk if rows.all() else chunk.filter(pa.array(rows)), scorer.feats)
+                X = features.frame(chunk if len(where) == chunk.num_rows else chunk.take(pa.array(where)), scorer.feats)
             except features.DataProblem as exc:
                 raise StepFailed(f"score {step.id}: {exc}") from None
-            for out, values in zip(outputs, _outputs(scorer.model, X, task), strict=True):
-                out[rows] = values
-            versions[rows] = scorer.version
-        columns = [chunk.column(k) for k in step.keys] + [pa.array(o) for o in outputs] + [pa.array(versions)]
+            parts.append((where, [*_outputs(scorer.model, X, task, schema),
+                                  pa.array(np.full(len(where), scorer.version, dtype=np.int32))]))
+        if len(parts) == 1:
+            outputs = parts[0][1]
+        else:  # back into the chunk's row order
+            order = pa.array(np.argsort(np.concatenate([where for where, _ in parts]), kind="stable"))
+            outputs = [pa.concat_arrays([cols[i] for _, cols in parts]).take(order) for i in range(len(parts[0][1]))]
+        columns = [chunk.column(k) for k in step.keys] + outputs
         yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def _outputs(model: SkPipeline, X: Any, task: str) -> list[np.ndarray]:
+def _outputs(model: SkPipeline, X: Any, task: str, schema: pa.Schema) -> list[pa.Array]:
     from dagspec.ml.metrics import positive_proba
 
+    if (classes := features.classes_of(model)) is not None:
+        proba = model.predict_proba(X)
+        top = np.argmax(proba, axis=1)
+        return [pa.array(np.asarray(classes, dtype=object)[top].tolist(), type=schema.field("prediction").type),
+                pa.array(proba[np.arange(len(top)), top])]
     if task == "classification":
         proba = positive_proba(model, X)
-        return [(proba >= 0.5).astype(np.int8), proba]
-    return [np.asarray(model.predict(X), dtype=float)]
+        return [pa.array((proba >= 0.5).astype(np.int8)), pa.array(proba)]
+    return [pa.array(np.asarray(model.predict(X), dtype=float))]

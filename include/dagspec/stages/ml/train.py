@@ -15,6 +15,7 @@ from dagspec.ml import data as ml_data
 from dagspec.ml import drift, features, metrics
 from dagspec.ml.model_files import save_model_dir
 from dagspec.ml.registry import MODEL_DIR
+from dagspec.spec.ml_classes import metric_problems
 from dagspec.spec.ml_steps import TrainStep
 from dagspec.stages.context import RunContext
 from dagspec.stages.ml.common import json_safe, run_key
@@ -31,10 +32,11 @@ def run_train(ctx: RunContext, step: TrainStep) -> dict[str, Any]:
                          f"{window.end:%Y-%m-%d}, fewer than min_rows={step.min_rows}; backfill the data first")
     try:
         df = features.frame(table, step.features, [step.target, step.split.column])
-        y = features.target_values(df, step.target, step.task)
+        y = features.target_values(df, step.target, step.task, step.classes)
         holdout = features.holdout_mask(df, step.split, step.seed)
     except features.DataProblem as exc:
         raise StepFailed(f"train {step.id}: {exc}") from None
+    _check_classes(ctx, step, y[~holdout])
     X = df[[f.column for f in step.features]]
     model = features.build_pipeline(step)
     try:
@@ -66,7 +68,7 @@ def run_train(ctx: RunContext, step: TrainStep) -> dict[str, Any]:
             reference = drift.profile(df[~holdout], step.features, step.seed)
             (folder / "reference" / "reference.json").write_text(json.dumps(reference))
             # The monitor step's prediction-drift reference: this version's holdout predictions, binned.
-            predicted = (metrics.positive_proba(model, X[holdout]) if step.task == "classification"
+            predicted = (metrics.scored_probability(model, X[holdout]) if step.task == "classification"
                          else model.predict(X[holdout]))
             (folder / "reference" / "predictions.json").write_text(json.dumps(drift.prediction_profile(predicted)))
             reg.log_model_dir(run_id, folder / MODEL_DIR)
@@ -89,4 +91,22 @@ def run_train(ctx: RunContext, step: TrainStep) -> dict[str, Any]:
     ctx.log.info("train %s: registered %s version %s (run %s)", step.id, step.model, version, run_id)
     ctx.log.info("training report: %s", ctx.report_link(html))
     return json_safe({"model": step.model, "version": version, "run_id": run_id, "rows_train": int((~holdout).sum()),
-                      "rows_holdout": int(holdout.sum()), "metrics": scores, "report": str(html)})
+                      "rows_holdout": int(holdout.sum()), "metrics": scores, "report": str(html),
+                      "report_url": ctx.report_link(html)})
+
+
+def _check_classes(ctx: RunContext, step: TrainStep, y: Any) -> None:
+    """Before fitting: every declared class is in the training rows, and the promote steps deciding on this model
+    use metrics that exist for its kind of target (known only now when the classes are not declared)."""
+    if step.task != "classification":
+        return
+    import numpy as np
+
+    seen = set(np.unique(y).tolist())
+    if step.classes is not None and (absent := [c for c in step.classes if c not in seen]):
+        raise StepFailed(f"train {step.id}: declared class(es) {', '.join(map(repr, absent[:10]))} of {step.target!r} "
+                         "are not in the training rows; widen data.days or remove them from 'classes'")
+    problems = metric_problems(ctx.pipeline, step, multiclass=step.classes is not None or len(seen) > 2)
+    if problems:
+        raise StepFailed(f"train {step.id}: target {step.target!r} has {len(seen)} class(es) in the training rows; "
+                         + "; ".join(f"{'.'.join(map(str, loc))}: {msg} ({fix})" for loc, msg, fix in problems))

@@ -1,0 +1,13 @@
+"""The rules across the steps of one valid definition that its steps' models cannot check alone."""
+
+from __future__ import annotations
+
+from dagspec.spec.history_checks import history_problems
+from dagspec.spec.model import Pipeline
+from dagspec.spec.outputs import drop_rows_problems, overlaps
+
+
+def cross_step_problems(pipeline: Pipeline) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """(loc, message, fix) for two steps writing one place, a drop_rows check beside another check of its input,
+    and history inputs that cannot be read."""
+    return overlaps(pipeline) + drop_rows_problems(pipeline) + history_problems(pipeline)
