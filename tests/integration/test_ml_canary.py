@@ -10,6 +10,9 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from support.expected import warehouse_rows
 from support.ml_runs import MODEL, ROOT, registry, retrain, sql, utc
@@ -94,6 +97,22 @@ def test_a_better_canary_scores_its_share_and_is_promoted_after_the_window_once(
     assert all((v == 2) == (bucket(o, c) < 3000) for o, c, v in rows)  # the documented hash, row by row
     share = sum(v == 2 for *_, v in rows) / len(rows)
     assert 0.26 < share < 0.34
+    # Each row's probability is that of the model its model_version names.
+    from dagspec.ml.features import frame
+    from dagspec.ml.metrics import positive_proba
+    from dagspec.stages.ml.common import champion_features
+
+    wh = home / "warehouse.duckdb"
+    day_rows = warehouse_rows(wh, "SELECT s.model_version, s.probability, f.amount, f.channel, f.segment, f.country "
+                              "FROM ml.order_scores s JOIN ml.order_features f USING (order_id) WHERE s.batch_date = "
+                              "DATE '2025-07-01' ORDER BY order_id")
+    table = pa.table(dict(zip(["model_version", "probability", "amount", "channel", "segment", "country"],
+                              map(list, zip(*day_rows, strict=True)), strict=True)))
+    for v in ("1", "2"):
+        mine = table.filter(pc.equal(table.column("model_version"), int(v)))
+        feats, _, _ = champion_features(registry(), registry().version(MODEL, v))
+        expected = positive_proba(registry().load(registry().version(MODEL, v).run_id), frame(mine, feats))
+        assert mine.num_rows > 50 and np.allclose(mine.column("probability").to_numpy(), expected)
     run(daily, "score_orders", JULY + timedelta(days=1))  # a re-score routes every row the same way
     assert warehouse_rows(home / "warehouse.duckdb", "SELECT order_id, customer_id, model_version FROM "
                           "ml.order_scores WHERE batch_date >= DATE '2025-07-01' ORDER BY order_id") == rows
