@@ -23,22 +23,27 @@ def _registry() -> Registry:
 
 @app.command("list")
 def list_versions(model: str = typer.Argument(..., help="Registered model name, e.g. orders_lost.")) -> None:
-    """Every version with its holdout metrics, the promotion decision, and which one is the champion."""
+    """Every version with its holdout metrics, its alias (champion, canary), its latest decision (promoted,
+    rejected, canary, rolled_back), when it was taken and why, with the numbers."""
     versions = _registry().versions(model)
     if not versions:
         err.print(f"[red]no versions of model {model!r} in the registry[/]")
         raise typer.Exit(1)
     names = [m for m in ("roc_auc", "pr_auc", "f1", "log_loss", "rmse", "mae", "r2")
              if any(m in v["metrics"] for v in versions)]
-    table = fitting_table("version", *names, "decision", "window end", "trained (UTC)", right=tuple(names),
-                          title=f"{model} (★ champion)")
+    table = fitting_table("version", *names, "alias", "decision", "window end", "trained (UTC)", "decided (UTC)", "why",
+                          right=tuple(names), title=f"{model} (★ champion)")
     for v in versions:
-        window_end = v["tags"].get("dagspec.run_key", "").split("/")[-1][:10]
+        tags = v["tags"]
+        window_end = tags.get("dagspec.run_key", "").split("/")[-1][:10]
+        alias = "champion" if v["champion"] else "canary" if v["canary"] else "-"
+        when = tags.get("dagspec.canary.decided_at") or tags.get("dagspec.decided_at") or "-"
         table.add_row(
             f"{v['version']} ★" if v["champion"] else v["version"],
             *(f"{v['metrics'][m]:.4f}" if m in v["metrics"] else "-" for m in names),
-            v["tags"].get("dagspec.decision", "-"), window_end,
+            alias, tags.get("dagspec.decision", "-"), window_end,
             datetime.fromtimestamp(v["created"] / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M"),
+            when.replace("T", " ").removesuffix("Z")[:16], tags.get("dagspec.canary.reasons") or tags.get("dagspec.reasons", "-"),
         )
     out.print(table)
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 REGISTRY_CONN_ID = "dagspec_mlflow"
 CHAMPION = "champion"
+CANARY = "canary"  # a staged challenger scoring a share of each batch (stages/ml/canary.py decides its fate)
 MODEL_DIR = "model"  # the logged model's name; earlier versions: the run's artifact path holding model.skops
 SHA256_TAG = "dagspec.model_sha256"  # the pin: the folder digest of a model directory, the sha256 of a bare file
 FORMAT_TAG = "dagspec.model_format"  # FORMAT_MLFLOW for a model directory; absent: a bare model.skops
@@ -173,12 +174,21 @@ class Registry:
         return max(found, key=lambda v: int(v.version))
 
     def champion(self, model: str) -> ModelVersion | None:
+        return self.aliased(model, CHAMPION)
+
+    def aliased(self, model: str, alias: str) -> ModelVersion | None:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client.get_model_version_by_alias(model, CHAMPION)
+            return self.client.get_model_version_by_alias(model, alias)
         except MlflowException:
             return None
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(model, alias, str(version))
+
+    def drop_alias(self, model: str, alias: str) -> None:
+        self.client.delete_registered_model_alias(model, alias)
 
     def set_champion(self, model: str, version: str) -> None:
         self.client.set_registered_model_alias(model, CHAMPION, str(version))
@@ -190,7 +200,7 @@ class Registry:
     def versions(self, model: str) -> list[dict[str, Any]]:
         """Every version, oldest first, with its run's metrics and whether it is the champion."""
         found = self.client.search_model_versions(f"name = '{_q(model)}'")
-        champion = self.champion(model)
+        champion, canary = self.champion(model), self.aliased(model, CANARY)
         rows = []
         for v in sorted(found, key=lambda v: int(v.version)):
             run = self.client.get_run(v.run_id)
@@ -198,6 +208,7 @@ class Registry:
                 "version": str(v.version), "run_id": v.run_id, "created": v.creation_timestamp,
                 "metrics": dict(run.data.metrics), "tags": dict(v.tags),
                 "champion": champion is not None and str(champion.version) == str(v.version),
+                "canary": canary is not None and str(canary.version) == str(v.version),
             })
         return rows
 
@@ -252,5 +263,5 @@ def _q(text: str) -> str:
 
 
 # The model file helpers, importable from here as before.
-__all__ = ["CHAMPION", "FORMAT_TAG", "MODEL_DIR", "MODEL_ID_TAG", "MODEL_FILE", "SHA256_TAG", "TRUSTED_TYPES", "Registry",
-           "UnsafeModel", "file_sha256", "load_model", "save_model"]
+__all__ = ["CANARY", "CHAMPION", "FORMAT_TAG", "MODEL_DIR", "MODEL_ID_TAG", "MODEL_FILE", "SHA256_TAG", "TRUSTED_TYPES",
+           "Registry", "UnsafeModel", "file_sha256", "load_model", "save_model"]

@@ -128,6 +128,8 @@ def write_html(path: Path, *, title: str, facts: dict[str, Any], metrics: dict[s
     verdict = ""
     if decision is not None:
         word = "PROMOTED to champion" if decision["promoted"] else "not promoted (champion unchanged)"
+        if decision.get("outcome", "promoted") != "promoted" and decision["promoted"]:  # staged, or decided before
+            word = {"canary": "STAGED as canary (labels decide)"}.get(decision["outcome"], decision["outcome"])
         items = "".join(f"<li>{html.escape(r)}</li>" for r in decision["reasons"])
         verdict = f"<h2>Decision: {word}</h2><ul>{items}</ul>"
     data = {"metrics": metrics, "champion": champion_metrics, "decision": decision,

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from dagspec.spec.base import Identifier, StepBase, StepId, Strict, TableRef
+from dagspec.spec.canary_step import Rollout
+from dagspec.spec.metric_names import Metric
 from dagspec.spec.ml_preprocess import Preprocess, raise_chain_problems
 
 ModelName = Identifier  # a registered model name doubles as an Asset and folder name: keep it plain
@@ -53,8 +55,6 @@ CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "log
 MULTICLASS_METRICS = ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 LOWER_IS_BETTER = {"log_loss", "rmse", "mae"}
-Metric = Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "log_loss", "accuracy", "npv", "specificity",
-                 "f1_macro", "f1_weighted", "precision_macro", "recall_macro", "rmse", "mae", "r2"]
 
 
 def task_of(estimator: str) -> str:
@@ -281,6 +281,10 @@ class PromoteStep(StepBase):
         "(a minimum, or a maximum for rmse/mae/log_loss).",
         examples=[{"roc_auc": 0.6}], json_schema_extra={"default": {}},
     )
+    rollout: Rollout | None = Field(
+        default=None, description="Stage the promotion: a winning challenger becomes the `canary` (the first model "
+        "still becomes the champion), and the monitor step's labels promote or roll it back.",
+        examples=[{"canary_share": 0.1, "window_days": 7, "metric": "roc_auc", "margin": 0.0, "min_rows": 500}])
 
     def ref_fields(self) -> list[tuple[tuple[str | int, ...], str]]:
         return [(("input",), self.input)]

@@ -12,6 +12,7 @@ from dagspec.errors import StepFailed
 from dagspec.ml import features, metrics, multiclass
 from dagspec.spec.ml_steps import EvaluateStep, PromoteStep, TrainStep
 from dagspec.stages.context import RunContext
+from dagspec.stages.ml import canary
 from dagspec.stages.ml.common import champion_features, json_safe, report_dir, run_key, write_record
 from dagspec.stages.ml.training_report import champion_curve, write_report
 
@@ -104,24 +105,29 @@ def run_promote(ctx: RunContext, step: PromoteStep) -> dict[str, Any]:
             champion = {}
         decision = metrics.decide(step, challenger, champion, str(champ.version) if champ else None,
                                   data.tags.get("dagspec.champion_note") if champ else None)
-    if decision.promoted and (champ is None or str(champ.version) != str(version.version)):
+    label = "promoted" if decision.promoted else "rejected"
+    new = decision.promoted and (champ is None or str(champ.version) != str(version.version))
+    if new and step.rollout is not None and champ is not None:  # staged: the labels decide later
+        label, why = canary.stage(ctx, step.rollout, reg, train.model, version)
+        decision.reasons.append(why)
+    elif new:
         reg.set_champion(train.model, version.version)
-    reg.tag_version(train.model, version.version, {
-        "dagspec.decision": "promoted" if decision.promoted else "rejected",
-        "dagspec.reasons": " | ".join(decision.reasons)})
-    record = {"model": train.model, "version": str(version.version), "run_id": version.run_id,
+    reg.tag_version(train.model, version.version, {"dagspec.decision": label, "dagspec.decided_at": canary.now(),
+                                                   "dagspec.reasons": " | ".join(decision.reasons)})
+    record = {"model": train.model, "version": str(version.version), "run_id": version.run_id, "outcome": label,
               "window": [ctx.window.start.isoformat(), ctx.window.end.isoformat()], **decision.as_dict()}
     path = write_record(report_dir(ctx, step.id) / f"{train.model}_v{version.version}.json", record)
+    shown = {"promoted": "PROMOTED to champion", "canary": "STAGED as canary"}.get(label, label)
     ctx.log.info("promote %s: %s v%s %s\n  %s", step.id, train.model, version.version,
-                 "PROMOTED to champion" if decision.promoted else "not promoted; champion unchanged"
+                 shown if decision.promoted else "not promoted; champion unchanged"
                  + (f" (v{champ.version})" if champ else ""), "\n  ".join(decision.reasons))
     ctx.log.info("decision record: %s", path)
-    _update_report(ctx, train, reg, version, challenger, decision, champ, evaluate.threshold)
+    _update_report(ctx, train, reg, version, challenger, decision, champ, evaluate.threshold, label)
     return json_safe({**record, "record": str(path)})
 
 
 def _update_report(ctx: RunContext, train: TrainStep, reg: Registry, version: ModelVersion, challenger: dict[str, float],
-                   decision: metrics.Decision, champ: ModelVersion | None, threshold: float) -> None:
+                   decision: metrics.Decision, champ: ModelVersion | None, threshold: float, outcome: str) -> None:
     """`champ`: the champion the decision was made against (the alias may point at `version` by now)."""
     try:
         holdout = _holdout(reg, version.run_id)
@@ -131,7 +137,7 @@ def _update_report(ctx: RunContext, train: TrainStep, reg: Registry, version: Mo
         X = df[[f.column for f in train.features]]
         curve = champion_curve(ctx, train, reg, champ, str(version.version), holdout)
         html = write_report(ctx, train, reg, str(version.version), version.run_id, X, y, model, challenger,
-                            decision.champion, curve, decision.as_dict(), threshold)
+                            decision.champion, curve, {**decision.as_dict(), "outcome": outcome}, threshold)
         ctx.log.info("training report (with the decision): %s", ctx.report_link(html))
     except Exception as exc:
         ctx.log.warning("could not update the training report: %s", exc)

@@ -13,6 +13,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+
 from dagspec.alerts import AlertEvent, send_alerts
 from dagspec.errors import AlreadyAlerted, StepFailed
 from dagspec.ml import data as ml_data
@@ -21,6 +23,7 @@ from dagspec.ml.monitor_report import monitor_png
 from dagspec.spec.ml_steps import ScoreStep
 from dagspec.spec.monitor_step import MonitorStep
 from dagspec.stages.context import RunContext
+from dagspec.stages.ml import canary
 from dagspec.stages.ml.common import json_safe, report_dir, write_record
 from dagspec.stages.ml.monitor_inputs import References, first_rows, scored
 from dagspec.stages.ml.monitor_labels import realised
@@ -43,6 +46,7 @@ def run_monitor(ctx: RunContext, step: MonitorStep) -> dict[str, Any]:
             history[batch.batch_date] = record
             write_record(records / f"{batch.batch_date.isoformat()}.json", record)
             done[batch.batch_date.isoformat()] = record
+        rollout = canary.check(ctx, session, step, score)  # a staged canary: promote, roll back or wait
     plot = monitor_png(folder / "monitor.png", [history[d] for d in sorted(history)],
                        step.labels.metric if step.labels else None)
     reasons = [f"{day}: {r}" for day, rec in done.items() for r in rec["reasons"]]
@@ -50,7 +54,8 @@ def run_monitor(ctx: RunContext, step: MonitorStep) -> dict[str, Any]:
     w = ctx.window
     result = {"model": step.model, "window": [w.start.isoformat(), w.end.isoformat()], "on_breach": step.on_breach,
               "breached": breached, "retrain_requested": breached and step.on_breach == "retrain",
-              "reasons": reasons, "batches": done, "records": str(records), "plot": str(plot) if plot else None}
+              "reasons": reasons, "batches": done, "records": str(records), "plot": str(plot) if plot else None,
+              "canary": rollout}
     summary = "; ".join(reasons) or "every number within its threshold"
     ctx.log.info("monitor %s: %s over %d batch(es): %s -> %s", step.id, step.model, len(done),
                  "BREACH" if breached else "healthy", summary)
@@ -78,7 +83,8 @@ def measure(ctx: RunContext, session: Any, step: MonitorStep, score: ScoreStep, 
     if first is None:  # nothing scored that day: only the volume can be judged
         record.update(model_version=None, volume=monitor.volume(0, recent), prediction=None, features={})
     else:
-        version = str(first.column("model_version")[0].as_py())
+        # The version that scored most of the batch's first rows: with a canary, a batch holds two.
+        version = str(pc.mode(first.column("model_version"))[0]["mode"].as_py())
         bins, profile, task = refs.of(version)
         column = "probability" if task == "classification" else "prediction"
         predictions = monitor.PredictionStats(bins)

@@ -3,7 +3,7 @@ with the holdout metrics, for the version that made those predictions."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,6 +44,24 @@ def select_only(ctx: RunContext, labels: MonitorLabels, window: Window, dialect:
                          "labels.data.query reads the labels, it never changes data")
 
 
+def labelled(ctx: RunContext, session: Session, labels: MonitorLabels, score: ScoreStep, day: date, window: Window,
+             predicted: str, chunk_rows: int) -> pa.Table | None:
+    """Batch `day`'s predictions (keys, `predicted`, model_version) joined with the labels read for its `window`;
+    None when that day was not scored."""
+    missing = [k for k in labels.keys if k not in score.keys]
+    if missing:
+        raise StepFailed(f"labels.keys {', '.join(missing)} are not keys of score step {score.id!r} "
+                         f"({', '.join(score.keys)}): predictions carry only those")
+    reader = scored(ctx, session, score, day, [*labels.keys, predicted, "model_version"], chunk_rows)
+    if reader is None:
+        return None
+    predictions = reader.read_all()  # one labelled batch, a handful of columns
+    select_only(ctx, labels, window, session.dialect)
+    truth = ml_data.read_all(ctx, session, labels.data, window, [*labels.keys, labels.label])
+    truth = truth.cast(pa.schema([predictions.schema.field(k) for k in labels.keys] + [truth.schema.field(labels.label)]))
+    return predictions.join(truth, labels.keys, join_type="inner")
+
+
 def realised(ctx: RunContext, session: Session, labels: MonitorLabels, score: ScoreStep, batch: Batch,
              task: str, chunk_rows: int) -> dict[str, Any]:
     """The realised metrics of the labelled batch (`delay_days` before `batch`), or why there are none."""
@@ -52,26 +70,20 @@ def realised(ctx: RunContext, session: Session, labels: MonitorLabels, score: Sc
     window = Window(batch.from_at - shift, batch.to_at - shift)
     out: dict[str, Any] = {"batch_date": day.isoformat(), "delay_days": labels.delay_days, "rows": 0,
                            "model_version": None, "metrics": {}}
-    missing = [k for k in labels.keys if k not in score.keys]
-    if missing:
-        raise StepFailed(f"labels.keys {', '.join(missing)} are not keys of score step {score.id!r} "
-                         f"({', '.join(score.keys)}): predictions carry only those")
     predicted = "probability" if task == "classification" else "prediction"
-    reader = scored(ctx, session, score, day, [*labels.keys, predicted, "model_version"], chunk_rows)
-    if reader is None:
+    joined = labelled(ctx, session, labels, score, day, window, predicted, chunk_rows)
+    if joined is None:
         out["note"] = f"batch {day} was not scored"
         return out
-    predictions = reader.read_all()  # one labelled batch, a handful of columns
-    select_only(ctx, labels, window, session.dialect)
-    truth = ml_data.read_all(ctx, session, labels.data, window, [*labels.keys, labels.label])
-    truth = truth.cast(pa.schema([predictions.schema.field(k) for k in labels.keys] + [truth.schema.field(labels.label)]))
-    joined = predictions.join(truth, labels.keys, join_type="inner")
     versions = sorted({v for v in joined.column("model_version").to_pylist() if v is not None})
     out.update(rows=joined.num_rows, versions=[str(v) for v in versions])
     if not joined.num_rows:
         out["note"] = "no labels joined the predictions yet"
         return out
-    version = versions[-1]  # a batch is scored by one version; a re-score with another replaces it whole
+    # A batch is scored by one version, or by the champion and a canary (a share of it): the main one here; the
+    # canary module compares the two.
+    counts = pc.value_counts(joined.column("model_version")).to_pylist()
+    version = max((c for c in counts if c["values"] is not None), key=lambda c: (c["counts"], c["values"]))["values"]
     rows = joined.filter(pc.equal(joined.column("model_version"), version))
     df = rows.select([labels.label, predicted]).to_pandas()
     df = df[df[labels.label].notna()]
@@ -85,4 +97,4 @@ def realised(ctx: RunContext, session: Session, labels: MonitorLabels, score: Sc
     return out
 
 
-__all__ = ["realised", "select_only"]
+__all__ = ["labelled", "realised", "select_only"]

@@ -1,0 +1,168 @@
+"""A staged rollout's life in the registry: the promote step stages a winning challenger as the `canary`, the
+score step lets it score its share, and the monitor step (whose delayed labels measure both models) ends it.
+
+The rule travels with the version (a tag written when it is staged), so the daily pipeline that scores and
+monitors judges the canary by the rule of the promote step that made it. Every decision is a set of registry
+tags on the version and a JSON record under the monitor step's reports (`rollouts/MODEL_vN.json`). A decided
+version keeps its decision: re-running any date (promote, score or monitor) never stages or judges it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dagspec.ml import features, metrics
+from dagspec.ml.canary import Side, judge
+from dagspec.ml.registry import CANARY
+from dagspec.spec.canary_step import Rollout
+from dagspec.spec.ml_steps import ScoreStep
+from dagspec.spec.monitor_step import MonitorStep
+from dagspec.stages.context import RunContext
+from dagspec.stages.ml.common import champion_features, report_dir, write_record
+from dagspec.stages.ml.monitor_labels import labelled
+from dagspec.windows import Window
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+    from dagspec.ml.registry import Registry
+    from dagspec.warehouse.contract import Session
+
+RULE_TAG = "dagspec.canary.rule"  # the Rollout, as JSON
+START_TAG = "dagspec.canary.start"  # the first batch_date the canary scores (the promote window's end)
+DECISION_TAG = "dagspec.canary.decision"  # promoted | rolled_back, once decided (never changed after)
+REASONS_TAG = "dagspec.canary.reasons"
+DECIDED_TAG = "dagspec.canary.decided_at"  # wall-clock UTC time of the decision
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A canary the score step routes to."""
+
+    version: ModelVersion
+    rule: Rollout
+
+
+def staged(reg: Registry, model: str) -> Staged | None:
+    """The model's undecided canary, if any."""
+    version = reg.aliased(model, CANARY)
+    if version is None or version.tags.get(DECISION_TAG) or RULE_TAG not in version.tags:
+        return None
+    return Staged(version, Rollout.model_validate_json(version.tags[RULE_TAG]))
+
+
+def stage(ctx: RunContext, rule: Rollout, reg: Registry, model: str, version: ModelVersion) -> tuple[str, str]:
+    """Make a version that won its evaluation the canary; returns (decision tag, why). A version whose rollout
+    was already decided keeps that decision (a re-run of the promote's date)."""
+    v = str(version.version)
+    done = version.tags.get(DECISION_TAG)
+    if done:
+        return done, f"v{v}'s rollout was already decided ({done}): {version.tags.get(REASONS_TAG, '')}"
+    previous = reg.aliased(model, CANARY)
+    if previous is not None and str(previous.version) != v and not previous.tags.get(DECISION_TAG):
+        why = f"superseded by v{v} before its window ended"
+        reg.tag_version(model, str(previous.version), {DECISION_TAG: "rolled_back", REASONS_TAG: why,
+                                                       "dagspec.decision": "rolled_back", DECIDED_TAG: now()})
+    start = ctx.window.end.date()
+    reg.tag_version(model, v, {RULE_TAG: rule.model_dump_json(), START_TAG: start.isoformat()})
+    reg.set_alias(model, CANARY, v)
+    return "canary", (f"staged as canary from {start}: {rule.canary_share:.0%} of each batch for {rule.window_days} "
+                      f"day(s), then {rule.metric} on the labels decides (margin {rule.margin}, {rule.min_rows} rows)")
+
+
+def check(ctx: RunContext, session: Session, step: MonitorStep, score: ScoreStep) -> dict[str, Any] | None:
+    """Judge the model's canary on the labels in so far; act on a final decision. None without a canary."""
+    reg = ctx.model_registry
+    finish_decided(reg, step.model)
+    found = staged(reg, step.model)
+    if found is None:
+        return None
+    canary, rule = found.version, found.rule
+    record_path = report_dir(ctx, step.id, "rollouts") / f"{step.model}_v{canary.version}.json"
+    champ = reg.champion(step.model)
+    if step.labels is None or champ is None:
+        why = "the monitor step has no labels" if step.labels is None else "there is no champion"
+        ctx.log.warning("canary %s v%s: cannot be judged: %s", step.model, canary.version, why)
+        return {"model": step.model, "version": str(canary.version), "decision": "wait", "reasons": [why]}
+    start = date.fromisoformat(canary.tags[START_TAG])
+    last = start + timedelta(days=rule.window_days - 1)
+    newest = max(ctx.batches, key=lambda b: b.batch_date)
+    through = newest.batch_date - timedelta(days=step.labels.delay_days)
+    _, _, task = champion_features(reg, canary)
+    predicted = "probability" if task == "classification" else "prediction"
+    parts = []
+    day = start
+    while day <= min(through, last):
+        shift = newest.batch_date - day  # the labelled day's window: the newest batch's, moved back whole days
+        got = labelled(ctx, session, step.labels, score, day, Window(newest.from_at - shift, newest.to_at - shift),
+                       predicted, step.chunk_rows)
+        if got is not None:
+            parts.append(got.select([step.labels.label, predicted, "model_version"]))
+        day += timedelta(days=1)
+    rows = pa.concat_tables(parts) if parts else None
+    sides = [_side(rows, str(v.version), step.labels.label, predicted, task, rule) for v in (canary, champ)]
+    done_days = max(0, (min(through, last) - start).days + 1)
+    verdict = judge(rule, sides[0], sides[1], through >= last,
+                    f"{done_days} of {rule.window_days} window day(s) labelled ({start} .. {last})")
+    record = {"model": step.model, "version": str(canary.version), "champion_version": str(champ.version),
+              "rule": rule.model_dump(), "start": start.isoformat(), "window_last": last.isoformat(),
+              "labelled_through": through.isoformat(), "canary": sides[0].__dict__, "champion": sides[1].__dict__,
+              "decision": verdict.decision, "reasons": [verdict.reason], "checked_at": now()}
+    ctx.log.info("canary %s v%s vs champion v%s: %s: %s", step.model, canary.version, champ.version,
+                 verdict.decision.upper(), verdict.reason)
+    if verdict.decision != "wait":
+        record["decided_at"] = record["checked_at"]
+        # Tags first: once they say decided, nothing routes to or judges this version again, even if moving the
+        # aliases below fails (the next run finds it decided and only finishes the moves).
+        reg.tag_version(step.model, str(canary.version), {
+            DECISION_TAG: verdict.decision, REASONS_TAG: verdict.reason, DECIDED_TAG: record["decided_at"],
+            "dagspec.decision": verdict.decision, "dagspec.reasons": verdict.reason})
+    write_record(record_path, record)
+    if verdict.decision != "wait":
+        finish(reg, step.model, str(canary.version), verdict.decision)
+    record["record"] = str(record_path)
+    return record
+
+
+def finish(reg: Registry, model: str, version: str, decision: str) -> None:
+    """The alias moves of a decision (safe to repeat)."""
+    if decision == "promoted":
+        reg.set_champion(model, version)
+    current = reg.aliased(model, CANARY)
+    if current is not None and str(current.version) == version:
+        reg.drop_alias(model, CANARY)
+
+
+def finish_decided(reg: Registry, model: str) -> None:
+    """A canary alias left on a decided version (a task that died between tagging and moving): finish it."""
+    version = reg.aliased(model, CANARY)
+    if version is not None and version.tags.get(DECISION_TAG):
+        finish(reg, model, str(version.version), version.tags[DECISION_TAG])
+
+
+def _side(rows: pa.Table | None, version: str, label: str, predicted: str, task: str, rule: Rollout) -> Side:
+    if rows is None:
+        return Side(version, 0, float("nan"))
+    mine = rows.filter(pc.equal(rows.column("model_version"), int(version))).to_pandas()
+    mine = mine[mine[label].notna()]
+    if mine.empty:
+        return Side(version, 0, float("nan"))
+    y = features.target_values(mine, label, task)
+    values = np.asarray(mine[predicted], dtype=float)
+    scores = metrics.classification(y, values) if task == "classification" else metrics.regression(y, values)
+    return Side(version, len(y), float(scores.get(rule.metric, float("nan"))))
+
+
+def now() -> str:
+    """The wall-clock UTC time decisions are stamped with."""
+    return f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+__all__ = ["DECISION_TAG", "REASONS_TAG", "RULE_TAG", "START_TAG", "Staged", "check", "finish", "finish_decided",
+           "now", "stage", "staged"]
