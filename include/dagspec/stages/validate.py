@@ -74,7 +74,8 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
     warnings: list[tuple[str, str, str]] = []  # (batch_date, what failed and what it saw, report link)
     for batch in ctx.batches:
         version = staged and ctx.store.manifest_digest(table.schema_, table.table, batch.key)
-        aside = SetAside(step, batch, passed_to, staged) if step.quarantine or passed_to else None
+        aside = SetAside(step, batch, passed_to, staged, staged_from=table if staged else None) \
+            if step.quarantine or passed_to else None
         results, rows, engine = _evaluate(ctx, step, batch, checks, suite_name, Source(table, staged, aside))
         verdict = results["results"]
         if passed_to is not None:
