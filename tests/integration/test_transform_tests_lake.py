@@ -8,9 +8,9 @@ import importlib.util
 import json
 
 import pytest
+from conftest import need
 from test_transform_unit_tests import GOOD, case, dagspec_test, project
 
-from conftest import need
 from dagspec.connections import env_resolver
 from dagspec.warehouse import open_warehouse
 
