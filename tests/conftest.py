@@ -34,6 +34,7 @@ pytest_plugins = [
     "support.integrity_fixtures",
     "support.runtime_conditions",
     "support.sheets_fixtures",
+    "support.redshift_standin",
     "support.smtp_sink",
     "support.alert_sinks",
 ]

@@ -111,8 +111,9 @@ class Plan:
                      if self.by_id[v].step.on_fail == "drop_rows"), None)
 
     def store_tables(self) -> list[tuple[str, str]]:
-        """(schema, table) of what extracts stage and publish steps export to the store, without repeats."""
-        tables = [(p.schema, p.table) for s in self.by_id.values() if s.kind in ("extract", "publish")
+        """(schema, table) of what extracts stage, drop_rows checks pass on (`<table>__passed`) and publish steps
+        export to the store, without repeats: freshness and backfill see every partition a run writes there."""
+        tables = [(p.schema, p.table) for s in self.by_id.values() if s.kind in ("extract", "validate", "publish")
                   for p in s.writes if p.namespace == "store"]
         return list(dict.fromkeys(tables))
 

@@ -8,7 +8,6 @@ UNLOAD, which PostgreSQL does not have. Not run: a real Redshift cluster, its IA
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 
@@ -16,44 +15,18 @@ import pyarrow.parquet as pq
 import pytest
 import sqlglot
 from support.expected import expected_revenue, source_orders
-from support.redshift_standin import PostgresStandIn
+from support.redshift_standin import POSTGRES_ONLY, statements
 from support.warehouse_fixtures import pg_rows
 
 from dagspec.connections import ConnectionInfo, env_resolver
 from dagspec.runner import run_pipeline, window_of_day
 from dagspec.spec import load_definition
 from dagspec.store import Store
-from dagspec.warehouse import open_warehouse, redshift
+from dagspec.warehouse import open_warehouse
 from dagspec.warehouse.redshift import inline
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = date(2025, 3, 1)
-POSTGRES_ONLY = ("FROM STDIN", "ON COMMIT", "TEMP VIEW", "regclass", "pg_my_temp_schema", "MERGE INTO", "pg_depend")
-
-
-@pytest.fixture()
-def redshift_wh(pg_db, s3_server, monkeypatch):
-    """dagspec_warehouse is a `redshift` connection (PostgreSQL answering), staging through the S3 emulator."""
-    bucket = s3_server.make_bucket("rs-staging")
-    monkeypatch.setenv("AIRFLOW_CONN_RS_STAGING", s3_server.connection_json(f"s3://{bucket}/load"))
-    monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE", json.dumps({
-        "conn_type": "redshift", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": pg_db,
-        "extra": {"staging_conn_id": "rs_staging"}}))
-    standin = PostgresStandIn()
-    sessions: list[redshift.RedshiftSession] = []
-    real_session = redshift.RedshiftSession
-
-    def recorded(*args, **kwargs):
-        sessions.append(real_session(*args, **kwargs))
-        return sessions[-1]
-
-    monkeypatch.setattr(redshift, "RedshiftLoad", lambda: standin)
-    monkeypatch.setattr(redshift, "RedshiftSession", recorded)
-    yield {"db": pg_db, "standin": standin, "sessions": sessions, "s3": s3_server, "bucket": bucket}
-
-
-def statements(wh) -> list[str]:
-    return [s for session in wh["sessions"] for s in session.statements]
 
 
 def run(day: date, name: str = "orders_daily.json"):

@@ -9,13 +9,19 @@ FROM STDIN, and an UNLOAD's query runs on PostgreSQL and its rows are written as
 from __future__ import annotations
 
 import io
+import json
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import pytest
 
+from dagspec.warehouse import redshift
 from dagspec.warehouse.postgres import PostgresSession
 from dagspec.warehouse.redshift import RedshiftSession, copy_sql, unload_sql
+
+# What a statement sent to Redshift must never hold: PostgreSQL's own extras, which Redshift refuses.
+POSTGRES_ONLY = ("FROM STDIN", "ON COMMIT", "TEMP VIEW", "regclass", "pg_my_temp_schema", "MERGE INTO", "pg_depend")
 
 
 class PostgresStandIn:
@@ -43,3 +49,30 @@ class PostgresStandIn:
                 pq.ParquetWriter(out, reader.schema) as writer:
             for batch in reader:
                 writer.write_batch(batch)
+
+
+@pytest.fixture()
+def redshift_wh(pg_db, s3_server, monkeypatch):
+    """dagspec_warehouse is a `redshift` connection (PostgreSQL answering), staging through the S3 emulator."""
+    bucket = s3_server.make_bucket("rs-staging")
+    monkeypatch.setenv("AIRFLOW_CONN_RS_STAGING", s3_server.connection_json(f"s3://{bucket}/load"))
+    monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE", json.dumps({
+        "conn_type": "redshift", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": pg_db,
+        "extra": {"staging_conn_id": "rs_staging"}}))
+    standin = PostgresStandIn()
+    sessions: list[RedshiftSession] = []
+    real_session = redshift.RedshiftSession
+
+    def recorded(*args, **kwargs):
+        sessions.append(real_session(*args, **kwargs))
+        return sessions[-1]
+
+    monkeypatch.setattr(redshift, "RedshiftLoad", lambda: standin)
+    monkeypatch.setattr(redshift, "RedshiftSession", recorded)
+    yield {"db": pg_db, "standin": standin, "sessions": sessions, "s3": s3_server, "bucket": bucket}
+
+
+def statements(wh) -> list[str]:
+    return [s for session in wh["sessions"] for s in session.statements]
+
+

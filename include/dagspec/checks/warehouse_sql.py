@@ -7,6 +7,7 @@ parameter (never pasted into the SQL text), and rows come back as tuples like Du
 BigQueryConnection computes every check this way: only aggregates and at most PARTIAL sample values leave
 BigQuery; the batch itself stays there. PostgresBatchConnection is used for quarantine after GX's own SQL
 engine has checked the batch in PostgreSQL: the failing rows are selected and written there by one statement.
+RedshiftBatchConnection computes every check in Redshift SQL the way BigQueryConnection does.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ _TEMPORAL = {"DATE", "DATETIME", "TIMESTAMP", "TIME"}
 
 def supported_in_bigquery(check: Check) -> bool:
     return supported(check) and check.type not in NOT_IN_BIGQUERY
+
+
+def runs_in(check: Check, dialect: str) -> bool:
+    """The SQL evaluator computes `check` inside that warehouse (else GX's pandas engine gets its columns)."""
+    return supported_in_bigquery(check) if dialect == "bigquery" else supported(check)
 
 
 class _Rows:
@@ -89,7 +95,7 @@ class BatchConnection:
             batch.set("alias", table.args["alias"] if table.alias else exp.TableAlias(this=exp.to_identifier(RELATION)))
             table.replace(batch)
         self._adapt(tree, values)
-        out, names = to_dialect(tree.sql(dialect="duckdb"), "duckdb", self.dialect)
+        out, names = self._write(tree)
         unbound = [n for n in names if n not in values]
         if unbound:
             raise ValueError(f"unbound parameter(s) {', '.join(unbound)}")
@@ -97,6 +103,10 @@ class BatchConnection:
 
     def _adapt(self, tree: exp.Expression, values: dict[str, Any]) -> None:
         """Rewrite what the warehouse spells differently from DuckDB (in place)."""
+
+    def _write(self, tree: exp.Expression) -> tuple[str, list[str]]:
+        """The warehouse's SQL and its parameter names (through DuckDB's text: what the transpiler reads)."""
+        return to_dialect(tree.sql(dialect="duckdb"), "duckdb", self.dialect)
 
     def _rows(self, select: str, values: dict[str, Any]) -> list[tuple]:
         raise NotImplementedError
@@ -159,3 +169,49 @@ class PostgresBatchConnection(BatchConnection):
 
     def _rows(self, select: str, values: dict[str, Any]) -> list[tuple]:
         return self.session.execute(select, values)
+
+
+def _concat_skipping_nulls(sep: exp.Literal, parts: list[exp.Expression]) -> exp.Expression:
+    """concat_ws(sep, ...) where there is none (sqlglot writes Redshift's `||`, which a NULL part makes NULL):
+    each part prefixed by the separator or dropped when NULL, then the first separator cut off."""
+    joined: exp.Expression | None = None
+    for part in parts:
+        piece = exp.Coalesce(this=exp.DPipe(this=sep.copy(), expression=exp.paren(part.copy())),
+                             expressions=[exp.Literal.string("")])
+        joined = piece if joined is None else exp.DPipe(this=joined, expression=piece)
+    return exp.Substring(this=joined, start=exp.Literal.number(len(sep.this) + 1))
+
+
+class RedshiftBatchConnection(PostgresBatchConnection):
+    """The same statements as PostgreSQL's, written by sqlglot's Redshift dialect (run through the Redshift
+    session, which records each one and masks the staging keys in its errors)."""
+
+    dialect, warehouse = "redshift", "Redshift"
+
+    def __init__(self, session: PostgresSession, schema: str, table: str, columns: list[str], batch_date: dt.date):
+        super().__init__(session, schema, table, columns, batch_date)
+        # The evaluator knows text by DuckDB's name: Redshift's VARCHAR(n) and CHAR(n) are that.
+        self.schema = [(n, "VARCHAR" if t.startswith(("character", "varchar", "char", "text")) else t)
+                       for n, t in self.schema]
+
+    def _adapt(self, tree: exp.Expression, values: dict[str, Any]) -> None:
+        # Redshift (like PostgreSQL before 16) wants every subquery in FROM named; DuckDB does not.
+        for n, sub in enumerate(s for s in list(tree.find_all(exp.Subquery)) if not s.alias):
+            if isinstance(sub.parent, (exp.From, exp.Join)):
+                sub.set("alias", exp.TableAlias(this=exp.to_identifier(f"_dagspec_s{n}")))
+        for node in list(tree.find_all(exp.ConcatWs)):
+            sep, *parts = node.expressions
+            if isinstance(sep, exp.Literal) and sep.is_string and parts:
+                node.replace(_concat_skipping_nulls(sep, parts))
+        # A cast to text without a length: Redshift's widest VARCHAR, spelled as its own tables' text columns are.
+        for cast in list(tree.find_all(exp.Cast)):
+            if cast.to.this in (exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT) and not cast.to.expressions:
+                cast.set("to", exp.DataType.build("VARCHAR(65535)", dialect="redshift"))
+        # `(a, b) IN (SELECT (a, b) ...)`: DuckDB's one row-valued column is two columns here.
+        for select in list(tree.find_all(exp.Select)):
+            if len(select.expressions) == 1 and isinstance(select.expressions[0], exp.Tuple):
+                select.set("expressions", list(select.expressions[0].expressions))
+
+    def _write(self, tree: exp.Expression) -> tuple[str, list[str]]:
+        # Written straight from the adapted tree: DuckDB's text would drop the VARCHAR length set above.
+        return tree.sql(dialect=self.dialect), sorted({p.name for p in tree.find_all(exp.Placeholder) if p.name})

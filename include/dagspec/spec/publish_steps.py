@@ -106,8 +106,9 @@ class PublishTable(TableRef):
                              "first) to keep; 1 when omitted.", examples=[1, 7])
     post_sql: list[Annotated[str, Field(min_length=1, max_length=10_000)]] = Field(
         default_factory=list, max_length=20,
-        description="Statements run after a successful load, inside the load's transaction (DuckDB, PostgreSQL; "
-                    "after it on BigQuery): ANALYZE, GRANT, REVOKE, COMMENT ON or ALTER ... OWNER TO. Jinja: "
+        description="Statements run after a successful load, inside the load's transaction (DuckDB, PostgreSQL, "
+                    "Redshift, where sqlglot's Redshift dialect reads each first; after it on BigQuery): ANALYZE, "
+                    "GRANT, REVOKE, COMMENT ON or ALTER ... OWNER TO. Jinja: "
                     "{{ this }} is the quoted table, plus the batch's variables (ds, batch_date, params...).",
         examples=[["ANALYZE {{ this }}", "GRANT SELECT ON {{ this }} TO reporting"]], json_schema_extra={"default": []})
 

@@ -71,6 +71,7 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
 def post_load_sql(ctx: RunContext, step: PublishStep, batch: Batch, dialect: str) -> list[str]:
     """The step's post_sql rendered for this batch, each checked again (the loader does not parse SQL)."""
     from dagspec.sql import post_load_problem, qualified, render_window
+    from dagspec.warehouse.redshift_sql import redshift_problem
 
     table = step.table
     this = qualified(table.schema_, table.table, dialect)
@@ -78,7 +79,7 @@ def post_load_sql(ctx: RunContext, step: PublishStep, batch: Batch, dialect: str
     for j, text in enumerate(table.post_sql):
         rendered = render_window(text, batch.from_at, batch.to_at, ctx.pipeline.params, batch_date=batch.batch_date,
                                  this=this)
-        refused = post_load_problem(rendered)
+        refused = post_load_problem(rendered) or (redshift_problem(rendered) if dialect == "redshift" else None)
         if refused:
             raise StepFailed(f"publish {step.id}: table.post_sql[{j}]: {refused}")
         ctx.log.debug("publish %s: post_sql[%d]: %s", step.id, j, rendered)

@@ -28,22 +28,17 @@ from dagspec.spec.suites import Check, SuiteError, step_checks
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.stages.validate_report import short, summary, write_reports
 from dagspec.stages.validate_rows import SetAside, clear_passed
+from dagspec.stages.validate_sql import DUCKDB_MEMORY, IN_WAREHOUSE, in_warehouse, run_pandas
 from dagspec.utc import LIBPQ_OPTIONS, duckdb_utc
 from dagspec.windows import Batch
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
 
-    import pandas as pd
-    import pyarrow as pa
     from duckdb import DuckDBPyConnection
 
-    from dagspec.warehouse.bigquery import BigQuerySession
     from dagspec.warehouse.contract import Session
     from dagspec.warehouse.postgres import PostgresSession
 
-DUCKDB_MEMORY = "256MB"
-BIGQUERY_ENGINE = "BigQuery SQL (GX result format)"
 
 
 class ValidationFailed(StepFailed):
@@ -74,7 +69,8 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
     warnings: list[tuple[str, str, str]] = []  # (batch_date, what failed and what it saw, report link)
     for batch in ctx.batches:
         version = staged and ctx.store.manifest_digest(table.schema_, table.table, batch.key)
-        aside = SetAside(step, batch, passed_to, staged) if step.quarantine or passed_to else None
+        aside = SetAside(step, batch, passed_to, staged, staged_from=table if staged else None) \
+            if step.quarantine or passed_to else None
         results, rows, engine = _evaluate(ctx, step, batch, checks, suite_name, Source(table, staged, aside))
         verdict = results["results"]
         if passed_to is not None:
@@ -177,9 +173,9 @@ def _evaluate(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Ch
         if step.run_on == "warehouse" and session is not None and session.dialect == "postgres":
             results, rows = _gx_in_postgres(ctx, step, batch, checks, suite_name, session, src)
             engine = "great_expectations SQL engine in PostgreSQL"
-        elif step.run_on == "warehouse" and session is not None and session.dialect == "bigquery":
-            results, rows = _in_bigquery(ctx, step, batch, checks, suite_name, session, src)
-            engine = BIGQUERY_ENGINE
+        elif step.run_on == "warehouse" and session is not None and session.dialect in IN_WAREHOUSE:
+            results, rows = in_warehouse(ctx, step, batch, checks, suite_name, session, src.table, src.aside)
+            engine = IN_WAREHOUSE[session.dialect]
         else:
             if step.run_on == "warehouse" and src.staged:
                 ctx.log.info("validate %s: %s is staged Parquet, checked in place with DuckDB", step.id, step.input)
@@ -231,7 +227,7 @@ def _in_duckdb(ctx: RunContext, step: ValidateStep, checks: list[Check], suite_n
                      ", ".join(c.type for c in theirs), ", ".join(cols))
         select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols) or "*"
         df = con.execute(f"SELECT {select} FROM {relation}").fetch_df()
-        by_index.update(zip((c.index for c in theirs), _run_pandas(step, df, theirs, suite_name, ev.date_columns())))
+        by_index.update(zip((c.index for c in theirs), run_pandas(step, df, theirs, suite_name, ev.date_columns())))
         del df
     results = [by_index[c.index] for c in checks]
     for c, r in zip(checks, results):
@@ -240,70 +236,6 @@ def _in_duckdb(ctx: RunContext, step: ValidateStep, checks: list[Check], suite_n
     if src.aside is not None:
         src.aside.take(ctx, ev, [(c, by_index[c.index]) for c in mine], session)
     return results, rows
-
-
-def _in_bigquery(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str,
-                 session: BigQuerySession, src: Source) -> tuple[list[dict[str, Any]], int]:
-    """The SQL evaluator's queries run inside BigQuery over the batch's partition; nothing is copied out."""
-    from dagspec.checks.sql_engine import Evaluator
-    from dagspec.checks.warehouse_sql import BigQueryConnection, supported_in_bigquery
-
-    table = src.table
-    if session.table_columns(table.schema_, table.table) is None:
-        raise StepFailed(f"warehouse table {table.qualified} does not exist in BigQuery: did step {step.input!r} run?")
-    try:
-        con = BigQueryConnection(session, session.project, table.schema_, table.table, batch.batch_date)
-        ev = Evaluator(con, con.relation)
-        mine = [c for c in checks if supported_in_bigquery(c) and ev.handles(c)]
-        theirs = [c for c in checks if c not in mine]
-        by_index = dict(zip((c.index for c in mine), ev.run(mine)))
-        rows = con.execute(f"SELECT count(*) FROM {con.relation}").fetchone()[0]
-    except Exception as exc:
-        message = str(exc).splitlines()[0] if str(exc) else ""
-        raise StepFailed(f"validate {step.id}: BigQuery could not compute the checks on {table.qualified}: "
-                         f"{type(exc).__name__}: {message}") from None
-    ctx.log.info("validate %s: %d expectation(s) computed inside BigQuery in %d queries over %s "
-                 "(batch_date=%s); the batch was not copied out", step.id, len(mine), len(con.statements),
-                 table.qualified, batch.key)
-    if theirs:
-        cols = sorted({col for c in theirs for col in (c.columns() or ev.columns)} & set(ev.columns))
-        ctx.log.info("validate %s: %s run by GX's pandas engine on column(s) %s (only these are read from BigQuery)",
-                     step.id, ", ".join(c.type for c in theirs), ", ".join(cols))
-        select = ", ".join('"' + c.replace('"', '""') + '"' for c in cols) or "*"
-        sql, params = con.translate(f"SELECT {select} FROM {con.relation}")
-        df = _arrow_to_df(session.arrow(sql, params))
-        by_index.update(zip((c.index for c in theirs), _run_pandas(step, df, theirs, suite_name, ev.date_columns())))
-        del df
-    results = [by_index[c.index] for c in checks]
-    for c, r in zip(checks, results):
-        r["type"], r["severity"], r["index"] = c.type, c.severity, c.index
-    if src.aside is not None:
-        src.aside.take(ctx, ev, [(c, by_index[c.index]) for c in mine], session)
-    return results, rows
-
-
-def _run_pandas(step: ValidateStep, df: pd.DataFrame, checks: list[Check], suite_name: str,
-                date_columns: Iterable[str] = ()) -> list[dict[str, Any]]:
-    from dagspec.checks import gx_engine
-
-    try:
-        return gx_engine.run_pandas(df, checks, suite_name, date_columns)
-    except gx_engine.CheckError as exc:
-        raise StepFailed(f"validate {step.id}: GX's pandas engine could not compute the checks, an error of the "
-                         f"run, not a failed expectation: {exc}") from None
-
-
-def _arrow_to_df(reader: pa.RecordBatchReader) -> pd.DataFrame:
-    """A pandas frame typed as on the DuckDB path (DuckDB's fetch_df), from a few columns' Arrow stream."""
-    import duckdb
-
-    with tempfile.TemporaryDirectory(prefix="dagspec-validate-") as tmp:
-        con = duckdb_utc(duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2}))
-        try:
-            con.register("_dagspec_columns", reader)
-            return con.execute("SELECT * FROM _dagspec_columns").fetch_df()
-        finally:
-            con.close()
 
 
 def _gx_in_postgres(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str,

@@ -20,6 +20,8 @@ from dagspec.stages.context import RunContext
 from dagspec.windows import Batch
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from dagspec.checks.sql_engine import Evaluator
     from dagspec.warehouse.contract import Session
 
@@ -57,6 +59,7 @@ class SetAside:
     dropped_by: dict[str, int] = field(default_factory=dict)  # check label -> its failing rows
     exceeded: bool = False  # more rows than max_dropped would go: nothing was passed on
     passed_digest: str | None = None  # the passing rows partition's version (staged)
+    staged_from: TableRef | None = None  # the staged input, whose Arrow types the passing rows keep
 
     def take(self, ctx: RunContext, ev: Evaluator, checked: list[tuple[Check, dict]], session: Session | None
              ) -> None:
@@ -84,6 +87,9 @@ class SetAside:
         sql = f"SELECT * FROM {ev.relation} WHERE NOT coalesce({where}, FALSE)"
         if self.staged:
             reader = ev.con.execute(sql, params).fetch_record_batch(CHUNK_ROWS)
+            if self.staged_from is not None:
+                like = ctx.store.dataset(self.staged_from.schema_, self.staged_from.table, [self.batch.key]).schema
+                reader = keep_dictionaries(reader, like)
             part = ctx.store.write_partition(self.passed.schema_, self.passed.table, self.batch.key,
                                              reader.schema, reader)
             self.passed_digest = part.digest
@@ -102,6 +108,19 @@ class SetAside:
         share = f"{limit:.0%} of the batch" if isinstance(limit, float) else f"{limit} row(s)"
         return (f"{self.dropped} of {self.rows} row(s) failed a dropping check, above max_dropped ({share}): "
                 "nothing was passed on")
+
+
+def keep_dictionaries(reader: pa.RecordBatchReader, like: pa.Schema) -> pa.RecordBatchReader:
+    """DuckDB hands a dictionary column back as plain values: cast those back, so the passing rows have the
+    staged batch's schema (a reader of `<table>__passed` sees the same types as one of `<table>`)."""
+    import pyarrow as pa
+
+    wanted = {f.name: f.type for f in like if pa.types.is_dictionary(f.type)}
+    fields = [pa.field(f.name, wanted.get(f.name, f.type), f.nullable) for f in reader.schema]
+    if not any(f.name in wanted for f in reader.schema):
+        return reader
+    schema = pa.schema(fields, metadata=reader.schema.metadata)
+    return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
 
 
 def _unexpected(result: dict) -> int:

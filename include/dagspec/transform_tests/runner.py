@@ -2,8 +2,8 @@
 runs the SQL (stages/transform.run_transform, nothing rendered twice), and the rows it wrote are compared.
 
 Every table the stage writes goes to a scratch schema: in a DuckDB file in a temp folder (embedded), or in
-the definition's PostgreSQL warehouse in a schema made for the case and dropped after it, so a test never
-touches a table a pipeline owns.
+the definition's PostgreSQL or DuckLake warehouse in a schema made for the case and dropped after it, so a test never
+touches a table a pipeline owns. A DuckLake warehouse (its catalog and data path) gets the same scratch schema.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from dagspec.warehouse.contract import ArrowSource, Session, Warehouse
 from dagspec.windows import Batch
 
 SCRATCH = "dagspec_test"
-REAL_WAREHOUSES = ("postgres", "postgresql", "redshift_pg")
+# Where --warehouse runs the cases in a scratch schema of the warehouse itself (dropped after each case).
+REAL_WAREHOUSES = ("postgres", "postgresql", "redshift_pg", "ducklake")
 
 
 @dataclass
@@ -208,16 +209,28 @@ def embedded_cases(pipeline: Pipeline, cases: list[TransformCase], sql_root: Pat
             yield run_case(pipeline, case, sql_root, DuckDBWarehouse(Path(folder) / f"case{i}.duckdb"))
 
 
-def postgres_cases(pipeline: Pipeline, cases: list[TransformCase], sql_root: Path,
-                   info: ConnectionInfo) -> Iterator[CaseResult]:
-    """Each case in the PostgreSQL warehouse, in a schema of its own dropped after it (whatever happened)."""
-    from dagspec.warehouse.postgres import PostgresWarehouse
+def warehouse_cases(pipeline: Pipeline, cases: list[TransformCase], sql_root: Path,
+                    info: ConnectionInfo) -> Iterator[CaseResult]:
+    """Each case in the definition's PostgreSQL or DuckLake warehouse, in a schema of its own dropped after it
+    (whatever happened): on DuckLake that schema's files are the lake's, in its catalog and data path."""
+    from dagspec.warehouse import open_warehouse
 
-    warehouse = PostgresWarehouse(info)
+    warehouse = open_warehouse(info)
     for case in cases:
         scratch = f"{SCRATCH}_{uuid.uuid4().hex[:12]}"
         try:
             yield run_case(pipeline, case, sql_root, warehouse, scratch)
         finally:
-            with warehouse.session() as session:
-                session.execute(f"DROP SCHEMA IF EXISTS {quote(scratch, session.dialect)} CASCADE")
+            _drop_scratch(warehouse, scratch)
+
+
+def _drop_scratch(warehouse: Warehouse, scratch: str) -> None:
+    from dagspec.warehouse.duckdb import DuckDBSession
+    from dagspec.warehouse.postgres import PostgresSession
+
+    with warehouse.session() as session:
+        sql = f"DROP SCHEMA IF EXISTS {quote(scratch, session.dialect)} CASCADE"
+        if isinstance(session, PostgresSession):
+            session.execute(sql)
+        elif isinstance(session, DuckDBSession):  # DuckLake's session: the lake's catalog and files
+            session.con.execute(sql)

@@ -7,6 +7,7 @@ Out: `UNLOAD (...) TO 's3://...' FORMAT AS PARQUET`, read back as an Arrow datas
 Writes: delete + insert of the batch in one transaction (a merge is delete-matching + insert, Redshift's
 documented upsert), then `ANALYZE`. Every DDL/DML statement here is plain Redshift SQL; none of
 PostgreSQL's extras (COPY FROM STDIN, ON COMMIT DROP, temp views, MERGE ... AS, regclass) is used.
+The driver is psycopg or redshift_connector, as the connection's extra.driver says (redshift_driver.py).
 
 What runs here without a cluster: every statement is recorded and parsed with sqlglot's Redshift dialect
 in the tests, the S3 side runs against the S3 emulator, and the transaction logic runs on PostgreSQL with
@@ -31,6 +32,7 @@ from dagspec.warehouse.base import history_filter
 from dagspec.warehouse.batch_columns import daily_only
 from dagspec.warehouse.contract import ArrowSource, record_batches
 from dagspec.warehouse.postgres import PostgresSession, PostgresWarehouse
+from dagspec.warehouse.redshift_driver import ConnectorConnection, connect_with_connector, driver_of
 from dagspec.warehouse.redshift_types import column_type, redshift_type
 
 if TYPE_CHECKING:
@@ -125,11 +127,17 @@ class RedshiftWarehouse(PostgresWarehouse):
         if not staging_id:
             raise ValueError(f"warehouse connection {info.conn_id!r} (redshift) needs extra.staging_conn_id: an "
                              "'aws' connection whose extra.path is the S3 prefix batches are loaded through")
+        self.driver = driver_of(info)
         self.staging = S3Staging(resolver(staging_id), info.extra.get("iam_role"))
         self.load = load or RedshiftLoad()
 
     def default_port(self) -> int:
         return 5439
+
+    def connect(self) -> psycopg.Connection | ConnectorConnection:
+        if self.driver == "redshift_connector":
+            return connect_with_connector(self.info, self.default_port())
+        return super().connect()
 
     @contextmanager
     def session(self) -> Iterator[RedshiftSession]:
@@ -145,7 +153,7 @@ class RedshiftSession(PostgresSession):
 
     dialect = DIALECT
 
-    def __init__(self, con: psycopg.Connection, staging: S3Staging, load: Load):
+    def __init__(self, con: psycopg.Connection | ConnectorConnection, staging: S3Staging, load: Load):
         super().__init__(con)
         self.staging, self.load = staging, load
         self.statements: list[str] = []  # every statement sent, credentials masked (the tests parse them)
