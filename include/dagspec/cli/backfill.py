@@ -57,8 +57,9 @@ def backfill(
         None, "--password", envvar="DAGSPEC_AIRFLOW_PASSWORD", show_default=False,
         help="Default: the dev stack's generated password file in $AIRFLOW_HOME.",
     ),
-    chunk: int | None = typer.Option(None, "--chunk", min=1, help="--local: dates per run, each source read once "
-                                     "for all of them (default: the definition's batch_size)."),
+    chunk: int | None = typer.Option(None, "--chunk", min=1, help="Dates per run, each source read once for all of "
+                                     "them: --local (default: the definition's batch_size), or one Airflow run per "
+                                     "chunk whose data interval spans it (default: Airflow's backfill, a run a date)."),
     max_active_runs: int = typer.Option(4, "--max-active-runs", min=1, help="Runs in flight at once."),
     timeout: float = typer.Option(0, "--timeout", help="Give up following after this many seconds (0: never)."),
     verbose: bool = typer.Option(False, "-v", "--verbose"),
@@ -72,6 +73,8 @@ def backfill(
         setup_logging(verbose)
         raise typer.Exit(_local(dag_id, found, days, reprocess, chunk))
     client = AirflowClient(url or DEFAULT_URL, username, password)
+    if chunk is not None and chunk > 1:
+        raise typer.Exit(_remote_chunked(client, dag_id, days, chunk, reprocess, timeout))
     raise typer.Exit(_remote(client, dag_id, _bounds(dag_id, first, last), reprocess, max_active_runs, timeout))
 
 
@@ -118,6 +121,19 @@ def _loaded_days(pipeline: Pipeline, days: list[date], tables: list[tuple[str, s
 
 
 # ---------------------------------------------------------------- Airflow
+
+
+def _remote_chunked(client: AirflowClient, dag_id: str, days: list[date], chunk: int, reprocess: bool,
+                    timeout: float) -> int:
+    from dagspec.cli.backfill_chunks import remote_chunks
+    from dagspec.paths import definitions_dir
+    from dagspec.spec.discovery import find_definition as find_here
+
+    found = find_here(definitions_dir(), dag_id)
+    if found is None:  # the chunks' intervals come from its schedule and time zone
+        err.print(f"[red]--chunk needs the definition of {dag_id} here (in {definitions_dir()})[/]")
+        return 2
+    return _summary(dag_id, len(days), remote_chunks(client, found[1], days, chunk, reprocess, timeout))
 
 
 @dataclass
