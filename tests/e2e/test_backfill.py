@@ -245,3 +245,19 @@ def test_cli_backfill_chunk_is_one_airflow_run_spanning_its_dates(stack):
     again = dagspec(stack, "backfill", DAG, "--from", str(days[0]), "--to", str(days[-1]), "--chunk", "3",
                     "--url", stack.url)
     assert again.returncode == 0 and "nothing to run" in again.stdout, again.stdout + again.stderr
+
+
+def test_local_backfill_chunks_record_every_date_and_skip_them_after(data_home, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dagspec.cli import app
+
+    runner = CliRunner()
+    days = ["--from", "2025-03-01", "--to", "2025-03-03"]
+    result = runner.invoke(app, ["backfill", DAG, *days, "--local", "--chunk", "3", "-v"])
+    assert result.exit_code == 0, result.output
+    assert f"{DAG}: 3 date(s) done" in result.output
+    assert "one read for 3 partitions" in result.output  # the chunk's dates are read together, not only run
+    assert_loaded(data_home, DAYS)
+    result = runner.invoke(app, ["backfill", DAG, *days, "--local", "--chunk", "3"])
+    assert result.exit_code == 0 and "skipping 3 date(s) already loaded" in result.output, result.output

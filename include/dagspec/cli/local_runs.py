@@ -32,6 +32,8 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
     from dagspec.stages import StepFailed
     from dagspec.windows import Window
 
+    if chunk and chunk > pipeline.batch_size:  # the chunk's dates are read together too, not only run together
+        pipeline = pipeline.model_copy(update={"batch_size": chunk})
     order = plan_of(pipeline).order
     resolver = cli_resolver()
     failures: list[tuple[date, str]] = []
