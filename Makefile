@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 export DAGSPEC_HOME ?= $(CURDIR)/.local/data
 export AIRFLOW_HOME ?= $(CURDIR)/.local/airflow
 
-.PHONY: up down install lint test test-fast bench bench-parse bench-validate bench-extract bench-ml bench-objects bench-ops bench-warehouse bench-window bench-subdaily schema sample-data clean
+.PHONY: up down install lint test test-fast bench bench-parse bench-validate bench-extract bench-ml bench-objects bench-ops bench-warehouse bench-window bench-subdaily bench-range schema sample-data clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ bench-parse: install
 # An hourly pipeline's day (24 partitions) vs the same rows as one daily partition, whole processes.
 bench-subdaily: install
 	$(BIN)/python bench/subdaily_bench.py
+
+# A year of orders_daily day by day against --chunk 31 (whole processes), and an hourly day with batch_size 24.
+bench-range: install
+	$(BIN)/python bench/range_bench.py
 
 bench-validate: install
 	$(BIN)/python bench/validate_bench.py

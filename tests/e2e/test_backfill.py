@@ -229,3 +229,35 @@ def test_local_backfill_reruns_a_date_whose_later_step_failed_after_staging(data
     assert "skipping 1 date(s) already loaded" in result.output and f"{DAG}: 1 date(s) done" in result.output
     assert json.loads((data_home / f"store/_runs/{DAG}/batch_date=2025-03-01.json").read_text())["state"] == "success"
     assert_loaded(data_home, DAYS[:2])
+
+
+def test_cli_backfill_chunk_is_one_airflow_run_spanning_its_dates(stack):
+    data = stack.home.parent / "data"
+    days = [date(2025, 4, 1) + timedelta(days=i) for i in range(3)]
+    result = dagspec(stack, "backfill", DAG, "--from", str(days[0]), "--to", str(days[-1]), "--chunk", "3",
+                     "--url", stack.url)
+    assert result.returncode == 0, result.stdout + result.stderr + stack.logs()
+    runs = [r for r in stack.runs(DAG, run_type="manual") if r["dag_run_id"].startswith("dagspec_chunk__")]
+    assert [(r["data_interval_start"][:10], r["data_interval_end"][:10], r["state"]) for r in runs] == [
+        ("2025-04-01", "2025-04-04", "success")]
+    assert_loaded(data, days)
+    # Done chunks are not run again without --reprocess.
+    again = dagspec(stack, "backfill", DAG, "--from", str(days[0]), "--to", str(days[-1]), "--chunk", "3",
+                    "--url", stack.url)
+    assert again.returncode == 0 and "nothing to run" in again.stdout, again.stdout + again.stderr
+
+
+def test_local_backfill_chunks_record_every_date_and_skip_them_after(data_home, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dagspec.cli import app
+
+    runner = CliRunner()
+    days = ["--from", "2025-03-01", "--to", "2025-03-03"]
+    result = runner.invoke(app, ["backfill", DAG, *days, "--local", "--chunk", "3", "-v"])
+    assert result.exit_code == 0, result.output
+    assert f"{DAG}: 3 date(s) done" in result.output
+    assert "one read for 3 partitions" in result.output  # the chunk's dates are read together, not only run
+    assert_loaded(data_home, DAYS)
+    result = runner.invoke(app, ["backfill", DAG, *days, "--local", "--chunk", "3"])
+    assert result.exit_code == 0 and "skipping 3 date(s) already loaded" in result.output, result.output

@@ -57,6 +57,9 @@ def backfill(
         None, "--password", envvar="DAGSPEC_AIRFLOW_PASSWORD", show_default=False,
         help="Default: the dev stack's generated password file in $AIRFLOW_HOME.",
     ),
+    chunk: int | None = typer.Option(None, "--chunk", min=1, help="Dates per run, each source read once for all of "
+                                     "them: --local (default: the definition's batch_size), or one Airflow run per "
+                                     "chunk whose data interval spans it (default: Airflow's backfill, a run a date)."),
     max_active_runs: int = typer.Option(4, "--max-active-runs", min=1, help="Runs in flight at once."),
     timeout: float = typer.Option(0, "--timeout", help="Give up following after this many seconds (0: never)."),
     verbose: bool = typer.Option(False, "-v", "--verbose"),
@@ -68,15 +71,17 @@ def backfill(
     days = date_range(pipeline, first, last, first_flag="--from", last_flag="--to")
     if found:
         setup_logging(verbose)
-        raise typer.Exit(_local(dag_id, found, days, reprocess))
+        raise typer.Exit(_local(dag_id, found, days, reprocess, chunk))
     client = AirflowClient(url or DEFAULT_URL, username, password)
+    if chunk is not None and chunk > 1:
+        raise typer.Exit(_remote_chunked(client, dag_id, days, chunk, reprocess, timeout))
     raise typer.Exit(_remote(client, dag_id, _bounds(dag_id, first, last), reprocess, max_active_runs, timeout))
 
 
 # ---------------------------------------------------------------- local
 
 
-def _local(dag_id: str, found: tuple[Path, Pipeline], days: list[date], reprocess: bool) -> int:
+def _local(dag_id: str, found: tuple[Path, Pipeline], days: list[date], reprocess: bool, chunk: int | None) -> int:
     from dagspec.plan import plan_of
     from dagspec.stages.context import RunContext
 
@@ -87,7 +92,7 @@ def _local(dag_id: str, found: tuple[Path, Pipeline], days: list[date], reproces
             err.print(f"skipping {len(done)} date(s) already loaded: {named_dates(done)} (--reprocess re-runs them)")
         days = [d for d in days if d not in done]
     return _summary(dag_id, len(days), run_days(dag_id, pipeline, days, keep_going=True,
-                                                         folders=folders_for(path)))
+                                                folders=folders_for(path), chunk=chunk))
 
 
 def _loaded_days(pipeline: Pipeline, days: list[date], tables: list[tuple[str, str]], context_cls: type[RunContext]) -> set[date]:
@@ -116,6 +121,19 @@ def _loaded_days(pipeline: Pipeline, days: list[date], tables: list[tuple[str, s
 
 
 # ---------------------------------------------------------------- Airflow
+
+
+def _remote_chunked(client: AirflowClient, dag_id: str, days: list[date], chunk: int, reprocess: bool,
+                    timeout: float) -> int:
+    from dagspec.cli.backfill_chunks import remote_chunks
+    from dagspec.paths import definitions_dir
+    from dagspec.spec.discovery import find_definition as find_here
+
+    found = find_here(definitions_dir(), dag_id)
+    if found is None:  # the chunks' intervals come from its schedule and time zone
+        err.print(f"[red]--chunk needs the definition of {dag_id} here (in {definitions_dir()})[/]")
+        return 2
+    return _summary(dag_id, len(days), remote_chunks(client, found[1], days, chunk, reprocess, timeout))
 
 
 @dataclass

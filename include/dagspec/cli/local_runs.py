@@ -18,17 +18,22 @@ if TYPE_CHECKING:
 
 
 def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: bool,
-             folders: Folders | None = None, heal: bool = False) -> list[tuple[date, str]]:
+             folders: Folders | None = None, heal: bool = False, chunk: int | None = None) -> list[tuple[date, str]]:
     """Every step of each date's window in this process, with a progress bar; returns (date, error) per failure.
     `keep_going` moves on to the next date after a failure (a backfill), else stops there. `heal`: each date's
-    run also processes the gaps of its lookback (a scheduled run's behaviour; a backfill names its dates)."""
+    run also processes the gaps of its lookback (a scheduled run's behaviour; a backfill names its dates).
+    `chunk` (default: the definition's batch_size): dates per run, one window spanning them, so each step
+    handles them together (one source read, one transaction); a failure fails the chunk's every date."""
     from rich.markup import escape
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from dagspec.plan import plan_of
     from dagspec.runner import run_pipeline, window_of_day
     from dagspec.stages import StepFailed
+    from dagspec.windows import Window
 
+    if chunk and chunk > pipeline.batch_size:  # the chunk's dates are read together too, not only run together
+        pipeline = pipeline.model_copy(update={"batch_size": chunk})
     order = plan_of(pipeline).order
     resolver = cli_resolver()
     failures: list[tuple[date, str]] = []
@@ -36,34 +41,38 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=err) as progress:
         bar = progress.add_task(dag_id, total=len(order) * len(days))
-        for d in days:
+        for run in date_chunks(pipeline, days, chunk or pipeline.batch_size):
+            d, named = run[-1], (f"{run[0]} .. {run[-1]}" if len(run) > 1 else str(run[0]))
             completed = progress.tasks[0].completed
-            window = window_of_day(pipeline, d)
-            gaps = run_gaps(pipeline, resolver, window, d) if heal else []
+            window = Window(window_of_day(pipeline, run[0]).start, window_of_day(pipeline, d).end)
+            gaps = run_gaps(pipeline, resolver, window, run[0]) if heal else []
             if gaps:
-                progress.console.print(f"{dag_id} {d}: also healing {', '.join(str(g.batch_date) for g in gaps)}")
-            record = RunRecord(pipeline, resolver, d, [g.batch_date for g in gaps])
+                progress.console.print(f"{dag_id} {named}: also healing "
+                                       f"{', '.join(str(g.batch_date) for g in gaps)}")
+            record = RunRecord(pipeline, resolver, d, [g.batch_date for g in gaps] + run[:-1])
 
-            def on_step(step_id: str, state: str, _result: object, d: date = d, record: RunRecord = record) -> None:
+            def on_step(step_id: str, state: str, _result: object, named: str = named, record: RunRecord = record,
+                        n: int = len(run)) -> None:
                 record.step(step_id, state)
                 if state == "running":
-                    progress.update(bar, description=f"{dag_id} {d} · {step_id}")
+                    progress.update(bar, description=f"{dag_id} {named} · {step_id}")
                 else:
-                    progress.advance(bar)
+                    progress.advance(bar, n)
 
             try:
                 results = run_pipeline(pipeline, window, on_step=on_step, resolver=resolver, folders=folders, gaps=gaps)
                 record.finish("success")
-                done.append((d, record.about["run_id"], results))
+                done.extend((day, record.about["run_id"], results) for day in run)
             except Exception as exc:
                 # A StepFailed is already worded for people; both still lose every form of every secret.
                 text = _error_summary(str(exc) if isinstance(exc, StepFailed) else exc, pipeline, resolver)
                 record.finish("failed", text)
-                failures.append((d, text))
+                failures.extend((day, text) for day in run)
                 # The bar must not look finished and fine: its line says failed, in red, for good.
-                progress.update(bar, completed=completed + len(order), description=f"[red]✗ {dag_id} {d} · failed[/]")
+                progress.update(bar, completed=completed + len(order) * len(run),
+                                description=f"[red]✗ {dag_id} {named} · failed[/]")
                 # Escaped: an error quoting '[/]' (a password's characters, a value) is text, not Rich markup.
-                progress.console.print(f"[red]{dag_id} {d}: failed[/]: {escape(text)}")
+                progress.console.print(f"[red]{dag_id} {named}: failed[/]: {escape(text)}")
                 if not keep_going:
                     break
         if failures:
@@ -73,6 +82,21 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
     if done and not failures:
         alert_success(pipeline, resolver, done)
     return failures
+
+
+def date_chunks(pipeline: Pipeline, days: list[date], size: int) -> list[list[date]]:
+    """Runs of at most `size` dates whose windows follow one another (a skipped date starts a new run)."""
+    from dagspec.runner import window_of_day
+
+    out: list[list[date]] = []
+    end = None
+    for d in days:
+        window = window_of_day(pipeline, d)
+        if not out or len(out[-1]) >= size or window.start != end:
+            out.append([])
+        out[-1].append(d)
+        end = window.end
+    return out
 
 
 def alert_success(pipeline: Pipeline, resolver: Resolver, done: list[tuple[date, str, dict]]) -> None:

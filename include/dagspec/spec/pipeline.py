@@ -135,6 +135,12 @@ class Pipeline(Strict):
     batch_days: int = Field(default=1, ge=1, le=366, strict=True,
                             description="Days per staged partition when a window spans several (at most a year).",
                             examples=[7])
+    batch_size: int = Field(
+        default=1, ge=1, le=366, strict=True,
+        description="Range-native runs: partitions read per source query, and dates per run when `dagspec run`/"
+        "`backfill` covers a range (`--chunk` overrides). A chunk's rows are read once and split into its "
+        "partitions as they are written; files and rows are the same as running the dates one by one. 1: one "
+        "query and one run per partition.", examples=[31])
     lookback: int = Field(
         default=0, ge=0, le=366, strict=True,
         description="Self-healing: days before each run's date (at most 366) whose batches the run also processes "

@@ -16,6 +16,7 @@ from dagspec.paths import data_home, expectations_dir, sql_dir
 from dagspec.plan import Plan, PlannedStep, plan_of
 from dagspec.spec.history_inputs import HistoryInput
 from dagspec.spec.model import Pipeline, TableRef, TransformStep
+from dagspec.stages.full_refresh import snapshot_batches
 from dagspec.store import PartitionChanged, Store
 from dagspec.windows import Batch, Window
 
@@ -46,7 +47,7 @@ class RunContext:
 
     @cached_property
     def batches(self) -> list[Batch]:
-        own = self.pipeline.batches_of(self.window)
+        own = snapshot_batches(self.pipeline, self.pipeline.batches_of(self.window))
         return with_gaps(own, self.gaps) if self.gaps else own
 
     @cached_property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING, TypeVar
 
 from dagspec.connections import ConnectionInfo
 from dagspec.errors import disk_full, first_line
@@ -11,29 +13,59 @@ from dagspec.sources import AnySource, read_batches
 from dagspec.spec.model import ExtractStep
 from dagspec.sql import render_window
 from dagspec.stages.context import RunContext, StepFailed
+from dagspec.stages.extract_range import chunks_of, read_chunk, record_batches, splittable
 from dagspec.windows import Batch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dagspec.store import PartitionInfo
+
+T = TypeVar("T")
 
 
 def run_extract(ctx: RunContext, step: ExtractStep) -> dict[str, int]:
     info = ctx.resolver(step.source.conn_id)
     rows: dict[str, int] = {}
-    for batch in ctx.batches:
-        refuse_overlap(ctx, step, batch)
-        try:
-            schema, chunks = read_batches(info, _rendered(ctx, step.source, batch), batch, step.chunk_rows)
-            part = ctx.store.write_partition(step.target.schema_, step.target.table, batch.key, schema, chunks,
-                                             window=(batch.from_at, batch.to_at))
-        except StepFailed:
-            raise
-        except Exception as exc:
-            # Reading and writing interleave (the store drains the source's stream), so the error names the side
-            # that failed: a full or read-only store is not the source's fault.
-            message = store_error(ctx, step, batch, exc) if disk_full(exc) else source_error(info, exc)
-            raise StepFailed(message) from None
-        rows[batch.key.label] = part.rows
-        ctx.log.info("extract %s: batch_date=%s rows=%d -> %s", step.id, batch.key.label, part.rows, part.path)
+    for chunk in chunks_of(ctx.batches, ctx.pipeline.batch_size):
+        split = None
+        if splittable(step, chunk):
+            for batch in chunk:  # before the one read: nothing of the chunk is written when any batch would clash
+                refuse_overlap(ctx, step, batch)
+            split = _guarded(ctx, step, info, chunk[0], lambda chunk=chunk: read_chunk(info, step, chunk))
+            if split is not None:
+                ctx.log.info("extract %s: one read for %d partitions %s .. %s", step.id, len(chunk),
+                             chunk[0].key.label, chunk[-1].key.label)
+        for batch in chunk:
+            if split is None:
+                refuse_overlap(ctx, step, batch)
+            part = _guarded(ctx, step, info, batch, lambda batch=batch, split=split: _write(ctx, step, info, batch, split))
+            rows[batch.key.label] = part.rows
+            ctx.log.info("extract %s: batch_date=%s rows=%d -> %s", step.id, batch.key.label, part.rows, part.path)
     warn_null_keys(ctx, step, info)
     return rows
+
+
+def _write(ctx: RunContext, step: ExtractStep, info: ConnectionInfo, batch: Batch,
+           split: tuple[pa.Schema, dict[Batch, pa.Table]] | None) -> PartitionInfo:
+    if split is None:
+        schema, chunks = read_batches(info, _rendered(ctx, step.source, batch), batch, step.chunk_rows)
+    else:
+        schema, chunks = split[0], record_batches(split[1][batch], step.chunk_rows)
+    return ctx.store.write_partition(step.target.schema_, step.target.table, batch.key, schema, chunks,
+                                     window=(batch.from_at, batch.to_at))
+
+
+def _guarded(ctx: RunContext, step: ExtractStep, info: ConnectionInfo, batch: Batch, work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except StepFailed:
+        raise
+    except Exception as exc:
+        # Reading and writing interleave (the store drains the source's stream), so the error names the side
+        # that failed: a full or read-only store is not the source's fault.
+        message = store_error(ctx, step, batch, exc) if disk_full(exc) else source_error(info, exc)
+        raise StepFailed(message) from None
 
 
 def warn_null_keys(ctx: RunContext, step: ExtractStep, info: ConnectionInfo) -> None:

@@ -10,7 +10,8 @@ refuses any other).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any, cast
 
 from dagspec.alerts_runs import wants
 from dagspec.errors import disk_full, first_line
@@ -23,12 +24,13 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from dagspec.warehouse.contract import Session
+    from dagspec.warehouse.materialize import TransactionalSession
     from dagspec.windows import Batch
 
 
 def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
     rows: dict[str, Any] = {}
-    with ctx.warehouse.session() as session:
+    with ctx.warehouse.session() as session, chunk_transaction(ctx, step, session):
         for batch in ctx.batches:
             day = batch.key.label
             done: dict[str, int] = {}
@@ -66,6 +68,15 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
             if wants(ctx.pipeline, "success"):  # the run's success alert reads it (in Airflow, outside this task)
                 ctx.store.record_published(ctx.pipeline.dag_id, step.id, batch.key, done)
     return rows
+
+
+def chunk_transaction(ctx: RunContext, step: PublishStep, session: Session) -> AbstractContextManager[None]:
+    """A run of several batches publishes its table rows in one transaction (each batch's delete + insert inside
+    it): every partition of the chunk is in, or none is. Files, sheets and e-mails are not transactional; they
+    are written batch by batch as before, and a re-run replaces them."""
+    if step.table is not None and len(ctx.batches) > 1 and session.dialect in ("duckdb", "postgres"):
+        return cast("TransactionalSession", session).transaction()
+    return nullcontext()
 
 
 def post_load_sql(ctx: RunContext, step: PublishStep, batch: Batch, dialect: str) -> list[str]:

@@ -17,7 +17,7 @@ GX is imported inside the task, never at DAG parse time (it costs seconds to imp
 from __future__ import annotations
 
 import tempfile
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from dagspec.spec.suites import Check, SuiteError, step_checks
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.stages.validate_report import short, summary, write_reports
 from dagspec.stages.validate_rows import SetAside, clear_passed
+from dagspec.stages.validate_scan import ScanConnection
 from dagspec.stages.validate_sql import DUCKDB_MEMORY, IN_WAREHOUSE, in_warehouse, run_pandas
 from dagspec.utc import LIBPQ_OPTIONS, duckdb_utc
 from dagspec.windows import Batch
@@ -53,6 +54,7 @@ class Source:
     table: TableRef
     staged: bool  # store partitions (an extract's), else a warehouse table
     aside: SetAside | None  # the first pass: where its failing (and passing) rows go
+    scan: ScanConnection | None = None  # the run's one connection for staged partitions read in place
 
 
 def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
@@ -67,41 +69,10 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
     table = ctx.output_table(step.input)
     passed_to = ctx.plan.step(step.id).output  # on_fail 'drop_rows': the passing rows' table
     warnings: list[tuple[str, str, str]] = []  # (batch_date, what failed and what it saw, report link)
-    for batch in ctx.batches:
-        version = staged and ctx.store.manifest_digest(table.schema_, table.table, batch.key)
-        aside = SetAside(step, batch, passed_to, staged, staged_from=table if staged else None) \
-            if step.quarantine or passed_to else None
-        results, rows, engine = _evaluate(ctx, step, batch, checks, suite_name, Source(table, staged, aside))
-        verdict = results["results"]
-        if passed_to is not None:
-            verdict = _second_pass(ctx, step, batch, checks, suite_name, results, aside)
-        blocking = [r for r in verdict if not r["success"] and r["severity"] == "fail"]
-        stopped = results.get("drop_rows", {}).get("stopped")
-        warned = [r for r in results["results"] if not r["success"] and r["severity"] == "warn"]
-        passed = not blocking and not stopped
-        json_path, html_path = write_reports(ctx.reports_root, ctx.pipeline.dag_id, step.id, batch, rows, results,
-                                             passed)
-        if staged:
-            _pin(ctx, step, table, batch, version, passed, aside)
-        elif passed_to is not None and not passed:
-            clear_passed(ctx, passed_to, batch)
-        ctx.log.info("validate %s batch_date=%s rows=%d (engine: %s)\n%s", step.id, batch.key, rows, engine,
-                     summary(results))
-        if passed_to is not None:
-            _log_drops(ctx, step, batch, results["drop_rows"])
-        ctx.log.info("validation report: %s (result JSON: %s)", ctx.report_link(html_path), ctx.report_link(json_path))
-        for r in warned:
-            ctx.log.warning("expectation %s failed with severity warn: recorded, the run continues", short(r))
-            warnings.append((batch.batch_date.isoformat(), f"{short(r)} batch_date={batch.batch_date}: {observed(r)}",
-                             ctx.report_link(html_path)))
-        if blocking or stopped:
-            failures.append(f"batch_date={batch.key}: " + ", ".join(
-                [short(r) for r in blocking] + ([stopped] if stopped else [])))
-        outcome[batch.key.label] = {
-            "success": passed, "warnings": len(warned), "warned": [short(r) for r in warned],
-            "report": str(html_path), "result": str(json_path),
-            **({"rows": rows} if passed_to is None else _counts(results["drop_rows"])),
-        }
+    with closing(ScanConnection(DUCKDB_MEMORY)) as scan:
+        for batch in ctx.batches:
+            _check_batch(ctx, step, batch, checks, suite_name, table, staged, passed_to, scan, outcome, failures,
+                         warnings)
     if failures:
         raise ValidationFailed("validation failed, nothing downstream will publish: " + "; ".join(failures))
     if warnings and wants(ctx.pipeline, "warn"):  # one alert for the step's run, every batch's warnings in it
@@ -110,6 +81,45 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
         deliver(ctx.pipeline, warn_event(ctx.pipeline, step.id, window, dates, [line for _, line, _ in warnings],
                                          warnings[0][2]), ctx.resolver)
     return outcome
+
+
+def _check_batch(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str,
+                 table: TableRef, staged: bool, passed_to: TableRef | None, scan: ScanConnection,
+                 outcome: dict[str, Any], failures: list[str], warnings: list[tuple[str, str, str]]) -> None:
+    version = staged and ctx.store.manifest_digest(table.schema_, table.table, batch.key)
+    aside = SetAside(step, batch, passed_to, staged, staged_from=table if staged else None) \
+        if step.quarantine or passed_to else None
+    results, rows, engine = _evaluate(ctx, step, batch, checks, suite_name, Source(table, staged, aside, scan))
+    verdict = results["results"]
+    if passed_to is not None:
+        verdict = _second_pass(ctx, step, batch, checks, suite_name, results, aside)
+    blocking = [r for r in verdict if not r["success"] and r["severity"] == "fail"]
+    stopped = results.get("drop_rows", {}).get("stopped")
+    warned = [r for r in results["results"] if not r["success"] and r["severity"] == "warn"]
+    passed = not blocking and not stopped
+    json_path, html_path = write_reports(ctx.reports_root, ctx.pipeline.dag_id, step.id, batch, rows, results,
+                                         passed)
+    if staged:
+        _pin(ctx, step, table, batch, version, passed, aside)
+    elif passed_to is not None and not passed:
+        clear_passed(ctx, passed_to, batch)
+    ctx.log.info("validate %s batch_date=%s rows=%d (engine: %s)\n%s", step.id, batch.key, rows, engine,
+                 summary(results))
+    if passed_to is not None:
+        _log_drops(ctx, step, batch, results["drop_rows"])
+    ctx.log.info("validation report: %s (result JSON: %s)", ctx.report_link(html_path), ctx.report_link(json_path))
+    for r in warned:
+        ctx.log.warning("expectation %s failed with severity warn: recorded, the run continues", short(r))
+        warnings.append((batch.batch_date.isoformat(), f"{short(r)} batch_date={batch.batch_date}: {observed(r)}",
+                         ctx.report_link(html_path)))
+    if blocking or stopped:
+        failures.append(f"batch_date={batch.key}: " + ", ".join(
+            [short(r) for r in blocking] + ([stopped] if stopped else [])))
+    outcome[batch.key.label] = {
+        "success": passed, "warnings": len(warned), "warned": [short(r) for r in warned],
+        "report": str(html_path), "result": str(json_path),
+        **({"rows": rows} if passed_to is None else _counts(results["drop_rows"])),
+    }
 
 
 def _second_pass(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str,
@@ -187,21 +197,20 @@ def _evaluate(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Ch
 
 def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session: Session | None, stack: ExitStack,
                      src: Source) -> tuple[DuckDBPyConnection, str]:
-    import duckdb
-
     table = src.table
     if session is not None and session.dialect == "duckdb":
         # The transform's batch is already in the DuckDB warehouse: check it where it is.
         return session.con, session.expose_batch("__dagspec_checked", table.schema_, table.table, batch.key)
-    tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dagspec-validate-"))
-    con = duckdb_utc(duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2}))
-    stack.callback(con.close)
     if session is None:
         part = ctx.store.partition(table.schema_, table.table, batch.key)
         if all(Path(f).is_file() for f in part.files):
             files = ", ".join("'" + f.replace("'", "''") + "'" for f in part.files)
+            # A quarantine or drop_rows pass writes tables on its connection: it keeps one of its own.
+            con = src.scan.get() if src.scan is not None and src.aside is None else _own_connection(stack)
             # hive_partitioning off: the batch_date=... folder is the store's layout, not a column of the batch.
             return con, f"read_parquet([{files}], hive_partitioning = false)"
+    con = _own_connection(stack)
+    if session is None:
         con.register("_dagspec_batch", ctx.store.dataset(table.schema_, table.table, [batch.key]))
         return con, "_dagspec_batch"
     # A transform's batch in another warehouse: streamed into local DuckDB (spills to disk, never pandas).
@@ -211,6 +220,15 @@ def _duckdb_relation(ctx: RunContext, step: ValidateStep, batch: Batch, session:
     con.execute("CREATE TABLE _dagspec_batch AS SELECT * FROM _dagspec_reader")
     con.unregister("_dagspec_reader")
     return con, "_dagspec_batch"
+
+
+def _own_connection(stack: ExitStack) -> DuckDBPyConnection:
+    import duckdb
+
+    tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dagspec-validate-"))
+    con = duckdb_utc(duckdb.connect(config={"memory_limit": DUCKDB_MEMORY, "temp_directory": tmp, "threads": 2}))
+    stack.callback(con.close)
+    return con
 
 
 def _in_duckdb(ctx: RunContext, step: ValidateStep, checks: list[Check], suite_name: str, con: DuckDBPyConnection,

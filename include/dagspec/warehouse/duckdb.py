@@ -108,12 +108,31 @@ class DuckDBSession:
 
     def __init__(self, con: DuckDBPyConnection):
         self.con = con
+        self._depth = 0
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One transaction; the error that ended it is the one raised. A COMMIT that fails (disk full) has
         already ended the transaction, so the ROLLBACK after it fails too ("no transaction is active"):
-        that second error is only logged, never put in place of "No space left on device"."""
+        that second error is only logged, never put in place of "No space left on device".
+        Inside another (a chunk's publish holds one around its batches) it is part of that one: DuckDB has no
+        savepoints, so an error rolls back the whole outer transaction, as PostgreSQL's caller would."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            with self._outermost():
+                yield
+        finally:
+            self._depth = 0
+
+    @contextmanager
+    def _outermost(self) -> Iterator[None]:
         self.con.execute("BEGIN TRANSACTION")
         try:
             yield
