@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 import random
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path

@@ -159,7 +159,8 @@ def _ml_tables(home: Path) -> set[str]:
     import duckdb
 
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'ml'").fetchall()}
+        rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'ml'").fetchall()
+    return {r[0] for r in rows}
 
 
 def test_a_first_retrain_before_any_features_skips_and_one_with_a_champion_fails(home):
