@@ -9,8 +9,9 @@
 Everything is configured through AIRFLOW__* environment variables handed to each child, so the
 Airflow home holds only state: the SQLite metadata DB, logs, generated secrets and the admin
 password. Environment: AIRFLOW_HOME, DAGSPEC_HOME, DAGSPEC_PORT (default 8080),
-DAGSPEC_DAGS_FOLDER (default <repo>/dags) and DAGSPEC_UP_TIMEOUT (seconds until every component
-must be healthy, default 300). The keys in TUNABLE may be overridden by exporting them.
+DAGSPEC_DAGS_FOLDER (default <repo>/dags), DAGSPEC_UP_TIMEOUT (seconds until every component
+must be healthy, default 300), DAGSPEC_SAMPLE_END and DAGSPEC_SAMPLE_DAYS (the sample's last day, default
+yesterday, and its length, default 365). The keys in TUNABLE may be overridden by exporting them.
 
 The scale-out layout (docker-compose.yaml's topology, natively): DAGSPEC_EXECUTOR=CeleryExecutor
 adds DAGSPEC_CELERY_WORKERS (default 2) `airflow celery worker`s named worker-1, worker-2, ...
@@ -288,6 +289,17 @@ def run_step(title: str, cmd: list[str], env: dict, log: Path) -> None:
         raise SystemExit(1)
 
 
+def sample_window_args() -> list[str]:
+    """The sample's window: up to yesterday by default (the scheduler's first runs process it); the tests pin
+    DAGSPEC_SAMPLE_END=2025-12-31 for their fixed dates, or shrink DAGSPEC_SAMPLE_DAYS to stay fast."""
+    args = []
+    if os.environ.get("DAGSPEC_SAMPLE_END"):
+        args += ["--end", os.environ["DAGSPEC_SAMPLE_END"]]
+    if os.environ.get("DAGSPEC_SAMPLE_DAYS"):
+        args += ["--days", os.environ["DAGSPEC_SAMPLE_DAYS"]]
+    return args
+
+
 def has_sample_data_command(env: dict) -> bool:
     dagspec = BIN / "dagspec"
     if not dagspec.exists():
@@ -371,7 +383,7 @@ def cmd_up() -> int:
     run_step("migrating the metadata database", [str(BIN / "airflow"), "db", "migrate"], env,
              lay.logs / "db-migrate.log")
     if has_sample_data_command(env):
-        run_step("creating sample data", [str(BIN / "dagspec"), "sample-data"], env,
+        run_step("creating sample data", [str(BIN / "dagspec"), "sample-data", *sample_window_args()], env,
                  lay.logs / "sample-data.log")
     else:
         say("WARNING: `dagspec sample-data` is not available: skipping the sample source data")

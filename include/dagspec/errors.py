@@ -13,6 +13,15 @@ class AlreadyAlerted(StepFailed):
     task's failure callback does not send the same news a second time."""
 
 
+class DataNotYet(StepFailed):
+    """The data a step reads was never written (its table or partitions do not exist yet)."""
+
+
+class StepSkipped(Exception):
+    """Nothing for the step to do yet, which is not a fault: a model with no champion has nothing to score.
+    The message says why and what ends it; Airflow shows the task skipped, the CLI the step."""
+
+
 # What a write fails with when its disk is full, over quota or read-only (an errno from Python or pyarrow, or
 # DuckDB's text for it); a database's network or query errors are none of these.
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}

@@ -78,13 +78,34 @@ def run_pipeline(
     gaps: Sequence[Batch] = (),
 ) -> dict[str, Any]:
     """Every step in dependency order, in this process; stops at the first failure (nothing after it runs).
+    A step with nothing to do yet (StepSkipped) is reported "skipped" with its reason, and so is every step that
+    needs it, as in Airflow; the others run.
     ``gaps``: earlier batches every step also processes (dagspec.lookback), computed once by the caller."""
+    from dagspec.errors import StepSkipped
+
+    plan = plan_of(pipeline)
+    upstream = plan.upstream()
     results: dict[str, Any] = {}
-    for step_id in plan_of(pipeline).order:
+    skipped: set[str] = set()
+    for step_id in plan.order:
+        if any(u in skipped for u in upstream[step_id]):
+            skipped.add(step_id)
+            results[step_id] = f"skipped: {', '.join(u for u in upstream[step_id] if u in skipped)} skipped"
+            if on_step:
+                on_step(step_id, "skipped", results[step_id])
+            continue
         if on_step:
             on_step(step_id, "running", None)
-        results[step_id] = run_step(pipeline, step_id, window.start, window.end, resolver=resolver, log=log,
-                                     folders=folders, gaps=gaps)
+        try:
+            results[step_id] = run_step(pipeline, step_id, window.start, window.end, resolver=resolver, log=log,
+                                         folders=folders, gaps=gaps)
+        except StepSkipped as skip:
+            skipped.add(step_id)
+            results[step_id] = f"skipped: {skip}"
+            (log or logging.getLogger("dagspec")).warning("%s skipped: %s", step_id, skip)
+            if on_step:
+                on_step(step_id, "skipped", results[step_id])
+            continue
         if on_step:
             on_step(step_id, "success", results[step_id])
     return results

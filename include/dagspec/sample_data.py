@@ -1,14 +1,18 @@
 """The bundled sample: customers and a year of orders in the embedded SQLite source, made deterministically.
 
-Same seed, same bytes of data: tests can assert exact sums. Written through SQLAlchemy's typed
+Two modes: the demo's window ends yesterday (`make up`, so the scheduler's first runs find data), and a fixed
+window ending FIXED_END (the tests, which assert exact sums). The seed is the window's first day, so one window
+always gives the same bytes, and the fixed window keeps the bytes it always had. Written through SQLAlchemy's typed
 columns so timestamps are stored in the one format the extract's bound parameters compare against.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,8 +29,7 @@ from sqlalchemy import (
     insert,
 )
 
-SEED = 20250101
-FIRST_DAY = date(2025, 1, 1)
+FIXED_END = date(2025, 12, 31)
 DAYS = 365
 CUSTOMERS = 5_000
 ORDERS_PER_DAY = (300, 500)
@@ -62,13 +65,37 @@ FIRST = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Ken"
 LAST = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "Ritchie"]
 
 
-def build(path: str | Path, *, days: int = DAYS, customer_count: int = CUSTOMERS) -> dict[str, int]:
-    """Write the sample database to `path` (replacing it whole); returns row counts."""
+@dataclass(frozen=True)
+class Sample:
+    """What `build` wrote."""
+
+    customers: int
+    orders: int
+    first_day: date
+    last_day: date
+
+
+def yesterday() -> date:
+    """The demo window's last day: the newest whole UTC day, the one the first @daily run processes."""
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+def window(end: date, days: int = DAYS) -> tuple[date, date]:
+    """(first, last) day of a sample ending on `end`."""
+    if days < 1:
+        raise ValueError(f"days must be at least 1, not {days}")
+    return end - timedelta(days=days - 1), end
+
+
+def build(path: str | Path, *, end: date = FIXED_END, days: int = DAYS,
+          customer_count: int = CUSTOMERS) -> Sample:
+    """Write the sample database to `path` (replacing it whole): `days` days of orders ending on `end`."""
+    first_day, _ = window(end, days)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.unlink(missing_ok=True)
-    rng = random.Random(SEED)
+    rng = random.Random(int(first_day.strftime("%Y%m%d")))
     engine = create_engine(f"sqlite:///{tmp}")
     metadata.create_all(engine)
     customer_rows = [
@@ -78,14 +105,14 @@ def build(path: str | Path, *, days: int = DAYS, customer_count: int = CUSTOMERS
             "email": f"customer{cid}@example.com",
             "country": rng.choice(COUNTRIES),
             "segment": rng.choice(SEGMENTS),
-            "signup_date": FIRST_DAY - timedelta(days=rng.randint(0, 1500)),
+            "signup_date": first_day - timedelta(days=rng.randint(0, 1500)),
         }
         for cid in range(1, customer_count + 1)
     ]
     order_rows = []
     order_id = 0
     for offset in range(days):
-        day = datetime.combine(FIRST_DAY + timedelta(days=offset), datetime.min.time())
+        day = datetime.combine(first_day + timedelta(days=offset), datetime.min.time())
         for _ in range(rng.randint(*ORDERS_PER_DAY)):
             order_id += 1
             # Same draws in the same order as always (so every other value stays put); the status
@@ -112,7 +139,7 @@ def build(path: str | Path, *, days: int = DAYS, customer_count: int = CUSTOMERS
         conn.execute(insert(orders), order_rows)
     engine.dispose()
     os.replace(tmp, path)
-    return {"customers": len(customer_rows), "orders": len(order_rows)}
+    return Sample(customers=len(customer_rows), orders=len(order_rows), first_day=first_day, last_day=end)
 
 
 LOST_BY_CHANNEL = {"web": 0.08, "mobile": 0.06, "store": 0.02, "partner": 0.22}
@@ -133,3 +160,17 @@ def status_for(u: float, channel: str, amount: Decimal, segment: str, country: s
         return "cancelled" if u < lost * 0.6 else "returned"
     kept = (u - lost) / (1 - lost)
     return "placed" if kept < 1 / 9 else "shipped" if kept < 3 / 9 else "delivered"
+
+
+def window_of(path: str | Path) -> tuple[date, date] | None:
+    """(first, last) day of the orders in an existing sample, or None when it is not one."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)) as con:
+            first, last = con.execute("SELECT min(ordered_at), max(ordered_at) FROM orders").fetchone()
+    except sqlite3.Error:
+        return None
+    if first is None:
+        return None
+    return date.fromisoformat(first[:10]), date.fromisoformat(last[:10])

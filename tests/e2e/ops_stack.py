@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import requests
+from support.pinned_examples import FIXED_END, pinned_copy
 from test_dev_stack import REPO, SCRIPT, Stack, free_port, poll, stack_leftovers, stop_stack
 
 from dagspec.dag_files import write_loaders
@@ -65,12 +65,13 @@ def postgres_db(prefix: str) -> Iterator[str]:
 
 
 def dags_folder(root: Path, definitions: list[str]) -> Path:
-    """The loader plus the named example definitions (others may be work in progress)."""
+    """The loader plus the named example definitions (others may be work in progress), ending with the fixed
+    sample (support/pinned_examples.py)."""
     dags = root / "dags"
     (dags / "definitions").mkdir(parents=True)
     write_loaders(dags)
     for name in definitions:
-        shutil.copy(REPO / "dags" / "definitions" / name, dags / "definitions" / name)
+        pinned_copy(REPO / "dags" / "definitions" / name, dags / "definitions" / name)
     return dags
 
 
@@ -141,8 +142,10 @@ def running_stack(root: Path, dags: Path, db_url: str | None, dag_ids: list[str]
     """dev_stack.py up with these settings (db_url None: its SQLite default); yields once every component is
     up and every DAG is listed."""
     home, data = root / "airflow", root / "data"
+    # The fixed 2025 sample the operations tests' dates are in, unless a test asks for another window.
     env = dict(os.environ, AIRFLOW_HOME=str(home), DAGSPEC_HOME=str(data), DAGSPEC_PORT=str(free_port()),
-               DAGSPEC_DAGS_FOLDER=str(dags), DAGSPEC_UP_TIMEOUT=str(UP_WAIT_S), **extra_env)
+               DAGSPEC_DAGS_FOLDER=str(dags), DAGSPEC_UP_TIMEOUT=str(UP_WAIT_S), DAGSPEC_SAMPLE_END=FIXED_END)
+    env.update(extra_env)
     if db_url:
         env["DAGSPEC_SQL_ALCHEMY_CONN"] = db_url
     output = root / "up.out"

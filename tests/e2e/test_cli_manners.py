@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.pinned_examples import pinned_copy
+
 ROOT = Path(__file__).resolve().parents[2]
 DAGSPEC = str(Path(sys.executable).with_name("dagspec"))
 
@@ -17,15 +19,22 @@ def dagspec(*args: str, home: Path, columns: int = 120) -> subprocess.CompletedP
 
 
 def test_reversed_and_out_of_bounds_dates_are_refused_before_anything_runs(tmp_path):
-    res = dagspec("run", "orders_daily", "--date", "2025-03-05", "--to", "2025-03-01", home=tmp_path)
+    # The bundled orders_daily has no end_date (the demo runs it up to today): a copy that has one.
+    defs = tmp_path / "definitions"
+    defs.mkdir()
+    pinned_copy(ROOT / "dags" / "definitions" / "orders_daily.json", defs / "orders_daily.json")
+    bounded = ("--definitions", str(defs))
+    res = dagspec("run", "orders_daily", "--date", "2025-03-05", "--to", "2025-03-01", *bounded, home=tmp_path)
     assert res.returncode == 2 and "--to 2025-03-01 is before --date 2025-03-05" in res.stderr
-    for day in ("2026-01-05", "2024-12-31"):  # orders_daily runs 2025-01-01 .. 2025-12-31
-        res = dagspec("run", "orders_daily", "--date", day, home=tmp_path)
+    for day in ("2026-01-05", "2024-12-31"):  # the copy runs 2025-01-01 .. 2025-12-31
+        res = dagspec("run", "orders_daily", "--date", day, *bounded, home=tmp_path)
         assert res.returncode == 2, res.stderr
         assert "orders_daily runs 2025-01-01 .. 2025-12-31" in res.stderr and f"{day} is outside" in res.stderr
-    res = dagspec("backfill", "orders_daily", "--from", "2025-12-30", "--to", "2026-01-02", "--local", home=tmp_path)
+    res = dagspec("backfill", "orders_daily", "--from", "2025-12-30", "--to", "2026-01-02", "--local", *bounded,
+                  home=tmp_path)
     assert res.returncode == 2 and "2026-01-02 is outside" in res.stderr
-    res = dagspec("backfill", "orders_daily", "--from", "2025-03-02", "--to", "2025-03-01", "--local", home=tmp_path)
+    res = dagspec("backfill", "orders_daily", "--from", "2025-03-02", "--to", "2025-03-01", "--local", *bounded,
+                  home=tmp_path)
     assert res.returncode == 2 and "--to 2025-03-01 is before --from 2025-03-02" in res.stderr
     assert not any("Traceback" in r for r in (res.stderr, res.stdout))
     assert not (tmp_path / "store").exists()  # refused before any step ran

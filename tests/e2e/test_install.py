@@ -54,7 +54,7 @@ def test_the_wheel_with_extras_runs_an_example_in_a_clean_airflow(tmp_path):
     assert str(venv) in where[0] and where[1:] == [str(home / "dags" / "definitions"), str(home / "dagspec-data")]
     _run([bin_ / "airflow", "db", "migrate"], env, tmp_path)
     _run([bin_ / "dagspec", "init", home / "dags"], env, tmp_path)
-    _run([bin_ / "dagspec", "sample-data"], env, tmp_path)
+    _run([bin_ / "dagspec", "sample-data", "--end", "2025-12-31"], env, tmp_path)  # DAY is in it
     plugins = json.loads(_run([bin_ / "airflow", "plugins", "--output", "json"], env, tmp_path).stdout or "[]")
     assert any(p.get("name") == "dagspec" for p in plugins), plugins
     _run([bin_ / "airflow", "dags", "test", "example_orders", DAY], env, tmp_path)

@@ -146,12 +146,37 @@ def test_injected_drift_is_detected_and_asks_for_a_retrain(home):
 
 
 def test_a_model_without_a_champion_is_not_scored_and_drift_asks_for_the_first_model(home):
-    from dagspec.stages import StepFailed
+    from dagspec.errors import StepSkipped
 
-    with pytest.raises(StepFailed, match="has no champion yet"):
+    with pytest.raises(StepSkipped, match="no champion yet: model 'orders_lost' has none"):
         run_step(DAILY, "score_orders", utc(date(2025, 4, 1)), utc(date(2025, 4, 2)))
+    assert "order_scores" not in _ml_tables(home)  # nothing half-written
     first = run_step(DAILY, "drift_check", utc(date(2025, 4, 1)), utc(date(2025, 4, 2)))
     assert first["drifted"] is True and "no champion yet" in first["reasons"][0]
+
+
+def _ml_tables(home: Path) -> set[str]:
+    import duckdb
+
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'ml'").fetchall()
+    return {r[0] for r in rows}
+
+
+def test_a_first_retrain_before_any_features_skips_and_one_with_a_champion_fails(home):
+    from dagspec.errors import DataNotYet, StepSkipped
+
+    # A fresh demo: the weekly retrain's first scheduled run can start before orders_model wrote a feature.
+    sql(home, "DROP TABLE ml.order_features")
+    with pytest.raises(StepSkipped, match="no training data yet and no champion of 'orders_lost'.*does not exist yet"):
+        retrain(date(2025, 4, 1))
+    assert registry().champion(MODEL) is None
+    features_for(date(2025, 3, 1), date(2025, 4, 1))
+    assert retrain(date(2025, 4, 1))["promote"]["promoted"] is True
+    sql(home, "DROP TABLE ml.order_features")
+    # With a champion the same missing table is a fault: the model it keeps fresh would silently go stale.
+    with pytest.raises(DataNotYet, match="ml.order_features does not exist yet"):
+        retrain(date(2025, 4, 8))
 
 
 class Sneaky:

@@ -22,6 +22,7 @@ from dagspec.airflow.assets import outlets as step_outlets
 from dagspec.airflow.assets import record_window, run_window, schedule_of
 from dagspec.airflow.lookback import attach_lookback, mark_done, shared_gaps
 from dagspec.airflow.report_link import TrainingReportLink, ValidationReportLink
+from dagspec.errors import StepSkipped
 from dagspec.plan import plan_of
 from dagspec.spec.bundles import folders_of
 from dagspec.spec.discovery import load_cached, shared_folders
@@ -201,8 +202,16 @@ def execute_step(definition: str, step_id: str, **context: Any) -> Any:
     start, end = run_window(context)
     folders = folders_of(Path(definition), shared_folders())  # a bundle's own sql/ and expectations/
     gaps = shared_gaps(context) if pipeline.lookback else []
-    result = run_step(pipeline, step_id, start, end, resolver=airflow_resolver, log=logging.getLogger("dagspec"),
-                      folders=folders, reports_url=reports_url(), gaps=gaps)
+    try:
+        result = run_step(pipeline, step_id, start, end, resolver=airflow_resolver, log=logging.getLogger("dagspec"),
+                          folders=folders, reports_url=reports_url(), gaps=gaps)
+    except StepSkipped as skip:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if pipeline.lookback:
+            mark_done(context, skipped=True)
+        # Skipped, not failed: the run stays green and Airflow skips what needs this step.
+        raise AirflowSkipException(str(skip)) from None
     record_window(pipeline.dag_id, plan_of(pipeline).step(step_id), context, start, end)
     if pipeline.lookback:
         mark_done(context)

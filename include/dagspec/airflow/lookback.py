@@ -100,12 +100,12 @@ class OutcomeOperator(BaseOperator):
 
         pipeline = load_cached(self.definition)
         ti = context["ti"]
-        steps = {s: "success" if ti.xcom_pull(task_ids=s, key=DONE_KEY) else "failed" for s in self.step_ids}
-        state = "success" if set(steps.values()) == {"success"} else "failed"
+        steps = step_states(pipeline, {s: ti.xcom_pull(task_ids=s, key=DONE_KEY) for s in self.step_ids})
+        state = "success" if set(steps.values()) <= {"success", "skipped"} else "failed"
         own = pipeline.batches_of(Window(*(utc(t) for t in run_window(context))))
         batches = with_gaps(own, shared_gaps(context))
         store = Store.from_connection(airflow_resolver(pipeline.store.conn_id))
-        failed = [s for s, v in steps.items() if v != "success"]
+        failed = [s for s, v in steps.items() if v == "failed"]
         error = f"step(s) {', '.join(failed)} did not succeed in Airflow run {context.get('run_id')}" if failed else None
         for batch in batches:
             store.record_run(pipeline.dag_id, batch.batch_date, state, error, run_id=context.get("run_id"),
@@ -125,9 +125,27 @@ def shared_gaps(context: Any) -> list:
     return [batch_from_json(b) for b in context["ti"].xcom_pull(task_ids=LOOKBACK_TASK) or []]
 
 
-def mark_done(context: Any) -> None:
-    """This step succeeded in this try: what the outcome task counts (a retry clears its XCom first)."""
-    context["ti"].xcom_push(key=DONE_KEY, value=True)
+def mark_done(context: Any, *, skipped: bool = False) -> None:
+    """This step succeeded (or had nothing to do) in this try: what the outcome task counts (a retry clears its
+    XCom first)."""
+    context["ti"].xcom_push(key=DONE_KEY, value="skipped" if skipped else True)
+
+
+def step_states(pipeline: Any, marks: dict[str, Any]) -> dict[str, str]:
+    """success / skipped / failed per step from the marks its tasks left. A step with no mark whose upstream
+    skipped was skipped by Airflow along with it; with no mark otherwise it failed (or never ran)."""
+    from dagspec.plan import plan_of
+
+    plan = plan_of(pipeline)
+    upstream = plan.upstream()
+    states: dict[str, str] = {}
+    for step_id in [s for s in plan.order if s in marks] + [s for s in marks if s not in plan.order]:
+        mark = marks[step_id]
+        if mark == "skipped" or (not mark and any(states.get(u) == "skipped" for u in upstream.get(step_id, []))):
+            states[step_id] = "skipped"
+        else:
+            states[step_id] = "success" if mark else "failed"
+    return states
 
 
 def attach_lookback(dag: Any, definition: str, plan: Plan, tasks: dict[str, Any], callbacks: dict[str, Any]) -> None:

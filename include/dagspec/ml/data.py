@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
-from dagspec.errors import StepFailed
+from dagspec.errors import DataNotYet, StepFailed
 from dagspec.spec.ml_steps import MLData
 from dagspec.spec.model import ExtractStep, Pipeline, TableRef
 from dagspec.sql import qualified, quote, read_sql_file, render_window, to_dialect
@@ -64,7 +64,7 @@ def read(ctx: RunData, session: Session, data: MLData, window: Window, columns: 
     table = data.table or ctx.reads_from(data.input)
     have = session.table_columns(table.schema_, table.table)
     if have is None:
-        raise StepFailed(f"warehouse table {table.qualified} does not exist yet: run the step that writes it first")
+        raise DataNotYet(f"warehouse table {table.qualified} does not exist yet: run the step that writes it first")
     names = [c for c, _ in have]
     wanted = columns or [c for c in names if c != "batch_date"]
     missing = [c for c in wanted if c not in names]
@@ -94,7 +94,7 @@ def _staged(ctx: RunData, step_id: str, window: Window, columns: list[str] | Non
     dates = [d for d in ctx.store.batch_dates(table.schema_, table.table)
              if window.start.date() <= d < _end_date(window)]
     if not dates:
-        raise StepFailed(f"no staged batches of {step_id!r} ({table.qualified}) between {window.start.date()} and "
+        raise DataNotYet(f"no staged batches of {step_id!r} ({table.qualified}) between {window.start.date()} and "
                          f"{window.end.date()}: run (or backfill) the step for those dates first")
     dataset = ctx.staged(step_id, dates)
     missing = [c for c in columns or [] if c not in dataset.schema.names]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from dagspec.errors import StepFailed
+from dagspec.errors import StepFailed, StepSkipped
 from dagspec.ml import data as ml_data
 from dagspec.ml import features
 from dagspec.ml.canary import canary_rows
@@ -40,8 +40,9 @@ def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
     reg = ctx.model_registry
     champ = reg.champion(step.model)
     if champ is None:
-        raise StepFailed(f"model {step.model!r} has no champion yet: run the pipeline that trains it "
-                         "(its first model is promoted when it meets the minimums)")
+        raise StepSkipped(f"no champion yet: model {step.model!r} has none, so there is nothing to score with; the "
+                          "pipeline that trains it promotes its first version when it meets the minimums, and the "
+                          "next run scores")
     feats, target, task = champion_features(reg, champ)
     version = int(champ.version)
     scorers = [Scorer(reg.load(champ.run_id), feats, version)]

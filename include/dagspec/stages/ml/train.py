@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dagspec.errors import StepFailed
+from dagspec.errors import DataNotYet, StepFailed, StepSkipped
 from dagspec.ml import data as ml_data
 from dagspec.ml import drift, features, metrics
 from dagspec.ml.model_files import save_model_dir
@@ -26,7 +26,16 @@ def run_train(ctx: RunContext, step: TrainStep) -> dict[str, Any]:
     window = ml_data.lookback(ctx.window, step.data.days)
     columns = list(dict.fromkeys([f.column for f in step.features] + [step.target, step.split.column]))
     with ctx.warehouse.session() as session:
-        table = ml_data.read_all(ctx, session, step.data, window, columns)
+        try:
+            table = ml_data.read_all(ctx, session, step.data, window, columns)
+        except DataNotYet as exc:
+            # A new deployment: the pipeline that builds the features has not run yet, and no model depends on
+            # this one. With a champion, missing data is a fault (the model would go stale unnoticed).
+            if ctx.model_registry.champion(step.model) is not None:
+                raise
+            raise StepSkipped(f"train {step.id}: no training data yet and no champion of {step.model!r} to keep "
+                              f"fresh ({exc}); the first run that writes the data and asks for a retrain trains "
+                              "it") from None
     if table.num_rows < step.min_rows:
         raise StepFailed(f"train {step.id}: {table.num_rows} row(s) between {window.start:%Y-%m-%d} and "
                          f"{window.end:%Y-%m-%d}, fewer than min_rows={step.min_rows}; backfill the data first")
