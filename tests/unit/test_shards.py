@@ -111,3 +111,33 @@ def test_loader_files_hold_nothing_but_their_share(tmp_path):
     assert os.stat(again[0]).st_mtime_ns == mtime
     with pytest.raises(ValueError):
         write_loaders(tmp_path, 0)
+
+
+def test_the_first_share_of_a_cold_folder_indexes_the_others_so_later_shares_validate_only_their_own(folder,
+                                                                                                     monkeypatch):
+    import dagspec.spec.discovery as discovery
+
+    scan(folder, shard=(0, SHARES))  # no index yet: it validates every other share's files...
+    written = sorted(p.name for p in index_dir(folder).glob("share-*.json"))
+    assert written == [f"share-{i}-of-{SHARES}.json" for i in range(SHARES)]  # ...and writes their indexes
+    loaded: list[str] = []
+    real = discovery.load_in_place
+
+    def counting(path, *args, **kwargs):
+        loaded.append(path.name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(discovery, "load_in_place", counting)
+    good, bad = scan(folder, shard=(1, SHARES))
+    mine = sorted(p.name for p in folder.glob("*.json") if shard_of(p.name, SHARES) == 1)
+    assert sorted(loaded) == mine  # its own files only, not the 30-odd others again
+    assert sorted(p.name for p in [*good, *bad]) == mine
+
+
+def test_an_index_another_share_wrote_still_catches_a_duplicate_made_after_it(folder):
+    a, b = _same_share_and_other(sorted(p.name for p in folder.glob("p*.json")))
+    scan(folder, shard=(0, SHARES))  # every index written, some by share 0 on the others' behalf
+    (folder / b).write_text(json.dumps(definition(a.removesuffix(".json"))))  # b now claims a's dag_id
+    results = shares(folder)
+    bad = {p.name for _, errors in results for p in errors}
+    assert {a, b} <= bad

@@ -82,9 +82,12 @@ def _dag_defaults() -> dict[str, Any]:
     """DAG settings whose defaults come from Airflow's config: read once, not once per DAG."""
     from airflow.sdk.configuration import conf
 
+    # Every value the DAG would otherwise look up per DAG (a config read checks three environment variables
+    # first): disable_bundle_versioning alone was a sixth of building a 10-task DAG.
     return {
         "max_active_tasks": conf.getint("core", "max_active_tasks_per_dag"),
         "max_consecutive_failed_dag_runs": conf.getint("core", "max_consecutive_failed_dag_runs_per_dag"),
+        "disable_bundle_versioning": conf.getboolean("dag_processor", "disable_bundle_versioning"),
     }
 
 

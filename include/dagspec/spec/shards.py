@@ -61,22 +61,25 @@ def read_share(definitions_dir: Path, shard: int, count: int) -> dict[str, tuple
         data = json.loads(path.read_bytes())
         if data.get("version") != INDEX_VERSION:
             return {}
-        return {name: (tuple(e["t"]), (e["k"], frozenset(tuple(p) for p in e["p"])) if "k" in e else None)
+        # map(tuple, ...) rather than a generator: this runs for every file of every other share, each parse.
+        return {name: (tuple(e["t"]), (e["k"], frozenset(map(tuple, e["p"]))) if "k" in e else None)
                 for name, e in data["files"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}  # absent, torn or foreign: the files it would describe get validated instead
 
 
-def _keys(claim: Claim | None) -> Keys | None:
+def keys_or_none(claim: Claim | None) -> Keys | None:
     return keys_of(claim) if claim is not None else None
 
 
 def write_share(definitions_dir: Path, shard: int, count: int,
-                entries: dict[str, tuple[tuple[int, ...] | None, Claim | None]]) -> None:
+                entries: dict[str, tuple[tuple[int, ...] | None, Keys | None]]) -> None:
+    """Write a share's index: file name -> (stamp, keys, or None for an invalid file). Any loader that has read
+    a share's files may write it (the stamps say what each entry describes), not only the share's own loader."""
     folder = index_dir(definitions_dir)
     body = {"version": INDEX_VERSION, "files": {
-        name: {"t": list(stamp), **({"k": keys[0], "p": [list(p) for p in keys[1]]} if (keys := _keys(c)) else {})}
-        for name, (stamp, c) in entries.items() if stamp is not None}}
+        name: {"t": list(stamp), **({"k": keys[0], "p": [list(p) for p in keys[1]]} if keys else {})}
+        for name, (stamp, keys) in entries.items() if stamp is not None}}
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".share-{shard}-of-{count}.{os.getpid()}.tmp"
