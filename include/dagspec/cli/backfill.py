@@ -28,7 +28,7 @@ from dagspec.cli.common import (
     parse_date,
     setup_logging,
 )
-from dagspec.cli.local_runs import run_days
+from dagspec.cli.local_runs import own_keys, run_days
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -94,21 +94,25 @@ def _loaded_days(pipeline: Pipeline, days: list[date], tables: list[tuple[str, s
     """Dates whose partitions all exist and whose last run here recorded every step a success. Partitions alone
     prove nothing (a step after the extract may have failed on the date, or the run was killed: a record
     left 'running'), and neither does a date with no record (a run killed before this version recorded it)."""
+    from dagspec.partitions import as_key
     from dagspec.plan import plan_of
     from dagspec.runner import window_of_day
 
     ctx = context_cls(pipeline, window_of_day(pipeline, days[0]), resolver=cli_resolver())
-    present = [set(ctx.store.batch_dates(schema, table)) for schema, table in tables]
+    present = [set(ctx.store.partitions(schema, table)) for schema, table in tables]
     steps = set(plan_of(pipeline).order)
     done = set()
     for d in days:
-        if not all(d in dates for dates in present):
+        # A sub-daily date is loaded only when each of its intervals is: staged and recorded a success.
+        keys = [as_key(k) for k in own_keys(pipeline, window_of_day(pipeline, d), d)]
+        if not all(k in keys_there for keys_there in present for k in keys):
             continue
-        record = ctx.store.run_record(pipeline.dag_id, d) or {}
-        if record.get("state") == "success" and set(record.get("steps", {})) >= steps \
-                and set(record["steps"].values()) == {"success"}:
+        records = [ctx.store.run_record(pipeline.dag_id, k) or {} for k in keys]
+        if all(r.get("state") == "success" and set(r.get("steps", {})) >= steps
+               and set(r["steps"].values()) == {"success"} for r in records):
             done.add(d)
-        elif record.get("state") == "running":
+        elif any(r.get("state") == "running" for r in records):
+            record = next(r for r in records if r.get("state") == "running")
             err.print(escape(f"{pipeline.dag_id} {d}: run {str(record.get('run_id', '?'))[:8]} started "
                              f"{record.get('started_at', '?')} never ended (killed?): running the date again"),
                       soft_wrap=True)

@@ -12,6 +12,7 @@ from dagspec.cli.common import cli_resolver, err
 
 if TYPE_CHECKING:
     from dagspec.connections import Resolver
+    from dagspec.partitions import Key
     from dagspec.spec.bundles import Folders
     from dagspec.spec.model import Pipeline
     from dagspec.windows import Batch, Window
@@ -41,8 +42,8 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
             window = window_of_day(pipeline, d)
             gaps = run_gaps(pipeline, resolver, window, d) if heal else []
             if gaps:
-                progress.console.print(f"{dag_id} {d}: also healing {', '.join(str(g.batch_date) for g in gaps)}")
-            record = RunRecord(pipeline, resolver, d, [g.batch_date for g in gaps])
+                progress.console.print(f"{dag_id} {d}: also healing {', '.join(g.key.label for g in gaps)}")
+            record = RunRecord(pipeline, resolver, d, [g.key for g in gaps], own_keys(pipeline, window, d))
 
             def on_step(step_id: str, state: str, _result: object, d: date = d, record: RunRecord = record) -> None:
                 record.step(step_id, state)
@@ -102,17 +103,27 @@ def run_gaps(pipeline: Pipeline, resolver: Resolver, window: Window, day: date) 
     return gap_batches(pipeline, store, window, day, pipeline.lookback)
 
 
+def own_keys(pipeline: Pipeline, window: Window, day: date) -> list[Key]:
+    """What a date's run is recorded as: the date, or each interval of it at a sub-daily grain (which the
+    lookback and `backfill --local` then judge one by one)."""
+    if pipeline.grain_cron is None:
+        return [day]
+    return [b.key for b in pipeline.batches_of(window)]
+
+
 class RunRecord:
     """How one date's run goes, kept in the store (there is no Airflow database here) for `backfill --local`
     and the lookback: 'running' with its id and start time before the first step, each step's state as it
     moves, then how it ended; the same for each earlier date it heals. A run killed on the way leaves
     'running', which is never taken as done."""
 
-    def __init__(self, pipeline: Pipeline, resolver: Resolver, day: date, healed: list[date] | None = None):
+    def __init__(self, pipeline: Pipeline, resolver: Resolver, day: date, healed: list[Key] | None = None,
+                 own: list[Key] | None = None):
         import uuid
         from datetime import datetime
 
-        self.pipeline, self.resolver, self.days = pipeline, resolver, [*(healed or []), day]
+        self.pipeline, self.resolver, self.day = pipeline, resolver, day
+        self.days = [*(healed or []), *(own or [day])]
         self.about = {"run_id": uuid.uuid4().hex, "started_at": datetime.now(UTC).isoformat(),
                       "pid": os.getpid(), "steps": {}}
         if pipeline.lookback:  # which run healed a date; a pipeline without a lookback keeps its records of old
@@ -138,7 +149,7 @@ class RunRecord:
                 store.record_run(self.pipeline.dag_id, day, state, error, **self.about)
         except Exception as exc:  # the run's own outcome stands; only the record is missing
             logging.getLogger("dagspec").warning("could not record the run of %s %s: %s", self.pipeline.dag_id,
-                                                 self.days[-1], exc)
+                                                 self.day, exc)
 
 
 def _error_summary(exc: Exception | str, pipeline: Pipeline, resolver: Resolver) -> str:
