@@ -123,8 +123,10 @@ def test_a_weekday_only_cron_on_a_saturday_is_told_so(data_home, tmp_path, monke
 
 def test_new_york_dst_days_stage_23_and_25_hourly_partitions_with_exact_rows(data_home):
     p = hourly("sdg_dst", timezone="America/New_York")
-    for day, lo, hi, count in ((date(2025, 3, 9), datetime(2025, 3, 9, 5, tzinfo=UTC), datetime(2025, 3, 10, 4, tzinfo=UTC), 23),
-                               (date(2025, 11, 2), datetime(2025, 11, 2, 4, tzinfo=UTC), datetime(2025, 11, 3, 5, tzinfo=UTC), 25)):
+    for day, lo, hi, count in ((date(2025, 3, 9), datetime(2025, 3, 9, 5, tzinfo=UTC),
+                                datetime(2025, 3, 10, 4, tzinfo=UTC), 23),
+                               (date(2025, 11, 2), datetime(2025, 11, 2, 4, tzinfo=UTC),
+                                datetime(2025, 11, 3, 5, tzinfo=UTC), 25)):
         run(p, lo, hi)
         keys = [k for k in Store(data_home / "store").partitions("raw", "sdg_dst_orders") if k.day == day]
         assert len(keys) == len({k.segment for k in keys}) == count, day

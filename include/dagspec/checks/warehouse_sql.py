@@ -2,8 +2,9 @@
 
 Evaluator (sql_engine.py) writes DuckDB SQL with `?` parameters over one relation. A BatchConnection runs
 each statement in the warehouse instead: sqlglot transpiles it (dagspec.sql.to_dialect), the relation becomes
-the batch of the warehouse table (`WHERE batch_date = <bound date>`, `batch_start` for a sub-daily batch), every value is bound as a query
-parameter (never pasted into the SQL text), and rows come back as tuples like DuckDB's fetchone/fetchall.
+the batch of the warehouse table (`WHERE batch_date = <bound date>`; `batch_start` for a sub-daily batch),
+every value is bound as a query parameter (never pasted into the SQL text), and rows come back as tuples like
+DuckDB's fetchone/fetchall.
 BigQueryConnection computes every check this way: only aggregates and at most PARTIAL sample values leave
 BigQuery; the batch itself stays there. PostgresBatchConnection is used for quarantine after GX's own SQL
 engine has checked the batch in PostgreSQL: the failing rows are selected and written there by one statement.
