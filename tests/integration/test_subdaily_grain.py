@@ -5,11 +5,10 @@ and the New York DST days through the store (23 and 25 hourly partitions). Sourc
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from support.expected import orders_daily_as
+from support.subdaily import hourly, source_ids
 
 from dagspec.freshness import check_freshness
 from dagspec.lookback import gap_batches
@@ -22,24 +21,9 @@ from dagspec.windows import Window
 DAY = datetime(2025, 3, 1, tzinfo=UTC)
 
 
-def hourly(dag_id: str, **changes) -> Pipeline:
-    data = orders_daily_as(dag_id, **{"schedule": "@hourly", **changes})
-    data["steps"] = [s for s in data["steps"] if s["id"] in ("extract_orders", "check_orders", "publish_orders")]
-    # an hour of the sample may hold no order: the row-count check is the daily pipeline's
-    data["steps"][1]["expectations"] = data["steps"][1]["expectations"][1:3]
-    return Pipeline.model_validate(data)
-
-
 def run(p: Pipeline, start: datetime, end: datetime, steps: tuple[str, ...] = ("extract_orders",)) -> None:
     for step in steps:
         run_step(p, step, start, end)
-
-
-def source_ids(home: Path, lo: datetime, hi: datetime) -> list[int]:
-    with sqlite3.connect(home / "source.db") as con:
-        return [r[0] for r in con.execute(
-            "SELECT order_id FROM orders WHERE substr(ordered_at, 1, 19) >= ? AND substr(ordered_at, 1, 19) < ? "
-            "ORDER BY 1", (f"{lo:%Y-%m-%d %H:%M:%S}", f"{hi:%Y-%m-%d %H:%M:%S}"))]
 
 
 def staged_ids(home: Path, dag_id: str, key: PartitionKey) -> list[int]:
