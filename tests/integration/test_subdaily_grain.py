@@ -120,3 +120,37 @@ def test_new_york_dst_days_stage_23_and_25_hourly_partitions_with_exact_rows(dat
         assert sum(len(staged_ids(data_home, "sdg_dst", k)) for k in keys) == len(source_ids(data_home, lo, hi)) > 0
     fall = sorted(k.segment.rsplit("/", 1)[1] for k in keys)
     assert "batch_time=0100-0400" in fall and "batch_time=0100-0500" in fall  # the repeated hour, twice
+
+
+def test_a_local_backfill_judges_each_interval_of_a_date(data_home, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dagspec.cli import app
+
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    p = hourly("sdg_backfill", schedule="0 9-11 * * *")
+    (defs / "sdg_backfill.json").write_text(json.dumps(p.model_dump(by_alias=True, exclude_none=True, mode="json")))
+    monkeypatch.setenv("DAGSPEC_DEFINITIONS", str(defs))
+    monkeypatch.setenv("COLUMNS", "300")
+
+    def backfill() -> str:
+        res = CliRunner().invoke(app, ["backfill", "sdg_backfill", "--from", "2025-03-01", "--to", "2025-03-02",
+                                       "--local"])
+        assert res.exit_code == 0, res.output
+        return " ".join(res.output.split())
+
+    backfill()
+    store = Store(data_home / "store")
+    keys = store.partitions("raw", "sdg_backfill_orders")
+    # 09:00 and 10:00 are an hour each; 11:00 runs to the next day's 09:00
+    assert [(k.day.day, k.start.hour) for k in keys] == [(1, 9), (1, 10), (1, 11), (2, 9), (2, 10), (2, 11)]
+    assert all(store.run_state(p.dag_id, k) == "success" for k in keys)
+    assert "skipping 2 date(s) already loaded" in backfill()
+    # one interval of the 2nd gone: that date runs again, the 1st stays as it is
+    first_day = {k: store.manifest_digest("raw", "sdg_backfill_orders", k) for k in keys[:3]}
+    (data_home / f"store/raw/sdg_backfill_orders/{keys[4].segment}/_manifest.json").unlink()
+    out = backfill()
+    assert "skipping 1 date(s) already loaded: 2025-03-01" in out and "1 date(s) done" in out
+    assert store.partitions("raw", "sdg_backfill_orders") == keys
+    assert {k: store.manifest_digest("raw", "sdg_backfill_orders", k) for k in keys[:3]} == first_day
