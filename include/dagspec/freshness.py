@@ -36,7 +36,8 @@ class TableFreshness:
         if self.latest is None:
             return "no staged partition"
         verdict = "older than" if self.stale else "within"
-        return f"newest partition {self.latest} is {self.age_hours:.1f} h old, {verdict} the {self.max_age_hours:g} h allowed"
+        return (f"newest partition {self.latest.display} is {self.age_hours:.1f} h old, {verdict} the "
+                f"{self.max_age_hours:g} h allowed")
 
 
 def check_freshness(

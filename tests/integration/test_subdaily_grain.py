@@ -40,7 +40,7 @@ def test_freshness_ages_an_hourly_table_from_its_newest_hours_end(data_home):
     (got,) = check_freshness(p, now=DAY + timedelta(hours=3, minutes=30))
     assert got.latest == PartitionKey.sub_daily(DAY + timedelta(hours=2))
     assert got.age_hours == 0.5 and not got.stale  # from 03:00, the hour's end; not from the day's end
-    assert "newest partition 2025-03-01T02:00+0000 is 0.5 h old" in got.reason
+    assert "newest partition 2025-03-01T02:00Z is 0.5 h old" in got.reason
     (later,) = check_freshness(p, now=DAY + timedelta(hours=4, minutes=30))
     assert (later.age_hours, later.stale) == (1.5, True)
 
@@ -154,3 +154,18 @@ def test_a_local_backfill_judges_each_interval_of_a_date(data_home, tmp_path, mo
     assert "skipping 1 date(s) already loaded: 2025-03-01" in out and "1 date(s) done" in out
     assert store.partitions("raw", "sdg_backfill_orders") == keys
     assert {k: store.manifest_digest("raw", "sdg_backfill_orders", k) for k in keys[:3]} == first_day
+
+
+def test_a_remote_backfill_asks_airflow_for_every_interval_of_the_last_date(tmp_path, monkeypatch):
+    from dagspec.cli.backfill import run_bounds
+
+    defs = tmp_path / "defs"
+    defs.mkdir()
+    for dag_id, schedule in (("sdg_remote", "0 9-17 * * *"), ("sdg_remote_daily", "@daily")):
+        spec = hourly(dag_id, schedule=schedule, timezone="America/New_York")
+        (defs / f"{dag_id}.json").write_text(json.dumps(spec.model_dump(by_alias=True, exclude_none=True, mode="json")))
+    monkeypatch.setenv("DAGSPEC_DEFINITIONS", str(defs))
+    first, last = date(2025, 3, 8), date(2025, 3, 9)
+    # logical dates are interval starts, inclusive: 09:00 EST on the 8th to 17:00 EDT on the 9th
+    assert run_bounds("sdg_remote", first, last)[2:] == ("2025-03-08T14:00:00Z", "2025-03-09T21:00:00Z")
+    assert run_bounds("sdg_remote_daily", first, last)[2:] == ("2025-03-08T05:00:00Z", "2025-03-09T05:00:00Z")

@@ -70,7 +70,7 @@ def backfill(
         setup_logging(verbose)
         raise typer.Exit(_local(dag_id, found, days, reprocess))
     client = AirflowClient(url or DEFAULT_URL, username, password)
-    raise typer.Exit(_remote(client, dag_id, _bounds(dag_id, first, last), reprocess, max_active_runs, timeout))
+    raise typer.Exit(_remote(client, dag_id, run_bounds(dag_id, first, last), reprocess, max_active_runs, timeout))
 
 
 # ---------------------------------------------------------------- local
@@ -131,18 +131,24 @@ class BackfillState:
         return [r for r in self.runs.values() if r["state"] in TERMINAL]
 
 
-def _bounds(dag_id: str, first: date, last: date) -> tuple[date, date, str, str]:
+def run_bounds(dag_id: str, first: date, last: date) -> tuple[date, date, str, str]:
     """The dates and the logical dates (UTC) of the runs whose data intervals start on them: in the
     definition's time zone and schedule when it is here to read, else midnight UTC."""
     from dagspec.paths import definitions_dir
     from dagspec.spec.discovery import find_definition as find_here
     from dagspec.spec.schedule import window_for
+    from dagspec.windows import Window
 
     found = find_here(definitions_dir(), dag_id)
     if found is None:
         return first, last, f"{first.isoformat()}T00:00:00Z", f"{last.isoformat()}T00:00:00Z"
     pipeline = found[1]
     lo, hi = (window_for(pipeline.schedule, d, pipeline.timezone)[0] for d in (first, last))
+    end = window_for(pipeline.schedule, last, pipeline.timezone)[1]
+    if pipeline.grain_cron is not None and hi < end:
+        # Airflow's range is of logical dates (interval starts), inclusive: at a sub-daily grain the last date's
+        # runs go on to its last interval, not just its first.
+        hi = pipeline.batches_of(Window(hi, end))[-1].from_at
     return first, last, f"{lo:%Y-%m-%dT%H:%M:%SZ}", f"{hi:%Y-%m-%dT%H:%M:%SZ}"
 
 
