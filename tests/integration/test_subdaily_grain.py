@@ -169,3 +169,19 @@ def test_a_remote_backfill_asks_airflow_for_every_interval_of_the_last_date(tmp_
     # logical dates are interval starts, inclusive: 09:00 EST on the 8th to 17:00 EDT on the 9th
     assert run_bounds("sdg_remote", first, last)[2:] == ("2025-03-08T14:00:00Z", "2025-03-09T21:00:00Z")
     assert run_bounds("sdg_remote_daily", first, last)[2:] == ("2025-03-08T05:00:00Z", "2025-03-09T05:00:00Z")
+
+
+def test_the_stale_alert_of_an_hourly_table_is_keyed_by_its_newest_hour(data_home, smtp, hook, monkeypatch):
+    from dagspec.freshness_alerts import run_freshness_check
+
+    monkeypatch.setenv("AIRFLOW_CONN_RUN_MAIL", f"smtp://127.0.0.1:{smtp.port}/?from_email=dagspec%40example.com")
+    p = hourly("sdg_stale", freshness={"max_age_hours": 1},
+               alerts={"email": ["data@example.com"], "smtp_conn_id": "run_mail", "on": ["stale"]})
+    run(p, DAY, DAY + timedelta(hours=1))
+    at = DAY + timedelta(hours=3)  # 00:00's data ended at 01:00: 2 h old
+    assert run_freshness_check(p, now=at).alerted == ["raw.sdg_stale_orders"]
+    assert run_freshness_check(p, now=at + timedelta(minutes=10)).alerted == []  # same hour, said once
+    run(p, DAY + timedelta(hours=1), DAY + timedelta(hours=2))  # a newer hour, still too old: said again
+    assert run_freshness_check(p, now=at + timedelta(minutes=20)).alerted == ["raw.sdg_stale_orders"]
+    bodies = [m.get_content() for _, m in smtp.messages]
+    assert len(bodies) == 2 and "newest partition 2025-03-01T01:00Z is 1.3 h old" in bodies[1]
