@@ -44,7 +44,7 @@ def run_freshness_check(pipeline: Pipeline, *, now: datetime | None = None, reso
     run = FreshnessRun(check_freshness(pipeline, now=now, resolver=resolver))
     store = Store.from_connection(resolver(pipeline.store.conn_id))
     before = store.freshness_state(pipeline.dag_id)
-    stale_now = {v.table: v.latest.isoformat() if v.latest else None for v in run.stale}
+    stale_now = {v.table: v.latest.label if v.latest else None for v in run.stale}
     run.alerted = [t for t, latest in stale_now.items() if t not in before or before[t] != latest]
     run.recovered = [t for t in before if t not in stale_now]
     when = f"{now.astimezone(UTC):%Y-%m-%d %H:%M} UTC"

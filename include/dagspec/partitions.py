@@ -64,6 +64,14 @@ class PartitionKey:
         """For messages and result keys: `2025-01-01` or `2025-01-01T05:00-0400`."""
         return self.day.isoformat() if self.start is None else self.start.strftime("%Y-%m-%dT%H:%M%z")
 
+    @property
+    def display(self) -> str:
+        """For people (the Definitions page): `2025-01-01`, `2025-03-01T05:00Z` in UTC, else the local wall time
+        with its offset, `2025-03-09T01:00-0500`."""
+        if self.start is None:
+            return self.day.isoformat()
+        return self.start.strftime("%Y-%m-%dT%H:%M") + ("Z" if not self.start.utcoffset() else self.start.strftime("%z"))
+
     def __str__(self) -> str:
         return self.label
 

@@ -13,11 +13,17 @@ from dagspec.spec.bundles import Folders
 from dagspec.spec.model import Pipeline
 from dagspec.spec.schedule import window_for
 from dagspec.stages import RunContext, stage_for
+from dagspec.subdaily import no_interval_reason
 from dagspec.windows import Batch, Window, utc
 
 
 def window_of_day(pipeline: Pipeline, day: date) -> Window:
-    """The window a scheduled run for `day` covers (what Airflow's data interval starting that day is)."""
+    """The window a scheduled run for `day` covers (what Airflow's data interval starting that day is). A day a
+    sub-daily cron never fires on (a weekday-only schedule's Saturday) is refused saying so, not as an empty window."""
+    expr = pipeline.grain_cron
+    reason = expr and no_interval_reason(expr, day, pipeline.timezone)
+    if reason:
+        raise ValueError(f"{pipeline.dag_id}: {reason}")
     return Window(*window_for(pipeline.schedule, day, pipeline.timezone))
 
 

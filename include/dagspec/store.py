@@ -357,4 +357,5 @@ class Store(StoreRecords, StoreAdopt):
             key = PartitionKey(day) if len(names) == 2 else PartitionKey.parse(day, names[1])
             if key is not None:
                 found.add(key)
-        return sorted(found, key=PartitionKey.sort_key)
+        whole = {k.day for k in found if not k.is_sub_daily}  # as on a local disk: a day staged whole hides hours
+        return sorted((k for k in found if not k.is_sub_daily or k.day not in whole), key=PartitionKey.sort_key)

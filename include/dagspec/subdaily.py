@@ -67,6 +67,17 @@ def day_window(expr: str, day: date, tz_name: str) -> tuple[datetime, datetime]:
     return first_fire_from(expr, lo, tz_name), first_fire_from(expr, hi, tz_name)
 
 
+def no_interval_reason(expr: str, day: date, tz_name: str) -> str | None:
+    """Why `day` holds no interval of the cron (it never fires that local day), or None when it holds one."""
+    lo, hi = day_window(expr, day, tz_name)
+    if lo < hi:
+        return None
+    where = "" if tz_name == "UTC" else f" in {tz_name}"
+    first = lo.astimezone(zone(tz_name))
+    return (f"schedule {expr!r} never fires on {day} (a {day:%A}{where}), so no interval starts that day; "
+            f"the next starts {first:%Y-%m-%d %H:%M} (fix: pick a date it fires on)")
+
+
 def cut(window: Window, expr: str, tz_name: str) -> list[Batch]:
     """One batch per schedule interval of the window, keyed by the instant it starts."""
     out: list[Batch] = []

@@ -16,6 +16,7 @@ from support.alert_sinks import HttpSink
 from dagspec.alerts import AlertEvent, scrub, send_alerts, summarize_error
 from dagspec.connections import parse_connection
 from dagspec.freshness import check_freshness
+from dagspec.partitions import PartitionKey
 from dagspec.spec.model import Alerts, Pipeline
 from dagspec.store import Store
 
@@ -165,9 +166,10 @@ def test_freshness_marks_a_table_stale_past_the_allowed_age(data_home):
     # The 2025-03-02 partition holds data up to 2025-03-03 00:00: 30 h old at 06:00 the day after.
     now = datetime(2025, 3, 4, 6, tzinfo=UTC)
     got = {v.table: v for v in check_freshness(_pipeline(36), now=now)}
-    assert (got["raw.orders"].latest, got["raw.orders"].rows, got["raw.orders"].stale) == (date(2025, 3, 2), 7, False)
+    raw = got["raw.orders"]
+    assert (raw.latest, raw.rows, raw.stale) == (PartitionKey(date(2025, 3, 2)), 7, False)
     assert got["raw.orders"].age_hours == pytest.approx(30)
-    assert (got["out.orders"].latest, got["out.orders"].stale) == (date(2025, 3, 1), True)
+    assert (got["out.orders"].latest, got["out.orders"].stale) == (PartitionKey(date(2025, 3, 1)), True)
     assert "older than the 36 h allowed" in got["out.orders"].reason
 
     empty = check_freshness(_pipeline(36), now=now, max_age_hours=1000)

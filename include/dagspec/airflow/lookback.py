@@ -3,7 +3,7 @@
 `dagspec-lookback` runs first: it reads the lookback (the definition's, unless an Airflow Variable
 overrides it), finds the gaps once and hands them to every step through XCom, so the steps of one run
 agree even while the run writes the partitions that made them gaps. `dagspec-outcome` runs last,
-whatever happened (trigger rule all_done): it records success or failure for every batch_date the run
+whatever happened (trigger rule all_done): it records success or failure for every partition the run
 processed, gaps included, in the store, where the next run's lookback reads it, and fails the run when
 a step did not succeed. Their ids hold a '-', which step ids cannot, so they never meet a step.
 
@@ -60,8 +60,9 @@ class LookbackOperator(BaseOperator):
         day = pipeline.batches_of(own)[0].batch_date
         store = Store.from_connection(airflow_resolver(pipeline.store.conn_id))
         gaps = gap_batches(pipeline, store, own, day, days)
-        log.info("lookback %d day(s) (%s) before %s: %s", days, where, day,
-                 ", ".join(str(g.batch_date) for g in gaps) or "no gaps")
+        log.info("lookback %d %s (%s) before %s: %s", days,
+                 "interval(s)" if pipeline.grain_cron else "day(s)", where, own.start if pipeline.grain_cron else day,
+                 ", ".join(g.key.label for g in gaps) or "no gaps")
         return [batch_to_json(g) for g in gaps]
 
 
@@ -108,9 +109,10 @@ class OutcomeOperator(BaseOperator):
         failed = [s for s, v in steps.items() if v == "failed"]
         error = f"step(s) {', '.join(failed)} did not succeed in Airflow run {context.get('run_id')}" if failed else None
         for batch in batches:
-            store.record_run(pipeline.dag_id, batch.batch_date, state, error, run_id=context.get("run_id"),
+            # by partition: an hourly run's outcome is its hour's, not its whole day's
+            store.record_run(pipeline.dag_id, batch.key, state, error, run_id=context.get("run_id"),
                              run_date=own[0].batch_date.isoformat(), steps=steps)
-        dates = [b.batch_date.isoformat() for b in batches]
+        dates = [b.key.label for b in batches]
         log.info("recorded %s for %s", state, ", ".join(dates))
         if failed:
             raise AirflowFailException(f"{error}; recorded as failed for {', '.join(dates)} (the next run's "

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from dagspec.connections import Resolver
     from dagspec.ml.registry import Registry
+    from dagspec.partitions import PartitionKey
     from dagspec.spec.model import Pipeline
 
 log = logging.getLogger(__name__)
@@ -227,10 +228,10 @@ def collect(folder: Path | None = None, resolver: Resolver = server_resolver,
         try:
             store = Store.from_connection(resolver(pipeline.store.conn_id))
             for schema, table in plan_of(pipeline).store_tables():
-                dates = store.batch_dates(schema, table)
-                if dates:
-                    row.partitions.append({"table": f"{schema}.{table}", "batch_date": dates[-1].isoformat(),
-                                           "rows": store.partition(schema, table, dates[-1]).rows})
+                keys = store.partitions(schema, table)
+                if keys:
+                    row.partitions.append(partition_cell(f"{schema}.{table}", keys,
+                                                         store.partition(schema, table, keys[-1]).rows))
             if pipeline.freshness:
                 row.stale = any(v.stale for v in check_freshness(pipeline, resolver=resolver))
             row.reports = latest_reports(data_home() / "reports", pipeline)
@@ -238,6 +239,23 @@ def collect(folder: Path | None = None, resolver: Resolver = server_resolver,
             row.errors.append(f"store: {type(exc).__name__}: {exc}")
         rows.append(row)
     return rows
+
+
+def partition_cell(table: str, keys: list[PartitionKey], rows: int) -> dict[str, Any]:
+    """The newest partition of a table at its grain; for a sub-daily one also how many its day holds (a day
+    short of its intervals is the first thing to see on the page)."""
+    newest = keys[-1]
+    cell: dict[str, Any] = {"table": table, "batch_date": newest.display, "rows": rows}
+    if newest.is_sub_daily:
+        cell["day"] = newest.day.isoformat()
+        cell["day_partitions"] = sum(k.day == newest.day for k in keys)
+    return cell
+
+
+def partition_html(cell: dict[str, Any]) -> str:
+    e = html.escape
+    count = f"; {cell['day_partitions']} partitions on {e(cell['day'])}" if "day_partitions" in cell else ""
+    return f"<div>{e(cell['table'])}: {e(cell['batch_date'])} ({cell['rows']:,} rows{count})</div>"
 
 
 def champion_html(cell: dict[str, Any]) -> str:
@@ -266,7 +284,7 @@ def render(rows: list[Row]) -> str:
     for r in rows:
         status = '<span class="ok">valid</span>' if r.valid else '<span class="bad">invalid</span>'
         errors = "".join(f"<li>{e(x)}</li>" for x in r.errors)
-        parts = "".join(f"<div>{e(p['table'])}: {e(p['batch_date'])} ({p['rows']:,} rows)</div>" for p in r.partitions)
+        parts = "".join(map(partition_html, r.partitions))
         fresh = "" if r.stale is None else (' <span class="bad">stale</span>' if r.stale else ' <span class="ok">fresh</span>')
         run = f'<span class="state-{e(r.last_run_state)}">{e(r.last_run_state)}</span> {e(r.last_run_date or "")}' \
             if r.last_run_state else ("no run yet" if r.valid else "-")

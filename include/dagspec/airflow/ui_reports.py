@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
 if TYPE_CHECKING:
+    from dagspec.partitions import PartitionKey
     from dagspec.spec.model import Pipeline
 
 REPORT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".png": "image/png"}
@@ -47,11 +49,12 @@ def latest_reports(root: Path, pipeline: Pipeline) -> list[dict[str, Any]]:
             out.extend(latest_monitor(root, pipeline.dag_id, step.id))
         if not isinstance(step, ValidateStep):
             continue
-        found = sorted((root / pipeline.dag_id / step.id).glob("batch_date=*.json"))
+        found = report_files(root / pipeline.dag_id / step.id)
         if not found:
             continue
+        key, newest = found[-1]
         try:
-            data = json.loads(found[-1].read_text())
+            data = json.loads(newest.read_text())
             results = data.get("results", [])
         except (OSError, ValueError, AttributeError):
             continue
@@ -59,10 +62,29 @@ def latest_reports(root: Path, pipeline: Pipeline) -> list[dict[str, Any]]:
         # have dropped its rows and passed); older reports are judged from their results.
         passed = data["passed"] if isinstance(data.get("passed"), bool) else all(
             r.get("success") or r.get("severity") != "fail" for r in results)
-        rel = found[-1].with_suffix(".html").relative_to(root).as_posix()
-        out.append({"step": step.id, "batch_date": found[-1].stem.removeprefix("batch_date="), "passed": passed,
+        rel = newest.with_suffix(".html").relative_to(root).as_posix()
+        out.append({"step": step.id, "batch_date": key.display, "passed": passed,
                     "href": f"reports/{rel}"})
     return out
+
+
+def report_files(folder: Path) -> list[tuple[PartitionKey, Path]]:
+    """A validate step's JSON reports by partition, oldest first: `batch_date=D.json` for a daily batch,
+    `batch_date=D/batch_time=HHMM[+-HHMM].json` for a sub-daily one (sorted by instant, not by name: the hour
+    a zone repeats sorts by its offset otherwise). Files named otherwise are not reports."""
+    from dagspec.partitions import PartitionKey
+
+    found = []
+    for path in folder.glob("batch_date=*"):
+        try:
+            day = date.fromisoformat(path.name.removeprefix("batch_date=").removesuffix(".json"))
+        except ValueError:
+            continue
+        if path.is_file() and path.suffix == ".json":
+            found.append((PartitionKey(day), path))
+        elif path.is_dir():
+            found += [(k, q) for q in path.glob("batch_time=*.json") if (k := PartitionKey.parse(day, q.stem))]
+    return sorted(found, key=lambda kp: kp[0].sort_key())
 
 
 def latest_monitor(root: Path, dag_id: str, step_id: str) -> list[dict[str, Any]]:

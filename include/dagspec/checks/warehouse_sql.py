@@ -2,8 +2,9 @@
 
 Evaluator (sql_engine.py) writes DuckDB SQL with `?` parameters over one relation. A BatchConnection runs
 each statement in the warehouse instead: sqlglot transpiles it (dagspec.sql.to_dialect), the relation becomes
-the batch of the warehouse table (`WHERE batch_date = <bound date>`), every value is bound as a query
-parameter (never pasted into the SQL text), and rows come back as tuples like DuckDB's fetchone/fetchall.
+the batch of the warehouse table (`WHERE batch_date = <bound date>`; `batch_start` for a sub-daily batch),
+every value is bound as a query parameter (never pasted into the SQL text), and rows come back as tuples like
+DuckDB's fetchone/fetchall.
 BigQueryConnection computes every check this way: only aggregates and at most PARTIAL sample values leave
 BigQuery; the batch itself stays there. PostgresBatchConnection is used for quarantine after GX's own SQL
 engine has checked the batch in PostgreSQL: the failing rows are selected and written there by one statement.
@@ -22,8 +23,10 @@ from sqlglot.tokens import TokenType
 from dagspec.checks.sql_engine import supported
 from dagspec.spec.suites import Check
 from dagspec.sql import quote, to_dialect
+from dagspec.warehouse.batch_columns import BatchColumns
 
 if TYPE_CHECKING:
+    from dagspec.partitions import Key
     from dagspec.warehouse.bigquery import BigQuerySession
     from dagspec.warehouse.contract import Session
     from dagspec.warehouse.postgres import PostgresSession
@@ -65,8 +68,9 @@ class BatchConnection:
     dialect: str  # sqlglot's name
     warehouse: str  # for people
 
-    def __init__(self, session: Session, batch_sql: str, batch_date: dt.date):
-        """`batch_sql`: DuckDB SQL selecting the table's columns but batch_date, filtered by `$_dagspec_validate_batch_date`."""
+    def __init__(self, session: Session, batch_sql: str, batch_date: dt.date | dt.datetime):
+        """`batch_sql`: DuckDB SQL selecting the table's columns but batch_date, filtered by `$_dagspec_validate_batch_date`
+        (the batch's date, or a sub-daily batch's start)."""
         self.session = session
         self.batch_date = batch_date
         self._batch = sqlglot.parse_one(f"({batch_sql})", read="duckdb")
@@ -162,10 +166,12 @@ class PostgresBatchConnection(BatchConnection):
 
     session: PostgresSession
 
-    def __init__(self, session: PostgresSession, schema: str, table: str, columns: list[str], batch_date: dt.date):
+    def __init__(self, session: PostgresSession, schema: str, table: str, columns: list[str], batch: Key):
+        """A sub-daily batch is its interval's rows (`batch_start`, bound), not its whole day's."""
         select = ", ".join(quote(c, "duckdb") for c in columns)
+        by = BatchColumns.of(batch)
         super().__init__(session, f"SELECT {select} FROM {quote(schema, 'duckdb')}.{quote(table, 'duckdb')} "
-                                  f"WHERE batch_date = ${_DATE}", batch_date)
+                                  f"WHERE {by.replace_by} = ${_DATE}", by.params()[by.replace_by])
 
     def _rows(self, select: str, values: dict[str, Any]) -> list[tuple]:
         return self.session.execute(select, values)

@@ -28,7 +28,7 @@ from dagspec.cli.common import (
     parse_date,
     setup_logging,
 )
-from dagspec.cli.local_runs import run_days
+from dagspec.cli.local_runs import own_keys, run_days
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -75,7 +75,7 @@ def backfill(
     client = AirflowClient(url or DEFAULT_URL, username, password)
     if chunk is not None and chunk > 1:
         raise typer.Exit(_remote_chunked(client, dag_id, days, chunk, reprocess, timeout))
-    raise typer.Exit(_remote(client, dag_id, _bounds(dag_id, first, last), reprocess, max_active_runs, timeout))
+    raise typer.Exit(_remote(client, dag_id, run_bounds(dag_id, first, last), reprocess, max_active_runs, timeout))
 
 
 # ---------------------------------------------------------------- local
@@ -99,21 +99,25 @@ def _loaded_days(pipeline: Pipeline, days: list[date], tables: list[tuple[str, s
     """Dates whose partitions all exist and whose last run here recorded every step a success. Partitions alone
     prove nothing (a step after the extract may have failed on the date, or the run was killed: a record
     left 'running'), and neither does a date with no record (a run killed before this version recorded it)."""
+    from dagspec.partitions import as_key
     from dagspec.plan import plan_of
     from dagspec.runner import window_of_day
 
     ctx = context_cls(pipeline, window_of_day(pipeline, days[0]), resolver=cli_resolver())
-    present = [set(ctx.store.batch_dates(schema, table)) for schema, table in tables]
+    present = [set(ctx.store.partitions(schema, table)) for schema, table in tables]
     steps = set(plan_of(pipeline).order)
     done = set()
     for d in days:
-        if not all(d in dates for dates in present):
+        # A sub-daily date is loaded only when each of its intervals is: staged and recorded a success.
+        keys = [as_key(k) for k in own_keys(pipeline, window_of_day(pipeline, d), [d])]
+        if not all(k in keys_there for keys_there in present for k in keys):
             continue
-        record = ctx.store.run_record(pipeline.dag_id, d) or {}
-        if record.get("state") == "success" and set(record.get("steps", {})) >= steps \
-                and set(record["steps"].values()) == {"success"}:
+        records = [ctx.store.run_record(pipeline.dag_id, k) or {} for k in keys]
+        if all(r.get("state") == "success" and set(r.get("steps", {})) >= steps
+               and set(r["steps"].values()) == {"success"} for r in records):
             done.add(d)
-        elif record.get("state") == "running":
+        elif any(r.get("state") == "running" for r in records):
+            record = next(r for r in records if r.get("state") == "running")
             err.print(escape(f"{pipeline.dag_id} {d}: run {str(record.get('run_id', '?'))[:8]} started "
                              f"{record.get('started_at', '?')} never ended (killed?): running the date again"),
                       soft_wrap=True)
@@ -145,18 +149,24 @@ class BackfillState:
         return [r for r in self.runs.values() if r["state"] in TERMINAL]
 
 
-def _bounds(dag_id: str, first: date, last: date) -> tuple[date, date, str, str]:
+def run_bounds(dag_id: str, first: date, last: date) -> tuple[date, date, str, str]:
     """The dates and the logical dates (UTC) of the runs whose data intervals start on them: in the
     definition's time zone and schedule when it is here to read, else midnight UTC."""
     from dagspec.paths import definitions_dir
     from dagspec.spec.discovery import find_definition as find_here
     from dagspec.spec.schedule import window_for
+    from dagspec.windows import Window
 
     found = find_here(definitions_dir(), dag_id)
     if found is None:
         return first, last, f"{first.isoformat()}T00:00:00Z", f"{last.isoformat()}T00:00:00Z"
     pipeline = found[1]
     lo, hi = (window_for(pipeline.schedule, d, pipeline.timezone)[0] for d in (first, last))
+    end = window_for(pipeline.schedule, last, pipeline.timezone)[1]
+    if pipeline.grain_cron is not None and hi < end:
+        # Airflow's range is of logical dates (interval starts), inclusive: at a sub-daily grain the last date's
+        # runs go on to its last interval, not just its first.
+        hi = pipeline.batches_of(Window(hi, end))[-1].from_at
     return first, last, f"{lo:%Y-%m-%dT%H:%M:%SZ}", f"{hi:%Y-%m-%dT%H:%M:%SZ}"
 
 

@@ -122,7 +122,28 @@ def date_range(pipeline: Pipeline | None, first: date, last: date, *, first_flag
         err.print(f"[red]{escape(pipeline.dag_id)} runs {bounds} (start_date/end_date in its definition): "
                   f"{outside[0]} is outside[/]")
         raise typer.Exit(2)
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return firing_days(pipeline, [first + timedelta(days=i) for i in range((last - first).days + 1)])
+
+
+def firing_days(pipeline: Pipeline, days: list[date]) -> list[date]:
+    """The dates a sub-daily cron fires on: a weekday-only schedule's weekends are left out with a note, and
+    a range without any such date exits 2 saying why (a daily or longer grain keeps every date)."""
+    from dagspec.subdaily import no_interval_reason
+
+    expr = pipeline.grain_cron
+    if expr is None:
+        return days
+    reasons = {d: r for d in days if (r := no_interval_reason(expr, d, pipeline.timezone))}
+    kept = [d for d in days if d not in reasons]
+    if not kept:
+        err.print(f"[red]{escape(pipeline.dag_id)}: {escape(reasons[days[0]])}[/]"
+                  if len(days) == 1 else
+                  f"[red]{escape(pipeline.dag_id)}: schedule {escape(repr(expr))} fires on none of {named_dates(days)}[/]")
+        raise typer.Exit(2)
+    if reasons:
+        err.print(f"{escape(pipeline.dag_id)}: skipping {len(reasons)} date(s) schedule {escape(repr(expr))} "
+                  f"never fires on: {named_dates(set(reasons))}", soft_wrap=True)
+    return kept
 
 
 def named_dates(days: list[date] | set[date], shown: int = 5) -> str:

@@ -42,7 +42,7 @@ def freshness(
             raise typer.Exit(2) from None
         for v in verdicts:
             stale += v.stale
-            table.add_row(v.dag_id, v.table, str(v.latest or "-"), "-" if v.rows is None else f"{v.rows:,}",
+            table.add_row(v.dag_id, v.table, v.latest.display if v.latest else "-", "-" if v.rows is None else f"{v.rows:,}",
                           "-" if v.age_hours is None else f"{v.age_hours:.1f}", f"{v.max_age_hours:g}",
                           "[red]stale[/]" if v.stale else "[green]fresh[/]")
     out.print(table)

@@ -12,6 +12,7 @@ from dagspec.cli.common import cli_resolver, err
 
 if TYPE_CHECKING:
     from dagspec.connections import Resolver
+    from dagspec.partitions import Key
     from dagspec.spec.bundles import Folders
     from dagspec.spec.model import Pipeline
     from dagspec.windows import Batch, Window
@@ -47,9 +48,8 @@ def run_days(dag_id: str, pipeline: Pipeline, days: list[date], *, keep_going: b
             window = Window(window_of_day(pipeline, run[0]).start, window_of_day(pipeline, d).end)
             gaps = run_gaps(pipeline, resolver, window, run[0]) if heal else []
             if gaps:
-                progress.console.print(f"{dag_id} {named}: also healing "
-                                       f"{', '.join(str(g.batch_date) for g in gaps)}")
-            record = RunRecord(pipeline, resolver, d, [g.batch_date for g in gaps] + run[:-1])
+                progress.console.print(f"{dag_id} {named}: also healing {', '.join(g.key.label for g in gaps)}")
+            record = RunRecord(pipeline, resolver, d, [g.key for g in gaps], own_keys(pipeline, window, run))
 
             def on_step(step_id: str, state: str, _result: object, named: str = named, record: RunRecord = record,
                         n: int = len(run)) -> None:
@@ -126,17 +126,27 @@ def run_gaps(pipeline: Pipeline, resolver: Resolver, window: Window, day: date) 
     return gap_batches(pipeline, store, window, day, pipeline.lookback)
 
 
+def own_keys(pipeline: Pipeline, window: Window, days: list[date]) -> list[Key]:
+    """What a run of these dates (one, or a chunk's) is recorded as: the dates, or each interval of them at a
+    sub-daily grain (which the lookback and `backfill --local` then judge one by one)."""
+    if pipeline.grain_cron is None:
+        return list(days)
+    return [b.key for b in pipeline.batches_of(window)]
+
+
 class RunRecord:
     """How one date's run goes, kept in the store (there is no Airflow database here) for `backfill --local`
     and the lookback: 'running' with its id and start time before the first step, each step's state as it
     moves, then how it ended; the same for each earlier date it heals. A run killed on the way leaves
     'running', which is never taken as done."""
 
-    def __init__(self, pipeline: Pipeline, resolver: Resolver, day: date, healed: list[date] | None = None):
+    def __init__(self, pipeline: Pipeline, resolver: Resolver, day: date, healed: list[Key] | None = None,
+                 own: list[Key] | None = None):
         import uuid
         from datetime import datetime
 
-        self.pipeline, self.resolver, self.days = pipeline, resolver, [*(healed or []), day]
+        self.pipeline, self.resolver, self.day = pipeline, resolver, day
+        self.days = [*(healed or []), *(own or [day])]
         self.about = {"run_id": uuid.uuid4().hex, "started_at": datetime.now(UTC).isoformat(),
                       "pid": os.getpid(), "steps": {}}
         if pipeline.lookback:  # which run healed a date; a pipeline without a lookback keeps its records of old
@@ -162,7 +172,7 @@ class RunRecord:
                 store.record_run(self.pipeline.dag_id, day, state, error, **self.about)
         except Exception as exc:  # the run's own outcome stands; only the record is missing
             logging.getLogger("dagspec").warning("could not record the run of %s %s: %s", self.pipeline.dag_id,
-                                                 self.days[-1], exc)
+                                                 self.day, exc)
 
 
 def _error_summary(exc: Exception | str, pipeline: Pipeline, resolver: Resolver) -> str:

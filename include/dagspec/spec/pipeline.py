@@ -145,7 +145,8 @@ class Pipeline(Strict):
         default=0, ge=0, le=366, strict=True,
         description="Self-healing: days before each run's date (at most 366) whose batches the run also processes "
         "when an extract partition of theirs is missing from the store or their last run failed; loaded dates are "
-        "never redone and dates before start_date are never gaps. 0: only the run's own window. Airflow Variables "
+        "never redone and dates before start_date are never gaps. With a sub-daily schedule it counts schedule "
+        "intervals (partitions) instead of days. 0: only the run's own window. Airflow Variables "
         "dagspec_lookback__<dag_id> and dagspec_lookback override it per deployment.",
         examples=[7],
     )

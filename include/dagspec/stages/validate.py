@@ -262,15 +262,17 @@ def _gx_in_postgres(ctx: RunContext, step: ValidateStep, batch: Batch, checks: l
 
     from dagspec.checks import gx_engine
     from dagspec.sql import qualified, quote
+    from dagspec.warehouse.batch_columns import BatchColumns
 
     info = ctx.resolver(ctx.pipeline.warehouse.conn_id)
     table = src.table
-    cols = [c for c, _ in session.table_columns(table.schema_, table.table) or [] if c != "batch_date"]
+    added = BatchColumns.of(batch.key).names
+    cols = [c for c, _ in session.table_columns(table.schema_, table.table) or [] if c not in added]
     if not cols:
         raise StepFailed(f"warehouse table {table.qualified} does not exist: did step {step.input!r} run?")
     query = (f"SELECT {', '.join(quote(c, 'postgres') for c in cols)} FROM "
              f"{qualified(table.schema_, table.table, 'postgres')} "
-             f"WHERE batch_date = DATE '{batch.batch_date.isoformat()}'")
+             f"WHERE {BatchColumns.of(batch.key).literal_where()}")
     url = URL.create("postgresql+psycopg", info.login, info.password, info.host or "127.0.0.1", info.port or 5432,
                      info.schema, query={"options": LIBPQ_OPTIONS}).render_as_string(hide_password=False)
     try:
@@ -289,7 +291,7 @@ def _gx_in_postgres(ctx: RunContext, step: ValidateStep, batch: Batch, checks: l
         from dagspec.checks.sql_engine import Evaluator, supported
         from dagspec.checks.warehouse_sql import PostgresBatchConnection
 
-        con = PostgresBatchConnection(session, table.schema_, table.table, cols, batch.batch_date)
+        con = PostgresBatchConnection(session, table.schema_, table.table, cols, batch.key)
         src.aside.take(ctx, Evaluator(con, con.relation), [(c, r) for c, r in zip(checks, results) if supported(c)],
                        session)
     return results, rows

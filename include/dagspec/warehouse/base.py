@@ -28,9 +28,12 @@ def history_filter(first: date | None, last: date) -> str:
     return f"{low}batch_date <= DATE '{last.isoformat()}'"
 
 
-def prune_sql(target: str, keep: int) -> str:
+def prune_sql(target: str, keep: int, by: str = "batch_date") -> str:
     """Snapshot mode: delete every batch not among the ``keep`` greatest batch_dates (so re-running an old day
-    never removes newer ones). ``keep`` is formatted, not bound, because LIMIT takes no parameter everywhere;
-    int() makes sure nothing but a number gets in."""
-    return (f"DELETE FROM {target} WHERE batch_date NOT IN "
-            f"(SELECT DISTINCT batch_date FROM {target} ORDER BY batch_date DESC LIMIT {int(keep)})")
+    never removes newer ones); ``by="batch_start"`` counts a sub-daily table's partitions instead of its days.
+    ``keep`` is formatted, not bound, because LIMIT takes no parameter everywhere; int() makes sure nothing but a
+    number gets in, and ``by`` is one of the two column names dagspec adds."""
+    if by not in ("batch_date", "batch_start"):
+        raise ValueError(f"snapshot batches are counted by batch_date or batch_start, not {by!r}")
+    return (f"DELETE FROM {target} WHERE {by} NOT IN "
+            f"(SELECT DISTINCT {by} FROM {target} ORDER BY {by} DESC LIMIT {int(keep)})")

@@ -197,7 +197,7 @@ class DuckDBSession:
             self.con.execute(f"DELETE FROM {target} WHERE {added.where(dollar)}", key)
             self.con.execute(f"INSERT INTO {target} BY NAME {batch_sql}", bound)
             if keep is not None:
-                self.con.execute(prune_sql(target, keep))
+                self.con.execute(prune_sql(target, keep, added.replace_by))
             for statement in after:
                 self.con.execute(statement)
             rows = self.con.execute(

@@ -171,7 +171,7 @@ class PostgresSession:
         with self.transaction():  # psycopg nests the merge's own transaction as a savepoint
             count = self.merge_batch(schema, table, batch_date, select_sql, params, key=None)
             if keep is not None:
-                self.execute(prune_sql(qualified(schema, table, DIALECT), keep))
+                self.execute(prune_sql(qualified(schema, table, DIALECT), keep, BatchColumns.of(batch_date).replace_by))
             for statement in after:
                 self.execute(statement)
         return count
