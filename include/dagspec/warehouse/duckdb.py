@@ -21,6 +21,7 @@ from dagspec.warehouse import materialize
 from dagspec.warehouse.base import SchemaDrift, columns_diff, history_filter, prune_sql
 from dagspec.warehouse.batch_columns import BatchColumns, dollar
 from dagspec.warehouse.contract import ArrowSource
+from dagspec.warehouse.nesting import JoinsNested
 
 if TYPE_CHECKING:
     from duckdb import DuckDBPyConnection
@@ -103,36 +104,18 @@ def lock_holder(message: str) -> str:
     return f"held by {program} (PID {pid}), not a dagspec task: a DuckDB shell or notebook left open?"
 
 
-class DuckDBSession:
+class DuckDBSession(JoinsNested):
     dialect = "duckdb"
 
     def __init__(self, con: DuckDBPyConnection):
         self.con = con
-        self._depth = 0
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def outermost_transaction(self) -> Iterator[None]:
         """One transaction; the error that ended it is the one raised. A COMMIT that fails (disk full) has
         already ended the transaction, so the ROLLBACK after it fails too ("no transaction is active"):
         that second error is only logged, never put in place of "No space left on device".
-        Inside another (a chunk's publish holds one around its batches) it is part of that one: DuckDB has no
-        savepoints, so an error rolls back the whole outer transaction, as PostgreSQL's caller would."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._depth = 1
-        try:
-            with self._outermost():
-                yield
-        finally:
-            self._depth = 0
-
-    @contextmanager
-    def _outermost(self) -> Iterator[None]:
+        DuckDB has no savepoints: one inside another joins it (warehouse/nesting.py)."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             yield

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagspec.connections import ConnectionInfo
+from dagspec.warehouse.nesting import JoinsNested
 
 DRIVERS = ("psycopg", "redshift_connector")
 # Extra keys passed on to redshift_connector.connect as they are (its own names: IAM sign-in, serverless).
@@ -91,10 +92,9 @@ class ConnectorCursor:
         self._cur.close()
 
 
-class ConnectorConnection:
+class ConnectorConnection(JoinsNested):
     def __init__(self, con: Any):
         self._con = con
-        self._depth = 0
 
     @contextmanager
     def cursor(self) -> Iterator[ConnectorCursor]:
@@ -105,17 +105,9 @@ class ConnectorConnection:
             cur.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One transaction block; a nested one joins it (Redshift has no savepoints): the outermost commits."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
+    def outermost_transaction(self) -> Iterator[None]:
+        """One transaction block; a nested one joins it (Redshift has no savepoints: warehouse/nesting.py)."""
         self._con.autocommit = False
-        self._depth = 1
         try:
             yield
         except BaseException:
@@ -124,7 +116,6 @@ class ConnectorConnection:
         else:
             self._con.commit()
         finally:
-            self._depth = 0
             self._con.autocommit = True
 
     def close(self) -> None:
