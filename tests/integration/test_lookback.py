@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import need
 from support.expected import warehouse_rows
+from support.pg_databases import conn_json, scratch_database
 from support.runtime_conditions import pg_admin
 
 from dagspec.cli.local_runs import run_days
@@ -31,14 +31,7 @@ DAYS = [date(2025, 3, d) for d in range(1, 7)]
 
 @pytest.fixture(scope="module")
 def pg_orders():
-    import psycopg
-
-    try:
-        with pg_admin() as admin:
-            admin.execute(f"CREATE DATABASE {DB}")
-    except psycopg.Error as exc:
-        need(False, f"PostgreSQL on 127.0.0.1:5432 (user postgres): {exc}")
-    try:
+    with scratch_database(DB):
         with pg_admin(DB) as c:
             c.execute("CREATE TABLE orders (order_id int PRIMARY KEY, amount numeric(10,2) NOT NULL, "
                       "ordered_at timestamptz NOT NULL)")
@@ -47,11 +40,7 @@ def pg_orders():
                     for d in DAYS for i in range(d.day + 2)]
             with c.cursor() as cur:
                 cur.executemany("INSERT INTO orders VALUES (%s, %s, %s)", rows)
-        yield json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres",
-                          "schema": DB})
-    finally:
-        with pg_admin() as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        yield conn_json(DB)
 
 
 def pipeline(dag_id: str, lookback: int) -> Pipeline:

@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import need
 from support.expected import warehouse_rows
+from support.pg_databases import conn_json, scratch_database
 from support.runtime_conditions import pg_admin
 
 from dagspec.runner import run_step
@@ -28,14 +28,7 @@ DAY = datetime(2025, 3, 1, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def pg_events():
-    import psycopg
-
-    try:
-        with pg_admin() as admin:
-            admin.execute(f"CREATE DATABASE {DB}")
-    except psycopg.Error as exc:
-        need(False, f"PostgreSQL on 127.0.0.1:5432 (user postgres): {exc}")
-    try:
+    with scratch_database(DB):
         with pg_admin(DB) as c:
             c.execute("CREATE TABLE events (event_id int PRIMARY KEY, amount numeric(10,2) NOT NULL, "
                       "at timestamptz NOT NULL)")
@@ -43,11 +36,7 @@ def pg_events():
             rows = [(i, f"{i % 97}.{i % 100:02d}", DAY + timedelta(minutes=7 * i)) for i in range(2 * 24 * 60 // 7)]
             with c.cursor() as cur:
                 cur.executemany("INSERT INTO events VALUES (%s, %s, %s)", rows)
-        yield json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres",
-                          "schema": DB})
-    finally:
-        with pg_admin() as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        yield conn_json(DB)
 
 
 @pytest.fixture()

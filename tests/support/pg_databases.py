@@ -33,3 +33,10 @@ def scratch_database(name: str, create_options: str = "") -> Iterator[str]:
     finally:
         with pg_admin() as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def conn_json(name: str) -> str:
+    """An Airflow connection (as AIRFLOW_CONN_* JSON) to the scratch database `name`."""
+    import json
+
+    return json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": name})
