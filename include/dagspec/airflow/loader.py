@@ -11,9 +11,18 @@ may write the DAGs folder, `dagspec validate --write-stubs` writes the same stub
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from pathlib import Path
+
+from airflow.sdk import get_parsing_context
+
+if get_parsing_context().dag_id is not None:
+    # A worker parses this file to run one task. What it has loaded so far (Airflow, ~200k objects) lives as long as
+    # the process: freezing it spares the parse a full collection over it (~100 ms, twice what building the DAG
+    # costs). The dag-processor does the same before it forks its parsers.
+    gc.freeze()
 
 from dagspec.error_stubs import file_digest, record_name, stub_name, sync_error_stubs
 from dagspec.spec.bundles import unit_name
@@ -32,8 +41,6 @@ class DefinitionImportError(Exception):
 def load_dags(definitions_dir: Path, *, write_stubs: bool = True, shard: tuple[int, int] = (0, 1)) -> dict:
     """Build the DAGs of a definitions folder (with ``shard=(i, k)``, only the i-th of k shares); called from
     the loader files in the DAGs folder at parse time."""
-    from airflow.sdk import get_parsing_context
-
     from dagspec.spec.pipeline import FRESHNESS_SUFFIX
 
     wanted = get_parsing_context().dag_id
