@@ -85,8 +85,15 @@ def _one_exception(info: dict[str, Any]) -> dict[str, Any]:
 def _quiet() -> AbstractDataContext:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    return gx.get_context(mode="ephemeral")
+    # This logger sets its own INFO level at import, so a WARNING root does not hold back its line per context
+    # (the ephemeral docs site's temporary folder), which says nothing about the run.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    # GX passes tqdm disable=False itself, so TQDM_DISABLE does not stop its "Calculating Metrics" bars.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return context
 
 
 class PandasBatches:

@@ -89,7 +89,8 @@ def _local(dag_id: str, found: tuple[Path, Pipeline], days: list[date], reproces
     if not reprocess:
         done = _loaded_days(pipeline, days, plan_of(pipeline).store_tables(), RunContext)
         if done:
-            err.print(f"skipping {len(done)} date(s) already loaded: {named_dates(done)} (--reprocess re-runs them)")
+            err.print(f"skipping {len(done)} date(s) already loaded: {named_dates(done)} (--reprocess re-runs them)",
+                      soft_wrap=True)
         days = [d for d in days if d not in done]
     return _summary(dag_id, len(days), run_days(dag_id, pipeline, days, keep_going=True,
                                                 folders=folders_for(path), chunk=chunk))

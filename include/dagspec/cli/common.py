@@ -111,7 +111,8 @@ def date_range(pipeline: Pipeline | None, first: date, last: date, *, first_flag
     definition's start_date/end_date (no run is made for a date the scheduler would never make one for).
     Without a definition here (a remote backfill), Airflow has the last word on the bounds."""
     if last < first:
-        err.print(f"[red]{last_flag} {last} is before {first_flag} {first}[/]")
+        err.print(f"[red]{last_flag} {last} is before {first_flag} {first}[/]: swap them ({first_flag} {last} "
+                  f"{last_flag} {first})")
         raise typer.Exit(2)
     if pipeline is None:
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
@@ -120,7 +121,8 @@ def date_range(pipeline: Pipeline | None, first: date, last: date, *, first_flag
     if outside:
         bounds = f"{start} .. {end}" if end is not None else f"from {start} on"
         err.print(f"[red]{escape(pipeline.dag_id)} runs {bounds} (start_date/end_date in its definition): "
-                  f"{outside[0]} is outside[/]")
+                  f"{outside[0]} is outside[/]; pick dates in that range, or widen start_date/end_date "
+                  f"in the definition")
         raise typer.Exit(2)
     return firing_days(pipeline, [first + timedelta(days=i) for i in range((last - first).days + 1)])
 
@@ -146,11 +148,15 @@ def firing_days(pipeline: Pipeline, days: list[date]) -> list[date]:
     return kept
 
 
-def named_dates(days: list[date] | set[date], shown: int = 5) -> str:
-    """'2025-01-01, 2025-01-02 and 3 more': the dates a message is about, without a wall of them."""
-    ordered = sorted(days)
-    text = ", ".join(str(d) for d in ordered[:shown])
-    return text + (f" and {len(ordered) - shown} more" if len(ordered) > shown else "")
+def named_dates(days: list[date] | set[date]) -> str:
+    """'2025-01-01..2025-01-31, 2025-03-04': every date a message is about, consecutive ones as one range."""
+    runs: list[list[date]] = []
+    for d in sorted(days):
+        if runs and d - runs[-1][-1] == timedelta(days=1):
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return ", ".join(f"{r[0]}..{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
 
 
 def setup_logging(verbose: bool) -> None:
