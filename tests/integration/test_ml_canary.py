@@ -29,9 +29,10 @@ MONITOR = {"id": "monitor_scores", "kind": "monitor", "model": MODEL, "input": "
 RULE_SQL = "CASE WHEN (channel = 'store' AND amount > 250) OR (channel = 'web' AND amount < 100) THEN 1 ELSE 0 END"
 
 
-def definitions(tmp_path: Path, **rule):
+def definitions(tmp_path: Path, monitor: dict | None = MONITOR, **rule):
     daily = json.loads((ROOT / "dags" / "definitions" / "orders_model.json").read_text())
-    daily["steps"].append(MONITOR)
+    if monitor is not None:
+        daily["steps"].append(monitor)
     retraining = json.loads((ROOT / "dags" / "definitions" / "orders_model_retrain.json").read_text())
     retraining["steps"][-1]["rollout"] = {**RULE, **rule}
     paths = tmp_path / "orders_model.json", tmp_path / "orders_model_retrain.json"
@@ -189,3 +190,47 @@ def test_too_few_labelled_rows_when_the_window_ends_time_out_into_a_rollback(reg
                                             f"{rows[0]} and v1 has {rows[1]} labelled rows (need 100000)")
     assert 0 < rows[0] < rows[1]
     assert registry().version(MODEL, "2").tags["dagspec.canary.decision"] == "rolled_back"
+
+
+def test_a_canary_nobody_can_judge_is_rolled_back_at_its_deadline_by_the_monitor(registry_server, home, tmp_path):
+    unlabelled = {k: v for k, v in MONITOR.items() if k != "labels"}
+    daily, retraining = definitions(tmp_path, unlabelled, timeout_days=2)  # window 07-01 .. 07-03, deadline 07-05
+    retrain(APRIL)
+    sql(home, f"UPDATE ml.order_features SET is_lost = {RULE_SQL} WHERE batch_date >= DATE '2025-04-01'")
+    assert staged_retrain(retraining)["promote"]["outcome"] == "canary" and aliases() == ("1", "2")
+    run(daily, "score_orders", JULY, 5)
+    waiting = run(daily, "monitor_scores", JULY, 5)["canary"]
+    assert waiting["decision"] == "wait" and waiting["reasons"] == ["the monitor step has no labels"]
+    assert aliases() == ("1", "2")
+    decided = run(daily, "monitor_scores", JULY + timedelta(days=5))["canary"]
+    assert decided["decision"] == "rolled_back" and aliases() == ("1", None)
+    reason = ("timeout: undecided on 2025-07-06, 2 day(s) after the window's last batch 2025-07-03 (deadline "
+              "2025-07-05): the monitor step has no labels; rolled back")
+    assert decided["reasons"][0].startswith(reason)
+    assert json.loads(Path(decided["record"]).read_text())["decision"] == "rolled_back"
+    tags = registry().version(MODEL, "2").tags
+    assert tags["dagspec.canary.decision"] == tags["dagspec.decision"] == "rolled_back"
+    assert tags["dagspec.reasons"].startswith(reason)
+    scored = run(daily, "score_orders", JULY + timedelta(days=5))
+    assert scored["canary"] is None and warehouse_rows(home / "warehouse.duckdb", "SELECT DISTINCT model_version FROM "
+                                                       "ml.order_scores WHERE batch_date = DATE '2025-07-06'") == [(1,)]
+
+
+def test_a_canary_no_monitor_judges_is_rolled_back_by_the_score_step_past_its_deadline(registry_server, home,
+                                                                                       tmp_path, monkeypatch):
+    daily, retraining = definitions(tmp_path, None, timeout_days=2)
+    retrain(APRIL)
+    sql(home, f"UPDATE ml.order_features SET is_lost = {RULE_SQL} WHERE batch_date >= DATE '2025-04-01'")
+    assert staged_retrain(retraining)["promote"]["outcome"] == "canary"
+    assert run(daily, "score_orders", JULY, 5)["canary"] == {"version": "2", "share": 0.3}  # through the deadline
+    scored = run(daily, "score_orders", JULY + timedelta(days=5))
+    assert scored["canary"]["decision"] == "rolled_back" and aliases() == ("1", None)
+    assert scored["canary"]["reason"].startswith("timeout: undecided on 2025-07-06, 2 day(s) after the window's last "
+                                                 "batch 2025-07-03 (deadline 2025-07-05): no monitor step with labels "
+                                                 "decided it; rolled back")
+    versions = warehouse_rows(home / "warehouse.duckdb", "SELECT batch_date, count(DISTINCT model_version) FROM "
+                              "ml.order_scores WHERE batch_date >= DATE '2025-07-05' GROUP BY 1 ORDER BY 1")
+    assert [n for _, n in versions] == [2, 1]  # the deadline's day still had the canary; the day after, not
+    assert registry().version(MODEL, "2").tags["dagspec.canary.decision"] == "rolled_back"
+    line = next(line for line in listed(monkeypatch) if line.lstrip("│ ").startswith("2 "))
+    assert "rolled_back" in line and "timeout: undecided" in line

@@ -29,6 +29,12 @@ class Rollout(Strict):
     min_rows: int = Field(default=500, ge=1, le=1_000_000_000, strict=True,
                           description="Labelled rows each model needs in the window. Fewer once the window's labels "
                           "are in: the canary is rolled back (no evidence it is better).", examples=[500])
+    timeout_days: int = Field(default=30, ge=1, le=366, strict=True,
+                              description="Days after the window's last batch by which the rollout must be decided. "
+                              "A canary still undecided then (its labels never came, or no monitor step with labels "
+                              "judges it) is rolled back and the champion scores every row again; the decision and "
+                              "its reason are recorded. Must be more than the monitor's labels.delay_days.",
+                              examples=[30])
 
 
 __all__ = ["Rollout"]

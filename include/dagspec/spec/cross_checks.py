@@ -5,9 +5,10 @@ from __future__ import annotations
 from dagspec.spec.history_checks import history_problems
 from dagspec.spec.model import Pipeline
 from dagspec.spec.outputs import drop_rows_problems, overlaps
+from dagspec.spec.rollout_checks import rollout_problems
 
 
 def cross_step_problems(pipeline: Pipeline) -> list[tuple[tuple[str | int, ...], str, str]]:
     """(loc, message, fix) for two steps writing one place, a drop_rows check beside another check of its input,
-    and history inputs that cannot be read."""
-    return overlaps(pipeline) + drop_rows_problems(pipeline) + history_problems(pipeline)
+    history inputs that cannot be read, and a canary rollout that could never be decided."""
+    return overlaps(pipeline) + drop_rows_problems(pipeline) + history_problems(pipeline) + rollout_problems(pipeline)

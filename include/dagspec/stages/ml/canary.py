@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -86,14 +87,24 @@ def check(ctx: RunContext, session: Session, step: MonitorStep, score: ScoreStep
     canary, rule = found.version, found.rule
     record_path = report_dir(ctx, step.id, "rollouts") / f"{step.model}_v{canary.version}.json"
     champ = reg.champion(step.model)
+    start, last = window_of(found)
+    newest = max(ctx.batches, key=lambda b: b.batch_date)
+    base = {"model": step.model, "version": str(canary.version), "rule": rule.model_dump(), "start": start.isoformat(),
+            "window_last": last.isoformat()}
     if step.labels is None or champ is None:
         why = "the monitor step has no labels" if step.labels is None else "there is no champion"
+        late = timed_out(found, newest.batch_date, why)
+        if late is not None:
+            ctx.log.warning("canary %s v%s: ROLLED_BACK: %s", step.model, canary.version, late)
+            return decide(ctx, step.model, canary, {**base, "decision": "rolled_back", "reasons": [late]}, record_path)
         ctx.log.warning("canary %s v%s: cannot be judged: %s", step.model, canary.version, why)
         return {"model": step.model, "version": str(canary.version), "decision": "wait", "reasons": [why]}
-    start = date.fromisoformat(canary.tags[START_TAG])
-    last = start + timedelta(days=rule.window_days - 1)
-    newest = max(ctx.batches, key=lambda b: b.batch_date)
     through = newest.batch_date - timedelta(days=step.labels.delay_days)
+    late = timed_out(found, newest.batch_date, f"its labels are in through {through} only") if through < last else None
+    if late is not None:
+        ctx.log.warning("canary %s v%s: ROLLED_BACK: %s", step.model, canary.version, late)
+        return decide(ctx, step.model, canary, {**base, "decision": "rolled_back", "reasons": [late],
+                                                "labelled_through": through.isoformat()}, record_path)
     _, _, task = champion_features(reg, canary)
     predicted = "probability" if task == "classification" else "prediction"
     parts = []
@@ -110,24 +121,63 @@ def check(ctx: RunContext, session: Session, step: MonitorStep, score: ScoreStep
     done_days = max(0, (min(through, last) - start).days + 1)
     verdict = judge(rule, sides[0], sides[1], through >= last,
                     f"{done_days} of {rule.window_days} window day(s) labelled ({start} .. {last})")
-    record = {"model": step.model, "version": str(canary.version), "champion_version": str(champ.version),
-              "rule": rule.model_dump(), "start": start.isoformat(), "window_last": last.isoformat(),
-              "labelled_through": through.isoformat(), "canary": sides[0].__dict__, "champion": sides[1].__dict__,
-              "decision": verdict.decision, "reasons": [verdict.reason], "checked_at": now()}
+    record = {**base, "champion_version": str(champ.version), "labelled_through": through.isoformat(),
+              "canary": sides[0].__dict__, "champion": sides[1].__dict__, "decision": verdict.decision,
+              "reasons": [verdict.reason]}
     ctx.log.info("canary %s v%s vs champion v%s: %s: %s", step.model, canary.version, champ.version,
                  verdict.decision.upper(), verdict.reason)
-    if verdict.decision != "wait":
+    return decide(ctx, step.model, canary, record, record_path)
+
+
+def decide(ctx: RunContext, model: str, canary: ModelVersion, record: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Record a check (a JSON file under the monitor's reports) and act on a final decision."""
+    record["checked_at"] = now()
+    decision = record["decision"]
+    if decision != "wait":
         record["decided_at"] = record["checked_at"]
-        # Tags first: once they say decided, nothing routes to or judges this version again, even if moving the
-        # aliases below fails (the next run finds it decided and only finishes the moves).
-        reg.tag_version(step.model, str(canary.version), {
-            DECISION_TAG: verdict.decision, REASONS_TAG: verdict.reason, DECIDED_TAG: record["decided_at"],
-            "dagspec.decision": verdict.decision, "dagspec.reasons": verdict.reason})
-    write_record(record_path, record)
-    if verdict.decision != "wait":
-        finish(reg, step.model, str(canary.version), verdict.decision)
-    record["record"] = str(record_path)
+        tag_decision(ctx.model_registry, model, str(canary.version), decision, record["reasons"][0])
+    write_record(path, record)
+    if decision != "wait":
+        finish(ctx.model_registry, model, str(canary.version), decision)
+    record["record"] = str(path)
     return record
+
+
+def tag_decision(reg: Registry, model: str, version: str, decision: str, reason: str) -> None:
+    # Tags first: once they say decided, nothing routes to or judges this version again, even if moving the
+    # aliases afterwards fails (the next run finds it decided and only finishes the moves).
+    reg.tag_version(model, version, {DECISION_TAG: decision, REASONS_TAG: reason, DECIDED_TAG: now(),
+                                     "dagspec.decision": decision, "dagspec.reasons": reason})
+
+
+def window_of(found: Staged) -> tuple[date, date]:
+    """The first and last batch_date of the canary's window."""
+    start = date.fromisoformat(found.version.tags[START_TAG])
+    return start, start + timedelta(days=found.rule.window_days - 1)
+
+
+def timed_out(found: Staged, today: date, why: str) -> str | None:
+    """The reason to roll back a canary still undecided past its deadline (the rule's timeout_days after its
+    window); None while it has time. Rolled back, not promoted nor left running: the champion is the version
+    with evidence behind it, a canary is meant to take live traffic only while it is being judged, and an
+    inconclusive analysis ending in a rollback is what model-ops users know from MLflow deployment and
+    progressive-delivery tools. Re-staging it is one promote run away."""
+    _, last = window_of(found)
+    deadline = last + timedelta(days=found.rule.timeout_days)
+    if today <= deadline:
+        return None
+    return (f"timeout: undecided on {today}, {found.rule.timeout_days} day(s) after the window's last batch {last} "
+            f"(deadline {deadline}): {why}; rolled back, nothing shows the canary is better than the champion")
+
+
+def expire(reg: Registry, model: str, found: Staged, today: date) -> str | None:
+    """For the score step: roll back a canary past its deadline that no monitor step decided (none judges it, or
+    none has labels); the reason, or None while it may still be judged."""
+    late = timed_out(found, today, "no monitor step with labels decided it")
+    if late is not None:
+        tag_decision(reg, model, str(found.version.version), "rolled_back", late)
+        finish(reg, model, str(found.version.version), "rolled_back")
+    return late
 
 
 def finish(reg: Registry, model: str, version: str, decision: str) -> None:
@@ -164,5 +214,5 @@ def now() -> str:
     return f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
-__all__ = ["DECISION_TAG", "REASONS_TAG", "RULE_TAG", "START_TAG", "Staged", "check", "finish", "finish_decided",
-           "now", "stage", "staged"]
+__all__ = ["DECISION_TAG", "REASONS_TAG", "RULE_TAG", "START_TAG", "Staged", "check", "decide", "expire", "finish",
+           "finish_decided", "now", "stage", "staged", "tag_decision", "timed_out", "window_of"]

@@ -48,6 +48,12 @@ def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
     scorers = [Scorer(reg.load(champ.run_id), feats, version)]
     share = 0.0
     found = canary.staged(reg, step.model)
+    newest = max((b.batch_date for b in ctx.batches), default=None)
+    if found is not None and newest is not None and (late := canary.expire(reg, step.model, found, newest)) is not None:
+        ctx.log.warning("score %s: canary v%s of %s ROLLED_BACK: %s", step.id, found.version.version, step.model, late)
+        expired, found = {"version": str(found.version.version), "decision": "rolled_back", "reason": late}, None
+    else:
+        expired = None
     if found is not None and str(found.version.version) != str(champ.version):
         c_feats, _, c_task = champion_features(reg, found.version)
         if c_task != task:
@@ -86,7 +92,7 @@ def run_score(ctx: RunContext, step: ScoreStep) -> dict[str, Any]:
             rows[batch.batch_date.isoformat()] = part.rows
     ctx.log.info("score %s: %s champion v%s, %d row(s) scored", step.id, step.model, version, sum(rows.values()))
     return json_safe({"model": step.model, "version": str(version), "rows": rows,
-                      "canary": {"version": str(scorers[1].version), "share": share} if share else None})
+                      "canary": {"version": str(scorers[1].version), "share": share} if share else expired})
 
 
 def _expose_parquet(session: Session, name: str, files: list[str]) -> str:
