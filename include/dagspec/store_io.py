@@ -54,9 +54,10 @@ def make_dirs(folder: Path) -> None:
         fsync_path(new.parent)
 
 
-def write_bytes(fs: pafs.FileSystem, path: str, data: bytes, local_temp: Path | None) -> None:
+def write_bytes(fs: pafs.FileSystem, path: str, data: bytes, local_temp: Path | None, *, durable: bool = True) -> None:
     """Replace one small file whole. Local (`local_temp` given): written beside nothing a reader lists,
-    fsynced, renamed over the old one, folder fsynced. Object stores: one PUT, atomic and durable."""
+    fsynced, renamed over the old one, folder fsynced. Object stores: one PUT, atomic and durable.
+    `durable=False` (local only): still atomic, not fsynced, for a file a later durable write supersedes."""
     if local_temp is None:
         with fs.open_output_stream(path) as out:
             out.write(data)
@@ -69,12 +70,14 @@ def write_bytes(fs: pafs.FileSystem, path: str, data: bytes, local_temp: Path | 
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_path(target.parent)
+    if durable:
+        fsync_path(target.parent)
 
 
 _RENAME_EXCHANGE = 2

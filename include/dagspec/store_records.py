@@ -68,10 +68,10 @@ class StoreRecords:
         while self.held:
             shutil.rmtree(self.held.pop(), ignore_errors=True)
 
-    def _put_json(self, path: str, record: dict) -> None:
-        """One small JSON file, replaced whole (readers never see half of it) and durably."""
+    def _put_json(self, path: str, record: dict, durable: bool = True) -> None:
+        """One small JSON file, replaced whole (readers never see half of it), durably unless told not to."""
         data = (json.dumps(record, indent=1) + "\n").encode()
-        write_bytes(self.fs, path, data, Path(self.location.path) / TEMP if self.local else None)
+        write_bytes(self.fs, path, data, Path(self.location.path) / TEMP if self.local else None, durable=durable)
 
     def record_check(self, dag_id: str, step_id: str, batch_date: Key, schema: str, table: str, digest: str,
                      passed: bool) -> None:
@@ -99,13 +99,16 @@ class StoreRecords:
         *parts, last = as_key(batch_date).segment.split("/")
         return self._own_path(*folders, *parts, f"{last}.json")
 
-    def record_run(self, dag_id: str, batch_date: Key, state: str, error: str | None = None, **about) -> None:
+    def record_run(self, dag_id: str, batch_date: Key, state: str, error: str | None = None, *,
+                   durable: bool = True, **about) -> None:
         """How a run of one date went when no Airflow database keeps it (`dagspec run` / `backfill --local`):
         'running' when it starts (a run killed on the way leaves that), 'success' or 'failed' when it ends.
-        `about`: the run's id, start time and step states, kept as given."""
+        `about`: the run's id, start time and step states, kept as given. `durable=False`: a progress update
+        (a step's state) that the run's durable end record replaces; lost to a power cut, the record says an
+        earlier 'running', which nothing takes as done."""
         self._put_json(self._run_path(dag_id, batch_date), {
             "dag_id": dag_id, **_key_json(batch_date), "state": state, **about,
-            **({"error": error} if error else {})})
+            **({"error": error} if error else {})}, durable=durable)
 
     def run_record(self, dag_id: str, batch_date: Key) -> dict | None:
         """The record record_run left, or None when no run outside Airflow recorded the date."""
