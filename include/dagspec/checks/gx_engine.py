@@ -4,7 +4,6 @@ SQL) and its SQL engine on a PostgreSQL warehouse. GX is imported here only, ins
 from __future__ import annotations
 
 import logging
-import os
 from typing import TYPE_CHECKING, Any
 
 from dagspec.spec.suites import Check
@@ -83,7 +82,6 @@ def _one_exception(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _quiet() -> AbstractDataContext:
-    os.environ.setdefault("TQDM_DISABLE", "1")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

@@ -176,7 +176,7 @@ def setup_logging(verbose: bool) -> None:
     ours = logging.getLogger("dagspec")
     ours.handlers, ours.propagate = [handler], False
     ours.setLevel(logging.DEBUG if verbose else logging.INFO)
-    os.environ.setdefault("TQDM_DISABLE", "1")  # GX draws a progress bar per metric otherwise
+    os.environ.setdefault("TQDM_DISABLE", "1")  # libraries' download/upload bars (GX's own are off in its context)
 
 
 def cli_resolver() -> Resolver:

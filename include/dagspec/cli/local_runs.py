@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from dagspec.partitions import Key
     from dagspec.spec.bundles import Folders
     from dagspec.spec.model import Pipeline
+    from dagspec.store import Store
     from dagspec.windows import Batch, Window
 
 
@@ -146,6 +147,7 @@ class RunRecord:
         from datetime import datetime
 
         self.pipeline, self.resolver, self.day = pipeline, resolver, day
+        self._store: Store | None = None
         self.days = [*(healed or []), *(own or [day])]
         self.about = {"run_id": uuid.uuid4().hex, "started_at": datetime.now(UTC).isoformat(),
                       "pid": os.getpid(), "steps": {}}
@@ -169,9 +171,10 @@ class RunRecord:
         from dagspec.store import Store
 
         try:
-            store = Store.from_connection(self.resolver(self.pipeline.store.conn_id))
+            if self._store is None:  # resolved once per run, not once per step
+                self._store = Store.from_connection(self.resolver(self.pipeline.store.conn_id))
             for day in self.days:
-                store.record_run(self.pipeline.dag_id, day, state, error, durable=durable, **self.about)
+                self._store.record_run(self.pipeline.dag_id, day, state, error, durable=durable, **self.about)
         except Exception as exc:  # the run's own outcome stands; only the record is missing
             logging.getLogger("dagspec").warning("could not record the run of %s %s: %s", self.pipeline.dag_id,
                                                  self.day, exc)
