@@ -1,6 +1,6 @@
 """`dagspec test --warehouse` on a DuckLake warehouse: each case runs in a scratch schema of the lake (its
-catalog and data path), dropped after it, the definition's own tables untouched; BigQuery and Redshift are
-refused with exit 2 and the reason."""
+catalog and data path), dropped after it, the definition's own tables untouched; Redshift is refused with exit 2
+and the reason (BigQuery: test_transform_tests_bigquery.py)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_cases_run_in_a_scratch_schema_of_the_ducklake_and_it_is_dropped(tmp_pat
     assert lake_schemas() == before
 
 
-@pytest.mark.parametrize(("kind", "why"), [("bigquery", "not BigQuery yet"), ("redshift", "not Redshift")])
+@pytest.mark.parametrize(("kind", "why"), [("redshift", "not Redshift")])
 @pytest.mark.usefixtures("data_home")
 def test_warehouses_it_cannot_run_in_exit_2_with_the_reason(tmp_path, monkeypatch, kind, why):
     monkeypatch.setenv("AIRFLOW_CONN_DAGSPEC_WAREHOUSE", json.dumps({"conn_type": kind, "host": "x"}))

@@ -95,8 +95,6 @@ def _chosen(named: list[str] | None, good: dict[Path, Pipeline], bad: dict[Path,
 
 # Why --warehouse does not run on these kinds (the case's scratch tables need what they lack here).
 NOT_HERE = {
-    "bigquery": " (not BigQuery yet: a case there would need a scratch dataset made and dropped per case, "
-                "which is not built)",
     "redshift": " (not Redshift: no cluster to test against; the case's inputs would go through S3 and COPY)",
 }
 
@@ -121,7 +119,7 @@ def _cases(pipeline: Pipeline, cases: list[TransformCase], sql_root: Path, wareh
     if info.conn_type == "duckdb":  # the embedded kind already: a temp file spares the real one its lock
         return embedded_cases(pipeline, cases, sql_root)
     plain_err.print(Text(f"{shown_name}: warehouse {conn_id!r} is {info.conn_type!r}; --warehouse runs tests in "
-                         f"PostgreSQL, DuckLake or DuckDB{NOT_HERE.get(info.conn_type, '')}; run without --warehouse "
+                         f"PostgreSQL, DuckLake, BigQuery or DuckDB{NOT_HERE.get(info.conn_type, '')}; run without --warehouse "
                          "to use the embedded one", "red"))
     return None
 

@@ -2,8 +2,9 @@
 runs the SQL (stages/transform.run_transform, nothing rendered twice), and the rows it wrote are compared.
 
 Every table the stage writes goes to a scratch schema: in a DuckDB file in a temp folder (embedded), or in
-the definition's PostgreSQL or DuckLake warehouse in a schema made for the case and dropped after it, so a test never
-touches a table a pipeline owns. A DuckLake warehouse (its catalog and data path) gets the same scratch schema.
+the definition's PostgreSQL, DuckLake or BigQuery warehouse in a schema (on BigQuery a dataset) made for the case and
+dropped after it, so a test never touches a table a pipeline owns. A DuckLake warehouse (its catalog and data path)
+gets the same scratch schema.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dagspec.secrets import scrub_known
 from dagspec.spec.history_inputs import HistoryInput
 from dagspec.spec.model import Pipeline, TableRef, TransformStep
 from dagspec.spec.transform_tests import TransformCase
-from dagspec.sql import qualified, quote
+from dagspec.sql import qualified
 from dagspec.stages.context import RunContext
 from dagspec.stages.history import relation_name
 from dagspec.stages.transform import run_transform
@@ -38,7 +39,7 @@ from dagspec.windows import Batch
 
 SCRATCH = "dagspec_test"
 # Where --warehouse runs the cases in a scratch schema of the warehouse itself (dropped after each case).
-REAL_WAREHOUSES = ("postgres", "postgresql", "redshift_pg", "ducklake")
+REAL_WAREHOUSES = ("postgres", "postgresql", "redshift_pg", "ducklake", "bigquery", "google_cloud_platform", "gcpbigquery")
 
 
 @dataclass
@@ -211,8 +212,9 @@ def embedded_cases(pipeline: Pipeline, cases: list[TransformCase], sql_root: Pat
 
 def warehouse_cases(pipeline: Pipeline, cases: list[TransformCase], sql_root: Path,
                     info: ConnectionInfo) -> Iterator[CaseResult]:
-    """Each case in the definition's PostgreSQL or DuckLake warehouse, in a schema of its own dropped after it
-    (whatever happened): on DuckLake that schema's files are the lake's, in its catalog and data path."""
+    """Each case in the definition's PostgreSQL, DuckLake or BigQuery warehouse, in a schema (dataset) of its own
+    dropped after it, whatever happened: on DuckLake that schema's files are the lake's, in its catalog and data
+    path."""
     from dagspec.warehouse import open_warehouse
 
     warehouse = open_warehouse(info)
@@ -225,12 +227,5 @@ def warehouse_cases(pipeline: Pipeline, cases: list[TransformCase], sql_root: Pa
 
 
 def _drop_scratch(warehouse: Warehouse, scratch: str) -> None:
-    from dagspec.warehouse.duckdb import DuckDBSession
-    from dagspec.warehouse.postgres import PostgresSession
-
     with warehouse.session() as session:
-        sql = f"DROP SCHEMA IF EXISTS {quote(scratch, session.dialect)} CASCADE"
-        if isinstance(session, PostgresSession):
-            session.execute(sql)
-        elif isinstance(session, DuckDBSession):  # DuckLake's session: the lake's catalog and files
-            session.con.execute(sql)
+        session.drop_schema(scratch)

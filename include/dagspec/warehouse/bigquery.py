@@ -173,6 +173,10 @@ class BigQuerySession:
         self.client.create_dataset(f"{self.project}.{schema}", exists_ok=True)
         self.query(f"CREATE OR REPLACE VIEW {self.relation(schema, table)} AS {select_sql}")
 
+    def drop_schema(self, schema: str) -> None:
+        quote(schema, DIALECT)
+        self.client.delete_dataset(f"{self.project}.{schema}", delete_contents=True, not_found_ok=True)
+
     # -- results ------------------------------------------------------------------------------
     def arrow(self, select_sql: str, params: dict[str, Any], batch_rows: int = 100_000) -> pa.RecordBatchReader:
         rows = self.client.query(select_sql, job_config=self._config(params)).result(page_size=batch_rows)

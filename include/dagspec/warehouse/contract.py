@@ -64,6 +64,10 @@ class Session(Protocol):
     def arrow(self, select_sql: str, params: dict[str, Any], batch_rows: int = 100_000) -> pa.RecordBatchReader:
         """Stream the query's result as Arrow batches."""
 
+    def drop_schema(self, schema: str) -> None:
+        """Drop a schema dagspec made for its own use (a transform test case's) with all it holds; nothing when it
+        is not there. Never called on a schema a definition names."""
+
 
 class Warehouse(Protocol):
     dialect: str

@@ -199,3 +199,6 @@ class DuckDBSession(JoinsNested):
 
     def arrow(self, select_sql: str, params: dict[str, Any], batch_rows: int = 100_000) -> pa.RecordBatchReader:
         return self.con.execute(select_sql, params).fetch_record_batch(batch_rows)
+
+    def drop_schema(self, schema: str) -> None:
+        self.con.execute(f"DROP SCHEMA IF EXISTS {quote(schema, self.dialect)} CASCADE")

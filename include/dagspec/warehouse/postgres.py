@@ -260,6 +260,9 @@ class PostgresSession:
             self.execute(f"DROP VIEW IF EXISTS {target}")
             self.execute(f"CREATE VIEW {target} AS {select_sql}")
 
+    def drop_schema(self, schema: str) -> None:
+        self.execute(f"DROP SCHEMA IF EXISTS {quote(schema, DIALECT)} CASCADE")
+
     def relation_kind(self, schema: str, table: str) -> str | None:
         rows = self.execute("SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                             "WHERE n.nspname = %(s)s AND c.relname = %(t)s", {"s": schema, "t": table})
