@@ -128,3 +128,36 @@ def test_a_history_input_reads_published_batches_through_a_derived_table(data_ho
     assert any('FROM (SELECT * FROM "mart"."orders" WHERE batch_date >=' in s for s in sent)
     for sql in sent:
         assert not any(word in sql for word in POSTGRES_ONLY), sql
+
+
+def test_no_savepoint_reaches_redshift_on_the_psycopg_driver(data_home, redshift_wh, monkeypatch, tmp_path):
+    """Redshift has no SAVEPOINT. psycopg sends one for a transaction opened inside another, and a batch's replace,
+    its merge and its column probe each open one: libpq's own trace of the wire shows what the server received."""
+    from contextlib import contextmanager
+
+    from dagspec.warehouse import redshift
+
+    trace = (tmp_path / "libpq.trace").open("w")
+    opened = redshift.RedshiftWarehouse.session
+
+    @contextmanager
+    def traced(self):
+        with opened(self) as session:
+            session.con.pgconn.trace(trace.fileno())
+            try:
+                yield session
+            finally:
+                session.con.pgconn.untrace()  # flushes libpq's buffer before the connection closes
+
+    monkeypatch.setattr(redshift.RedshiftWarehouse, "session", traced)
+    run(DAY)
+    wh = open_warehouse(env_resolver("dagspec_warehouse"))
+    with wh.session() as s:
+        s.merge_batch("mart", "customers", DAY, "SELECT 1 AS id", {}, ["id"])
+        s.replace_table("mart", "latest", DAY, "SELECT 1 AS n", {})
+    trace.close()
+    sent = (tmp_path / "libpq.trace").read_text()
+    assert "Query" in sent and "BEGIN" in sent and "COPY" not in sent.split("Query")[0]
+    assert "SAVEPOINT" not in sent.upper()
+    assert pg_rows(redshift_wh["db"], "SELECT count(*) FROM analytics.daily_revenue") == [(
+        len(expected_revenue(data_home / "source.db", DAY)),)]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,6 +31,7 @@ from dagspec.sql import qualified, quote
 from dagspec.warehouse.base import history_filter
 from dagspec.warehouse.batch_columns import daily_only
 from dagspec.warehouse.contract import ArrowSource, record_batches
+from dagspec.warehouse.nesting import JoinsNested
 from dagspec.warehouse.postgres import PostgresSession, PostgresWarehouse
 from dagspec.warehouse.redshift_driver import ConnectorConnection, connect_with_connector, driver_of
 from dagspec.warehouse.redshift_types import column_type, redshift_type
@@ -148,8 +149,11 @@ class RedshiftWarehouse(PostgresWarehouse):
             con.close()
 
 
-class RedshiftSession(PostgresSession):
-    """PostgreSQL's session logic where Redshift shares it; Redshift's own statements where it does not."""
+class RedshiftSession(JoinsNested, PostgresSession):
+    """PostgreSQL's session logic where Redshift shares it; Redshift's own statements where it does not.
+
+    A transaction asked for inside another joins it (JoinsNested before PostgresSession): psycopg would nest it as a
+    SAVEPOINT, which Redshift refuses, and a batch's replace, its merge and its column probe each ask for one."""
 
     dialect = DIALECT
 
@@ -157,6 +161,9 @@ class RedshiftSession(PostgresSession):
         super().__init__(con)
         self.staging, self.load = staging, load
         self.statements: list[str] = []  # every statement sent, credentials masked (the tests parse them)
+
+    def outermost_transaction(self) -> AbstractContextManager[None]:
+        return self.con.transaction()
 
     def record(self, sql: str) -> None:
         self.statements.append(scrub_known(sql, self.staging.secrets))
