@@ -41,10 +41,26 @@ def folders_of(definition: Path, shared: Folders) -> Folders:
                    here / SUITES_FOLDER if (here / SUITES_FOLDER).is_dir() else shared.suites)
 
 
+Stamp = tuple[int, int, int, int]  # what says a file is still the one an index described (spec/shards.py)
+
+
+def stamp_of_stat(st: os.stat_result) -> Stamp:
+    """ctime and the inode change with every write and copy, even one that keeps the mtime (cp -p, rsync -t, a
+    git checkout of the same second)."""
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
+
+
 class Listed(NamedTuple):
-    path: Path
+    folder: Path  # the definitions folder, or the bundle's folder in it
+    name: str  # the file's name
     key: str  # ``file.json`` or ``bundle/file.json``: key_of(path)
     unit: str  # what picks the loader share: unit_name(path)
+    stamp: Stamp | None  # from the directory read; None when the file went away meanwhile
+
+    @property
+    def path(self) -> Path:
+        # Made on use: every loader share lists the whole folder, and most entries are only stamped, never read.
+        return self.folder / self.name
 
 
 def listing(definitions_dir: Path) -> list[Listed]:
@@ -54,17 +70,18 @@ def listing(definitions_dir: Path) -> list[Listed]:
     their own: a name is never code (error_stubs.py), only text. One directory read per
     folder and names as strings: every loader share lists the whole folder at every parse."""
     files, folders = _entries(definitions_dir)
-    found = [Listed(definitions_dir / name, name, name) for name in files]
+    found = [Listed(definitions_dir, name, name, name, stamp) for name, stamp in files]
     for folder in folders:
         if folder.startswith((".", "_")) or folder in NOT_BUNDLES:
             continue
         inside, _ = _entries(definitions_dir / folder)
-        found += [Listed(definitions_dir / folder / name, f"{folder}/{name}", folder) for name in inside]
+        found += [Listed(definitions_dir / folder, name, f"{folder}/{name}", folder, stamp) for name, stamp in inside]
     return found
 
 
-def _entries(folder: Path) -> tuple[list[str], list[str]]:
-    """(sorted visible *.json file names, sorted sub-folder names) of one folder; nothing when it is not there."""
+def _entries(folder: Path) -> tuple[list[tuple[str, Stamp | None]], list[str]]:
+    """(sorted visible *.json file names with their stamps, sorted sub-folder names) of one folder; nothing when it
+    is not there."""
     files, folders = [], []
     try:
         with os.scandir(folder) as it:
@@ -72,10 +89,17 @@ def _entries(folder: Path) -> tuple[list[str], list[str]]:
                 if entry.is_dir():
                     folders.append(entry.name)
                 elif entry.name.endswith(".json") and not entry.name.startswith("."):
-                    files.append(entry.name)  # a pipe or a socket too: read_definition says what it is
+                    files.append((entry.name, _stamp(entry)))  # a pipe or a socket too: read_definition says what
     except OSError:
         return [], []
     return sorted(files), sorted(folders)
+
+
+def _stamp(entry: os.DirEntry) -> Stamp | None:
+    try:
+        return stamp_of_stat(entry.stat())
+    except OSError:
+        return None
 
 
 def bundle_of(path: Path, definitions_dir: Path) -> str | None:

@@ -12,12 +12,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from dagspec.paths import expectations_dir, sql_dir
-from dagspec.spec.bundles import Folders, folders_of, listing, refuse_whole_bundles
+from dagspec.spec.bundles import Folders, Listed, folders_of, listing, refuse_whole_bundles
 from dagspec.spec.errors import DefinitionError, Problem
 from dagspec.spec.folder import Claim, claim_of, folder_problems, keys_of
 from dagspec.spec.load import load_definition
 from dagspec.spec.model import Pipeline
-from dagspec.spec.shards import keys_or_none, read_share, shard_of, stamp_of, write_share
+from dagspec.spec.shards import keys_or_none, read_share, shard_of, write_share
 
 log = logging.getLogger("dagspec.airflow.loader")  # the name these lines have always had in the dag-processor log
 
@@ -68,17 +68,16 @@ def walk_share(definitions_dir: Path, sql_root: Path | None, on_valid: Callable[
     bad: dict[Path, DefinitionError] = {}
     claims: dict[str, tuple[Path, Claim]] = {}
     own: dict[str, tuple] = {}
-    others: list[tuple[Path, str, int]] = []
+    others: list[tuple[Listed, int]] = []
     mine: list[Path] = []
-    shard_by_path: dict[Path, int] = {}
-    for path, key, unit in listing(definitions_dir):
-        shard_by_path[path] = shard_of(unit, count)
-        if shard_by_path[path] != index:
-            others.append((path, key, shard_by_path[path]))
+    for entry in listing(definitions_dir):
+        share = shard_of(entry.unit, count)
+        if share != index:
+            others.append((entry, share))
             continue
+        path, key, stamp = entry.path, entry.key, entry.stamp
         mine.append(path)
         rel = relative_name(path, root)
-        stamp = stamp_of(path)
         try:
             pipeline = load_in_place(path, shared, check_sql)
         except DefinitionError as exc:
@@ -97,15 +96,16 @@ def walk_share(definitions_dir: Path, sql_root: Path | None, on_valid: Callable[
         write_share(definitions_dir, index, count, own)
         for path, claim in _met_claims(definitions_dir, others, shared, shard, [c for _, c in claims.values()]).items():
             claims[claim.file] = (path, claim)
+    own_paths = set(mine)
     for rel, problems in folder_problems(c for _, c in claims.values()).items():
         path = claims[rel][0]
-        if shard_by_path[path] == index:
+        if path in own_paths:
             bad[path] = DefinitionError([*(bad[path].problems if path in bad else ()), *problems])
     refuse_whole_bundles(definitions_dir, mine, bad, lambda p: relative_name(p, root))
     return bad
 
 
-def _met_claims(definitions_dir: Path, paths: list[tuple[Path, str, int]], shared: Folders,
+def _met_claims(definitions_dir: Path, paths: list[tuple[Listed, int]], shared: Folders,
                 shard: tuple[int, int], mine: list[Claim]) -> dict[Path, Claim]:
     """The other shares' valid definitions that share a dag_id key or a written place with one of ``mine``: the
     only ones a folder rule can join to this share's files. Their indexes say which; those read in full.
@@ -121,22 +121,22 @@ def _met_claims(definitions_dir: Path, paths: list[tuple[Path, str, int]], share
     my_places = set().union(*(keys_of(c)[1] for c in mine)) if mine else set()
     root = definitions_dir.parent
     out: dict[Path, Claim] = {}
-    for path, key, other in paths:
+    for listed, other in paths:
+        key, stamp = listed.key, listed.stamp
         entry = known[other].get(key)
-        stamp = stamp_of(path)
         claim = None
         if entry is not None and entry[0] == stamp:
             keys = entry[1]
         else:  # new, changed, or its share's index is not written yet
-            claim = _claim_or_none(path, root, shared)
+            claim = _claim_or_none(listed.path, root, shared)
             keys = keys_or_none(claim)
             stale.add(other)
         seen[other][key] = (stamp, keys)
         if keys is None or (keys[0] not in my_ids and not keys[1] & my_places):
             continue
-        claim = claim or _claim_or_none(path, root, shared)
+        claim = claim or _claim_or_none(listed.path, root, shared)
         if claim is not None:
-            out[path] = claim
+            out[listed.path] = claim
     for other in stale:
         write_share(definitions_dir, other, count, seen[other])
     return out

@@ -44,16 +44,6 @@ def index_dir(definitions_dir: Path) -> Path:
     return root / f"definitions-{key}"
 
 
-def stamp_of(path: Path) -> tuple[int, ...] | None:
-    """What says a file is still the one an index described. ctime and the inode change with every write and
-    copy, even one that keeps the mtime (cp -p, rsync -t, a git checkout of the same second)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size
-
-
 def read_share(definitions_dir: Path, shard: int, count: int) -> dict[str, tuple[tuple[int, ...], Keys | None]]:
     """Another loader's index: file name -> (stamp, keys, or None for an invalid file)."""
     path = index_dir(definitions_dir) / f"share-{shard}-of-{count}.json"
