@@ -30,7 +30,7 @@ def test_dates_a_run_cannot_have_exit_2_with_the_bounds_and_the_fix(tmp_path, mo
     defs = tmp_path / "definitions"
     defs.mkdir()
     pinned_copy(EXAMPLE, defs / "orders_daily.json")  # runs 2025-01-01 .. 2025-12-31
-    monkeypatch.setenv("DAGSPEC_DEFINITIONS", str(defs))  # not --definitions: it sets os.environ for good
+    monkeypatch.setenv("DAGSPEC_DEFINITIONS", str(defs))
     runner = CliRunner()
     res = runner.invoke(app, ["run", "orders_daily", "--date", "2025-03-05", "--to", "2025-03-01"])
     assert res.exit_code == 2, res.output

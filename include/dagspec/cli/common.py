@@ -62,11 +62,21 @@ def with_folders(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        for name, _, variable, _ in FOLDER_OPTIONS:
-            folder = kwargs.pop(name, None)
-            if folder is not None:
-                os.environ[variable] = str(folder.resolve())
-        return command(*args, **kwargs)
+        # The variables are the command's, not the process's: a second command in the same process (a test
+        # runner, a notebook) must not inherit the first one's folders, so each is put back afterwards.
+        before = {variable: os.environ.get(variable) for _, _, variable, _ in FOLDER_OPTIONS}
+        try:
+            for name, _, variable, _ in FOLDER_OPTIONS:
+                folder = kwargs.pop(name, None)
+                if folder is not None:
+                    os.environ[variable] = str(folder.resolve())
+            return command(*args, **kwargs)
+        finally:
+            for variable, value in before.items():
+                if value is None:
+                    os.environ.pop(variable, None)
+                else:
+                    os.environ[variable] = value
 
     wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *extra])  # type: ignore[attr-defined]
     wrapper.__annotations__ = {**typing.get_type_hints(command), **{p.name: p.annotation for p in extra}}
