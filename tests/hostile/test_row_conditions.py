@@ -125,3 +125,68 @@ def test_filters_pandas_reads_pass_validate_and_name_their_columns():
     }
     assert argument_problems("expect_column_values_to_not_be_null", kwargs) == []
     assert Check("expect_column_values_to_not_be_null", kwargs).columns() == ["amount", "kind", "paid at"]
+
+
+def _revenue_checks(tmp_path, run_on: str, kwargs: dict) -> Path:
+    """orders -> daily_revenue (one row per channel) in the warehouse, checked there with one condition."""
+    path = tmp_path / "rev.json"
+    path.write_text(
+        json.dumps(
+            {
+                "dag_id": "rev",
+                "start_date": "2025-01-01",
+                "steps": [
+                    {
+                        "id": "extract_orders",
+                        "kind": "extract",
+                        "source": {"table": "orders", "incremental_column": "ordered_at"},
+                        "target": {"schema": "raw", "table": "orders"},
+                    },
+                    {"id": "daily_revenue", "kind": "transform", "sql": "orders/daily_revenue.sql", "inputs": ["extract_orders"]},
+                    {
+                        "id": "check_revenue",
+                        "kind": "validate",
+                        "input": "daily_revenue",
+                        "run_on": run_on,
+                        "expectations": [
+                            {
+                                "type": "expect_column_values_to_be_between",
+                                "severity": "warn",
+                                "kwargs": {"column": "orders", "min_value": 1, "max_value": 1, **kwargs},
+                            }
+                        ],
+                    },
+                ],
+            }
+        )
+    )
+    return path
+
+
+def _web_result(data_home) -> dict:
+    [result] = json.loads((data_home / "reports/rev/check_revenue/batch_date=2025-03-01.json").read_text())["results"]
+    return result
+
+
+@pytest.mark.service
+def test_in_postgres_gx_sql_engine_takes_its_own_parser_and_refuses_pandas_with_the_fix(data_home, tmp_path, pg_db):
+    web = {"row_condition": 'col("channel")=="web"', "condition_parser": "great_expectations"}
+    run_day(_revenue_checks(tmp_path, "warehouse", web), date(2025, 3, 1))
+    assert _web_result(data_home)["result"]["element_count"] == 1  # one channel row of four: web
+
+    pandas = {"row_condition": "channel == 'web'", "condition_parser": "pandas"}
+    with pytest.raises(StepFailed) as info:
+        run_day(_revenue_checks(tmp_path, "warehouse", pandas), date(2025, 3, 1))
+    assert "expectations[0].kwargs.condition_parser is 'pandas', but this check runs in GX's SQL engine" in str(
+        info.value
+    ) and "fix: write the condition for 'great_expectations'" in str(info.value)
+
+    gone = {"row_condition": 'col("region")=="eu"', "condition_parser": "great_expectations"}
+    with pytest.raises(StepFailed, match=r"row_condition names column\(s\) region that the batch does not have"):
+        run_day(_revenue_checks(tmp_path, "warehouse", gone), date(2025, 3, 1))
+
+
+def test_in_a_duckdb_warehouse_the_condition_column_is_read_from_the_warehouse(data_home, tmp_path):
+    web = {"row_condition": "channel == 'web'", "condition_parser": "pandas"}
+    run_day(_revenue_checks(tmp_path, "warehouse", web), date(2025, 3, 1))
+    assert _web_result(data_home)["result"]["element_count"] == 1
