@@ -190,3 +190,21 @@ def test_in_a_duckdb_warehouse_the_condition_column_is_read_from_the_warehouse(d
     web = {"row_condition": "channel == 'web'", "condition_parser": "pandas"}
     run_day(_revenue_checks(tmp_path, "warehouse", web), date(2025, 3, 1))
     assert _web_result(data_home)["result"]["element_count"] == 1
+
+
+def test_a_condition_on_a_column_the_extract_does_not_read_is_refused_at_validate_time():
+    steps = _steps([{"type": PAID_AMOUNT["type"], "kwargs": {**PAID_AMOUNT["kwargs"], "row_condition": "status == 'x'"}}])
+    steps[0]["source"]["columns"] = ["id", "kind", "amount"]
+    raw = json.dumps({"dag_id": "pay", "start_date": "2025-01-01", "steps": steps}).encode()
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(raw, "pay.json")
+    [problem] = info.value.problems
+    assert problem.path == "$.steps[1].expectations[0].kwargs.row_condition"
+    assert problem.message == (
+        "the row_condition names column(s) status, which step 'extract_pay' does not read "
+        "(it reads: id, kind, amount, ordered_at)"
+    )
+    assert problem.fix == "name one of those columns, or add status to its source's columns"
+    # The columns it reads, and the ones dagspec adds, are fine.
+    steps[1]["expectations"][0]["kwargs"]["row_condition"] = "kind == 'paid' and batch_date >= '2025-01-01'"
+    parse_definition(json.dumps({"dag_id": "pay", "start_date": "2025-01-01", "steps": steps}).encode(), "pay.json")
