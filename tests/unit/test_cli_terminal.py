@@ -30,7 +30,7 @@ def test_dates_a_run_cannot_have_exit_2_with_the_bounds_and_the_fix(tmp_path, mo
     defs = tmp_path / "definitions"
     defs.mkdir()
     pinned_copy(EXAMPLE, defs / "orders_daily.json")  # runs 2025-01-01 .. 2025-12-31
-    monkeypatch.setenv("DAGSPEC_DEFINITIONS", str(defs))  # not --definitions: it sets os.environ for good
+    monkeypatch.setenv("DAGSPEC_DEFINITIONS", str(defs))
     runner = CliRunner()
     res = runner.invoke(app, ["run", "orders_daily", "--date", "2025-03-05", "--to", "2025-03-01"])
     assert res.exit_code == 2, res.output
@@ -63,3 +63,79 @@ def test_run_verbose_keeps_dagspec_lines_without_gx_chatter(data_home, tmp_path,
     for noise in ("Calculating Metrics", "ephemeral docs site", "Created temporary directory"):
         assert noise not in res.output
 
+
+
+def _fits(output: str, width: int = 60) -> str:
+    """The output, checked to fit `width` without a cut ('stat…'), with its whitespace made single spaces."""
+    lines = output.splitlines()
+    assert all(len(line) <= width for line in lines), "\n".join(line for line in lines if len(line) > width)
+    assert "…" not in output
+    return " ".join(output.split())
+
+
+def test_freshness_fits_60_columns_with_every_header_and_value(data_home, tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from dagspec.store import Store
+
+    monkeypatch.setenv("COLUMNS", "60")
+    defs = tmp_path / "definitions"
+    defs.mkdir()
+    (defs / "fresh.json").write_text(json.dumps({
+        "dag_id": "fresh_with_a_long_name", "start_date": "2025-01-01", "freshness": {"max_age_hours": 24},
+        "steps": [{"id": "e", "kind": "extract", "source": {"table": "orders"},
+                   "target": {"schema": "raw", "table": "orders_of_every_channel"}}]}))
+    monkeypatch.setenv("DAGSPEC_DEFINITIONS", str(defs))
+    data = pa.table({"x": list(range(1234))})
+    Store(data_home / "store").write_partition("raw", "orders_of_every_channel", date(2025, 3, 1), data.schema,
+                                                data.to_batches())
+    res = CliRunner().invoke(app, ["freshness"])
+    assert res.exit_code == 1, res.output
+    said = _fits(res.output)
+    for header in ("dag_id", "table", "latest partition", "rows", "age (h)", "max (h)", "status"):
+        assert header in said
+    assert "raw.orders_of_every_channel" in said and "2025-03-01" in said and "1,234" in said and "stale" in said
+
+
+def test_models_list_fits_60_columns(monkeypatch):
+    from dagspec.cli import models
+
+    class Registry:
+        def versions(self, model):
+            return [{"version": "3", "champion": True, "canary": False, "created": 1740830400000,
+                     "metrics": {"roc_auc": 0.8123, "pr_auc": 0.7012, "f1": 0.65},
+                     "tags": {"dagspec.run_key": "orders_lost/2025-03-01", "dagspec.decision": "promoted",
+                              "dagspec.decided_at": "2025-03-02T10:00:00Z",
+                              "dagspec.reasons": "roc_auc 0.8123 >= 0.80 and beats the champion by 0.02"}}]
+
+    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setattr(models, "_registry", Registry)
+    res = CliRunner().invoke(app, ["models", "list", "orders_lost"])
+    assert res.exit_code == 0, res.output
+    said = _fits(res.output)
+    for header in ("version", "roc_auc", "pr_auc", "f1", "alias", "decision", "window end", "trained (UTC)",
+                   "decided (UTC)", "why"):
+        assert header in said
+    assert "0.8123" in said and "champion" in said and "promoted" in said and "2025-03-02 10:00" in said
+    assert "beats the champion by 0.02" in said
+
+
+def test_case_report_tables_fit_60_columns():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from dagspec.cli.case_report import diff_tables
+    from dagspec.transform_tests.compare import Changed, Diff
+
+    columns = ["order_id", "customer_id", "channel", "amount", "status", "ordered_at"]
+    want = [1, 17, "web", "12.50", "delivered", "2025-03-01 10:00:00"]
+    got = [1, 17, "web", "12.75", "returned", "2025-03-01 10:00:00"]
+    diff = Diff(columns, missing=[want], unexpected=[got], produced=1,
+                changed=[Changed(want, got, ["amount", "status"])])
+    buffer = StringIO()
+    diff_tables(Console(file=buffer, width=60, color_system=None), diff)
+    said = _fits(buffer.getvalue())
+    for name in columns:
+        assert name in said
+    assert "12.50" in said and "12.75" in said and "delivered" in said and "returned" in said

@@ -6,9 +6,10 @@ from datetime import datetime
 
 import typer
 
-from dagspec.cli.common import cli_resolver, fitting_table
+from dagspec.cli.common import cli_resolver
 from dagspec.cli.common import plain_err as err
 from dagspec.cli.common import plain_out as out
+from dagspec.cli.tables import fitting_table
 
 
 def adopt(

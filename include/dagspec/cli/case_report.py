@@ -9,9 +9,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.syntax import Syntax
-from rich.table import Table
 from rich.text import Text
 
+from dagspec.cli.tables import fitting_table
 from dagspec.spec.errors import printable
 from dagspec.transform_tests.compare import Diff
 from dagspec.transform_tests.runner import CaseResult
@@ -70,15 +70,15 @@ def diff_tables(console: Console, diff: Diff) -> None:
     console.print(Text(f"  {diff.produced} row(s) produced; {len(diff.missing)} missing, {len(diff.unexpected)} "
                        f"unexpected, {len(diff.changed)} with other values"))
     if diff.missing or diff.unexpected:
-        table = Table("", *diff.columns, title="rows", title_justify="left", show_edge=False)
+        table = fitting_table("", *diff.columns, title="rows", title_justify="left", show_edge=False)
         for sign, style, rows in (("-", "red", diff.missing), ("+", "green", diff.unexpected)):
             for row in rows:
                 table.add_row(Text(sign, style), *(Text(shown(c), style) for c in row))
         console.print(Text("  - expected, not produced   + produced, not expected"))
         console.print(table)
     if diff.changed:
-        table = Table("column", "expected", "produced", title="rows with other values", title_justify="left",
-                      show_edge=False)
+        table = fitting_table("column", "expected", "produced", title="rows with other values", title_justify="left",
+                              show_edge=False)
         for i, change in enumerate(diff.changed):
             if i:
                 table.add_section()

@@ -17,7 +17,6 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.table import Table
 
 from dagspec.paths import definitions_dir
 from dagspec.spec.errors import printable
@@ -32,16 +31,6 @@ err = Console(stderr=True)
 # Reports that quote file names and partitions verbatim: no highlighting, no wrapping inside a name.
 plain_out = Console(highlight=False, soft_wrap=True)
 plain_err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def fitting_table(*headers: str, right: tuple[str, ...] = (), **options: Any) -> Table:
-    """A table whose headers are never cut ('stat…') and whose columns never vanish on a narrow terminal:
-    each column is at least its header wide, and long values fold onto more lines instead."""
-    table = Table(**options)
-    for header in headers:
-        table.add_column(header, min_width=max(len(w) for w in header.split()), overflow="fold",
-                         justify="right" if header in right else "left")
-    return table
 
 
 FOLDER_OPTIONS = (  # (parameter, flag, environment variable, what it holds)
@@ -62,11 +51,21 @@ def with_folders(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        for name, _, variable, _ in FOLDER_OPTIONS:
-            folder = kwargs.pop(name, None)
-            if folder is not None:
-                os.environ[variable] = str(folder.resolve())
-        return command(*args, **kwargs)
+        # The variables are the command's, not the process's: a second command in the same process (a test
+        # runner, a notebook) must not inherit the first one's folders, so each is put back afterwards.
+        before = {variable: os.environ.get(variable) for _, _, variable, _ in FOLDER_OPTIONS}
+        try:
+            for name, _, variable, _ in FOLDER_OPTIONS:
+                folder = kwargs.pop(name, None)
+                if folder is not None:
+                    os.environ[variable] = str(folder.resolve())
+            return command(*args, **kwargs)
+        finally:
+            for variable, value in before.items():
+                if value is None:
+                    os.environ.pop(variable, None)
+                else:
+                    os.environ[variable] = value
 
     wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *extra])  # type: ignore[attr-defined]
     wrapper.__annotations__ = {**typing.get_type_hints(command), **{p.name: p.annotation for p in extra}}

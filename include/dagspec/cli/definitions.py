@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from dagspec.cli.common import err, fitting_table, out
+from dagspec.cli.common import err, out
+from dagspec.cli.tables import fitting_table
 from dagspec.paths import definitions_dir
 from dagspec.spec.bundles import key_of
 from dagspec.spec.errors import Problem, printable

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from dagspec.cli.common import cli_resolver, err, find_definition, fitting_table, out
+from dagspec.cli.common import cli_resolver, err, find_definition, out
+from dagspec.cli.tables import fitting_table
 
 
 def freshness(

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from dagspec.cli.common import cli_resolver, err, fitting_table, out
+from dagspec.cli.common import cli_resolver, err, out
+from dagspec.cli.tables import fitting_table
 
 if TYPE_CHECKING:
     from dagspec.ml.registry import Registry

@@ -190,6 +190,13 @@ def _rule_problems(kwargs: dict[str, Any]) -> list[SubProblem]:
             if isinstance(v, (list, dict)):
                 out.append((("kwargs", "value_set", i), f"expected a plain value (string, number, true/false, null), "
                             f"got {_short(v)}", "list each value on its own"))
+    if kwargs.get("row_condition"):
+        from dagspec.spec.row_condition import ConditionError, condition_columns
+
+        try:
+            condition_columns(kwargs)
+        except ConditionError as exc:
+            out.append((("kwargs", "row_condition"), exc.message, exc.fix))
     for key in ("column", "column_A", "column_B"):
         if kwargs.get(key) == "":
             out.append((("kwargs", key), "the column name is empty", "name a column of the batch"))

@@ -25,6 +25,7 @@ class Check:
     severity: str = "fail"
     meta: dict[str, Any] = field(default_factory=dict)
     index: int = 0
+    where: str = ""  # where it is written, for errors: "expectations[2]" or "suite file orders.json: expectations[0]"
 
     def config(self) -> dict[str, Any]:
         """GX's expectation_config as it appears in a validation result."""
@@ -36,7 +37,16 @@ class Check:
         k = self.kwargs
         cols = [k[n] for n in ("column", "column_A", "column_B") if isinstance(k.get(n), str)]
         cols += list(k.get("column_list") or [])
-        return cols or None
+        return [*dict.fromkeys([*cols, *self.condition_columns()])] or None
+
+    def condition_columns(self) -> list[str]:
+        """The columns its row_condition names: GX filters the rows by them, so they are read too."""
+        from dagspec.spec.row_condition import ConditionError, condition_columns
+
+        try:
+            return condition_columns(self.kwargs)
+        except ConditionError:  # refused by `dagspec validate`; GX reports it if it ever gets here
+            return []
 
 
 class SuiteError(ValueError):
@@ -93,7 +103,7 @@ def _read_suite(path: Path, shown_as: str) -> tuple[list[Check], list[tuple[str,
         if severity not in ("fail", "warn"):
             problems.append((f"{where}: meta.severity must be 'fail' or 'warn', not {severity!r}",
                              "use \"fail\" or \"warn\""))
-        checks.append(Check(kind, dict(kwargs), severity, meta))
+        checks.append(Check(kind, dict(kwargs), severity, meta, where=where))
     return checks, problems
 
 
@@ -104,7 +114,28 @@ def step_checks(step: ValidateStep, expectations_root: Path) -> list[Check]:
         if expectations_root.resolve() not in path.parents:
             raise SuiteError(f"suite file {step.suite!r} is outside include/expectations/")
         checks += load_suite(path, step.suite)
-    checks += [Check(e.type, dict(e.kwargs), e.severity, dict(e.meta)) for e in step.expectations]
+    checks += [Check(e.type, dict(e.kwargs), e.severity, dict(e.meta), where=f"expectations[{j}]")
+               for j, e in enumerate(step.expectations)]
     for i, c in enumerate(checks):
         c.index = i
     return checks
+
+
+def absent_condition_columns(checks: list[Check], columns: list[str], parser: str = "pandas") -> str | None:
+    """Why checks cannot run on a batch of ``columns`` because a row_condition names a column it lacks (GX would
+    only say "name 'status' is not defined") or is written for the other GX engine's ``parser``, or None."""
+    have = set(columns)
+    for c in checks:
+        written = c.kwargs.get("condition_parser")
+        if c.kwargs.get("row_condition") and written != parser:
+            engine = "SQL engine (run_on warehouse in PostgreSQL)" if parser == "great_expectations" else "pandas engine"
+            return (f"{c.where or c.type}.kwargs.condition_parser is {written!r}, but this check runs in GX's {engine}, "
+                    f"which reads only {parser!r} conditions; fix: write the condition for {parser!r}"
+                    + (" (col(\"status\")==\"paid\")" if parser == "great_expectations" else " (status == 'paid')")
+                    + (", or run_on batch" if parser == "great_expectations" else ""))
+        absent = [col for col in c.condition_columns() if col not in have]
+        if absent:
+            return (f"{c.where or c.type}.kwargs.row_condition names column(s) {', '.join(absent)} that the batch "
+                    f"does not have (it has: {', '.join(columns)}); fix: name a column of the batch in the "
+                    "condition, or add the column to the step that makes the batch")
+    return None

@@ -29,7 +29,7 @@ from dagspec.stages.context import RunContext, StepFailed
 from dagspec.stages.validate_report import short, summary, write_reports
 from dagspec.stages.validate_rows import SetAside, clear_passed
 from dagspec.stages.validate_scan import ScanConnection
-from dagspec.stages.validate_sql import DUCKDB_MEMORY, IN_WAREHOUSE, in_warehouse, run_pandas
+from dagspec.stages.validate_sql import DUCKDB_MEMORY, IN_WAREHOUSE, in_warehouse, refuse_absent_columns, run_pandas
 from dagspec.utc import LIBPQ_OPTIONS, duckdb_utc
 from dagspec.windows import Batch
 
@@ -240,6 +240,7 @@ def _in_duckdb(ctx: RunContext, step: ValidateStep, checks: list[Check], suite_n
     theirs = [c for c in checks if not ev.handles(c)]
     by_index = dict(zip((c.index for c in mine), ev.run(mine)))
     if theirs:
+        refuse_absent_columns(step, theirs, ev.columns)
         cols = sorted({col for c in theirs for col in (c.columns() or ev.columns)} & set(ev.columns))
         ctx.log.info("validate %s: %s run by GX's pandas engine on column(s) %s", step.id,
                      ", ".join(c.type for c in theirs), ", ".join(cols))
@@ -270,6 +271,7 @@ def _gx_in_postgres(ctx: RunContext, step: ValidateStep, batch: Batch, checks: l
     cols = [c for c, _ in session.table_columns(table.schema_, table.table) or [] if c not in added]
     if not cols:
         raise StepFailed(f"warehouse table {table.qualified} does not exist: did step {step.input!r} run?")
+    refuse_absent_columns(step, checks, cols, parser="great_expectations")
     query = (f"SELECT {', '.join(quote(c, 'postgres') for c in cols)} FROM "
              f"{qualified(table.schema_, table.table, 'postgres')} "
              f"WHERE {BatchColumns.of(batch.key).literal_where()}")

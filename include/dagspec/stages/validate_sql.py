@@ -11,7 +11,7 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from dagspec.spec.model import TableRef, ValidateStep
-from dagspec.spec.suites import Check
+from dagspec.spec.suites import Check, absent_condition_columns
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.utc import duckdb_utc
 from dagspec.windows import Batch
@@ -65,6 +65,7 @@ def in_warehouse(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list
                  "(batch_date=%s); the batch was not copied out", step.id, len(mine), name, len(con.statements),
                  table.qualified, batch.key)
     if theirs:
+        refuse_absent_columns(step, theirs, ev.columns)
         cols = sorted({col for c in theirs for col in (c.columns() or ev.columns)} & set(ev.columns))
         ctx.log.info("validate %s: %s run by GX's pandas engine on column(s) %s (only these are read from %s)",
                      step.id, ", ".join(c.type for c in theirs), ", ".join(cols), name)
@@ -79,6 +80,14 @@ def in_warehouse(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list
     if aside is not None:
         aside.take(ctx, ev, [(c, by_index[c.index]) for c in mine], session)
     return results, rows
+
+
+def refuse_absent_columns(step: ValidateStep, checks: list[Check], columns: list[str], parser: str = "pandas") -> None:
+    """A row_condition naming a column the batch lacks (or written for the other GX engine) stops the step before
+    GX runs, saying where it is written."""
+    problem = absent_condition_columns(checks, columns, parser)
+    if problem:
+        raise StepFailed(f"validate {step.id}: {problem}")
 
 
 def run_pandas(step: ValidateStep, df: pd.DataFrame, checks: list[Check], suite_name: str,

@@ -24,6 +24,7 @@ from dagspec.utc import LIBPQ_OPTIONS
 from dagspec.warehouse.base import SchemaDrift, columns_diff, history_filter, prune_sql
 from dagspec.warehouse.batch_columns import BatchColumns, pyformat
 from dagspec.warehouse.contract import ArrowSource, record_batches
+from dagspec.warehouse.postgres_index import index_batch_columns
 
 if TYPE_CHECKING:
     import psycopg
@@ -160,6 +161,8 @@ class PostgresSession:
         if existing is None:
             cols = ", ".join(f"{quote(n, DIALECT)} {t}" for n, t in wanted)
             self.execute(f"CREATE TABLE {qualified(schema, table, DIALECT)} ({cols})")
+            if with_batch_date:
+                index_batch_columns(self.execute, schema, table, added)
         elif columns_diff(existing, wanted):
             raise SchemaDrift(f"{schema}.{table}", columns_diff(existing, wanted))
         return [n for n, _ in wanted]
@@ -237,6 +240,7 @@ class PostgresSession:
                 self.execute(f"DROP VIEW IF EXISTS {target}") if kind == "v" else None
                 self.execute(f"DROP TABLE IF EXISTS {target}")
                 self.execute(f"ALTER TABLE {new} RENAME TO {quote(table, DIALECT)}")
+                index_batch_columns(self.execute, schema, table, added)
             return self.execute(f"SELECT count(*) FROM {target}")[0][0]
 
     def _dependent_views(self, relation: str) -> list[str]:

@@ -1,0 +1,1 @@
+"""The parts of scripts/dev_stack.py, one job each."""
