@@ -26,7 +26,7 @@ from dagspec.stages.context import RunContext
 from dagspec.stages.ml import canary
 from dagspec.stages.ml.common import json_safe, report_dir, write_record
 from dagspec.stages.ml.monitor_inputs import References, first_rows, scored
-from dagspec.stages.ml.monitor_labels import realised
+from dagspec.stages.ml.monitor_labels import metric_checked, realised
 from dagspec.windows import Batch, Window
 
 
@@ -98,7 +98,8 @@ def measure(ctx: RunContext, session: Any, step: MonitorStep, score: ScoreStep, 
         record.update(model_version=version, prediction=predictions.summary(),
                       volume=monitor.volume(predictions.rows, recent), features=feats.summary())
         if step.labels is not None:
-            record["realised"] = realised(ctx, session, step.labels, score, batch, task, step.chunk_rows)
+            metric_checked(ctx, step, task, refs.classes(version) if task == "classification" else None)
+            record["realised"] = realised(ctx, session, step.labels, score, batch, refs, version, step.chunk_rows)
     labels = step.labels
     record["reasons"] = monitor.breaches(record, step.thresholds, labels.metric if labels else None,
                                          labels.threshold if labels else None)
