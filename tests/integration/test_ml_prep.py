@@ -186,6 +186,21 @@ def test_a_three_class_model_is_monitored_on_its_realised_accuracy_and_macro_f1(
     assert result["reasons"][0] == (f"2025-04-02: realised f1_macro {f1:.4f} of v{champ.version} on batch "
                                     f"2025-04-01 ({len(joined)} labelled rows) is worse than 0.99")
 
+    # The same numbers on the version's MLflow run, one point per batch date (step: the date's ordinal); a re-run
+    # of the dates logs no second point.
+    run_step(pipeline, "monitor", utc(end + timedelta(days=1)), utc(end + timedelta(days=3)))
+    client = registry_server["client"]
+    history = {m: [(p.step, p.value) for p in client.get_metric_history(champ.run_id, f"monitor.{m}")]
+               for m in ("realised.f1_macro", "realised.accuracy", "prediction_psi", "rows")}
+    days = [date(2025, 4, n).toordinal() for n in (1, 2, 3)]
+    batches = result["batches"]
+    assert sorted(history["realised.f1_macro"]) == [(days[0], pytest.approx(f1)), (
+        days[1], pytest.approx(batches["2025-04-03"]["realised"]["metrics"]["f1_macro"]))]
+    assert sorted(history["realised.accuracy"])[0] == (days[0], pytest.approx(accuracy_score(truth, guess)))
+    assert sorted(history["prediction_psi"]) == [(days[i], pytest.approx(batches[f"2025-04-0{i + 1}"]["prediction"]["psi"]))
+                                                 for i in (1, 2)]
+    assert sorted(history["rows"]) == [(days[i], batches[f"2025-04-0{i + 1}"]["volume"]["rows"]) for i in (1, 2)]
+
 
     # A 0/1 metric cannot judge it: refused at run time, at the metric's JSON path, with the ones that can.
     binary = segment_pipeline(tmp_path, model, classes=None,

@@ -9,7 +9,7 @@ channels with its numbers.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ def run_monitor(ctx: RunContext, step: MonitorStep) -> dict[str, Any]:
             record = measure(ctx, session, step, score, batch, refs, history)
             history[batch.batch_date] = record
             write_record(records / f"{batch.batch_date.isoformat()}.json", record)
+            track(ctx, refs, record)
             done[batch.batch_date.isoformat()] = record
         rollout = canary.check(ctx, session, step, score)  # a staged canary: promote, roll back or wait
     plot = monitor_png(folder / "monitor.png", [history[d] for d in sorted(history)],
@@ -104,6 +105,17 @@ def measure(ctx: RunContext, session: Any, step: MonitorStep, score: ScoreStep, 
     record["reasons"] = monitor.breaches(record, step.thresholds, labels.metric if labels else None,
                                          labels.threshold if labels else None)
     return json_safe(record)
+
+
+def track(ctx: RunContext, refs: References, record: dict[str, Any]) -> None:
+    """The record's numbers on the MLflow run of the version they measure, one point per batch date (step: its
+    ordinal), so the run's charts plot them over time. The timestamp is the date's midnight, not the clock's: a
+    re-run of a date that measures the same numbers logs the same point, which MLflow keeps once."""
+    for version, day, numbers in monitor.tracked(record):
+        when = date.fromisoformat(day)
+        midnight = datetime(when.year, when.month, when.day, tzinfo=UTC)
+        ctx.model_registry.log(refs.version(version).run_id, metrics=numbers, step=when.toordinal(),
+                               timestamp_ms=int(midnight.timestamp() * 1000))
 
 
 def read_records(folder: Path) -> dict[date, dict[str, Any]]:
