@@ -201,6 +201,18 @@ def test_a_three_class_model_is_monitored_on_its_realised_accuracy_and_macro_f1(
                                                  for i in (1, 2)]
     assert sorted(history["rows"]) == [(days[i], batches[f"2025-04-0{i + 1}"]["volume"]["rows"]) for i in (1, 2)]
 
+    # The version's training report shows its own monitoring history; the copy on its MLflow run too.
+    folder = home / "reports" / f"{model}_pipe" / "train" / f"version_{champ.version}"
+    assert (folder / "monitor.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (folder / "report.html").read_text()
+    assert page.count('<img src="monitor.png"') == 1 and "Per class (challenger)" in page
+    copied = {a.path for a in client.list_artifacts(champ.run_id, "report")}
+    assert {"report/monitor.png", "report/report.html"} <= copied
+    # A training run whose tags name a folder out of the reports is not followed.
+    client.set_tag(champ.run_id, "dagspec.dag_id", "../../outside")
+    (folder / "monitor.png").unlink()
+    run_step(pipeline, "monitor", utc(end + timedelta(days=1)), utc(end + timedelta(days=2)))
+    assert not (folder / "monitor.png").exists() and not list(home.parent.glob("**/outside"))
 
     # A 0/1 metric cannot judge it: refused at run time, at the metric's JSON path, with the ones that can.
     binary = segment_pipeline(tmp_path, model, classes=None,
