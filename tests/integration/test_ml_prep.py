@@ -80,7 +80,8 @@ def test_clip_and_log1p_compute_what_they_say():
 
 # --- a 3-class target end to end ----------------------------------------------------------------------------------
 
-def segment_pipeline(tmp_path: Path, model: str, primary: str = "f1_macro", classes: list | None = SEGMENTS):
+def segment_pipeline(tmp_path: Path, model: str, primary: str = "f1_macro", classes: list | None = SEGMENTS,
+                     monitor: dict | None = None):
     data = json.loads((ROOT / "dags" / "definitions" / "orders_model_retrain.json").read_text())
     table = {"table": {"schema": "ml", "table": "order_features"}, "time_column": "ordered_at"}
     train = {"id": "train", "kind": "train", "model": model, "estimator": "logistic_regression",
@@ -98,7 +99,7 @@ def segment_pipeline(tmp_path: Path, model: str, primary: str = "f1_macro", clas
         {"id": "promote", "kind": "promote", "input": "evaluate", "primary": primary,
          "guards": [{"metric": "log_loss", "max_degradation": 0.05}], "minimums": {"accuracy": 0.2}},
         {"id": "score", "kind": "score", "model": model, "keys": ["order_id"], "data": table,
-         "output": {"table": {"schema": "ml", "table": f"{model}_scores"}}}])
+         "output": {"table": {"schema": "ml", "table": f"{model}_scores"}}}, *([monitor] if monitor else [])])
     path = tmp_path / f"{model}.json"
     path.write_text(json.dumps(data))
     return load_definition(path)
@@ -154,3 +155,68 @@ def test_a_binary_metric_on_a_target_found_multi_class_at_train_time_is_refused(
                        r"measured for a multi-class target.*use one of: accuracy, f1_macro"):
         run_step(pipeline, "train", utc(end) - timedelta(days=7), utc(end))
     assert registry_server["client"].search_registered_models(f"name = '{model}'") == []
+
+
+def test_a_three_class_model_is_monitored_on_its_realised_accuracy_and_macro_f1(home, registry_server, tmp_path):
+    from sklearn.metrics import accuracy_score, f1_score
+
+    model = f"segment_{uuid.uuid4().hex[:8]}"
+    monitor = {"id": "monitor", "kind": "monitor", "model": model, "input": "score",
+               "labels": {"data": {"query": "SELECT order_id, segment FROM ml.order_features WHERE ordered_at >= "
+                                   ":from_date AND ordered_at < :to_date"}, "keys": ["order_id"], "label": "segment",
+                          "delay_days": 1, "metric": "f1_macro", "threshold": 0.99}}
+    pipeline = segment_pipeline(tmp_path, model, classes=None, monitor=monitor)  # classes known only once trained
+    end = date(2025, 4, 1)
+    for s in ("train", "evaluate", "promote"):
+        run_step(pipeline, s, utc(end) - timedelta(days=7), utc(end))
+    champ = registry().champion(model)
+    assert json.loads(registry().client.get_run(champ.run_id).data.tags["dagspec.classes"]) == SEGMENTS
+    run_step(pipeline, "score", utc(end), utc(end + timedelta(days=3)))
+    result = run_step(pipeline, "monitor", utc(end + timedelta(days=1)), utc(end + timedelta(days=3)))
+    realised = result["batches"]["2025-04-02"]["realised"]
+    joined = warehouse_rows(home / "warehouse.duckdb", f"SELECT f.segment, s.prediction FROM ml.{model}_scores s "
+                            "JOIN ml.order_features f USING (order_id) WHERE s.batch_date = ?", [end])
+    truth, guess = [r[0] for r in joined], [r[1] for r in joined]
+    assert realised["batch_date"] == "2025-04-01" and realised["model_version"] == str(champ.version)
+    assert realised["rows"] == len(joined) > 0 and realised["metrics"]["unknown_labels"] == 0
+    f1 = f1_score(truth, guess, average="macro", labels=SEGMENTS, zero_division=0)
+    assert realised["metrics"]["accuracy"] == pytest.approx(accuracy_score(truth, guess))
+    assert realised["metrics"]["f1_macro"] == pytest.approx(f1) and "roc_auc" not in realised["metrics"]
+    assert "log_loss" not in realised["metrics"]  # the table keeps the top class's probability only
+    assert result["reasons"][0] == (f"2025-04-02: realised f1_macro {f1:.4f} of v{champ.version} on batch "
+                                    f"2025-04-01 ({len(joined)} labelled rows) is worse than 0.99")
+
+    # The same numbers on the version's MLflow run, one point per batch date (step: the date's ordinal); a re-run
+    # of the dates logs no second point.
+    run_step(pipeline, "monitor", utc(end + timedelta(days=1)), utc(end + timedelta(days=3)))
+    client = registry_server["client"]
+    history = {m: [(p.step, p.value) for p in client.get_metric_history(champ.run_id, f"monitor.{m}")]
+               for m in ("realised.f1_macro", "realised.accuracy", "prediction_psi", "rows")}
+    days = [date(2025, 4, n).toordinal() for n in (1, 2, 3)]
+    batches = result["batches"]
+    assert sorted(history["realised.f1_macro"]) == [(days[0], pytest.approx(f1)), (
+        days[1], pytest.approx(batches["2025-04-03"]["realised"]["metrics"]["f1_macro"]))]
+    assert sorted(history["realised.accuracy"])[0] == (days[0], pytest.approx(accuracy_score(truth, guess)))
+    assert sorted(history["prediction_psi"]) == [(days[i], pytest.approx(batches[f"2025-04-0{i + 1}"]["prediction"]["psi"]))
+                                                 for i in (1, 2)]
+    assert sorted(history["rows"]) == [(days[i], batches[f"2025-04-0{i + 1}"]["volume"]["rows"]) for i in (1, 2)]
+
+    # The version's training report shows its own monitoring history; the copy on its MLflow run too.
+    folder = home / "reports" / f"{model}_pipe" / "train" / f"version_{champ.version}"
+    assert (folder / "monitor.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (folder / "report.html").read_text()
+    assert page.count('<img src="monitor.png"') == 1 and "Per class (challenger)" in page
+    copied = {a.path for a in client.list_artifacts(champ.run_id, "report")}
+    assert {"report/monitor.png", "report/report.html"} <= copied
+    # A training run whose tags name a folder out of the reports is not followed.
+    client.set_tag(champ.run_id, "dagspec.dag_id", "../../outside")
+    (folder / "monitor.png").unlink()
+    run_step(pipeline, "monitor", utc(end + timedelta(days=1)), utc(end + timedelta(days=2)))
+    assert not (folder / "monitor.png").exists() and not list(home.parent.glob("**/outside"))
+
+    # A 0/1 metric cannot judge it: refused at run time, at the metric's JSON path, with the ones that can.
+    binary = segment_pipeline(tmp_path, model, classes=None,
+                              monitor={**monitor, "labels": {**monitor["labels"], "metric": "roc_auc"}})
+    with pytest.raises(StepFailed, match=r"monitor monitor: steps\[4\]\.labels\.metric: the realised roc_auc is not "
+                       r"measured for a multi-class model .*use one of: accuracy, f1_macro"):
+        run_step(binary, "monitor", utc(end + timedelta(days=1)), utc(end + timedelta(days=2)))

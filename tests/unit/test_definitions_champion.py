@@ -127,3 +127,24 @@ def test_the_page_renders_each_champion_state():
     assert '<code>ltv</code>: <span class="bad" title="registry did not answer within 5 s">unavailable</span>' in page
     # The definition without a model has '-' as its champion; neither has a validation report yet.
     assert page.count("<td>-</td><td>-</td></tr>") == 1 and page.count("<td>-</td></tr>") == 2
+
+
+def test_a_multi_class_champion_shows_its_macro_f1(tmp_path, monkeypatch):
+    from dagspec.ml.registry import Registry
+    from dagspec.spec.model import Pipeline
+
+    declared = EXAMPLES["orders_model_retrain.json"].model_dump(by_alias=True, exclude_none=True)
+    declared["steps"][0]["classes"] = ["a", "b", "c"]
+    del declared["steps"][2]  # no promote step names a metric (its 0/1 ones would be refused for three classes)
+    assert ui.primary_metrics([Pipeline.model_validate(declared)]) == {MODEL: "f1_macro"}
+    monkeypatch.setenv("DAGSPEC_HOME", str(tmp_path))
+    monkeypatch.delenv("AIRFLOW_CONN_DAGSPEC_MLFLOW", raising=False)
+    reg = Registry.open(env_resolver)
+    run_id = reg.start_run(MODEL, {"dagspec.task": "classification"}, run_name="test")
+    reg.log(run_id, metrics={"accuracy": 0.61, "f1_macro": 0.5512, "log_loss": 0.9})
+    reg.finish(run_id)
+    reg.set_champion(MODEL, reg.register(MODEL, run_id, {}))
+    # Classes not declared: the definitions say roc_auc, the champion has none and shows its macro F1.
+    cell = ui.champion_cells({MODEL: "roc_auc"}, env_resolver, wait=60)[MODEL]
+    assert (cell["metric"], cell["value"]) == ("f1_macro", pytest.approx(0.5512))
+    assert ui.champion_cells({MODEL: "accuracy"}, env_resolver, wait=60)[MODEL]["value"] == pytest.approx(0.61)

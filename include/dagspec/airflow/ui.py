@@ -97,6 +97,7 @@ def last_runs(dag_ids: list[str]) -> dict[str, tuple[str, str | None]]:
 
 # The metric shown beside a champion when no promote step names one: the usual headline metric per task.
 PRIMARY_BY_TASK = {"classification": "roc_auc", "regression": "rmse"}
+MULTICLASS_HEADLINE = "f1_macro"  # a classifier of three or more classes has no roc_auc
 REGISTRY_WAIT_S = 5.0  # how long a page load waits for the registry before showing "unavailable"
 _registries: dict[tuple[str, str | None], Any] = {}  # one client per registry, reused across page loads
 _lookups: dict[str, threading.Thread] = {}  # tracking URI -> its lookup still running (at most one each)
@@ -115,7 +116,8 @@ def primary_metrics(pipelines: Iterable[Pipeline]) -> dict[str, str]:
     from dagspec.spec.ml_steps import EvaluateStep, PromoteStep, TrainStep
 
     pipelines = list(pipelines)
-    found = {s.model: PRIMARY_BY_TASK[s.task] for p in pipelines for s in p.steps if isinstance(s, TrainStep)}
+    found = {s.model: MULTICLASS_HEADLINE if s.classes else PRIMARY_BY_TASK[s.task]
+             for p in pipelines for s in p.steps if isinstance(s, TrainStep)}
     for pipeline in pipelines:  # a promote step's choice wins over the default
         steps = {s.id: s for s in pipeline.steps}
         for step in pipeline.steps:
@@ -150,6 +152,9 @@ def _lookup(reg: Registry, models: dict[str, str | None], out: dict[str, dict[st
                     continue
                 run = reg.client.get_run(champ.run_id)
                 metric = metric or PRIMARY_BY_TASK.get(run.data.tags.get("dagspec.task", ""))
+                if metric not in run.data.metrics and MULTICLASS_HEADLINE in run.data.metrics:
+                    # classes not declared: the default 0/1 headline is not measured, the multi-class one is
+                    metric = MULTICLASS_HEADLINE
                 out[model] = _cell(model, "champion", metric, version=str(champ.version),
                                    value=run.data.metrics.get(metric) if metric else None)
             except Exception as exc:

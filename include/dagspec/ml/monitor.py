@@ -135,5 +135,28 @@ def breaches(record: dict[str, Any], limits: MonitorThresholds, metric: str | No
     return reasons
 
 
+def tracked(record: dict[str, Any]) -> list[tuple[str, str, dict[str, float]]]:
+    """A batch record's numbers as MLflow metrics: (version, date they belong to, {name: value}). Drift, volume and
+    feature numbers belong to the batch and the version that scored it; realised ones to the labelled batch and
+    the version that made those predictions. None and NaN are left out (MLflow plots only numbers)."""
+    out = []
+    p, v = record.get("prediction") or {}, record.get("volume") or {}
+    mine = {"monitor.prediction_psi": p.get("psi"), "monitor.rows": v.get("rows"), "monitor.volume_change": v.get("change")}
+    for column, f in (record.get("features") or {}).items():
+        mine[f"monitor.null_share.{column}"] = f.get("null_share")
+        mine[f"monitor.out_of_range_share.{column}"] = f.get("out_of_range_share")
+    if record.get("model_version") is not None:
+        out.append((str(record["model_version"]), record["batch_date"], _numbers(mine)))
+    r = record.get("realised") or {}
+    if r.get("model_version") is not None and r.get("metrics"):
+        named = {f"monitor.realised.{k}": val for k, val in r["metrics"].items()}
+        out.append((str(r["model_version"]), r["batch_date"], _numbers({**named, "monitor.realised.rows": r["rows"]})))
+    return [(version, day, numbers) for version, day, numbers in out if numbers]
+
+
+def _numbers(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+
+
 __all__ = ["FeatureStats", "PredictionStats", "breaches", "realised_worse", "reference_null_share", "reference_range",
-           "volume"]
+           "tracked", "volume"]

@@ -15,9 +15,19 @@ def predicted(proba: np.ndarray, classes: list) -> np.ndarray:
 
 
 def scores(y: np.ndarray, proba: np.ndarray, classes: list) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score
+    from sklearn.metrics import log_loss
 
-    guess = _same_kind(predicted(proba, classes), y)
+    return {**label_scores(y, predicted(proba, classes), classes),
+            "log_loss": float(log_loss(y, np.clip(proba, 1e-15, 1), labels=classes))}
+
+
+def label_scores(y: np.ndarray, guess: np.ndarray, classes: list) -> dict[str, float]:
+    """What the predicted classes alone measure (a score table keeps only those, not every class's probability).
+    Averages run over the model's `classes`: a label the model never saw counts against accuracy, and its own
+    F1 is not averaged in (the model could not predict it)."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    guess = _same_kind(np.asarray(guess, dtype=object), y)
     kw: dict[str, Any] = {"labels": classes, "zero_division": 0}
     return {
         "accuracy": float(accuracy_score(y, guess)),
@@ -25,7 +35,6 @@ def scores(y: np.ndarray, proba: np.ndarray, classes: list) -> dict[str, float]:
         "f1_weighted": float(f1_score(y, guess, average="weighted", **kw)),
         "precision_macro": float(precision_score(y, guess, average="macro", **kw)),
         "recall_macro": float(recall_score(y, guess, average="macro", **kw)),
-        "log_loss": float(log_loss(y, np.clip(proba, 1e-15, 1), labels=classes)),
     }
 
 

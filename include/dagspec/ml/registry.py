@@ -103,13 +103,13 @@ class Registry:
         return run.info.run_id
 
     def log(self, run_id: str, *, params: dict[str, Any] | None = None, metrics: dict[str, float] | None = None,
-            tags: dict[str, str] | None = None) -> None:
+            tags: dict[str, str] | None = None, step: int = 0, timestamp_ms: int | None = None) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
         self.client.log_batch(
             run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if not math.isnan(float(v))],
+            metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items() if not math.isnan(float(v))],
             params=[Param(k, str(v)[:6000]) for k, v in (params or {}).items()],
             tags=[RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()],
         )

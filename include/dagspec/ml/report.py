@@ -100,6 +100,19 @@ def importance_png(path: Path, importances: list[tuple[str, float]]) -> Path | N
     return path
 
 
+MONITOR_PNG = "monitor.png"  # a version's monitoring history, drawn by the monitor step beside its report
+MONITOR_SECTION = (f'<h2>Monitoring (batches this version scored)</h2><p><img src="{MONITOR_PNG}" '
+                   'alt="monitoring history"></p>\n')
+_DATA_MARK = '<script type="application/json" id="dagspec-report">'
+
+
+def with_monitor(text: str) -> str:
+    """A report's HTML with the monitoring section (once; before its JSON data)."""
+    if MONITOR_SECTION in text or _DATA_MARK not in text:
+        return text
+    return text.replace(_DATA_MARK, MONITOR_SECTION + _DATA_MARK, 1)
+
+
 def write_html(path: Path, *, title: str, facts: dict[str, Any], metrics: dict[str, float],
                champion_metrics: dict[str, float] | None, images: list[Path], decision: dict | None = None,
                per_class: dict[str, Any] | None = None) -> Path:
@@ -141,7 +154,9 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head><bo
 <h1>{html.escape(title)}</h1><table>{fact_rows}</table>{verdict}
 <h2>Holdout metrics</h2><table><tr><th>metric</th><th>challenger</th><th>champion (same holdout)</th></tr>{rows}</table>
 {confusion}{imgs}
-<script type="application/json" id="dagspec-report">{html.escape(json.dumps(data, default=str))}</script>
+{_DATA_MARK}{html.escape(json.dumps(data, default=str))}</script>
 </body></html>
 """)
+    if (path.parent / MONITOR_PNG).exists():  # a promote rewriting a monitored version's report keeps the plot
+        path.write_text(with_monitor(path.read_text()))
     return path

@@ -18,7 +18,8 @@ from dagspec.spec.monitor_step import MonitorStep
 
 Loc = tuple[str | int, ...]
 # What realised labels can measure of a multi-class model: the score table keeps only the most probable class
-# and its probability, so nothing that needs every class's probability (log_loss) or one positive class.
+# and its probability, so nothing that needs every class's probability (log_loss) or one positive class. Of a
+# 0/1 model they measure the holdout's 0/1 metrics, none of these averaged ones but accuracy.
 MULTICLASS_REALISED = ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro")
 
 
@@ -35,12 +36,23 @@ def _train_of(steps: Sequence[StepBase], promote: PromoteStep) -> TrainStep | No
 
 
 def metric_fits(metric: str, train: TrainStep) -> str | None:
-    """Why `train`'s model cannot be judged on the realised `metric`; None when it can."""
-    if train.task == "regression":
+    """Why `train`'s model cannot be judged on the realised `metric`; None when it can (or cannot be told yet:
+    undeclared classes are known only once a version is trained)."""
+    return metric_fit(metric, train.task, True if train.classes is not None else None)
+
+
+def metric_fit(metric: str, task: str, multiclass: bool | None) -> str | None:
+    """Why a model of `task` (`multiclass`: more than two classes; None: not known yet) cannot be judged on the
+    realised `metric`; None when it can. The monitor step asks again at run time, when a version tells."""
+    if task == "regression":
         return None if metric in REGRESSION_METRICS else f"use one of: {', '.join(REGRESSION_METRICS)}"
-    if train.classes is not None:
+    if multiclass:
         return None if metric in MULTICLASS_REALISED else f"use one of: {', '.join(MULTICLASS_REALISED)}"
-    return f"use a classification metric, not {metric}" if metric in REGRESSION_METRICS else None
+    if metric in REGRESSION_METRICS:
+        return f"use a classification metric, not {metric}"
+    if multiclass is False and metric in MULTICLASS_REALISED and metric != "accuracy":
+        return f"use a 0/1 metric (roc_auc, pr_auc, f1, precision, recall, accuracy, log_loss, ...), not {metric}"
+    return None
 
 
 def monitor_problems(steps: Sequence[StepBase]) -> list[tuple[Loc, str, str]]:
@@ -93,4 +105,4 @@ def rollout_problems(pipeline: Pipeline) -> list[tuple[Loc, str, str]]:
     return out
 
 
-__all__ = ["MULTICLASS_REALISED", "metric_fits", "monitor_problems", "rollout_problems"]
+__all__ = ["MULTICLASS_REALISED", "metric_fit", "metric_fits", "monitor_problems", "rollout_problems"]

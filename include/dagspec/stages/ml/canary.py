@@ -14,19 +14,17 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dagspec.ml import features, metrics
 from dagspec.ml.canary import Side, judge
 from dagspec.ml.registry import CANARY
 from dagspec.spec.canary_step import Rollout
 from dagspec.spec.ml_steps import ScoreStep
 from dagspec.spec.monitor_step import MonitorStep
 from dagspec.stages.context import RunContext
-from dagspec.stages.ml.common import champion_features, report_dir, write_record
-from dagspec.stages.ml.monitor_labels import labelled
+from dagspec.stages.ml.common import champion_features, report_dir, version_classes, write_record
+from dagspec.stages.ml.monitor_labels import labelled, measured, predicted_column
 from dagspec.windows import Window
 
 if TYPE_CHECKING:
@@ -106,7 +104,8 @@ def check(ctx: RunContext, session: Session, step: MonitorStep, score: ScoreStep
         return decide(ctx, step.model, canary, {**base, "decision": "rolled_back", "reasons": [late],
                                                 "labelled_through": through.isoformat()}, record_path)
     _, _, task = champion_features(reg, canary)
-    predicted = "probability" if task == "classification" else "prediction"
+    classes = {str(v.version): version_classes(reg, v) if task == "classification" else None for v in (canary, champ)}
+    predicted = predicted_column(task, classes[str(canary.version)])
     parts = []
     day = start
     while day <= min(through, last):
@@ -117,7 +116,8 @@ def check(ctx: RunContext, session: Session, step: MonitorStep, score: ScoreStep
             parts.append(got.select([step.labels.label, predicted, "model_version"]))
         day += timedelta(days=1)
     rows = pa.concat_tables(parts) if parts else None
-    sides = [_side(rows, str(v.version), step.labels.label, predicted, task, rule) for v in (canary, champ)]
+    sides = [_side(rows, str(v.version), step.labels.label, predicted, task, classes[str(v.version)], rule)
+             for v in (canary, champ)]
     done_days = max(0, (min(through, last) - start).days + 1)
     verdict = judge(rule, sides[0], sides[1], through >= last,
                     f"{done_days} of {rule.window_days} window day(s) labelled ({start} .. {last})")
@@ -196,17 +196,13 @@ def finish_decided(reg: Registry, model: str) -> None:
         finish(reg, model, str(version.version), version.tags[DECISION_TAG])
 
 
-def _side(rows: pa.Table | None, version: str, label: str, predicted: str, task: str, rule: Rollout) -> Side:
+def _side(rows: pa.Table | None, version: str, label: str, predicted: str, task: str, classes: list | None,
+          rule: Rollout) -> Side:
     if rows is None:
         return Side(version, 0, float("nan"))
     mine = rows.filter(pc.equal(rows.column("model_version"), int(version))).to_pandas()
-    mine = mine[mine[label].notna()]
-    if mine.empty:
-        return Side(version, 0, float("nan"))
-    y = features.target_values(mine, label, task)
-    values = np.asarray(mine[predicted], dtype=float)
-    scores = metrics.classification(y, values) if task == "classification" else metrics.regression(y, values)
-    return Side(version, len(y), float(scores.get(rule.metric, float("nan"))))
+    n, scores = measured(mine, label, predicted, task, classes)
+    return Side(version, n, float(scores.get(rule.metric, float("nan"))))
 
 
 def now() -> str:

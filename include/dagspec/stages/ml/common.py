@@ -54,4 +54,20 @@ def champion_features(reg: Registry, version: Any) -> tuple[list[Feature], str, 
         raise StepFailed(f"model version {version.version} was not made by dagspec (no feature list recorded)") from None
 
 
-__all__ = ["champion_features", "json_safe", "report_dir", "run_key", "write_record"]
+CLASSES_TAG = "dagspec.classes"  # a classifier's labels, JSON in the model's order; null for a 0/1 model
+
+
+def version_classes(reg: Registry, version: Any) -> list | None:
+    """A multi-class version's labels (None for a 0/1 model or a regressor): from its training run's tag, or, for
+    a version trained before that tag, from the model itself."""
+    run = reg.client.get_run(version.run_id)
+    if CLASSES_TAG in run.data.tags:
+        return json.loads(run.data.tags[CLASSES_TAG])
+    if run.data.tags.get("dagspec.task", "classification") != "classification":
+        return None
+    from dagspec.ml.features import classes_of
+
+    return classes_of(reg.load(version.run_id))
+
+
+__all__ = ["CLASSES_TAG", "champion_features", "version_classes", "json_safe", "report_dir", "run_key", "write_record"]

@@ -9,7 +9,8 @@ channels with its numbers.
 from __future__ import annotations
 
 import json
-from datetime import date
+import re
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,17 @@ from dagspec.errors import AlreadyAlerted, StepFailed
 from dagspec.ml import data as ml_data
 from dagspec.ml import monitor
 from dagspec.ml.monitor_report import monitor_png
+from dagspec.ml.report import MONITOR_PNG, with_monitor
 from dagspec.spec.ml_steps import ScoreStep
 from dagspec.spec.monitor_step import MonitorStep
 from dagspec.stages.context import RunContext
 from dagspec.stages.ml import canary
 from dagspec.stages.ml.common import json_safe, report_dir, write_record
 from dagspec.stages.ml.monitor_inputs import References, first_rows, scored
-from dagspec.stages.ml.monitor_labels import realised
+from dagspec.stages.ml.monitor_labels import metric_checked, realised
 from dagspec.windows import Batch, Window
+
+SAFE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}")  # a dag_id or step id, as a folder name
 
 
 def run_monitor(ctx: RunContext, step: MonitorStep) -> dict[str, Any]:
@@ -45,10 +49,12 @@ def run_monitor(ctx: RunContext, step: MonitorStep) -> dict[str, Any]:
             record = measure(ctx, session, step, score, batch, refs, history)
             history[batch.batch_date] = record
             write_record(records / f"{batch.batch_date.isoformat()}.json", record)
+            track(ctx, refs, record)
             done[batch.batch_date.isoformat()] = record
         rollout = canary.check(ctx, session, step, score)  # a staged canary: promote, roll back or wait
     plot = monitor_png(folder / "monitor.png", [history[d] for d in sorted(history)],
                        step.labels.metric if step.labels else None)
+    version_report(ctx, step, refs, history)
     reasons = [f"{day}: {r}" for day, rec in done.items() for r in rec["reasons"]]
     breached = bool(reasons)
     w = ctx.window
@@ -98,11 +104,52 @@ def measure(ctx: RunContext, session: Any, step: MonitorStep, score: ScoreStep, 
         record.update(model_version=version, prediction=predictions.summary(),
                       volume=monitor.volume(predictions.rows, recent), features=feats.summary())
         if step.labels is not None:
-            record["realised"] = realised(ctx, session, step.labels, score, batch, task, step.chunk_rows)
+            metric_checked(ctx, step, task, refs.classes(version) if task == "classification" else None)
+            record["realised"] = realised(ctx, session, step.labels, score, batch, refs, version, step.chunk_rows)
     labels = step.labels
     record["reasons"] = monitor.breaches(record, step.thresholds, labels.metric if labels else None,
                                          labels.threshold if labels else None)
     return json_safe(record)
+
+
+def track(ctx: RunContext, refs: References, record: dict[str, Any]) -> None:
+    """The record's numbers on the MLflow run of the version they measure, one point per batch date (step: its
+    ordinal), so the run's charts plot them over time. The timestamp is the date's midnight, not the clock's: a
+    re-run of a date that measures the same numbers logs the same point, which MLflow keeps once."""
+    for version, day, numbers in monitor.tracked(record):
+        when = date.fromisoformat(day)
+        midnight = datetime(when.year, when.month, when.day, tzinfo=UTC)
+        ctx.model_registry.log(refs.version(version).run_id, metrics=numbers, step=when.toordinal(),
+                               timestamp_ms=int(midnight.timestamp() * 1000))
+
+
+def version_report(ctx: RunContext, step: MonitorStep, refs: References, history: dict[date, dict[str, Any]]) -> None:
+    """The newest batch's version's own monitoring history, drawn into its training report (the folder train
+    wrote it to, and the copy on its MLflow run). Only what that version scored and the realised metrics of its
+    own predictions: the report is about the version, the monitor's plot about the pipeline."""
+    version = history[max(history)].get("model_version") if history else None
+    if version is None:
+        return
+    run = ctx.model_registry.client.get_run(refs.version(version).run_id)
+    parts = [run.data.tags.get("dagspec.dag_id", ""), run.data.tags.get("dagspec.step", "")]
+    if not all(SAFE_PART.fullmatch(p) for p in parts):  # registry tags name a folder: never a path out of reports
+        ctx.log.warning("monitor %s: v%s's training run names no report folder (%s)", step.id, version, parts)
+        return
+    folder = ctx.reports_root.joinpath(*parts, f"version_{version}")
+    page = folder / "report.html"
+    if not page.exists():  # trained with another data home: its report is not here to draw into
+        return
+    own = [{**r, "realised": r.get("realised") if (r.get("realised") or {}).get("model_version") == version else None}
+           for d, r in sorted(history.items()) if r.get("model_version") == version]
+    png = monitor_png(folder / MONITOR_PNG, own, step.labels.metric if step.labels else None)
+    if png is None:
+        return
+    page.write_text(with_monitor(page.read_text()))
+    try:
+        for path in (png, page):
+            ctx.model_registry.client.log_artifact(run.info.run_id, str(path), "report")
+    except Exception as exc:  # the registry's copy is a convenience, as at train time
+        ctx.log.warning("monitor %s: could not copy v%s's monitoring plot to the registry: %s", step.id, version, exc)
 
 
 def read_records(folder: Path) -> dict[date, dict[str, Any]]:

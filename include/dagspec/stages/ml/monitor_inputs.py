@@ -15,7 +15,7 @@ from dagspec.ml import drift, features, metrics
 from dagspec.spec.ml_steps import ScoreStep
 from dagspec.sql import qualified, quote, to_dialect
 from dagspec.stages.context import RunContext
-from dagspec.stages.ml.common import champion_features
+from dagspec.stages.ml.common import champion_features, version_classes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -80,15 +80,29 @@ class References:
         self.reg = reg
         self.model = model
         self.cache: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {}
+        self.labels: dict[str, list | None] = {}
+        self.versions: dict[str, Any] = {}
+
+    def version(self, version: str) -> Any:
+        """The registry's ModelVersion `version` of the model."""
+        if version not in self.versions:
+            try:
+                self.versions[version] = self.reg.version(self.model, version)
+            except Exception as exc:  # MLflow raises its own RestException for an unknown version
+                raise StepFailed(f"model {self.model!r} has no version {version} in the registry "
+                                 f"(the scores name it): {exc}") from None
+        return self.versions[version]
+
+    def classes(self, version: str) -> list | None:
+        """`version`'s classes when it is a multi-class model, else None."""
+        if version not in self.labels:
+            self.labels[version] = version_classes(self.reg, self.version(version))
+        return self.labels[version]
 
     def of(self, version: str) -> tuple[dict[str, Any], dict[str, Any], str]:
         """(prediction bins, feature profile, task) of `version`."""
         if version not in self.cache:
-            try:
-                mv = self.reg.version(self.model, version)
-            except Exception as exc:  # MLflow raises its own RestException for an unknown version
-                raise StepFailed(f"model {self.model!r} has no version {version} in the registry "
-                                 f"(the scores name it): {exc}") from None
+            mv = self.version(version)
             feature_profile = self.reg.read_json(mv.run_id, "reference/reference.json")
             feats, target, task = champion_features(self.reg, mv)
             try:

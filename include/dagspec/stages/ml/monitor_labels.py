@@ -12,15 +12,18 @@ import pyarrow.compute as pc
 
 from dagspec.errors import StepFailed
 from dagspec.ml import data as ml_data
-from dagspec.ml import features, metrics
+from dagspec.ml import features, metrics, multiclass
 from dagspec.spec.ml_steps import ScoreStep
-from dagspec.spec.monitor_step import MonitorLabels
+from dagspec.spec.monitor_step import MonitorLabels, MonitorStep
+from dagspec.spec.rollout_checks import metric_fit
 from dagspec.sql import read_sql_file, render_window
 from dagspec.stages.context import RunContext
-from dagspec.stages.ml.monitor_inputs import scored
+from dagspec.stages.ml.monitor_inputs import References, scored
 from dagspec.windows import Batch, Window
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from dagspec.warehouse.contract import Session
 
 
@@ -62,15 +65,58 @@ def labelled(ctx: RunContext, session: Session, labels: MonitorLabels, score: Sc
     return predictions.join(truth, labels.keys, join_type="inner")
 
 
+def predicted_column(task: str, classes: list | None) -> str:
+    """The score column realised metrics are measured on: a 0/1 model's probability of 1, a multi-class model's
+    most probable class (the table keeps only that class's probability), a regressor's prediction."""
+    return "probability" if task == "classification" and classes is None else "prediction"
+
+
+def measured(df: pd.DataFrame, label: str, predicted: str, task: str, classes: list | None) -> tuple[int, dict[str, Any]]:
+    """(labelled rows, realised metrics) of predictions beside their labels; rows without a label do not count."""
+    df = df[df[label].notna()]
+    if df.empty:
+        return 0, {}
+    try:
+        if classes is not None:
+            # Read as they come, not checked against the classes: a label the model never saw is a wrong
+            # prediction to count (and a sign of decay), not a reason to stop measuring.
+            y = features.multiclass_labels(df[label], label, None)
+        else:
+            y = features.target_values(df, label, task)
+    except features.DataProblem as exc:
+        raise StepFailed(f"labels: {exc}") from None
+    if classes is not None:
+        scores: dict[str, Any] = multiclass.label_scores(y, df[predicted].to_numpy(dtype=object), classes)
+        known = {str(c) for c in classes}
+        scores["unknown_labels"] = float(sum(str(v) not in known for v in y.tolist()))
+        return len(y), scores
+    values = np.asarray(df[predicted], dtype=float)
+    return len(y), metrics.classification(y, values) if task == "classification" else metrics.regression(y, values)
+
+
+def metric_checked(ctx: RunContext, step: MonitorStep, task: str, classes: list | None) -> None:
+    """The labels' metric against the version's kind of target, known for sure only now (a definition need not
+    declare its classes, and the model may be trained by another definition)."""
+    assert step.labels is not None
+    fix = metric_fit(step.labels.metric, task, classes is not None if task == "classification" else None)
+    if fix is not None:
+        kind = ("a multi-class" if classes is not None else "a 0/1") if task == "classification" else "a regression"
+        where = f"steps[{ctx.pipeline.steps.index(step)}].labels.metric"
+        raise StepFailed(f"monitor {step.id}: {where}: the realised {step.labels.metric} is not measured for "
+                         f"{kind} model ({step.model!r}); {fix}")
+
+
 def realised(ctx: RunContext, session: Session, labels: MonitorLabels, score: ScoreStep, batch: Batch,
-             task: str, chunk_rows: int) -> dict[str, Any]:
-    """The realised metrics of the labelled batch (`delay_days` before `batch`), or why there are none."""
+             refs: References, current: str, chunk_rows: int) -> dict[str, Any]:
+    """The realised metrics of the labelled batch (`delay_days` before `batch`), or why there are none. `current`:
+    the version that scored `batch` (the score table's columns are of its kind)."""
+    task = refs.of(current)[2]
     shift = timedelta(days=labels.delay_days)
     day = batch.batch_date - shift
     window = Window(batch.from_at - shift, batch.to_at - shift)
     out: dict[str, Any] = {"batch_date": day.isoformat(), "delay_days": labels.delay_days, "rows": 0,
                            "model_version": None, "metrics": {}}
-    predicted = "probability" if task == "classification" else "prediction"
+    predicted = predicted_column(task, refs.classes(current) if task == "classification" else None)
     joined = labelled(ctx, session, labels, score, day, window, predicted, chunk_rows)
     if joined is None:
         out["note"] = f"batch {day} was not scored"
@@ -85,16 +131,11 @@ def realised(ctx: RunContext, session: Session, labels: MonitorLabels, score: Sc
     counts = pc.value_counts(joined.column("model_version")).to_pylist()
     version = max((c for c in counts if c["values"] is not None), key=lambda c: (c["counts"], c["values"]))["values"]
     rows = joined.filter(pc.equal(joined.column("model_version"), version))
-    df = rows.select([labels.label, predicted]).to_pandas()
-    df = df[df[labels.label].notna()]
-    try:
-        y = features.target_values(df, labels.label, task)
-    except features.DataProblem as exc:
-        raise StepFailed(f"labels: {exc}") from None
-    values = np.asarray(df[predicted], dtype=float)
-    scores = metrics.classification(y, values) if task == "classification" else metrics.regression(y, values)
-    out.update(rows=len(y), model_version=str(version), metrics=scores)
+    # The classes of the version that made the predictions: a retrained model may know a class more.
+    classes = refs.classes(str(version)) if predicted == "prediction" and task == "classification" else None
+    n, scores = measured(rows.select([labels.label, predicted]).to_pandas(), labels.label, predicted, task, classes)
+    out.update(rows=n, model_version=str(version), metrics=scores)
     return out
 
 
-__all__ = ["labelled", "realised", "select_only"]
+__all__ = ["labelled", "measured", "metric_checked", "predicted_column", "realised", "select_only"]

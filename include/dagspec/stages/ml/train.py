@@ -18,7 +18,7 @@ from dagspec.ml.registry import MODEL_DIR
 from dagspec.spec.ml_classes import metric_problems
 from dagspec.spec.ml_steps import TrainStep
 from dagspec.stages.context import RunContext
-from dagspec.stages.ml.common import json_safe, run_key
+from dagspec.stages.ml.common import CLASSES_TAG, json_safe, run_key
 from dagspec.stages.ml.training_report import champion_curve, write_report
 
 
@@ -64,6 +64,8 @@ def run_train(ctx: RunContext, step: TrainStep) -> dict[str, Any]:
             "dagspec.window": f"{window.start.isoformat()}/{window.end.isoformat()}",
             "dagspec.features": json.dumps([f.model_dump() for f in step.features]),
             "dagspec.target": step.target, "dagspec.task": step.task}
+    if step.task == "classification":  # "null" for a 0/1 model: the monitor then need not load it to tell
+        tags[CLASSES_TAG] = json.dumps(features.classes_of(model))
     run_id = reg.start_run(step.model, tags, run_name=f"{ctx.pipeline.dag_id}.{step.id} {window.end:%Y-%m-%d}")
     try:
         with tempfile.TemporaryDirectory(prefix="dagspec-train-") as tmp:
