@@ -25,9 +25,10 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
                                               "store can be read from here).")) -> None:
     """Check definitions; one line per problem (file: JSON path: message (fix)), non-zero exit if any."""
     from dagspec.error_stubs import sync_error_stubs
-    from dagspec.spec.discovery import load_in_place, scan, shared_folders
+    from dagspec.spec.discovery import load_in_place, relative_name, scan, shared_folders
     from dagspec.spec.errors import DefinitionError
     from dagspec.spec.folder import claim_of, folder_problems
+    from dagspec.spec.history_owners import unpublished_history
 
     problems = 0
     valid = 0
@@ -36,6 +37,7 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
     files = [p for p in (paths or []) if not p.is_dir()]
     for folder in folders:  # a folder also gets the cross-file check (duplicate dag ids)
         good, bad = scan(folder, check_sql=True)
+        _warn_all(unpublished_history({relative_name(path, folder.parent): p for path, p in good.items()}))
         valid += len(good)
         checked += [(path, folder.parent) for path in good]
         problems += _print_all(tests_file_problems(folder, good))
@@ -80,6 +82,12 @@ def validate(paths: list[Path] | None = typer.Argument(None, help="Files or fold
                 problems += 1
     err.print(f"{valid} valid definition(s), {problems} problem(s)")
     raise typer.Exit(1 if problems else 0)
+
+
+def _warn_all(found: list[Problem]) -> None:
+    """Findings that do not fail validate (the run may still work): on stderr, after the word warning."""
+    for problem in found:
+        err.print(Text(f"warning: {problem}", "yellow"))
 
 
 def _print_all(found: list[Problem]) -> int:
