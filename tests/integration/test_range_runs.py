@@ -77,6 +77,8 @@ def test_a_chunk_is_byte_identical_to_its_dates_one_by_one(data_home, rows_of, r
     with caplog.at_level(logging.INFO, logger="dagspec"):
         _chunked(_pipeline(DAYS))
     assert any(f"one read for {DAYS} partitions" in r.getMessage() for r in caplog.records)
+    loads = [r.getMessage() for r in caplog.records if "in one delete + insert" in r.getMessage()]
+    assert len(loads) == 2 and all(m.split(": ")[1].startswith(f"{DAYS} batches") for m in loads)  # both targets
     assert _files(other) == files_one
     assert _sorted_rows(rows_of) == rows_one
 

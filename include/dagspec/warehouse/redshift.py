@@ -152,6 +152,7 @@ class RedshiftSession(PostgresSession):
     """PostgreSQL's session logic where Redshift shares it; Redshift's own statements where it does not."""
 
     dialect = DIALECT
+    loads_chunks = False  # its loads go through S3 staging, batch by batch
 
     def __init__(self, con: psycopg.Connection | ConnectorConnection, staging: S3Staging, load: Load):
         super().__init__(con)
