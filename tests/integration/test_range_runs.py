@@ -4,6 +4,7 @@ and publishes exactly what running the dates one by one does (files byte for byt
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 from datetime import UTC, date, datetime, timedelta
@@ -14,16 +15,25 @@ import pytest
 from dagspec.connections import env_resolver
 from dagspec.paths import definitions_dir
 from dagspec.runner import run_pipeline, window_of_day
-from dagspec.spec.discovery import find_definition
 from dagspec.stages.extract_range import chunks_of
 from dagspec.windows import Batch, Window
 
 FIRST, DAYS = date(2025, 1, 1), 10
-TABLES = ["analytics.orders", "analytics.daily_revenue"]
+TABLES = ["analytics.orders", "analytics.daily_revenue", "analytics.orders_by_ds"]
+# A transform whose SQL text differs per date ({{ ds }}, a macro) besides its bound window: set-based over a chunk,
+# each date's rendering is its own part of the one statement.
+BY_DS = {"id": "orders_by_ds", "kind": "transform", "after": ["check_orders"], "inputs": ["extract_orders"],
+         "target": {"schema": "analytics", "table": "orders_by_ds"},
+         "query": "SELECT '{{ ds }}' AS ds, '{{ macros.ds_add(ds, -1) }}' AS day_before, CAST(:batch_date AS DATE) "
+                  "AS bound_day, count(*) AS orders, sum(amount) AS amount FROM {{ ref('extract_orders') }} "
+                  "WHERE ordered_at >= :from_date AND ordered_at < :to_date"}
 
 
 def _pipeline(batch_size: int):
-    return find_definition(definitions_dir(), "orders_daily")[1].model_copy(update={"batch_size": batch_size})
+    from dagspec.spec.model import Pipeline
+
+    raw = json.loads((definitions_dir() / "orders_daily.json").read_text())
+    return Pipeline.model_validate({**raw, "batch_size": batch_size, "steps": [*raw["steps"], BY_DS]})
 
 
 def _files(home: Path) -> dict[str, str]:
@@ -79,6 +89,9 @@ def test_a_chunk_is_byte_identical_to_its_dates_one_by_one(data_home, rows_of, r
     assert any(f"one read for {DAYS} partitions" in r.getMessage() for r in caplog.records)
     loads = [r.getMessage() for r in caplog.records if "in one delete + insert" in r.getMessage()]
     assert len(loads) == 2 and all(m.split(": ")[1].startswith(f"{DAYS} batches") for m in loads)  # both targets
+    transforms = sorted(r.getMessage() for r in caplog.records if "batches in one statement" in r.getMessage())
+    assert transforms == [f"transform daily_revenue: {DAYS} batches in one statement (SQL parsed 1 time(s))",
+                          f"transform orders_by_ds: {DAYS} batches in one statement (SQL parsed {DAYS} time(s))"]
     assert _files(other) == files_one
     assert _sorted_rows(rows_of) == rows_one
 
@@ -108,8 +121,6 @@ def test_batch_size_one_reads_per_partition(data_home, caplog):
 
 @pytest.mark.parametrize("size", [0, 367])
 def test_batch_size_is_bounded(size):
-    import json
-
     from pydantic import ValidationError
 
     from dagspec.spec.model import Pipeline
