@@ -128,3 +128,32 @@ def test_batch_size_is_bounded(size):
     raw = json.loads((definitions_dir() / "orders_daily.json").read_text())
     with pytest.raises(ValidationError, match="batch_size"):
         Pipeline.model_validate({**raw, "batch_size": size})
+
+
+def test_a_chunk_flushes_its_check_and_run_records_once_not_per_date(data_home, monkeypatch):
+    from dagspec import store_io
+    from dagspec.cli.local_runs import run_days
+    from dagspec.store import Store
+
+    flushes, durable_writes = [], []
+    real_sync, real_put = store_io.sync_file_system, Store._put_json
+    monkeypatch.setattr("dagspec.store_records.sync_file_system", lambda path: (flushes.append(path), real_sync(path)))
+
+    def put(self, path, record, durable=True):
+        if durable:
+            durable_writes.append(path)
+        return real_put(self, path, record, durable)
+
+    monkeypatch.setattr(Store, "_put_json", put)
+    pipeline = _pipeline(DAYS)
+    days = [FIRST + timedelta(days=i) for i in range(DAYS)]
+    assert run_days("orders_daily", pipeline, days, keep_going=False, chunk=DAYS) == []
+    checks = [p for p in durable_writes if "/_checks/" in p]
+    runs = [p for p in durable_writes if "/_runs/" in p and "/published/" not in p]
+    assert checks == [] and runs == []  # every check and run record of the chunk waits for the one flush
+    assert len(flushes) == 3  # the check records once, the run records at the start and at the end
+    store = Store.from_connection(env_resolver(pipeline.store.conn_id))
+    for i in range(DAYS):
+        day = FIRST + timedelta(days=i)
+        assert store.checked("orders_daily", "check_orders", day)["passed"] is True
+        assert store.run_state("orders_daily", day) == "success"
