@@ -157,3 +157,15 @@ def test_a_chunk_flushes_its_check_and_run_records_once_not_per_date(data_home, 
         day = FIRST + timedelta(days=i)
         assert store.checked("orders_daily", "check_orders", day)["passed"] is True
         assert store.run_state("orders_daily", day) == "success"
+
+
+def test_a_chunked_transform_names_a_history_input_it_lacks(data_home):
+    from dagspec.errors import StepFailed
+
+    raw = json.loads((definitions_dir() / "orders_daily.json").read_text())
+    bad = {**BY_DS, "query": "SELECT * FROM {{ history('last_week') }} AS h"}
+    from dagspec.spec.model import Pipeline
+
+    pipeline = Pipeline.model_validate({**raw, "batch_size": DAYS, "steps": [*raw["steps"], bad]})
+    with pytest.raises(StepFailed, match=r"history\('last_week'\) is not in the step's 'history' \(it has: none\)"):
+        _chunked(pipeline)

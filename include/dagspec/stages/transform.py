@@ -104,7 +104,9 @@ def _run_chunk(ctx: RunContext, step: TransformStep, session: Session, template:
             refs[token] = ctx.expose(session, step_id, batch, f"__ref_{step_id}_{i}")  # noqa: B023 (while it renders)
             return token
 
-        rendered = render_window(template, batch.from_at, batch.to_at, ctx.pipeline.params, {"ref": ref},
+        # history() in SQL whose step declares none: the same refusal, naming what is missing, as batch by batch
+        refuse = {"history": lambda name: str(history_entry(step, name))}
+        rendered = render_window(template, batch.from_at, batch.to_at, ctx.pipeline.params, {"ref": ref, **refuse},
                                  batch_date=batch.batch_date)
         if rendered not in parsed:
             parsed[rendered] = _transpile(ctx, step, session, rendered, rename=PARAM)
