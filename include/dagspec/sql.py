@@ -184,17 +184,22 @@ def render_window(template_text: str, start: datetime, end: datetime, params: di
     return render(template_text, {**context, **extra}, functions or {})
 
 
-def to_dialect(sql_text: str, read: str, write: str) -> tuple[str, list[str]]:
+def to_dialect(sql_text: str, read: str, write: str, rename: str = "") -> tuple[str, list[str]]:
     """Transpile one statement; returns the SQL in `write` and the names of its bound parameters.
 
     Bound parameters are written `:name` in any dialect's file; each warehouse gets its native
-    form ($name for DuckDB, %(name)s for psycopg, @name for BigQuery).
+    form ($name for DuckDB, %(name)s for psycopg, @name for BigQuery). `rename`: a prefix put before every
+    parameter's name in the SQL (the names returned stay the file's own).
     """
     statements = [s for s in sqlglot.parse(sql_text, read=read) if s is not None]
     if len(statements) != 1:
         raise ValueError(f"expected one SQL statement, found {len(statements)}")
     tree = statements[0]
     names = sorted({p.name for p in tree.find_all(exp.Placeholder) if p.name})
+    if rename:
+        for p in tree.find_all(exp.Placeholder):
+            if p.name:
+                p.set("this", rename + p.name)
     return tree.sql(dialect=write), names
 
 

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from dagspec.partitions import Key, as_key
-from dagspec.store_io import make_dirs, write_bytes
+from dagspec.store_io import make_dirs, sync_file_system, write_bytes
 from dagspec.store_manifest import Manifest
 from dagspec.store_names import CHECKS, RUNS, TEMP
 
@@ -74,12 +74,19 @@ class StoreRecords:
         write_bytes(self.fs, path, data, Path(self.location.path) / TEMP if self.local else None, durable=durable)
 
     def record_check(self, dag_id: str, step_id: str, batch_date: Key, schema: str, table: str, digest: str,
-                     passed: bool) -> None:
+                     passed: bool, durable: bool = True) -> None:
         """A validate step checked this version (manifest sha256) of a staged partition: readers downstream of it
-        accept only that version. Timeless, so re-checking identical bytes leaves an identical record."""
+        accept only that version. Timeless, so re-checking identical bytes leaves an identical record.
+        `durable=False`: atomic, made durable by the caller's sync_records() before its step ends."""
         self._put_json(self._check_path(dag_id, step_id, batch_date), {
             "dag_id": dag_id, "step": step_id, **_key_json(batch_date), "partition": f"{schema}.{table}",
-            "manifest_sha256": digest, "passed": passed})
+            "manifest_sha256": digest, "passed": passed}, durable=durable)
+
+    def sync_records(self) -> None:
+        """Make every record written with durable=False so far durable, in one flush of the store's disk (objects
+        are durable once written)."""
+        if self.local:
+            sync_file_system(self.location.path)
 
     def checked(self, dag_id: str, step_id: str, batch_date: Key) -> dict | None:
         """What record_check left for the batch, or None."""

@@ -4,6 +4,7 @@ and publishes exactly what running the dates one by one does (files byte for byt
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 from datetime import UTC, date, datetime, timedelta
@@ -14,16 +15,25 @@ import pytest
 from dagspec.connections import env_resolver
 from dagspec.paths import definitions_dir
 from dagspec.runner import run_pipeline, window_of_day
-from dagspec.spec.discovery import find_definition
 from dagspec.stages.extract_range import chunks_of
 from dagspec.windows import Batch, Window
 
 FIRST, DAYS = date(2025, 1, 1), 10
-TABLES = ["analytics.orders", "analytics.daily_revenue"]
+TABLES = ["analytics.orders", "analytics.daily_revenue", "analytics.orders_by_ds"]
+# A transform whose SQL text differs per date ({{ ds }}, a macro) besides its bound window: set-based over a chunk,
+# each date's rendering is its own part of the one statement.
+BY_DS = {"id": "orders_by_ds", "kind": "transform", "after": ["check_orders"], "inputs": ["extract_orders"],
+         "target": {"schema": "analytics", "table": "orders_by_ds"},
+         "query": "SELECT '{{ ds }}' AS ds, '{{ macros.ds_add(ds, -1) }}' AS day_before, CAST(:batch_date AS DATE) "
+                  "AS bound_day, count(*) AS orders, sum(amount) AS amount FROM {{ ref('extract_orders') }} "
+                  "WHERE ordered_at >= :from_date AND ordered_at < :to_date"}
 
 
 def _pipeline(batch_size: int):
-    return find_definition(definitions_dir(), "orders_daily")[1].model_copy(update={"batch_size": batch_size})
+    from dagspec.spec.model import Pipeline
+
+    raw = json.loads((definitions_dir() / "orders_daily.json").read_text())
+    return Pipeline.model_validate({**raw, "batch_size": batch_size, "steps": [*raw["steps"], BY_DS]})
 
 
 def _files(home: Path) -> dict[str, str]:
@@ -77,6 +87,11 @@ def test_a_chunk_is_byte_identical_to_its_dates_one_by_one(data_home, rows_of, r
     with caplog.at_level(logging.INFO, logger="dagspec"):
         _chunked(_pipeline(DAYS))
     assert any(f"one read for {DAYS} partitions" in r.getMessage() for r in caplog.records)
+    loads = [r.getMessage() for r in caplog.records if "in one delete + insert" in r.getMessage()]
+    assert len(loads) == 2 and all(m.split(": ")[1].startswith(f"{DAYS} batches") for m in loads)  # both targets
+    transforms = sorted(r.getMessage() for r in caplog.records if "batches in one statement" in r.getMessage())
+    assert transforms == [f"transform daily_revenue: {DAYS} batches in one statement (SQL parsed 1 time(s))",
+                          f"transform orders_by_ds: {DAYS} batches in one statement (SQL parsed {DAYS} time(s))"]
     assert _files(other) == files_one
     assert _sorted_rows(rows_of) == rows_one
 
@@ -106,8 +121,6 @@ def test_batch_size_one_reads_per_partition(data_home, caplog):
 
 @pytest.mark.parametrize("size", [0, 367])
 def test_batch_size_is_bounded(size):
-    import json
-
     from pydantic import ValidationError
 
     from dagspec.spec.model import Pipeline
@@ -115,3 +128,44 @@ def test_batch_size_is_bounded(size):
     raw = json.loads((definitions_dir() / "orders_daily.json").read_text())
     with pytest.raises(ValidationError, match="batch_size"):
         Pipeline.model_validate({**raw, "batch_size": size})
+
+
+def test_a_chunk_flushes_its_check_and_run_records_once_not_per_date(data_home, monkeypatch):
+    from dagspec import store_io
+    from dagspec.cli.local_runs import run_days
+    from dagspec.store import Store
+
+    flushes, durable_writes = [], []
+    real_sync, real_put = store_io.sync_file_system, Store._put_json
+    monkeypatch.setattr("dagspec.store_records.sync_file_system", lambda path: (flushes.append(path), real_sync(path)))
+
+    def put(self, path, record, durable=True):
+        if durable:
+            durable_writes.append(path)
+        return real_put(self, path, record, durable)
+
+    monkeypatch.setattr(Store, "_put_json", put)
+    pipeline = _pipeline(DAYS)
+    days = [FIRST + timedelta(days=i) for i in range(DAYS)]
+    assert run_days("orders_daily", pipeline, days, keep_going=False, chunk=DAYS) == []
+    checks = [p for p in durable_writes if "/_checks/" in p]
+    runs = [p for p in durable_writes if "/_runs/" in p and "/published/" not in p]
+    assert checks == [] and runs == []  # every check and run record of the chunk waits for the one flush
+    assert len(flushes) == 3  # the check records once, the run records at the start and at the end
+    store = Store.from_connection(env_resolver(pipeline.store.conn_id))
+    for i in range(DAYS):
+        day = FIRST + timedelta(days=i)
+        assert store.checked("orders_daily", "check_orders", day)["passed"] is True
+        assert store.run_state("orders_daily", day) == "success"
+
+
+def test_a_chunked_transform_names_a_history_input_it_lacks(data_home):
+    from dagspec.errors import StepFailed
+
+    raw = json.loads((definitions_dir() / "orders_daily.json").read_text())
+    bad = {**BY_DS, "query": "SELECT * FROM {{ history('last_week') }} AS h"}
+    from dagspec.spec.model import Pipeline
+
+    pipeline = Pipeline.model_validate({**raw, "batch_size": DAYS, "steps": [*raw["steps"], bad]})
+    with pytest.raises(StepFailed, match=r"history\('last_week'\) is not in the step's 'history' \(it has: none\)"):
+        _chunked(pipeline)

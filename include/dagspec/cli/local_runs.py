@@ -173,8 +173,12 @@ class RunRecord:
         try:
             if self._store is None:  # resolved once per run, not once per step
                 self._store = Store.from_connection(self.resolver(self.pipeline.store.conn_id))
+            # A chunk's start and end records reach the disk in one flush after all of them, not two per date.
+            each = durable and len(self.days) == 1
             for day in self.days:
-                self._store.record_run(self.pipeline.dag_id, day, state, error, durable=durable, **self.about)
+                self._store.record_run(self.pipeline.dag_id, day, state, error, durable=each, **self.about)
+            if durable and not each:
+                self._store.sync_records()
         except Exception as exc:  # the run's own outcome stands; only the record is missing
             logging.getLogger("dagspec").warning("could not record the run of %s %s: %s", self.pipeline.dag_id,
                                                  self.day, exc)

@@ -91,11 +91,12 @@ class RunContext:
             raise StepFailed(f"step {step_id!r} ({self.plan.step(step_id).kind}) has no output to read")
         return table
 
-    def expose(self, session: Session, step_id: str, batch: Batch) -> str:
-        """Make one batch of a step's output queryable in the warehouse session; returns the relation name."""
+    def expose(self, session: Session, step_id: str, batch: Batch, name: str | None = None) -> str:
+        """Make one batch of a step's output queryable in the warehouse session; returns the relation name.
+        `name`: a name of its own, for a caller that keeps several batches exposed at once."""
         planned = self.plan.step(step_id)
         table = self.output_table(step_id)
-        name = f"__ref_{step_id}"
+        name = name or f"__ref_{step_id}"
         if planned.kind == "extract":
             return session.expose(name, self.staged(step_id, [batch.key]))
         dropping = self.dropping_check(step_id)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from dagspec.partitions import Key
     from dagspec.warehouse.contract import Session
     from dagspec.warehouse.materialize import TransactionalSession
     from dagspec.windows import Batch
@@ -31,15 +32,18 @@ if TYPE_CHECKING:
 def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     with ctx.warehouse.session() as session, chunk_transaction(ctx, step, session):
-        for batch in ctx.batches:
+        loaded, exposed = _load_chunk(ctx, step, session) if _loads_chunk(ctx, step, session) else (None, [])
+        for i, batch in enumerate(ctx.batches):
             day = batch.key.label
             done: dict[str, int] = {}
-            rel = ctx.expose(session, step.input, batch)
+            rel = exposed[i] if exposed else ctx.expose(session, step.input, batch)
 
             def reader(rel: str = rel) -> pa.RecordBatchReader:
                 return session.arrow(f"SELECT * FROM {rel}", {})
 
-            if step.table is not None:
+            if loaded is not None:
+                done["table"] = loaded[batch.key]
+            elif step.table is not None:
                 after = post_load_sql(ctx, step, batch, session.dialect)
                 try:
                     count = session.replace_batch(step.table.schema_, step.table.table, batch.key,
@@ -68,6 +72,39 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
             if wants(ctx.pipeline, "success"):  # the run's success alert reads it (in Airflow, outside this task)
                 ctx.store.record_published(ctx.pipeline.dag_id, step.id, batch.key, done)
     return rows
+
+
+def _loads_chunk(ctx: RunContext, step: PublishStep, session: Session) -> bool:
+    return step.table is not None and len(ctx.batches) > 1 and getattr(session, "loads_chunks", False)
+
+
+def _load_chunk(ctx: RunContext, step: PublishStep, session: Session) -> tuple[dict[Key, int], list[str]]:
+    """The chunk's table rows in one DELETE and one INSERT (warehouse/chunk_load.py). Each batch's input stays
+    exposed under its own name, returned with the counts, so the other targets read it without exposing it again."""
+    from dagspec.warehouse.chunk_load import ChunkLoading, unique_statements
+
+    table = step.table
+    exposed = [ctx.expose(session, step.input, b, f"__ref_{step.input}_{i}") for i, b in enumerate(ctx.batches)]
+    parts = [(b.key, f"SELECT * FROM {rel}") for b, rel in zip(ctx.batches, exposed, strict=True)]
+    after = unique_statements([post_load_sql(ctx, step, b, session.dialect) for b in ctx.batches])
+    first, last = ctx.batches[0].key.label, ctx.batches[-1].key.label
+    try:
+        counts = cast("ChunkLoading", session).replace_batches(table.schema_, table.table, parts, {},
+                                                               keep=table.keep_batches, after=after)
+    except Exception as exc:
+        where = f"publish {step.id}: warehouse connection {ctx.pipeline.warehouse.conn_id!r}: " \
+                f"{table.qualified} batch_date={first}..{last}"
+        _no_room(exc, where)
+        if after:
+            raise StepFailed(f"{where}: {first_line(exc)}; nothing of these {len(parts)} batches was published "
+                             f"(the load and its {len(after)} post_sql statement(s) run as one)") from None
+        raise
+    for batch in ctx.batches:
+        ctx.log.info("publish %s: batch_date=%s rows=%d -> table %s", step.id, batch.key.label, counts[batch.key],
+                     table.qualified)
+    ctx.log.info("publish %s: %d batches (%s..%s) in one delete + insert%s", step.id, len(parts), first, last,
+                 f" (then {len(after)} post_sql statement(s))" if after else "")
+    return counts, exposed
 
 
 def chunk_transaction(ctx: RunContext, step: PublishStep, session: Session) -> AbstractContextManager[None]:

@@ -8,6 +8,7 @@ warehouse has them, so a failing query leaves the previous table as it was.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, cast
 
 from dagspec.spec.history_inputs import HistoryInput
 from dagspec.spec.model import ExtractStep, TransformStep
@@ -15,6 +16,9 @@ from dagspec.sql import read_sql_file, render_window, to_dialect
 from dagspec.stages.context import RunContext, StepFailed
 from dagspec.warehouse import materialize
 from dagspec.warehouse.contract import Session
+
+if TYPE_CHECKING:
+    from dagspec.windows import Batch
 
 
 def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
@@ -25,6 +29,8 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
         if step.materialization == "view":
             _create_view(ctx, step, session, template)
             return {"view": 1}
+        if _set_based(ctx, step, session):
+            return _run_chunk(ctx, step, session, template)
         for batch in ctx.batches:
 
             refs: dict[str, str] = {}
@@ -48,10 +54,7 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
                                      {"ref": ref, "history": history}, batch_date=batch.batch_date)
             sql, names = _transpile(ctx, step, session, rendered)
             sql = _put_refs(sql, refs)
-            unknown = [n for n in names if n not in batch.params()]
-            if unknown:
-                raise StepFailed(f"{step.sql_label}: unknown parameter(s) {', '.join(':' + n for n in unknown)}; "
-                                 "available: :from_date, :to_date, :batch_date")
+            _refuse_unknown(step, names, batch)
             params = {n: _naive(batch.params()[n]) for n in names}
             try:
                 if step.materialization == "table":
@@ -70,6 +73,69 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
             ctx.log.info("transform %s: batch_date=%s rows=%d -> %s (%s)", step.id, batch.key, count,
                          target.qualified, "merge" if step.unique_key else step.materialization)
     return rows
+
+
+def _set_based(ctx: RunContext, step: TransformStep, session: Session) -> bool:
+    """A chunk's incremental batches as one statement, where the warehouse loads chunks (DuckDB, PostgreSQL). A merge,
+    a whole-table replace and history inputs (each batch reads the batches published before it) stay per batch."""
+    return (len(ctx.batches) > 1 and step.materialization == "incremental" and not step.unique_key
+            and not step.history and getattr(session, "loads_chunks", False))
+
+
+PARAM = "__dagspec_param_"  # a part's bound parameters are renamed to PARAM + name + _<part>: one statement holds all
+
+
+def _run_chunk(ctx: RunContext, step: TransformStep, session: Session, template: str) -> dict[str, int]:
+    """Every batch's SQL rendered (it may use {{ ds }}), parsed once per distinct text (once when only the bound
+    window differs), and run as one INSERT of the parts' rows (warehouse/chunk_load.py): the same rows per batch
+    as running them one by one."""
+    from dagspec.warehouse.chunk_load import ChunkLoading
+
+    target = ctx.output_table(step.id)
+    parsed: dict[str, tuple[str, list[str]]] = {}
+    parts, params = [], {}
+    for i, batch in enumerate(ctx.batches):
+        refs: dict[str, str] = {}
+
+        def ref(step_id: str, i: int = i, batch: Batch = batch) -> str:
+            if step_id not in step.inputs:
+                raise StepFailed(f"{step.sql_label}: ref({step_id!r}) is not in the step's inputs; add it to 'inputs'")
+            token = f"__dagspec_ref_{step_id}"
+            refs[token] = ctx.expose(session, step_id, batch, f"__ref_{step_id}_{i}")  # noqa: B023 (while it renders)
+            return token
+
+        # history() in SQL whose step declares none: the same refusal, naming what is missing, as batch by batch
+        refuse = {"history": lambda name: str(history_entry(step, name))}
+        rendered = render_window(template, batch.from_at, batch.to_at, ctx.pipeline.params, {"ref": ref, **refuse},
+                                 batch_date=batch.batch_date)
+        if rendered not in parsed:
+            parsed[rendered] = _transpile(ctx, step, session, rendered, rename=PARAM)
+        sql, names = parsed[rendered]
+        _refuse_unknown(step, names, batch)
+        sql = _put_refs(sql, refs)
+        for n in names:
+            sql = re.sub(rf"\b{PARAM}{n}\b", f"{PARAM}{n}_{i}", sql)
+            params[f"{PARAM}{n}_{i}"] = _naive(batch.params()[n])
+        parts.append((batch.key, sql))
+    try:
+        counts = cast("ChunkLoading", session).replace_batches(target.schema_, target.table, parts, params)
+    except StepFailed:
+        raise
+    except Exception as exc:
+        raise StepFailed(f"transform {step.id} ({step.sql_label}) failed in the warehouse, {target.qualified} is "
+                         f"unchanged: {type(exc).__name__}: {_engine_message(exc)}") from exc
+    for batch in ctx.batches:
+        ctx.log.info("transform %s: batch_date=%s rows=%d -> %s (incremental)", step.id, batch.key, counts[batch.key],
+                     target.qualified)
+    ctx.log.info("transform %s: %d batches in one statement (SQL parsed %d time(s))", step.id, len(parts), len(parsed))
+    return {b.key.label: counts[b.key] for b in ctx.batches}
+
+
+def _refuse_unknown(step: TransformStep, names: list[str], batch: Batch) -> None:
+    unknown = [n for n in names if n not in batch.params()]
+    if unknown:
+        raise StepFailed(f"{step.sql_label}: unknown parameter(s) {', '.join(':' + n for n in unknown)}; "
+                         "available: :from_date, :to_date, :batch_date")
 
 
 def history_entry(step: TransformStep, name: object) -> HistoryInput:
@@ -117,10 +183,11 @@ def _create_view(ctx: RunContext, step: TransformStep, session: Session, templat
     ctx.log.info("transform %s: view %s created", step.id, target.qualified)
 
 
-def _transpile(ctx: RunContext, step: TransformStep, session: Session, rendered: str) -> tuple[str, list[str]]:
+def _transpile(ctx: RunContext, step: TransformStep, session: Session, rendered: str,
+               rename: str = "") -> tuple[str, list[str]]:
     read = step.dialect or session.dialect
     try:
-        sql, names = to_dialect(rendered, read=read, write=session.dialect)
+        sql, names = to_dialect(rendered, read=read, write=session.dialect, rename=rename)
     except Exception as exc:
         raise StepFailed(f"{step.sql_label}: sqlglot could not read it as {read} SQL: {_engine_message(exc)}") from exc
     if read != session.dialect:

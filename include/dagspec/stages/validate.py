@@ -73,6 +73,8 @@ def run_validate(ctx: RunContext, step: ValidateStep) -> dict[str, Any]:
         for batch in ctx.batches:
             _check_batch(ctx, step, batch, checks, suite_name, table, staged, passed_to, scan, outcome, failures,
                          warnings)
+    if staged and len(ctx.batches) > 1:  # the check records, written atomically, reach the disk before the step ends
+        ctx.store.sync_records()
     if failures:
         raise ValidationFailed("validation failed, nothing downstream will publish: " + "; ".join(failures))
     if warnings and wants(ctx.pipeline, "warn"):  # one alert for the step's run, every batch's warnings in it
@@ -170,7 +172,7 @@ def _pin(ctx: RunContext, step: ValidateStep, table: TableRef, batch: Batch, ver
             raise StepFailed(f"partition {table.qualified} batch_date={batch.key} was replaced while "
                              f"{step.id} was checking it (another run writing it?); run the checks again")
     ctx.store.record_check(ctx.pipeline.dag_id, step.id, batch.key, table.schema_, table.table, version,
-                           passed)
+                           passed, durable=len(ctx.batches) == 1)
 
 
 def _evaluate(ctx: RunContext, step: ValidateStep, batch: Batch, checks: list[Check], suite_name: str, src: Source

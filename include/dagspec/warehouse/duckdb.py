@@ -20,6 +20,7 @@ from dagspec.utc import duckdb_utc
 from dagspec.warehouse import materialize
 from dagspec.warehouse.base import SchemaDrift, columns_diff, history_filter, prune_sql
 from dagspec.warehouse.batch_columns import BatchColumns, dollar
+from dagspec.warehouse.chunk_load import chunk_sql, counts_by_key, first_key
 from dagspec.warehouse.contract import ArrowSource
 from dagspec.warehouse.nesting import JoinsNested
 
@@ -106,6 +107,7 @@ def lock_holder(message: str) -> str:
 
 class DuckDBSession(JoinsNested):
     dialect = "duckdb"
+    loads_chunks = True  # replace_batches: a chunk's batches in one statement each
 
     def __init__(self, con: DuckDBPyConnection):
         self.con = con
@@ -186,6 +188,32 @@ class DuckDBSession(JoinsNested):
             rows = self.con.execute(
                 f"SELECT count(*) FROM {target} WHERE {added.where(dollar)}", key).fetchone()[0]
         return rows
+
+    def replace_batches(self, schema: str, table: str, parts: Sequence[tuple[Key, str]], params: dict[str, Any],
+                        keep: int | None = None, after: Sequence[str] = ()) -> dict[Key, int]:
+        """replace_batch for a chunk: one column check, one DELETE and one INSERT for all its batches."""
+        target = qualified(schema, table, self.dialect)
+        chunk = chunk_sql(target, parts, params, dollar)
+        added = first_key(parts)
+        produced = self.columns(chunk.source, params)
+        added.refuse_clash(produced)
+        with self.transaction():
+            self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema, self.dialect)}")
+            existing = self.table_columns(schema, table)
+            wanted = produced + added.typed("DATE", "TIMESTAMP")
+            if existing is None:
+                self.con.execute(f"CREATE TABLE {target} AS {chunk.rows} LIMIT 0", chunk.params)
+            elif columns_diff(existing, wanted):
+                raise SchemaDrift(f"{schema}.{table}", columns_diff(existing, wanted))
+            self.con.execute(chunk.delete, chunk.keys)
+            self.con.execute(f"INSERT INTO {target} BY NAME {chunk.rows}", chunk.params)
+            # counted before the prune, as each batch's own load reports its rows before later ones prune it
+            counted = self.con.execute(chunk.count, chunk.keys).fetchall()
+            if keep is not None:
+                self.con.execute(prune_sql(target, keep, chunk.by))
+            for statement in after:
+                self.con.execute(statement)
+        return counts_by_key(parts, chunk.by, counted)
 
     def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],
                     key: list[str]) -> int:

@@ -171,6 +171,8 @@ class DuckLakeWarehouse:
 class DuckLakeSession(DuckDBSession):
     """DuckDB's session over the attached lake; every write is retried whole when its commit collides."""
 
+    loads_chunks = False  # daily batches only, each write retried on its own
+
     def __init__(self, con: Any, scrub: Callable[[str], str] = str):
         super().__init__(con)
         self.scrub = scrub

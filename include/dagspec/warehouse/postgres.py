@@ -23,6 +23,7 @@ from dagspec.sql import qualified, quote
 from dagspec.utc import LIBPQ_OPTIONS
 from dagspec.warehouse.base import SchemaDrift, columns_diff, history_filter, prune_sql
 from dagspec.warehouse.batch_columns import BatchColumns, pyformat
+from dagspec.warehouse.chunk_load import chunk_sql, counts_by_key, first_key
 from dagspec.warehouse.contract import ArrowSource, record_batches
 from dagspec.warehouse.postgres_index import index_batch_columns
 
@@ -69,6 +70,7 @@ class PostgresSession:
     """Autocommit between calls; every write that must be atomic runs inside its own transaction."""
 
     dialect = DIALECT
+    loads_chunks = True  # replace_batches: a chunk's batches in one statement each
 
     def __init__(self, con: psycopg.Connection):
         self.con = con
@@ -178,6 +180,24 @@ class PostgresSession:
             for statement in after:
                 self.execute(statement)
         return count
+
+    def replace_batches(self, schema: str, table: str, parts: Sequence[tuple[Key, str]], params: dict[str, Any],
+                        keep: int | None = None, after: Sequence[str] = ()) -> dict[Key, int]:
+        """replace_batch for a chunk: one column check, one DELETE and one INSERT for all its batches."""
+        target = qualified(schema, table, DIALECT)
+        chunk = chunk_sql(target, parts, params, pyformat)
+        with self.transaction():
+            cols = self.prepare_target(schema, table, chunk.source, params, added=first_key(parts))
+            col_list = ", ".join(quote(c, DIALECT) for c in cols)
+            self.execute(chunk.delete, chunk.keys)
+            self.execute(f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM ({chunk.rows}) AS s", chunk.params)
+            # counted before the prune, as each batch's own load reports its rows before later ones prune it
+            counted = self.execute(chunk.count, chunk.keys)
+            if keep is not None:
+                self.execute(prune_sql(target, keep, chunk.by))
+            for statement in after:
+                self.execute(statement)
+        return counts_by_key(parts, chunk.by, counted)
 
     def merge_batch(self, schema: str, table: str, batch_date: Key, select_sql: str, params: dict[str, Any],
                     key: list[str] | None) -> int:

@@ -156,6 +156,7 @@ class RedshiftSession(JoinsNested, PostgresSession):
     SAVEPOINT, which Redshift refuses, and a batch's replace, its merge and its column probe each ask for one."""
 
     dialect = DIALECT
+    loads_chunks = False  # its loads go through S3 staging, batch by batch
 
     def __init__(self, con: psycopg.Connection | ConnectorConnection, staging: S3Staging, load: Load):
         super().__init__(con)
