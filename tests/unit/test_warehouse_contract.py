@@ -31,3 +31,6 @@ def test_each_session_implements_every_operation_with_its_parameters(session):
         wanted = list(inspect.signature(getattr(Session, name)).parameters)
         assert list(inspect.signature(implemented).parameters)[:len(wanted)] == wanted, (session.__name__, name)
     assert isinstance(session.dialect, str)
+    assert isinstance(session.loads_chunks, bool)  # declared by every session, never probed with getattr
+    if session.loads_chunks:
+        assert callable(getattr(session, "replace_batches", None)), session.__name__

@@ -75,7 +75,7 @@ def run_publish(ctx: RunContext, step: PublishStep) -> dict[str, Any]:
 
 
 def _loads_chunk(ctx: RunContext, step: PublishStep, session: Session) -> bool:
-    return step.table is not None and len(ctx.batches) > 1 and getattr(session, "loads_chunks", False)
+    return step.table is not None and len(ctx.batches) > 1 and session.loads_chunks
 
 
 def _load_chunk(ctx: RunContext, step: PublishStep, session: Session) -> tuple[dict[Key, int], list[str]]:

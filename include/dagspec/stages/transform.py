@@ -79,7 +79,7 @@ def _set_based(ctx: RunContext, step: TransformStep, session: Session) -> bool:
     """A chunk's incremental batches as one statement, where the warehouse loads chunks (DuckDB, PostgreSQL). A merge,
     a whole-table replace and history inputs (each batch reads the batches published before it) stay per batch."""
     return (len(ctx.batches) > 1 and step.materialization == "incremental" and not step.unique_key
-            and not step.history and getattr(session, "loads_chunks", False))
+            and not step.history and session.loads_chunks)
 
 
 PARAM = "__dagspec_param_"  # a part's bound parameters are renamed to PARAM + name + _<part>: one statement holds all

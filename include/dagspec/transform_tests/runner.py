@@ -62,6 +62,8 @@ class _Recording:
     """The warehouse session the stage writes through, keeping the SQL it sends and, for an ordered case,
     the query's rows in the order it returns them (a table keeps no order)."""
 
+    loads_chunks = False  # a case runs one batch, and each statement it sends is recorded on its own
+
     def __init__(self, inner: Session, sent: list[str], ordered: list[pa.Table] | None):
         self.inner, self.sent, self.ordered = inner, sent, ordered
         self.dialect = inner.dialect

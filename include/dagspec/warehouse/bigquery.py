@@ -73,6 +73,7 @@ def _param(name: str, value: Any) -> bigquery.ScalarQueryParameter | bigquery.Ar
 
 class BigQuerySession:
     dialect = DIALECT
+    loads_chunks = False  # each batch is its own MERGE job
 
     def __init__(self, client: bigquery.Client, project: str, read_client: BigQueryReadClient | None = None):
         self.client = client

@@ -27,6 +27,9 @@ def record_batches(source: ArrowSource) -> Iterable[pa.RecordBatch]:
 
 class Session(Protocol):
     dialect: str  # sqlglot's name for the warehouse's SQL
+    # True: the session is also a ChunkLoading one (warehouse/chunk_load.py), loading a chunk's batches in one
+    # statement; False: callers load a chunk batch by batch with replace_batch.
+    loads_chunks: bool
 
     def expose(self, name: str, relation: ArrowSource) -> str:
         """Make Arrow data queryable as `name`; returns the relation text to put in SQL."""
