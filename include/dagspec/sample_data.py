@@ -75,9 +75,13 @@ class Sample:
     last_day: date
 
 
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
 def yesterday() -> date:
     """The demo window's last day: the newest whole UTC day, the one the first @daily run processes."""
-    return datetime.now(UTC).date() - timedelta(days=1)
+    return today() - timedelta(days=1)
 
 
 def window(end: date, days: int = DAYS) -> tuple[date, date]:
@@ -109,37 +113,61 @@ def build(path: str | Path, *, end: date = FIXED_END, days: int = DAYS,
         }
         for cid in range(1, customer_count + 1)
     ]
-    order_rows = []
-    order_id = 0
+    order_rows: list[dict] = []
     for offset in range(days):
-        day = datetime.combine(first_day + timedelta(days=offset), datetime.min.time())
-        for _ in range(rng.randint(*ORDERS_PER_DAY)):
-            order_id += 1
-            # Same draws in the same order as always (so every other value stays put); the status
-            # now depends on the order and its customer, which gives the example model a signal.
-            customer_id = rng.randint(1, customer_count)
-            ordered_at = day + timedelta(seconds=rng.randint(0, 86_399))
-            u = rng.random()
-            channel = rng.choice(CHANNELS)
-            amount = Decimal(rng.randint(500, 50_000)) / 100
-            customer = customer_rows[customer_id - 1]
-            order_rows.append(
-                {
-                    "order_id": order_id,
-                    "customer_id": customer_id,
-                    "ordered_at": ordered_at,
-                    "status": status_for(u, channel, amount, customer["segment"], customer["country"]),
-                    "channel": channel,
-                    "amount": amount,
-                    "currency": "EUR",
-                }
-            )
+        order_rows += orders_of_day(rng, first_day + timedelta(days=offset), customer_rows, len(order_rows) + 1)
     with engine.begin() as conn:
         conn.execute(insert(customers), customer_rows)
         conn.execute(insert(orders), order_rows)
     engine.dispose()
     os.replace(tmp, path)
     return Sample(customers=len(customer_rows), orders=len(order_rows), first_day=first_day, last_day=end)
+
+
+def orders_of_day(rng: random.Random, day: date, customer_rows: list[dict], first_id: int) -> list[dict]:
+    """One day's orders, numbered from `first_id`, drawn from `rng`."""
+    start = datetime.combine(day, datetime.min.time())
+    rows = []
+    for order_id in range(first_id, first_id + rng.randint(*ORDERS_PER_DAY)):
+        # Same draws in the same order as always (so every other value stays put); the status
+        # depends on the order and its customer, which gives the example model a signal.
+        customer_id = rng.randint(1, len(customer_rows))
+        ordered_at = start + timedelta(seconds=rng.randint(0, 86_399))
+        u = rng.random()
+        channel = rng.choice(CHANNELS)
+        amount = Decimal(rng.randint(500, 50_000)) / 100
+        customer = customer_rows[customer_id - 1]
+        rows.append({"order_id": order_id, "customer_id": customer_id, "ordered_at": ordered_at,
+                     "status": status_for(u, channel, amount, customer["segment"], customer["country"]),
+                     "channel": channel, "amount": amount, "currency": "EUR"})
+    return rows
+
+
+def extend(path: str | Path, through: date) -> int:
+    """Append the days after the sample's last one up to `through` (a running demo's new days), each drawn from
+    its own seed, so the same day always gets the same orders; days it has are left as they are. Returns the
+    orders added. One transaction: a reader sees a new day whole or not at all."""
+    from sqlalchemy import func, select
+
+    found = window_of(path)
+    if found is None:
+        raise ValueError(f"{path} holds no sample orders: create it with `dagspec sample-data` first")
+    engine = create_engine(f"sqlite:///{Path(path)}")
+    added = 0
+    try:
+        with engine.begin() as conn:
+            customer_rows = [dict(r._mapping) for r in conn.execute(select(customers).order_by(customers.c.customer_id))]
+            next_id = (conn.execute(select(func.max(orders.c.order_id))).scalar() or 0) + 1
+            day = found[1] + timedelta(days=1)
+            while day <= through:
+                rows = orders_of_day(random.Random(int(day.strftime("%Y%m%d")) * 7919), day, customer_rows, next_id)
+                conn.execute(insert(orders), rows)
+                next_id += len(rows)
+                added += len(rows)
+                day += timedelta(days=1)
+    finally:
+        engine.dispose()
+    return added
 
 
 LOST_BY_CHANNEL = {"web": 0.08, "mobile": 0.06, "store": 0.02, "partner": 0.22}

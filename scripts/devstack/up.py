@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 
 from devstack.config import airflow_env, ensure_password, has_sample_data_command, sample_window_args
+from devstack.feeder import SampleFeeder
 from devstack.health import components, fetch_health, port_taken, ready_components, ready_workers
 from devstack.layout import ADMIN, BIN, READY_TIMEOUT_S, SCRIPT_NAME, Layout, Shutdown, read_json, say, write_private_json
 from devstack.processes import identity, identity_or_pid, is_same, run_step, stack_processes, stop_all, tail
@@ -49,8 +50,10 @@ def cmd_up() -> int:
             env,
             lay.logs / "sample-data.log",
         )
+        feeder = SampleFeeder(env, lay.logs / "sample-data.log")
     else:
         say("WARNING: `dagspec sample-data` is not available: skipping the sample source data")
+        feeder = None
 
     procs: dict[str, subprocess.Popen] = {}
 
@@ -128,6 +131,8 @@ def cmd_up() -> int:
                 elif time.monotonic() - last_note >= 15:
                     say(f"  waiting for {', '.join(waiting)} ({time.monotonic() - t0:.0f} s)")
                     last_note = time.monotonic()
+            if feeder is not None:
+                feeder.feed()
             time.sleep(1)
     except Shutdown as why:
         say(f"stopping the stack ({why}) ...")

@@ -17,12 +17,26 @@ def sample_data(
     end: datetime = typer.Option(None, formats=["%Y-%m-%d"], help="Last day of orders (default: yesterday, UTC). "
                                  "The tests use --end 2025-12-31."),
     days: int = typer.Option(365, min=1, max=3660, help="Days of orders, ending on --end."),
+    extend: bool = typer.Option(False, "--extend", help="Keep the sample and append the days after its last one up "
+                                "to --end (default: today, UTC): what a demo left running past midnight needs."),
 ) -> None:
     """Create the bundled sample source database (customers and `--days` of orders up to `--end`),
     deterministically: one window, one set of bytes."""
     from dagspec.sample_data import build, window, window_of, yesterday
 
     target = path or data_home() / "source.db"
+    if extend:
+        from dagspec.sample_data import extend as extend_sample
+        from dagspec.sample_data import today
+
+        through = end.date() if end else today()
+        try:
+            added = extend_sample(target, through)
+        except ValueError as exc:
+            err.print(str(exc))
+            raise typer.Exit(2) from None
+        err.print(f"sample data at {target}: {added:,} orders added, now up to {window_of(target)[1]}")
+        return
     wanted = window(end.date() if end else yesterday(), days)
     if target.exists() and not force:
         found = window_of(target)
