@@ -62,9 +62,10 @@ def pg():
         yield ConnectionInfo("ds_window_src", "postgres", "127.0.0.1", 5432, "postgres", None, DB)
 
 
-def _extract(info: ConnectionInfo, table: str, start: date, end: date) -> dict:
+def _extract(info: ConnectionInfo, table: str, start: date, end: date, batch_size: int | None = None) -> dict:
+    shape = {"batch_days": 366} if batch_size is None else {"batch_days": 1, "batch_size": batch_size}
     p = Pipeline.model_validate({
-        "dag_id": "ds_window_test", "start_date": "2025-01-01", "batch_days": 366,
+        "dag_id": "ds_window_test", "start_date": "2025-01-01", **shape,
         "steps": [{"id": "extract", "kind": "extract", "target": {"schema": "raw", "table": table},
                    "source": {"conn_id": info.conn_id, "table": table, "incremental_column": "day"}}],
     })
@@ -189,3 +190,15 @@ def test_one_extract_reads_the_catalog_once_and_the_null_key_count_reuses_it(pg,
     monkeypatch.setattr(postgres, "catalog_on", lambda *a: asked.append("the read's") or shared(*a))
     assert _extract(pg, "sales", date(2025, 1, 10), date(2025, 1, 11)) == {"2025-01-10": PER_DAY}
     assert asked == ["the read's"]
+
+
+def test_a_chunk_of_days_read_once_stages_the_bytes_of_its_days_read_one_by_one(pg, data_home, monkeypatch, caplog):
+    import logging
+
+    start, end = date(2025, 1, 20), date(2025, 1, 25)
+    _extract(pg, "typed", start, end, batch_size=1)
+    one_by_one = {d: _part_digests(data_home, "typed", d) for d in (start, date(2025, 1, 22), date(2025, 1, 24))}
+    with caplog.at_level(logging.INFO, logger="dagspec"):
+        _extract(pg, "typed", start, end, batch_size=5)
+    assert any("one read for 5 partitions" in r.getMessage() for r in caplog.records)
+    assert {d: _part_digests(data_home, "typed", d) for d in one_by_one} == one_by_one

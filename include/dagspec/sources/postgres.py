@@ -12,6 +12,8 @@ ctid-parallel scan sends one range query per 1,000 pages, and each fetches its s
 the index again (TPC-H lineitem SF1, one day: 108 queries, 1.19 s of the stage against 0.70 s). PostgreSQL's
 own planner decides: when it would read the window through an index and expects at most
 SINGLE_QUERY_MAX_ROWS rows, the scan is one COPY; otherwise (a whole table, a year of it) it is parallel.
+That one COPY is psycopg's (postgres_small.py), on the connection that read the catalog and the plan, so
+the scanner is not even loaded, unless a column's type is one that path does not read exactly.
 Query mode cannot use the scanner (it cannot bind parameters into its COPY, and a query's
 `:from_date`/`:to_date` are always bound, never pasted): it reads `COPY (query)` itself
 (postgres_copy.py), or the SQLAlchemy path for result types that COPY's text cannot carry exactly.
