@@ -78,6 +78,47 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
             sqlalchemy_source.read_batches(info, source, batch, chunk_rows)
         )
 
+    found = probe(info, source, batch, chunk_rows)
+    if found.rows is not None:
+        return found.rows
+    namespace, columns, edges = found.namespace, found.columns, found.edges
+    if not all(c.exact_in_duckdb for c in columns):
+        return _exact_copy(info, source, batch, chunk_rows, namespace, columns)
+
+    sql, _ = select_window(f"pg.{quote(namespace, 'duckdb')}.{quote(source.table, 'duckdb')}",
+                           [quote(c.name, "duckdb") for c in columns], source.incremental_column, edges, mark=None)
+
+    # The parallel scan over ctid ranges does not keep the table's row order anyway; letting DuckDB write
+    # rows as they come measured the same speed and ~70 MB less memory on lineitem.
+    settings: dict[str, object] = {"preserve_insertion_order": False}
+    if found.plan == "single":
+        settings["pg_use_ctid_scan"] = False
+    con = duckdb_scan.connect("postgres_scanner", settings)
+    try:
+        con.execute(
+            f"ATTACH '{duckdb_scan.literal(conninfo(info))}' AS pg "
+            f"(TYPE postgres, READ_ONLY, SCHEMA '{duckdb_scan.literal(namespace)}')"
+        )
+    except BaseException:
+        con.close()
+        raise
+    # A window planned as one query streams through pyarrow's writer, as the small path's rows do
+    # (postgres_small.py): the same window stages the same bytes whichever of the two read it.
+    return duckdb_scan.stream(con, sql, [], chunk_rows, direct=found.plan != "single")
+
+
+@dataclass(frozen=True)
+class Probe:
+    namespace: str  # the schema the table lives in
+    columns: list[Column]  # the columns read
+    edges: tuple  # the window's edges in the incremental column's type, or ()
+    plan: str  # "single" or "parallel" (scan_plan)
+    rows: Rows | None = None  # a small window's rows, already read through psycopg (postgres_small.py)
+
+
+def probe(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int) -> Probe:
+    """On one connection and in one snapshot: the catalog, the planner's choice, and for a small window of
+    types the small path reads exactly, its rows (which then own the connection)."""
     import psycopg
 
     conn = psycopg.connect(conninfo(info))
@@ -98,34 +139,12 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
                                         [quote(c.name, "postgres") for c in columns], f"{col} >= %s AND {col} < %s",
                                         edges, chunk_rows)
             if small is not None:
-                return small
+                return Probe(namespace, columns, edges, plan, small)
     except BaseException:
         conn.close()
         raise
     conn.close()
-    if not all(c.exact_in_duckdb for c in columns):
-        return _exact_copy(info, source, batch, chunk_rows, namespace, columns)
-
-    sql, _ = select_window(f"pg.{quote(namespace, 'duckdb')}.{quote(source.table, 'duckdb')}",
-                           [quote(c.name, "duckdb") for c in columns], source.incremental_column, edges, mark=None)
-
-    # The parallel scan over ctid ranges does not keep the table's row order anyway; letting DuckDB write
-    # rows as they come measured the same speed and ~70 MB less memory on lineitem.
-    settings: dict[str, object] = {"preserve_insertion_order": False}
-    if plan == "single":
-        settings["pg_use_ctid_scan"] = False
-    con = duckdb_scan.connect("postgres_scanner", settings)
-    try:
-        con.execute(
-            f"ATTACH '{duckdb_scan.literal(conninfo(info))}' AS pg "
-            f"(TYPE postgres, READ_ONLY, SCHEMA '{duckdb_scan.literal(namespace)}')"
-        )
-    except BaseException:
-        con.close()
-        raise
-    # A window planned as one query streams through pyarrow's writer, as the small path's rows do
-    # (postgres_small.py): the same window stages the same bytes whichever of the two read it.
-    return duckdb_scan.stream(con, sql, [], chunk_rows, direct=plan != "single")
+    return Probe(namespace, columns, edges, plan)
 
 
 def scan_plan(info: ConnectionInfo, namespace: str, table: str, column: str, edges: tuple) -> str:
