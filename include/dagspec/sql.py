@@ -9,19 +9,23 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlglot
-from sqlglot import exp
-
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Dialects that quote with double quotes: a plain name needs no escaping there, so no sqlglot, whose import
+# alone is a large part of a one-day PostgreSQL extract (tests/unit/test_sql_quote.py keeps it equal to sqlglot's).
+_DOUBLE_QUOTED = frozenset({"postgres", "duckdb"})
 
 
 def quote(name: str, dialect: str) -> str:
     """Quote an identifier that the definition model already checked is plain (defence in depth)."""
     if not _PLAIN.match(name):
         raise ValueError(f"{name!r} is not a plain identifier")
+    if dialect in _DOUBLE_QUOTED:
+        return f'"{name}"'
+    from sqlglot import exp
+
     return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
 
 
@@ -191,6 +195,9 @@ def to_dialect(sql_text: str, read: str, write: str, rename: str = "") -> tuple[
     form ($name for DuckDB, %(name)s for psycopg, @name for BigQuery). `rename`: a prefix put before every
     parameter's name in the SQL (the names returned stay the file's own).
     """
+    import sqlglot
+    from sqlglot import exp
+
     statements = [s for s in sqlglot.parse(sql_text, read=read) if s is not None]
     if len(statements) != 1:
         raise ValueError(f"expected one SQL statement, found {len(statements)}")

@@ -152,12 +152,12 @@ def _extract(info: ConnectionInfo, source: dict):
 
 
 def _scanner_sees_a_table(monkeypatch):
-    """psycopg reads the catalog before DuckDB attaches (and its errors never echo the DSN): pretend it found
-    the table, so that DuckDB's ATTACH is what meets the wrong database and echoes the libpq string."""
+    """psycopg reads the catalog and the plan before DuckDB attaches (and its errors never echo the DSN): pretend
+    it found the table, so that DuckDB's ATTACH is what meets the wrong database and echoes the libpq string."""
     from dagspec.sources import postgres
 
-    monkeypatch.setattr(postgres, "catalog", lambda info, source: (
-        "public", {"id": postgres.Column("id", "int4", -1)}))
+    monkeypatch.setattr(postgres, "probe", lambda *a: postgres.Probe(
+        "public", [postgres.Column("id", "int4", -1)], (), "parallel"))
 
 
 @pytest.mark.parametrize("secret", PASSWORDS, ids=IDS)
@@ -233,7 +233,7 @@ def test_mysql_paths_leak_no_form(my_user, data_home, secret):
 CLI = """
 import sys
 from dagspec.sources import postgres
-postgres.catalog = lambda info, source: ("public", {"id": postgres.Column("id", "int4", -1)})
+postgres.probe = lambda *a: postgres.Probe("public", [postgres.Column("id", "int4", -1)], (), "parallel")
 from dagspec.cli import app
 sys.argv = ["dagspec", *sys.argv[1:]]
 app()
@@ -275,7 +275,7 @@ AIRFLOW_RUN = """
 import sys
 from datetime import datetime, timezone
 from dagspec.sources import postgres
-postgres.catalog = lambda info, source: ("public", {"id": postgres.Column("id", "int4", -1)})
+postgres.probe = lambda *a: postgres.Probe("public", [postgres.Column("id", "int4", -1)], (), "parallel")
 from airflow.dag_processing.dagbag import DagBag
 dag = DagBag(dag_folder=sys.argv[1]).dags["ds_secrets_airflow"]
 run = dag.test(logical_date=datetime(2025, 3, 2, tzinfo=timezone.utc))

@@ -12,6 +12,8 @@ ctid-parallel scan sends one range query per 1,000 pages, and each fetches its s
 the index again (TPC-H lineitem SF1, one day: 108 queries, 1.19 s of the stage against 0.70 s). PostgreSQL's
 own planner decides: when it would read the window through an index and expects at most
 SINGLE_QUERY_MAX_ROWS rows, the scan is one COPY; otherwise (a whole table, a year of it) it is parallel.
+That one COPY is psycopg's (postgres_small.py), on the connection that read the catalog and the plan, so
+the scanner is not even loaded, unless a column's type is one that path does not read exactly.
 Query mode cannot use the scanner (it cannot bind parameters into its COPY, and a query's
 `:from_date`/`:to_date` are always bound, never pasted): it reads `COPY (query)` itself
 (postgres_copy.py), or the SQLAlchemy path for result types that COPY's text cannot carry exactly.
@@ -19,12 +21,13 @@ Query mode cannot use the scanner (it cannot bind parameters into its COPY, and 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dagspec.connections import ConnectionInfo
 from dagspec.errors import StepFailed
-from dagspec.sources import duckdb_scan
+from dagspec.sources import duckdb_scan, postgres_copy, postgres_small
 from dagspec.sources.contract import Rows
 from dagspec.spec.model import SqlSource
 from dagspec.sql import quote, select_window
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import date, datetime
 
+    import psycopg
     import pyarrow as pa
 
 CONNECT_TIMEOUT = 10
@@ -43,6 +47,10 @@ MAX_DECIMAL_DIGITS = 38
 # 911k (3.19 s vs 2.24 s) on 2 cores.
 SINGLE_QUERY_MAX_ROWS = 200_000
 INDEX_SCANS = frozenset({"Index Scan", "Index Only Scan", "Bitmap Heap Scan"})
+# Incremental column types whose window edges (window_edge) bind as themselves on the small path.
+WINDOW_TYPES = frozenset({"date", "timestamp", "timestamptz"})
+# The catalog the last read took, by (conninfo, schema, table): the NULL-key count after it needs the same facts.
+_last_catalog: dict[tuple[str, str | None, str], tuple[str, dict[str, Column]]] = {}
 
 
 @dataclass(frozen=True)
@@ -64,28 +72,26 @@ class Column:
 
 def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int) -> Rows:
     if source.query is not None:
-        from dagspec.sources import postgres_copy, sqlalchemy_source
+        from dagspec.sources import sqlalchemy_source
 
         return postgres_copy.read_batches(info, source, batch, chunk_rows, conninfo(info)) or (
             sqlalchemy_source.read_batches(info, source, batch, chunk_rows)
         )
 
-    namespace, table_columns = catalog(info, source)
-    columns = [table_columns[c] for c in source.columns or table_columns]
+    found = probe(info, source, batch, chunk_rows)
+    if found.rows is not None:
+        return found.rows
+    namespace, columns, edges = found.namespace, found.columns, found.edges
     if not all(c.exact_in_duckdb for c in columns):
         return _exact_copy(info, source, batch, chunk_rows, namespace, columns)
 
-    edges = ()
-    if source.incremental_column:
-        kind = table_columns[source.incremental_column].type_name
-        edges = (window_edge(kind, batch.from_at), window_edge(kind, batch.to_at))
     sql, _ = select_window(f"pg.{quote(namespace, 'duckdb')}.{quote(source.table, 'duckdb')}",
                            [quote(c.name, "duckdb") for c in columns], source.incremental_column, edges, mark=None)
 
     # The parallel scan over ctid ranges does not keep the table's row order anyway; letting DuckDB write
     # rows as they come measured the same speed and ~70 MB less memory on lineitem.
     settings: dict[str, object] = {"preserve_insertion_order": False}
-    if source.incremental_column and scan_plan(info, namespace, source.table, source.incremental_column, edges) == "single":
+    if found.plan == "single":
         settings["pg_use_ctid_scan"] = False
     con = duckdb_scan.connect("postgres_scanner", settings)
     try:
@@ -96,24 +102,74 @@ def read_batches(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_ro
     except BaseException:
         con.close()
         raise
-    return duckdb_scan.stream(con, sql, [], chunk_rows, direct=True)
+    # A window planned as one query streams through pyarrow's writer, as the small path's rows do
+    # (postgres_small.py): the same window stages the same bytes whichever of the two read it.
+    return duckdb_scan.stream(con, sql, [], chunk_rows, direct=found.plan != "single")
+
+
+@dataclass(frozen=True)
+class Probe:
+    namespace: str  # the schema the table lives in
+    columns: list[Column]  # the columns read
+    edges: tuple  # the window's edges in the incremental column's type, or ()
+    plan: str  # "single" or "parallel" (scan_plan)
+    rows: Rows | None = None  # a small window's rows, already read through psycopg (postgres_small.py)
+
+
+def probe(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int) -> Probe:
+    """On one connection and in one snapshot: the catalog, the planner's choice, and for a small window of
+    types the small path reads exactly, its rows (which then own the connection)."""
+    import psycopg
+
+    conn = psycopg.connect(conninfo(info))
+    try:
+        postgres_copy.begin(conn)
+        namespace, table_columns = catalog_on(conn, info, source)
+        _last_catalog[_catalog_key(info, source)] = (namespace, table_columns)
+        columns = [table_columns[c] for c in source.columns or table_columns]
+        edges, plan, kind = (), "parallel", None
+        if source.incremental_column:
+            kind = table_columns[source.incremental_column].type_name
+            edges = (window_edge(kind, batch.from_at), window_edge(kind, batch.to_at))
+            plan = scan_plan_on(conn, namespace, source.table, source.incremental_column, edges)
+        if plan == "single" and kind in WINDOW_TYPES and all(
+                c.type_name in postgres_small.SMALL_TYPES and c.exact_in_duckdb for c in columns):
+            col = quote(source.incremental_column, "postgres")
+            small = postgres_small.read(conn, f"{quote(namespace, 'postgres')}.{quote(source.table, 'postgres')}",
+                                        [quote(c.name, "postgres") for c in columns], f"{col} >= %s AND {col} < %s",
+                                        edges, chunk_rows)
+            if small is not None:
+                return Probe(namespace, columns, edges, plan, small)
+    except BaseException:
+        conn.close()
+        raise
+    conn.close()
+    return Probe(namespace, columns, edges, plan)
 
 
 def scan_plan(info: ConnectionInfo, namespace: str, table: str, column: str, edges: tuple) -> str:
     """'single' when PostgreSQL would read the window through an index and expects few rows, else 'parallel'.
     DAGSPEC_PG_SCAN=single|parallel forces one (benchmarks, or a planner with stale statistics). Advice
     only: if the plan cannot be read, the parallel scan (right for any size) runs."""
-    import os
+    import psycopg
+
+    try:
+        with psycopg.connect(conninfo(info), autocommit=True) as conn:
+            return scan_plan_on(conn, namespace, table, column, edges)
+    except psycopg.Error:
+        return "parallel"
+
+
+def scan_plan_on(conn: psycopg.Connection, namespace: str, table: str, column: str, edges: tuple) -> str:
+    import psycopg
 
     forced = os.environ.get("DAGSPEC_PG_SCAN", "auto")
     if forced in ("single", "parallel"):
         return forced
-    import psycopg
-
     sql = (f"EXPLAIN (FORMAT JSON) SELECT * FROM {quote(namespace, 'postgres')}.{quote(table, 'postgres')} "
            f"WHERE {quote(column, 'postgres')} >= %s AND {quote(column, 'postgres')} < %s")
     try:
-        with psycopg.connect(conninfo(info), autocommit=True) as conn:
+        with conn.transaction():  # a savepoint inside the read's snapshot: a failed probe leaves it usable
             plan = conn.execute(sql, list(edges)).fetchone()[0][0]["Plan"]
     except (psycopg.Error, LookupError, TypeError):
         return "parallel"
@@ -125,7 +181,8 @@ def null_key_rows(info: ConnectionInfo, source: SqlSource) -> int:
     """Rows whose incremental column is NULL: nothing is counted on a NOT NULL column."""
     import psycopg
 
-    namespace, columns = catalog(info, source)
+    # The read just took the catalog in this task: asking again would cost a connection for the same answer.
+    namespace, columns = _last_catalog.pop(_catalog_key(info, source), None) or catalog(info, source)
     if columns[source.incremental_column].not_null:
         return 0
     sql = (f"SELECT count(*) FROM {quote(namespace, 'postgres')}.{quote(source.table, 'postgres')} "
@@ -137,7 +194,7 @@ def null_key_rows(info: ConnectionInfo, source: SqlSource) -> int:
 def _exact_copy(info: ConnectionInfo, source: SqlSource, batch: Batch, chunk_rows: int, namespace: str, columns: list[Column]
                 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The table as a query through COPY, which carries every NUMERIC digit (as text where decimal128 cannot)."""
-    from dagspec.sources import postgres_copy, sqlalchemy_source
+    from dagspec.sources import sqlalchemy_source
 
     sql = (f"SELECT {', '.join(quote(c.name, 'postgres') for c in columns)} "
            f"FROM {quote(namespace, 'postgres')}.{quote(source.table, 'postgres')}")
@@ -174,23 +231,27 @@ def catalog(info: ConnectionInfo, source: SqlSource) -> tuple[str, dict[str, Col
     """(schema the table lives in, its columns by name), or StepFailed naming what is missing."""
     import psycopg
 
+    with psycopg.connect(conninfo(info), autocommit=True) as conn:
+        return catalog_on(conn, info, source)
+
+
+def catalog_on(conn: psycopg.Connection, info: ConnectionInfo, source: SqlSource) -> tuple[str, dict[str, Column]]:
     target = quote(source.table, "postgres")
     if source.schema_:
         target = f"{quote(source.schema_, 'postgres')}.{target}"
-    with psycopg.connect(conninfo(info), autocommit=True) as conn:
-        found = conn.execute(
-            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.oid = to_regclass(%s)",
-            [target],
-        ).fetchone()
-        if found is None:
-            where = f"{source.schema_}.{source.table}" if source.schema_ else source.table
-            raise StepFailed(f"source connection {info.conn_id!r}: table {where!r} does not exist")
-        rows = conn.execute(
-            "SELECT a.attname, t.typname, a.atttypmod, a.attnotnull FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-            "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            [target],
-        ).fetchall()
+    found = conn.execute(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = to_regclass(%s)",
+        [target],
+    ).fetchone()
+    if found is None:
+        where = f"{source.schema_}.{source.table}" if source.schema_ else source.table
+        raise StepFailed(f"source connection {info.conn_id!r}: table {where!r} does not exist")
+    rows = conn.execute(
+        "SELECT a.attname, t.typname, a.atttypmod, a.attnotnull FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        [target],
+    ).fetchall()
     by_name = {r[0]: Column(*r) for r in rows}
     wanted = [*(source.columns or []), *([source.incremental_column] if source.incremental_column else [])]
     missing = [c for c in wanted if c not in by_name]
@@ -200,6 +261,10 @@ def catalog(info: ConnectionInfo, source: SqlSource) -> tuple[str, dict[str, Col
             f"{', '.join(map(repr, missing))}; it has {', '.join(by_name)}"
         )
     return found[0], by_name
+
+
+def _catalog_key(info: ConnectionInfo, source: SqlSource) -> tuple[str, str | None, str]:
+    return conninfo(info), source.schema_, source.table
 
 
 def window_edge(type_name: str, moment: datetime) -> date | datetime:

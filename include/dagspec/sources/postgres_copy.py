@@ -89,10 +89,7 @@ def read_query(query: str, batch: Batch, chunk_rows: int, conninfo: str
     sql, used = rewrite(query)
     conn = psycopg.connect(conninfo)
     try:
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        for setting, value in (("TimeZone", "UTC"), ("DateStyle", "ISO, YMD"), ("extra_float_digits", "3"),
-                               ("bytea_output", "hex")):
-            conn.execute("SELECT set_config(%s, %s, true)", [setting, value])
+        begin(conn)
         values = {"from_date": batch.from_at.isoformat(), "to_date": batch.to_at.isoformat(),
                   "batch_date": batch.batch_date.isoformat()}
         for name in used:
@@ -107,7 +104,14 @@ def read_query(query: str, batch: Batch, chunk_rows: int, conninfo: str
         conn.close()
         raise
     schema = pa.schema([pa.field(n, t) for n, t in zip(names, types)])
-    return schema, _stream(conn, f"COPY ({sql}) TO STDOUT (FORMAT csv)", schema, chunk_rows)
+    return schema, stream(conn, f"COPY ({sql}) TO STDOUT (FORMAT csv)", (), schema, chunk_rows)
+
+
+def begin(conn: psycopg.Connection) -> None:
+    """One snapshot for everything read on `conn`, and the session settings COPY's text is parsed under."""
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    conn.execute("SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true), "
+                 "set_config('extra_float_digits', '3', true), set_config('bytea_output', 'hex', true)")
 
 
 def _parse(block: bytes, schema: pa.Schema) -> pa.RecordBatch:
@@ -129,9 +133,16 @@ def _parse(block: bytes, schema: pa.Schema) -> pa.RecordBatch:
     return pa.Table.from_arrays(columns, schema=schema).combine_chunks().to_batches()[0]
 
 
-def _stream(conn: psycopg.Connection, copy_sql: str, schema: pa.Schema, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+def stream(conn: psycopg.Connection, copy_sql: str, params: Sequence[object], schema: pa.Schema, chunk_rows: int
+           ) -> Iterator[pa.RecordBatch]:
+    """`copy_sql`'s rows parsed into `schema`, read in a thread; `conn` closes when they are drained or dropped.
+    `params` are bound by psycopg on the client (COPY takes no server-side parameters), so the planner sees
+    the values, as EXPLAIN did."""
+    import psycopg
+
     def batches() -> Iterator[pa.RecordBatch]:
-        with conn.cursor().copy(copy_sql) as copy:
+        cursor = psycopg.ClientCursor(conn) if params else conn.cursor()
+        with cursor.copy(copy_sql, list(params) or None) as copy:
             block, rows = bytearray(), 0
             for message in copy:  # one message = one row
                 block += message
