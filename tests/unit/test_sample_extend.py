@@ -16,7 +16,7 @@ from dagspec.sample_data import build, extend, window_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from devstack import feeder  # noqa: E402
+from devstack import feeder
 
 
 def orders(db: Path, first: str, last: str) -> list[tuple]:
