@@ -168,7 +168,7 @@ def run_one(executor: str, days: int, warehouse: str) -> dict:
 def main() -> int:
     started = time.monotonic()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    # 20 days keeps the three stacks under 15 minutes on 2 busy cores; --days 30 is the longer comparison.
+    # 20 days keeps the three stacks near 12 minutes on 2 busy cores; --days 30 is the longer comparison.
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--file-days", type=int, default=6, help="days of the Celery run on the DuckDB file")
     args = parser.parse_args()
