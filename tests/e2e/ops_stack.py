@@ -1,8 +1,8 @@
 """A running Airflow stack for the operations tests: scripts/dev_stack.py `up` on a PostgreSQL
 metadata DB of its own (and optionally CeleryExecutor + Redis), serving a temporary dags folder.
 
-Used as a context manager by test_backfill.py, test_celery.py and test_definitions_page.py; it
-reuses the helpers of test_dev_stack.py (polling, log tails, leftover check).
+Used as a context manager by test_backfill.py, test_celery.py, test_definitions_page.py, test_lake_parallel.py and
+bench/ops_bench.py; it reuses the helpers of test_dev_stack.py (polling, log tails, leftover check).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -125,11 +126,12 @@ def stack_env(env: dict[str, str]) -> dict[str, str]:
     saved = dict(os.environ)
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        import dev_stack
+        from devstack.config import airflow_env
+        from devstack.layout import Layout
 
         os.environ.clear()
         os.environ.update(env)  # Layout() and airflow_env() read the stack's settings from here
-        return dev_stack.airflow_env(dev_stack.Layout())
+        return airflow_env(Layout())
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -179,3 +181,55 @@ def running_stack(root: Path, dags: Path, db_url: str | None, dag_ids: list[str]
         deadline = time.monotonic() + 30
         while stack_leftovers(home) and time.monotonic() < deadline:
             time.sleep(1)
+
+
+@contextlib.contextmanager
+def ducklake_on_postgres(root: Path) -> Iterator[str]:
+    """AIRFLOW_CONN_DAGSPEC_WAREHOUSE for a DuckLake whose catalog is a scratch PostgreSQL database (dropped
+    afterwards) and whose Parquet files are under root/lake: what every worker of a stack can write at once."""
+    with postgres_db("ds_ops_lake") as url:
+        name = url.rsplit("/", 1)[1]
+        yield json.dumps({"conn_type": "ducklake", "extra": {
+            "catalog": f"postgres:dbname={name} host=127.0.0.1 user=postgres", "data_path": str(root / "lake")}})
+
+
+def lake_rows(conn: str, sql: str, params: dict | None = None) -> list[tuple]:
+    from dagspec.connections import parse_connection
+    from dagspec.warehouse import open_warehouse
+
+    with open_warehouse(parse_connection("dagspec_warehouse", conn)).session() as s:
+        return s.con.execute(sql, params or {}).fetchall()
+
+
+def warehouse_task_ids(definition: dict) -> set[str]:
+    """The steps that write the warehouse: transforms and publishes."""
+    return {s["id"] for s in definition["steps"] if s["kind"] in ("transform", "publish")}
+
+
+def ts(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def overlap(intervals: list[tuple[datetime, datetime]]) -> tuple[int, float]:
+    """The most intervals open at one instant, and the seconds during which two or more were open."""
+    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
+    most = now = 0
+    shared, since = 0.0, None
+    for at, step in edges:  # an end sorts before a start at the same instant: touching is not overlapping
+        if now >= 2 and since is not None:
+            shared += (at - since).total_seconds()
+        now += step
+        most = max(most, now)
+        since = at
+    return most, shared
+
+
+def pairs_across_runs(tis: list[dict]) -> list[tuple[dict, dict]]:
+    """Pairs of task instances of different DAG runs whose start-end intervals overlap."""
+    found = []
+    for i, a in enumerate(tis):
+        for b in tis[i + 1:]:
+            if a["dag_run_id"] != b["dag_run_id"] and ts(a["start_date"]) < ts(b["end_date"]) \
+                    and ts(b["start_date"]) < ts(a["end_date"]):
+                found.append((a, b))
+    return found

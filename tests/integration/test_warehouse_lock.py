@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -58,10 +59,22 @@ def test_the_run_goes_on_once_the_holder_lets_go(warehouse_file, monkeypatch, ca
     monkeypatch.setenv("DAGSPEC_WAREHOUSE_LOCK_WAIT", "60")
     holder = hold(warehouse_file, 2)
     threading.Thread(target=holder.wait, daemon=True).start()
-    with caplog.at_level(logging.WARNING, logger="dagspec"), DuckDBWarehouse(warehouse_file).session() as session:
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="dagspec"), DuckDBWarehouse(warehouse_file).session() as session:
         assert session.con.execute("SELECT a FROM t").fetchall() == [(1,)]
+    waited = time.monotonic() - started
     warnings = [r.getMessage() for r in caplog.records if "is locked" in r.getMessage()]
     assert len(warnings) == 1 and f"PID {holder.pid}" in warnings[0]  # told once, not once per retry
+    # How long the wait was, once: `make bench-ops` takes it off the task's run time.
+    [opened] = [r.getMessage() for r in caplog.records if "waiting for the lock" in r.getMessage()]
+    said = float(re.search(r"opened after ([0-9.]+)s", opened).group(1))
+    assert 0.5 < said <= waited + 0.1, (opened, waited)
+
+
+def test_no_wait_no_word(warehouse_file, caplog):
+    with caplog.at_level(logging.INFO, logger="dagspec"), DuckDBWarehouse(warehouse_file).session():
+        pass
+    assert not [r for r in caplog.records if "lock" in r.getMessage()]
 
 
 def test_another_task_holding_it_is_called_a_task(warehouse_file, monkeypatch):

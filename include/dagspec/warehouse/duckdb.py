@@ -43,7 +43,8 @@ class DuckDBWarehouse:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         wait = lock_wait_seconds()
-        deadline = time.monotonic() + wait
+        asked = time.monotonic()
+        deadline = asked + wait
         delay, told = 0.2, None
         while True:
             try:
@@ -62,6 +63,9 @@ class DuckDBWarehouse:
                     told = holder
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        if told is not None:
+            # The task's run time includes this wait: the log says how much of it was the queue for the file.
+            log.info("warehouse %s opened after %.1fs waiting for the lock", self.path, time.monotonic() - asked)
         try:
             yield DuckDBSession(con)
         finally:
