@@ -125,11 +125,12 @@ def stack_env(env: dict[str, str]) -> dict[str, str]:
     saved = dict(os.environ)
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        import dev_stack
+        from devstack.config import airflow_env
+        from devstack.layout import Layout
 
         os.environ.clear()
         os.environ.update(env)  # Layout() and airflow_env() read the stack's settings from here
-        return dev_stack.airflow_env(dev_stack.Layout())
+        return airflow_env(Layout())
     finally:
         os.environ.clear()
         os.environ.update(saved)
