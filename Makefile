@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 export DAGSPEC_HOME ?= $(CURDIR)/.local/data
 export AIRFLOW_HOME ?= $(CURDIR)/.local/airflow
 
-.PHONY: up down install lint test test-fast bench bench-parse bench-validate bench-extract bench-ml bench-objects bench-ops bench-warehouse bench-window bench-subdaily bench-range schema sample-data clean
+.PHONY: up down install lint test test-fast bench bench-parse bench-validate bench-extract bench-ml bench-objects bench-ops bench-airflow-range bench-warehouse bench-window bench-subdaily bench-range schema sample-data clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -97,3 +97,7 @@ bench-window: install
 # Per-task scheduling overhead and 30-day backfill wall time: LocalExecutor vs CeleryExecutor (2 workers).
 bench-ops: install
 	$(BIN)/python bench/ops_bench.py
+
+# Day by day against --chunk through Airflow's LocalExecutor (60 dates; --days 365 for the year).
+bench-airflow-range: install
+	$(BIN)/python bench/airflow_range_bench.py $(ARGS)

@@ -138,15 +138,22 @@ def published(data: Path, lake: str | None, days: int) -> dict:
     return {"rows": rows, "rows_ok": rows == distinct == want}
 
 
+def executor_env(executor: str) -> dict[str, str]:
+    """One executor's stack settings, 4 task slots either way (Celery: 2 workers x concurrency 2)."""
+    env = {"AIRFLOW__CORE__PARALLELISM": "4"}
+    if executor == "CeleryExecutor":
+        # A queue of its own: a worker left over from another stack on the same Redis never takes these tasks.
+        env.update(DAGSPEC_EXECUTOR="CeleryExecutor", DAGSPEC_CELERY_WORKERS="2", DAGSPEC_CELERY_CONCURRENCY="2",
+                   DAGSPEC_CELERY_BROKER="redis://127.0.0.1:6379/12",
+                   AIRFLOW__OPERATORS__DEFAULT_QUEUE=f"ds_ops_bench_{uuid.uuid4().hex[:8]}")
+    return env
+
+
 def run_one(executor: str, days: int, warehouse: str) -> dict:
     root = Path(tempfile.mkdtemp(prefix=f"ds-ops-bench-{executor.lower()}-{warehouse}-"))
     dags = dags_folder(root, [])
     writers = warehouse_task_ids(six_step_definition(dags))
-    env = {"AIRFLOW__CORE__PARALLELISM": "4"}
-    if executor == "CeleryExecutor":
-        env.update(DAGSPEC_EXECUTOR="CeleryExecutor", DAGSPEC_CELERY_WORKERS="2", DAGSPEC_CELERY_CONCURRENCY="2",
-                   DAGSPEC_CELERY_BROKER="redis://127.0.0.1:6379/12",
-                   AIRFLOW__OPERATORS__DEFAULT_QUEUE=f"ds_ops_bench_{uuid.uuid4().hex[:8]}")
+    env = executor_env(executor)
     name = f"{executor} on {warehouse}"
     print(f"{name}: starting the stack in {root} ...", flush=True)
     try:

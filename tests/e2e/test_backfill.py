@@ -285,3 +285,24 @@ def test_local_backfill_chunks_record_every_date_and_skip_them_after(data_home, 
     assert_loaded(data_home, DAYS)
     result = runner.invoke(app, ["backfill", DAG, *days, "--local", "--chunk", "3"])
     assert result.exit_code == 0 and "skipping 3 date(s) already loaded" in result.output, result.output
+
+
+def test_cli_backfill_chunk_runs_over_dates_already_run_day_by_day_and_again(stack):
+    """A chunk starts where a daily run of its first date already sits, and --reprocess starts it where its own
+    earlier run sits: Airflow keeps one run per logical date (it answered 409, the chunk never ran). The
+    chunk replaces the daily runs' partitions and rows with the same bytes and values."""
+    data = stack.home.parent / "data"
+    days = [date(2025, 5, 1) + timedelta(days=i) for i in range(3)]
+    span = ["--from", str(days[0]), "--to", str(days[-1]), "--url", stack.url]
+    daily = dagspec(stack, "backfill", DAG, *span)
+    assert daily.returncode == 0, daily.stdout + daily.stderr + stack.logs()
+    before = snapshot(data)
+    for extra in ([], ["--reprocess"]):
+        chunked = dagspec(stack, "backfill", DAG, *span, "--chunk", "3", *extra)
+        assert chunked.returncode == 0, chunked.stdout + chunked.stderr + stack.logs()
+        assert snapshot(data) == before
+    runs = [r for r in stack.runs(DAG, run_type="manual") if r["dag_run_id"].startswith("dagspec_chunk__2025-05-01")]
+    assert [(r["data_interval_start"][:10], r["data_interval_end"][:10], r["state"]) for r in runs] == [
+        ("2025-05-01", "2025-05-04", "success")] * 2
+    assert len({r["logical_date"] for r in runs}) == 2  # neither is the daily run's 2025-05-01T00:00:00Z
+    assert_loaded(data, days)

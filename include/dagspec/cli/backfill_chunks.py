@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
@@ -44,6 +44,22 @@ def run_id_prefix(lo: str, hi: str) -> str:
     return f"dagspec_chunk__{lo}__{hi}"
 
 
+def free_logical_date(client: AirflowClient, dag_id: str, lo: str) -> str:
+    """The chunk's start, or the first free microsecond after it. Airflow keeps one run per logical date, and a
+    chunk's start is already taken when a daily run (scheduled or backfilled), a chunk of another size or this
+    chunk's own earlier run began there: Airflow answered 409 and the chunk never ran. Only the logical date
+    moves; the run's window is its data interval."""
+    start = datetime.fromisoformat(lo.replace("Z", "+00:00"))
+    upto = f"{start + timedelta(seconds=1):%Y-%m-%dT%H:%M:%SZ}"
+    found = client.call("GET", f"/dags/{dag_id}/dagRuns",
+                        params={"logical_date_gte": lo, "logical_date_lt": upto, "limit": 1000})["dag_runs"]
+    taken = {datetime.fromisoformat(r["logical_date"].replace("Z", "+00:00")) for r in found if r["logical_date"]}
+    at = start
+    while at in taken:
+        at += timedelta(microseconds=1)
+    return f"{at:%Y-%m-%dT%H:%M:%S.%f}Z"
+
+
 def remote_chunks(client: AirflowClient, pipeline: Pipeline, days: list[date], size: int, reprocess: bool,
                   timeout: float) -> list[tuple[str, str]]:
     """Triggers and follows one run per chunk; returns (dates, what failed) per failed chunk."""
@@ -58,7 +74,8 @@ def remote_chunks(client: AirflowClient, pipeline: Pipeline, days: list[date], s
                 continue
             run_id = f"{prefix}__{uuid.uuid4().hex[:8]}"
             client.call("POST", f"/dags/{dag_id}/dagRuns", json={
-                "dag_run_id": run_id, "logical_date": lo, "data_interval_start": lo, "data_interval_end": hi,
+                "dag_run_id": run_id, "logical_date": free_logical_date(client, dag_id, lo),
+                "data_interval_start": lo, "data_interval_end": hi,
                 "note": f"dagspec backfill --chunk {size}: {chunk[0]} .. {chunk[-1]}"})
             triggered[run_id] = (chunk, prefix)
     except ApiError as exc:
