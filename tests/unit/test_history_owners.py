@@ -31,26 +31,23 @@ PUBLISHER = definition("publisher", [extract("orders"), {"id": "publish", "kind"
                                                "table": {"schema": "Analytics", "table": "Orders"}}])
 
 
-def validate(folder):
+def validate_with_reader_of(tmp_path, table: dict):
+    """`dagspec validate` over a folder of the publisher and a reader of `table`'s history."""
+    folder = tmp_path / "definitions"
+    folder.mkdir()
+    (folder / "publisher.json").write_text(json.dumps(PUBLISHER))
+    (folder / "reader.json").write_text(json.dumps(reader(table)))
     return CliRunner().invoke(app, ["validate", "--no-connections", str(folder)])
 
 
 def test_a_history_table_another_definition_publishes_gets_no_warning(tmp_path):
-    folder = tmp_path / "definitions"
-    folder.mkdir()
-    (folder / "publisher.json").write_text(json.dumps(PUBLISHER))
-    (folder / "reader.json").write_text(json.dumps(reader({"schema": "analytics", "table": "orders"})))
-    result = validate(folder)
+    result = validate_with_reader_of(tmp_path, {"schema": "analytics", "table": "orders"})
     assert result.exit_code == 0, result.output
     assert "warning" not in result.output and "2 valid definition(s), 0 problem(s)" in result.output
 
 
 def test_a_history_table_nobody_here_publishes_is_a_warning_with_its_path(tmp_path):
-    folder = tmp_path / "definitions"
-    folder.mkdir()
-    (folder / "publisher.json").write_text(json.dumps(PUBLISHER))
-    (folder / "reader.json").write_text(json.dumps(reader({"schema": "analytics", "table": "ordrs"})))
-    result = validate(folder)
+    result = validate_with_reader_of(tmp_path, {"schema": "analytics", "table": "ordrs"})
     assert result.exit_code == 0, result.output  # a table another deployment publishes is legitimate
     out = " ".join(result.output.split())
     assert ("warning: definitions/reader.json: $.steps[1].history[0].table: no definition here publishes "
