@@ -60,8 +60,13 @@ def test_tables_keep_every_column_and_whole_headers_on_a_narrow_terminal(tmp_pat
     for columns in (50, 60, 200):
         res = dagspec("list", home=tmp_path, columns=columns)
         assert res.returncode == 0
-        head = next(line for line in res.stdout.splitlines() if "file" in line)
-        assert [h.strip() for h in head.strip("┃ ").split("┃")] == headers, (columns, head)
+        lines = res.stdout.splitlines()
+        head = next(line for line in lines if "file" in line)
+        if "┃" in head:  # the table fits: one header row with every header whole
+            assert [h.strip() for h in head.strip("┃ ").split("┃")] == headers, (columns, head)
+        else:  # narrower than the table's narrowest layout: each row a block of 'header  value' lines
+            starts = [line.split()[0] for line in lines if line.strip()]
+            assert all(starts.count(h) == 4 for h in headers), (columns, res.stdout)
         assert "…" not in res.stdout and res.stdout.count("valid") == 4
         assert max(len(line) for line in res.stdout.splitlines()) <= columns
     wide = dagspec("list", home=tmp_path, columns=200).stdout
