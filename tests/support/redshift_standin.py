@@ -21,7 +21,8 @@ from dagspec.warehouse.postgres import PostgresSession
 from dagspec.warehouse.redshift import RedshiftSession, copy_sql, unload_sql
 
 # What a statement sent to Redshift must never hold: PostgreSQL's own extras, which Redshift refuses.
-POSTGRES_ONLY = ("FROM STDIN", "ON COMMIT", "TEMP VIEW", "regclass", "pg_my_temp_schema", "MERGE INTO", "pg_depend")
+POSTGRES_ONLY = ("FROM STDIN", "ON COMMIT", "TEMP VIEW", "regclass", "pg_my_temp_schema", "MERGE INTO", "pg_depend",
+                 "CREATE INDEX")
 
 
 class PostgresStandIn:

@@ -164,7 +164,7 @@ class PostgresSession:
             cols = ", ".join(f"{quote(n, DIALECT)} {t}" for n, t in wanted)
             self.execute(f"CREATE TABLE {qualified(schema, table, DIALECT)} ({cols})")
             if with_batch_date:
-                index_batch_columns(self.execute, schema, table, added)
+                self.index_batch_columns(schema, table, added)
         elif columns_diff(existing, wanted):
             raise SchemaDrift(f"{schema}.{table}", columns_diff(existing, wanted))
         return [n for n, _ in wanted]
@@ -260,7 +260,7 @@ class PostgresSession:
                 self.execute(f"DROP VIEW IF EXISTS {target}") if kind == "v" else None
                 self.execute(f"DROP TABLE IF EXISTS {target}")
                 self.execute(f"ALTER TABLE {new} RENAME TO {quote(table, DIALECT)}")
-                index_batch_columns(self.execute, schema, table, added)
+                self.index_batch_columns(schema, table, added)
             return self.execute(f"SELECT count(*) FROM {target}")[0][0]
 
     def _dependent_views(self, relation: str) -> list[str]:
@@ -286,6 +286,10 @@ class PostgresSession:
 
     def drop_schema(self, schema: str) -> None:
         self.execute(f"DROP SCHEMA IF EXISTS {quote(schema, DIALECT)} CASCADE")
+
+    def index_batch_columns(self, schema: str, table: str, added: BatchColumns) -> None:
+        """A new published table's index on the columns its batches are replaced and read by."""
+        index_batch_columns(self.execute, schema, table, added)
 
     def relation_kind(self, schema: str, table: str) -> str | None:
         rows = self.execute("SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

@@ -29,7 +29,7 @@ from dagspec.connections import ConnectionInfo, Resolver, env_resolver
 from dagspec.secrets import scrub_known
 from dagspec.sql import qualified, quote
 from dagspec.warehouse.base import history_filter
-from dagspec.warehouse.batch_columns import daily_only
+from dagspec.warehouse.batch_columns import BatchColumns, daily_only
 from dagspec.warehouse.contract import ArrowSource, record_batches
 from dagspec.warehouse.nesting import JoinsNested
 from dagspec.warehouse.postgres import PostgresSession, PostgresWarehouse
@@ -165,6 +165,9 @@ class RedshiftSession(JoinsNested, PostgresSession):
 
     def outermost_transaction(self) -> AbstractContextManager[None]:
         return self.con.transaction()
+
+    def index_batch_columns(self, schema: str, table: str, added: BatchColumns) -> None:
+        """Nothing: Redshift has no CREATE INDEX (its tables are read by zone maps over their sort order)."""
 
     def record(self, sql: str) -> None:
         self.statements.append(scrub_known(sql, self.staging.secrets))
