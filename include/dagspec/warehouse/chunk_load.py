@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dagspec.partitions import Key, as_key
+from dagspec.warehouse.base import prune_sql
 from dagspec.warehouse.batch_columns import BatchColumns
 
 
@@ -67,6 +68,21 @@ def chunk_sql(target: str, parts: Sequence[tuple[Key, str]], params: dict[str, A
         keys={f"{by}_{i}": added.params()[by] for i, added in enumerate(keys)},
         by=by,
     )
+
+
+def load_chunk(execute: Callable[[str, dict[str, Any] | None], list[tuple]], target: str, chunk: ChunkSql,
+               insert: str, keep: int | None, after: Sequence[str]) -> list[tuple]:
+    """In the caller's transaction: the chunk's batches deleted, its rows inserted (``insert``: the warehouse's own
+    INSERT of ``chunk.rows``), counted, pruned to the ``keep`` greatest batches, then the post-load statements.
+    Counted before the prune, as each batch's own load reports its rows before later ones prune it."""
+    execute(chunk.delete, chunk.keys)
+    execute(insert, chunk.params)
+    counted = execute(chunk.count, chunk.keys)
+    if keep is not None:
+        execute(prune_sql(target, keep, chunk.by), None)
+    for statement in after:
+        execute(statement, None)
+    return counted
 
 
 def counts_by_key(parts: Sequence[tuple[Key, str]], by: str, rows: list[tuple]) -> dict[Key, int]:

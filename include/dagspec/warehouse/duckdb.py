@@ -20,7 +20,7 @@ from dagspec.utc import duckdb_utc
 from dagspec.warehouse import materialize
 from dagspec.warehouse.base import SchemaDrift, columns_diff, history_filter, prune_sql
 from dagspec.warehouse.batch_columns import BatchColumns, dollar
-from dagspec.warehouse.chunk_load import chunk_sql, counts_by_key, first_key
+from dagspec.warehouse.chunk_load import chunk_sql, counts_by_key, first_key, load_chunk
 from dagspec.warehouse.contract import ArrowSource
 from dagspec.warehouse.nesting import JoinsNested
 
@@ -209,14 +209,8 @@ class DuckDBSession(JoinsNested):
                 self.con.execute(f"CREATE TABLE {target} AS {chunk.rows} LIMIT 0", chunk.params)
             elif columns_diff(existing, wanted):
                 raise SchemaDrift(f"{schema}.{table}", columns_diff(existing, wanted))
-            self.con.execute(chunk.delete, chunk.keys)
-            self.con.execute(f"INSERT INTO {target} BY NAME {chunk.rows}", chunk.params)
-            # counted before the prune, as each batch's own load reports its rows before later ones prune it
-            counted = self.con.execute(chunk.count, chunk.keys).fetchall()
-            if keep is not None:
-                self.con.execute(prune_sql(target, keep, chunk.by))
-            for statement in after:
-                self.con.execute(statement)
+            counted = load_chunk(lambda sql, bound: self.con.execute(sql, bound).fetchall(), target, chunk,
+                                 f"INSERT INTO {target} BY NAME {chunk.rows}", keep, after)
         return counts_by_key(parts, chunk.by, counted)
 
     def merge_batch(self, schema: str, table: str, batch_date: date, select_sql: str, params: dict[str, Any],

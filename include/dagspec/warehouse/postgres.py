@@ -23,7 +23,7 @@ from dagspec.sql import qualified, quote
 from dagspec.utc import LIBPQ_OPTIONS
 from dagspec.warehouse.base import SchemaDrift, columns_diff, history_filter, prune_sql
 from dagspec.warehouse.batch_columns import BatchColumns, pyformat
-from dagspec.warehouse.chunk_load import chunk_sql, counts_by_key, first_key
+from dagspec.warehouse.chunk_load import chunk_sql, counts_by_key, first_key, load_chunk
 from dagspec.warehouse.contract import ArrowSource, record_batches
 from dagspec.warehouse.postgres_index import index_batch_columns
 
@@ -189,14 +189,9 @@ class PostgresSession:
         with self.transaction():
             cols = self.prepare_target(schema, table, chunk.source, params, added=first_key(parts))
             col_list = ", ".join(quote(c, DIALECT) for c in cols)
-            self.execute(chunk.delete, chunk.keys)
-            self.execute(f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM ({chunk.rows}) AS s", chunk.params)
-            # counted before the prune, as each batch's own load reports its rows before later ones prune it
-            counted = self.execute(chunk.count, chunk.keys)
-            if keep is not None:
-                self.execute(prune_sql(target, keep, chunk.by))
-            for statement in after:
-                self.execute(statement)
+            counted = load_chunk(self.execute, target, chunk,
+                                 f"INSERT INTO {target} ({col_list}) SELECT {col_list} FROM ({chunk.rows}) AS s", keep,
+                                 after)
         return counts_by_key(parts, chunk.by, counted)
 
     def merge_batch(self, schema: str, table: str, batch_date: Key, select_sql: str, params: dict[str, Any],
