@@ -18,6 +18,8 @@ from dagspec.warehouse import materialize
 from dagspec.warehouse.contract import Session
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dagspec.windows import Batch
 
 
@@ -34,15 +36,7 @@ def run_transform(ctx: RunContext, step: TransformStep) -> dict[str, int]:
         for batch in ctx.batches:
 
             refs: dict[str, str] = {}
-
-            def ref(step_id: str) -> str:
-                if step_id not in step.inputs:
-                    raise StepFailed(f"{step.sql_label}: ref({step_id!r}) is not in the step's inputs; add it to 'inputs'")
-                # A plain token while sqlglot reads the file; the warehouse's own relation text goes in after,
-                # so it never has to parse in the file's dialect (BigQuery's `project.dataset.table`).
-                token = f"__dagspec_ref_{step_id}"
-                refs[token] = ctx.expose(session, step_id, batch)  # noqa: B023 (called only while this batch renders)
-                return token
+            ref = _ref_function(ctx, step, session, batch, refs)
 
             def history(name: str) -> str:
                 entry = history_entry(step, name)
@@ -96,13 +90,7 @@ def _run_chunk(ctx: RunContext, step: TransformStep, session: Session, template:
     parts, params = [], {}
     for i, batch in enumerate(ctx.batches):
         refs: dict[str, str] = {}
-
-        def ref(step_id: str, i: int = i, batch: Batch = batch) -> str:
-            if step_id not in step.inputs:
-                raise StepFailed(f"{step.sql_label}: ref({step_id!r}) is not in the step's inputs; add it to 'inputs'")
-            token = f"__dagspec_ref_{step_id}"
-            refs[token] = ctx.expose(session, step_id, batch, f"__ref_{step_id}_{i}")  # noqa: B023 (while it renders)
-            return token
+        ref = _ref_function(ctx, step, session, batch, refs, part=i)
 
         # history() in SQL whose step declares none: the same refusal, naming what is missing, as batch by batch
         refuse = {"history": lambda name: str(history_entry(step, name))}
@@ -129,6 +117,23 @@ def _run_chunk(ctx: RunContext, step: TransformStep, session: Session, template:
                      target.qualified)
     ctx.log.info("transform %s: %d batches in one statement (SQL parsed %d time(s))", step.id, len(parts), len(parsed))
     return {b.key.label: counts[b.key] for b in ctx.batches}
+
+
+def _ref_function(ctx: RunContext, step: TransformStep, session: Session, batch: Batch, refs: dict[str, str],
+                  part: int | None = None) -> Callable[[str], str]:
+    """The SQL's ref(): one input's batch exposed in the session, a plain token in its place while sqlglot reads
+    the file, the relation text kept in `refs` to go in after (so it never has to parse in the file's dialect:
+    BigQuery's `project.dataset.table`). `part`: the batch's place in a chunk, whose parts are exposed side by side."""
+
+    def ref(step_id: str) -> str:
+        if step_id not in step.inputs:
+            raise StepFailed(f"{step.sql_label}: ref({step_id!r}) is not in the step's inputs; add it to 'inputs'")
+        token = f"__dagspec_ref_{step_id}"
+        named = {} if part is None else {"name": f"__ref_{step_id}_{part}"}
+        refs[token] = ctx.expose(session, step_id, batch, **named)
+        return token
+
+    return ref
 
 
 def _refuse_unknown(step: TransformStep, names: list[str], batch: Batch) -> None:

@@ -147,8 +147,8 @@ class CaseContext(RunContext):
     def output_table(self, step_id: str) -> TableRef:
         return TableRef.model_validate({"schema": self.scratch, "table": step_id})
 
-    def expose(self, session: Session, step_id: str, batch: Batch) -> str:
-        return session.expose(f"__ref_{step_id}", self.given[step_id])
+    def expose(self, session: Session, step_id: str, batch: Batch, name: str | None = None) -> str:
+        return session.expose(name or f"__ref_{step_id}", self.given[step_id])
 
     def expose_history(self, session: Session, step: TransformStep, entry: HistoryInput, batch: Batch) -> str:
         """The given rows of a history input, cut to the batch's range as a run cuts the published table."""
